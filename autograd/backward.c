@@ -1,0 +1,96 @@
+/* autograd/backward.c - replay the tape in reverse through each op's VJP. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void *tg_input_grad(tg_node *n, int i) {
+    tg_tensor *t = n->in[i];
+    if (!t->requires_grad) return NULL;
+    if (!t->grad) {
+        size_t bytes = (size_t)t->numel * tg_dtype_size(t->dtype);
+        if (t->owner == TG_OWN_ARENA) {
+            t->grad = tg__arena_alloc(n->tape, bytes, true);
+        } else {
+            /* A leaf: its gradient outlives the tape and accumulates across steps. */
+            t->grad = tg__calloc(1, bytes);
+            t->grad_on_heap = t->grad != NULL;
+            n->tape->heap_allocs++;
+        }
+        if (!t->grad) tg_fail(n->tape, TG_ERR_NOMEM, n->op->name, "out of memory (gradient)");
+    }
+    return t->grad;
+}
+
+const void *tg_output_grad(const tg_node *n) { return n->out->grad; }
+
+static tg_status backward_check(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
+    char a[160], b[160];
+    if (!y) {
+        tg_fail(tp, TG_ERR_ARG, "backward", "output is NULL");
+        return TG_ERR_ARG;
+    }
+    if (y->tape != tp || y->node < 0 || y->node >= tp->n_nodes || tp->nodes[y->node].out != y) {
+        tg_fail(tp, TG_ERR_STATE, "backward",
+                "tensor %s was not recorded on this tape (does any input require grad?)",
+                tg_shape_str(y, a, sizeof a));
+        return TG_ERR_STATE;
+    }
+    if (!dy) return TG_OK;
+    if (dy->numel != y->numel || dy->ndim != y->ndim ||
+        memcmp(dy->shape, y->shape, (size_t)y->ndim * sizeof y->shape[0]) != 0) {
+        tg_fail(tp, TG_ERR_SHAPE, "backward", "output gradient shape %s differs from output %s",
+                tg_shape_str(dy, b, sizeof b), tg_shape_str(y, a, sizeof a));
+        return TG_ERR_SHAPE;
+    }
+    if (!tg__is_float(dy->dtype)) {
+        tg_fail(tp, TG_ERR_DTYPE, "backward", "output gradient must be float, got %s",
+                tg_dtype_name(dy->dtype));
+        return TG_ERR_DTYPE;
+    }
+    return TG_OK;
+}
+
+static tg_status seed_output_grad(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
+    /* Intermediate gradients start fresh each backward; leaves keep accumulating. */
+    for (int64_t i = 0; i <= y->node; i++) tp->nodes[i].out->grad = NULL;
+    y->grad = tg__arena_alloc(tp, (size_t)y->numel * tg_dtype_size(y->dtype), true);
+    if (!y->grad) {
+        tg_fail(tp, TG_ERR_NOMEM, "backward", "out of memory");
+        return TG_ERR_NOMEM;
+    }
+    for (int64_t i = 0; i < y->numel; i++) {
+        double g = dy ? tg_tensor_get(dy, i) : 1.0;
+        if (y->dtype == TG_F32)
+            ((float *)y->grad)[i] = (float)g;
+        else
+            ((double *)y->grad)[i] = g;
+    }
+    return TG_OK;
+}
+
+tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
+    if (!tp) return TG_ERR_ARG;
+    if (tp->status != TG_OK) return tp->status; /* a failed forward has nothing to replay */
+    tg_status st = backward_check(tp, y, dy);
+    if (st == TG_OK) st = seed_output_grad(tp, y, dy);
+    if (st != TG_OK) return st;
+    for (int64_t i = y->node; i >= 0; i--) {
+        tg_node *n = &tp->nodes[i];
+        if (!n->out->grad) continue; /* nothing flowed into this op */
+        if (n->op->vjp(n) != 0 || tp->status != TG_OK)
+            return tp->status != TG_OK ? tp->status : TG_ERR_STATE;
+    }
+    return TG_OK;
+}
+
+tg_status tg_backward(tg_tape *tp, tg_tensor *loss) {
+    if (tp && loss && loss->numel != 1) {
+        char a[160];
+        tg_fail(tp, TG_ERR_SHAPE, "backward",
+                "loss must have one element, got %s (use tg_backward_ex with an output gradient)",
+                tg_shape_str(loss, a, sizeof a));
+        return TG_ERR_SHAPE;
+    }
+    return tg_backward_ex(tp, loss, NULL);
+}

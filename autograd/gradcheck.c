@@ -1,0 +1,140 @@
+/* autograd/gradcheck.c - tape gradients against central differences in float64. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct gc_ctx {
+    tg_fn fn;
+    void *user;
+    int n;
+    tg_tensor *const *inputs;
+    const tg_gradcheck_opts *o;
+    tg_gradcheck_report *r;
+} gc_ctx;
+
+static bool checked(const gc_ctx *c, int i) {
+    return tg__is_float(c->inputs[i]->dtype) && !(c->o->skip && c->o->skip[i]);
+}
+
+static tg_status fail(tg_gradcheck_report *r, tg_status st, const char *what, const char *detail) {
+    snprintf(r->message, sizeof r->message, "gradcheck: %s%s%.200s", what, detail ? ": " : "",
+             detail ? detail : "");
+    return st;
+}
+
+/* sum(w * y) in double, w drawn from the seeded RNG (same every call). */
+static double weighted_sum(const tg_tensor *y, uint64_t seed) {
+    tg_rng rng = tg_rng_seeded(seed);
+    double s = 0;
+    for (int64_t i = 0; i < y->numel; i++) s += (tg_rng_uniform(&rng) * 2 - 1) * tg_tensor_get(y, i);
+    return s;
+}
+
+/* Analytic pass: backward of L = sum(w*y) in the inputs' own dtype.
+ * grads[i] (float64, caller-owned) receives dL/dinput_i. */
+static tg_status analytic(const gc_ctx *c, tg_tensor **grads) {
+    tg_tensor *leaf[64];
+    tg_status st = TG_OK;
+    tg_tape *tp = tg_tape_new();
+    for (int i = 0; i < c->n; i++) {
+        leaf[i] = tg_tensor_clone(c->inputs[i], c->inputs[i]->dtype);
+        if (leaf[i]) tg_tensor_set_requires_grad(leaf[i], checked(c, i));
+    }
+    tg_tensor *y = tp ? c->fn(tp, leaf, c->user) : NULL;
+    if (!y) {
+        st = fail(c->r, tp && tp->status ? tp->status : TG_ERR_ARG, "function failed",
+                  tp ? tp->msg : "no tape");
+    } else {
+        tg_tensor *w = tg_tensor_new(y->dtype, y->ndim, y->shape);
+        tg_rng rng = tg_rng_seeded(c->o->seed);
+        for (int64_t i = 0; w && i < w->numel; i++) tg_tensor_set(w, i, tg_rng_uniform(&rng) * 2 - 1);
+        st = tg_backward_ex(tp, y, w);
+        if (st != TG_OK) fail(c->r, st, "backward failed", tp->msg);
+        tg_tensor_free(w);
+    }
+    for (int i = 0; i < c->n; i++) {
+        if (st == TG_OK && checked(c, i)) {
+            grads[i] = tg_tensor_new(TG_F64, leaf[i]->ndim, leaf[i]->shape);
+            for (int64_t j = 0; j < leaf[i]->numel; j++)
+                tg_tensor_set(grads[i], j, tg_tensor_grad_get(leaf[i], j));
+        }
+        tg_tensor_free(leaf[i]);
+    }
+    tg_tape_free(tp);
+    return st;
+}
+
+/* Numeric pass in float64: move each checked element by +-eps. */
+static tg_status numeric_compare(const gc_ctx *c, tg_tensor **grads, bool f32) {
+    tg_tensor *x[64];
+    tg_status st = TG_OK;
+    tg_tape *tp = tg_tape_new();
+    double eps = c->o->eps > 0 ? c->o->eps : 1e-6;
+    double atol = c->o->atol > 0 ? c->o->atol : (f32 ? 1e-3 : 1e-6);
+    double rtol = c->o->rtol > 0 ? c->o->rtol : (f32 ? 1e-2 : 1e-4);
+    tg_gradcheck_report *r = c->r;
+    for (int i = 0; i < c->n; i++)
+        x[i] = tg_tensor_clone(c->inputs[i], tg__is_float(c->inputs[i]->dtype) ? TG_F64 : TG_I32);
+    tg_no_grad_begin(tp);
+    for (int i = 0; i < c->n && st == TG_OK; i++) {
+        if (!checked(c, i)) continue;
+        double *v = x[i]->data;
+        for (int64_t j = 0; j < x[i]->numel && st == TG_OK; j++) {
+            double keep = v[j], f[2];
+            for (int side = 0; side < 2; side++) {
+                v[j] = keep + (side ? -eps : eps);
+                tg_tape_reset(tp);
+                tg_tensor *y = c->fn(tp, x, c->user);
+                if (!y) {
+                    st = fail(r, tp->status ? tp->status : TG_ERR_ARG, "function failed in float64",
+                              tp->msg);
+                    break;
+                }
+                f[side] = weighted_sum(y, c->o->seed);
+            }
+            v[j] = keep;
+            if (st != TG_OK) break;
+            double num = (f[0] - f[1]) / (2 * eps), ana = tg_tensor_get(grads[i], j);
+            double abs_err = fabs(ana - num), rel = abs_err / fmax(fabs(num), 1e-12);
+            r->checked++;
+            if (abs_err > r->max_abs_err || r->worst_input < 0) {
+                r->max_abs_err = abs_err;
+                r->worst_input = i;
+                r->worst_index = j;
+                r->worst_analytic = ana;
+                r->worst_numeric = num;
+            }
+            if (rel > r->max_rel_err && abs_err > atol) r->max_rel_err = rel;
+            if (!(abs_err <= atol + rtol * fabs(num))) r->passed = false;
+        }
+    }
+    for (int i = 0; i < c->n; i++) tg_tensor_free(x[i]);
+    tg_tape_free(tp);
+    return st;
+}
+
+tg_status tg_gradcheck(tg_fn fn, void *user, int n_inputs, tg_tensor *const *inputs,
+                       const tg_gradcheck_opts *opts, tg_gradcheck_report *report) {
+    tg_gradcheck_opts defaults = {0};
+    tg_gradcheck_report scratch;
+    tg_gradcheck_report *r = report ? report : &scratch;
+    memset(r, 0, sizeof *r);
+    r->worst_input = -1;
+    if (!fn || n_inputs < 1 || n_inputs > 64 || !inputs)
+        return fail(r, TG_ERR_ARG, "needs a function and 1..64 inputs", NULL);
+    bool f32 = false;
+    for (int i = 0; i < n_inputs; i++) {
+        if (!inputs[i]) return fail(r, TG_ERR_ARG, "an input is NULL", NULL);
+        f32 |= inputs[i]->dtype == TG_F32;
+    }
+    gc_ctx c = {fn, user, n_inputs, inputs, opts ? opts : &defaults, r};
+    tg_tensor *grads[64] = {0};
+    r->passed = true;
+    tg_status st = analytic(&c, grads);
+    if (st == TG_OK) st = numeric_compare(&c, grads, f32);
+    for (int i = 0; i < n_inputs; i++) tg_tensor_free(grads[i]);
+    if (st != TG_OK) r->passed = false;
+    return st;
+}

@@ -1,0 +1,74 @@
+/* autograd/internal.h - the structs behind the opaque public types.
+ * Shared by autograd/ and ops/; never installed. */
+#ifndef TG_INTERNAL_H
+#define TG_INTERNAL_H
+
+#include "tapegrad.h"
+
+#include <stdarg.h>
+
+#define TG_HIDDEN __attribute__((visibility("hidden")))
+#define TG_ALIGN 64
+
+typedef enum tg_owner {
+    TG_OWN_HEAP,    /* struct and data malloc'd by tg_tensor_new             */
+    TG_OWN_WRAP,    /* struct malloc'd, data belongs to the caller           */
+    TG_OWN_ARENA    /* struct and data in a tape's arena                     */
+} tg_owner;
+
+struct tg_tensor {
+    tg_dtype dtype;
+    int ndim;
+    int64_t shape[TG_MAX_DIMS];
+    int64_t numel;
+    void *data;
+    void *grad;            /* NULL until a gradient reaches this tensor       */
+    tg_tape *tape;         /* owning tape for arena tensors                   */
+    int64_t node;          /* index of the producing node, -1 if not recorded */
+    uint8_t owner;         /* tg_owner                                        */
+    bool requires_grad;
+    bool grad_on_heap;     /* leaf gradient, malloc'd, freed with the tensor  */
+};
+
+typedef struct tg_chunk {
+    struct tg_chunk *next;
+    size_t size, used;
+    unsigned char *base;   /* TG_ALIGN-aligned start of usable memory         */
+} tg_chunk;
+
+struct tg_tape {
+    tg_chunk *chunks;      /* current chunk first                             */
+    size_t capacity;       /* sum of chunk sizes                              */
+    size_t used_before;    /* bytes used in chunks behind the current one     */
+    tg_node *nodes;
+    int64_t n_nodes, cap_nodes;
+    int no_grad;           /* depth of no-grad scopes                         */
+    bool training;
+    int threads;           /* < 1: tg_default_threads()                       */
+    tg_status status;      /* first error since reset                         */
+    char msg[512];
+    uint64_t heap_allocs;
+    const char *current_op; /* name of the op inside tg_apply, for messages */
+};
+
+/* Counted heap allocation (the counter behind tg_heap_allocs). */
+TG_HIDDEN void *tg__malloc(size_t bytes);
+TG_HIDDEN void *tg__calloc(size_t n, size_t size);
+TG_HIDDEN void tg__count_alloc(void);   /* for realloc growth */
+TG_HIDDEN void tg__set_last_error(tg_status st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+TG_HIDDEN void tg__vformat_error(char *buf, size_t size, const char *op, const char *fmt,
+                                 va_list ap);
+
+/* Arena tensor with an uninitialised data buffer (ops write every element). */
+TG_HIDDEN tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape,
+                                      bool zero);
+TG_HIDDEN void *tg__arena_alloc(tg_tape *tp, size_t bytes, bool zero);
+TG_HIDDEN int64_t tg__numel(int ndim, const int64_t *shape);
+TG_HIDDEN bool tg__is_float(tg_dtype dt);
+/* Normalise axis for ndim; -1 when out of range. */
+TG_HIDDEN int tg__axis(int axis, int ndim);
+/* "[2,3]" from a shape. */
+TG_HIDDEN char *tg__shape_str(int ndim, const int64_t *shape, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,323 @@
+/* autograd/tape.c - the arena, recording (tg_apply) and errors.
+ * backward lives in backward.c. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { FIRST_CHUNK = 1 << 20 };
+
+/* ---- arena ------------------------------------------------------------------ */
+static tg_chunk *chunk_new(tg_tape *tp, size_t size) {
+    tg_chunk *c = tg__malloc(sizeof *c + size + TG_ALIGN);
+    if (!c) return NULL;
+    tp->heap_allocs++;
+    c->size = size;
+    c->used = 0;
+    c->base = (unsigned char *)(((uintptr_t)(c + 1) + TG_ALIGN - 1) & ~(uintptr_t)(TG_ALIGN - 1));
+    c->next = NULL;
+    return c;
+}
+
+void *tg__arena_alloc(tg_tape *tp, size_t bytes, bool zero) {
+    bytes = (bytes + TG_ALIGN - 1) & ~(size_t)(TG_ALIGN - 1);
+    tg_chunk *c = tp->chunks;
+    if (!c || c->size - c->used < bytes) {
+        size_t size = tp->capacity ? tp->capacity : FIRST_CHUNK;
+        while (size < bytes) size *= 2;
+        tg_chunk *fresh = chunk_new(tp, size);
+        if (!fresh) return NULL;
+        if (c) tp->used_before += c->used;
+        fresh->next = c;
+        tp->chunks = c = fresh;
+        tp->capacity += size;
+    }
+    void *p = c->base + c->used;
+    c->used += bytes;
+    if (zero) memset(p, 0, bytes);
+    return p;
+}
+
+void *tg_tape_alloc(tg_tape *tp, size_t bytes) {
+    void *p = tp ? tg__arena_alloc(tp, bytes, true) : NULL;
+    if (tp && !p) tg_fail(tp, TG_ERR_NOMEM, "tape_alloc", "out of memory (%zu bytes)", bytes);
+    return p;
+}
+
+/* After a step that overflowed the first chunk, merge all chunks into one of
+ * the total size, so the next step fits in one block and allocates nothing. */
+static void arena_reset(tg_tape *tp) {
+    tg_chunk *c = tp->chunks;
+    if (c && c->next) {
+        size_t total = tp->capacity;
+        while (c) {
+            tg_chunk *next = c->next;
+            free(c);
+            c = next;
+        }
+        tp->chunks = chunk_new(tp, total);
+        tp->capacity = tp->chunks ? total : 0;
+    }
+    if (tp->chunks) tp->chunks->used = 0;
+    tp->used_before = 0;
+}
+
+/* ---- tape life cycle ----------------------------------------------------------- */
+tg_tape *tg_tape_new(void) {
+    tg_init();
+    tg_tape *tp = tg__calloc(1, sizeof *tp);
+    if (!tp) {
+        tg__set_last_error(TG_ERR_NOMEM, "tape_new: out of memory");
+        return NULL;
+    }
+    tp->heap_allocs = 1;
+    tp->training = true;
+    return tp;
+}
+
+void tg_tape_free(tg_tape *tp) {
+    if (!tp) return;
+    for (tg_chunk *c = tp->chunks; c;) {
+        tg_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    free(tp->nodes);
+    free(tp);
+}
+
+void tg_tape_reset(tg_tape *tp) {
+    if (!tp) return;
+    arena_reset(tp);
+    tp->n_nodes = 0;
+    tp->status = TG_OK;
+    tp->msg[0] = '\0';
+}
+
+void tg_tape_stats_get(const tg_tape *tp, tg_tape_stats *out) {
+    memset(out, 0, sizeof *out);
+    if (!tp) return;
+    out->nodes = (uint64_t)tp->n_nodes;
+    out->arena_used = tp->used_before + (tp->chunks ? tp->chunks->used : 0);
+    out->arena_capacity = tp->capacity;
+    out->heap_allocs = tp->heap_allocs;
+}
+
+tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape, bool zero) {
+    tg_tensor *t = tg__arena_alloc(tp, sizeof *t, true);
+    if (!t) return NULL;
+    t->dtype = dt;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->numel = tg__numel(ndim, shape);
+    t->tape = tp;
+    t->node = -1;
+    t->owner = TG_OWN_ARENA;
+    t->data = tg__arena_alloc(tp, (size_t)t->numel * tg_dtype_size(dt), zero);
+    return t->data ? t : NULL;
+}
+
+tg_tensor *tg_tape_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape) {
+    if (!tp) return NULL;
+    if (dt != TG_F32 && dt != TG_F64 && dt != TG_I32) {
+        tg_fail(tp, TG_ERR_DTYPE, "tape_tensor", "unknown dtype %d", (int)dt);
+        return NULL;
+    }
+    if (ndim < 0 || ndim > TG_MAX_DIMS || (ndim > 0 && !shape)) {
+        tg_fail(tp, TG_ERR_SHAPE, "tape_tensor", "ndim %d not in [0,%d]", ndim, TG_MAX_DIMS);
+        return NULL;
+    }
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 0 || shape[i] > ((int64_t)1 << 40)) {
+            char s[160];
+            tg_fail(tp, TG_ERR_SHAPE, "tape_tensor", "bad shape %s",
+                    tg__shape_str(ndim, shape, s, sizeof s));
+            return NULL;
+        }
+    tg_tensor *t = tg__arena_tensor(tp, dt, ndim, shape, true);
+    if (!t) tg_fail(tp, TG_ERR_NOMEM, "tape_tensor", "out of memory");
+    return t;
+}
+
+/* ---- errors ----------------------------------------------------------------- */
+void tg__vformat_error(char *buf, size_t size, const char *op, const char *fmt, va_list ap) {
+    int at = snprintf(buf, size, "%s: ", op ? op : "?");
+    if (at >= 0 && (size_t)at < size) vsnprintf(buf + at, size - (size_t)at, fmt, ap);
+}
+
+int tg_fail(tg_tape *tp, tg_status st, const char *op, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (tp && tp->status == TG_OK) {
+        tp->status = st;
+        tg__vformat_error(tp->msg, sizeof tp->msg, op, fmt, ap);
+    } else if (!tp) {
+        char msg[512];
+        tg__vformat_error(msg, sizeof msg, op, fmt, ap);
+        tg__set_last_error(st, "%s", msg);
+    }
+    va_end(ap);
+    return -1;
+}
+
+tg_status tg_tape_status(const tg_tape *tp) { return tp ? tp->status : TG_ERR_ARG; }
+const char *tg_tape_error(const tg_tape *tp) { return tp ? tp->msg : "tape is NULL"; }
+void tg_tape_clear_error(tg_tape *tp) {
+    if (!tp) return;
+    tp->status = TG_OK;
+    tp->msg[0] = '\0';
+}
+
+/* ---- modes ------------------------------------------------------------------- */
+void tg_no_grad_begin(tg_tape *tp) {
+    if (tp) tp->no_grad++;
+}
+void tg_no_grad_end(tg_tape *tp) {
+    if (tp && tp->no_grad > 0) tp->no_grad--;
+}
+bool tg_tape_is_recording(const tg_tape *tp) { return tp && tp->no_grad == 0; }
+void tg_tape_set_training(tg_tape *tp, bool training) {
+    if (tp) tp->training = training;
+}
+bool tg_tape_training(const tg_tape *tp) { return tp && tp->training; }
+void tg_tape_set_threads(tg_tape *tp, int n) {
+    if (tp) tp->threads = n;
+}
+int tg_tape_threads(const tg_tape *tp) {
+    return (tp && tp->threads > 0) ? tp->threads : tg_default_threads();
+}
+
+tg_tensor *tg_detach(tg_tape *tp, tg_tensor *x) {
+    if (!tp || !x) return NULL;
+    tg_tensor *t = tg__arena_alloc(tp, sizeof *t, false);
+    if (!t) {
+        tg_fail(tp, TG_ERR_NOMEM, "detach", "out of memory");
+        return NULL;
+    }
+    *t = *x;
+    t->grad = NULL;
+    t->tape = tp;
+    t->node = -1;
+    t->owner = TG_OWN_ARENA;
+    t->requires_grad = false;
+    t->grad_on_heap = false;
+    return t;
+}
+
+/* ---- recording -------------------------------------------------------------- */
+static tg_node *push_node(tg_tape *tp) {
+    if (tp->n_nodes == tp->cap_nodes) {
+        int64_t cap = tp->cap_nodes ? tp->cap_nodes * 2 : 1024;
+        tg_node *grown = realloc(tp->nodes, (size_t)cap * sizeof *grown);
+        if (!grown) return NULL;
+        tg__count_alloc();
+        tp->heap_allocs++;
+        tp->nodes = grown;
+        tp->cap_nodes = cap;
+    }
+    return &tp->nodes[tp->n_nodes++];
+}
+
+static bool wants_record(const tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in) {
+    if (tp->no_grad > 0 || !op->vjp) return false;
+    for (int i = 0; i < n_in; i++)
+        if (in[i]->requires_grad) return true;
+    return false;
+}
+
+static bool inputs_present(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in) {
+    if (op->n_in != TG_VARIADIC && n_in != op->n_in)
+        return tg_fail(tp, TG_ERR_ARG, op->name, "takes %d inputs, got %d", op->n_in, n_in), false;
+    if (n_in < 1 || !in) return tg_fail(tp, TG_ERR_ARG, op->name, "no inputs"), false;
+    for (int i = 0; i < n_in; i++)
+        if (!in[i]) {
+            tg_fail(tp, TG_ERR_ARG, op->name, "input %d is NULL", i);
+            return false;
+        }
+    return true;
+}
+
+tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
+                    const void *attr) {
+    if (!tp || !op) return NULL;
+    if (!inputs_present(tp, op, n_in, in)) return NULL;
+    tg_desc d = {0};
+    tp->current_op = op->name;
+    if (op->infer(tp, n_in, in, attr, &d) != 0) return NULL;
+
+    tg_tensor *out;
+    if (op->flags & TG_OP_VIEW) {
+        out = tg__arena_alloc(tp, sizeof *out, true);
+        if (out) {
+            out->dtype = d.dtype;
+            out->ndim = d.ndim;
+            memcpy(out->shape, d.shape, sizeof d.shape);
+            out->numel = tg__numel(d.ndim, d.shape);
+            out->data = in[0]->data;
+            out->tape = tp;
+            out->node = -1;
+            out->owner = TG_OWN_ARENA;
+        }
+    } else {
+        out = tg__arena_tensor(tp, d.dtype, d.ndim, d.shape, false);
+    }
+    if (!out) {
+        tg_fail(tp, TG_ERR_NOMEM, op->name, "out of memory");
+        return NULL;
+    }
+
+    bool record = wants_record(tp, op, n_in, in);
+    tg_node local = {.op = op, .tape = tp, .n_in = n_in, .in = (tg_tensor **)in, .out = out,
+                     .attr = attr};
+    tg_node *n = &local;
+    if (record) {
+        tg_tensor **ins = tg__arena_alloc(tp, (size_t)n_in * sizeof *ins, false);
+        void *attr_copy = op->attr_size ? tg__arena_alloc(tp, op->attr_size, false) : NULL;
+        n = push_node(tp);
+        if (!ins || (op->attr_size && !attr_copy) || !n) {
+            if (n) tp->n_nodes--;
+            tg_fail(tp, TG_ERR_NOMEM, op->name, "out of memory");
+            return NULL;
+        }
+        memcpy(ins, in, (size_t)n_in * sizeof *ins);
+        if (attr_copy) memcpy(attr_copy, attr, op->attr_size);
+        *n = local;
+        n->in = ins;
+        n->attr = attr_copy;
+        out->node = tp->n_nodes - 1;
+        out->requires_grad = true;
+    }
+    if (op->forward(n) != 0) {
+        if (record) tp->n_nodes--;
+        return NULL;
+    }
+    return out;
+}
+
+/* ---- helpers for op authors ------------------------------------------------------ */
+int tg_check_float(tg_tape *tp, const char *op, const tg_tensor *t) {
+    if (!tg__is_float(t->dtype)) {
+        char s[160];
+        return tg_fail(tp, TG_ERR_DTYPE, op, "needs a float tensor, got %s %s",
+                       tg_dtype_name(t->dtype), tg_shape_str(t, s, sizeof s));
+    }
+    return 0;
+}
+
+int tg_infer_same_as_input0(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
+                            tg_desc *out) {
+    (void)n_in;
+    (void)attr;
+    if (tg_check_float(tp, tp->current_op, in[0])) return -1;
+    out->dtype = in[0]->dtype;
+    out->ndim = in[0]->ndim;
+    memcpy(out->shape, in[0]->shape, sizeof out->shape);
+    return 0;
+}
+
+void *tg_node_scratch(tg_node *n, size_t bytes) {
+    n->scratch = tg__arena_alloc(n->tape, bytes, true);
+    if (!n->scratch) tg_fail(n->tape, TG_ERR_NOMEM, n->op->name, "out of memory (scratch)");
+    return n->scratch;
+}

@@ -1,0 +1,51 @@
+/* tapegrad/gradcheck.h - compare tape gradients with central differences.
+ *
+ * You give a function that builds an output from input tensors on a tape
+ * (composed from any ops, built-in or your own). gradcheck:
+ *   1. runs it on the inputs in their own dtype, backpropagates a fixed random
+ *      output weighting w (so non-scalar outputs are covered): L = sum(w * f(x));
+ *   2. runs it again in float64 on copies of the inputs, moving each element
+ *      by +-eps: dL/dx ~ (L(x+eps) - L(x-eps)) / (2 eps);
+ *   3. passes when |analytic - numeric| <= atol + rtol * |numeric| everywhere.
+ * The function must be deterministic (seed any tg_rng inside it) and must work
+ * in float64 (ops do). TG_I32 inputs are passed through and not checked. */
+#ifndef TAPEGRAD_GRADCHECK_H
+#define TAPEGRAD_GRADCHECK_H
+
+#include "tape.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef tg_tensor *(*tg_fn)(tg_tape *tp, tg_tensor *const *inputs, void *user);
+
+typedef struct tg_gradcheck_opts {
+    double eps;          /* 0: 1e-6                                          */
+    double atol;         /* 0: 1e-6 for float64 inputs, 1e-3 for float32     */
+    double rtol;         /* 0: 1e-4 for float64 inputs, 1e-2 for float32     */
+    uint64_t seed;       /* output weighting seed (0 is a valid seed)        */
+    const bool *skip;    /* optional: skip[i] true = do not check input i    */
+} tg_gradcheck_opts;
+
+typedef struct tg_gradcheck_report {
+    bool passed;
+    double max_abs_err;
+    double max_rel_err;
+    int worst_input;       /* input index of the worst element (-1 if none) */
+    int64_t worst_index;   /* flat index inside that input                  */
+    double worst_analytic;
+    double worst_numeric;
+    int64_t checked;       /* elements compared                             */
+    char message[256];     /* error text when the function itself failed    */
+} tg_gradcheck_report;
+
+/* Returns TG_OK when the check ran (see report->passed), else the error
+ * (function returned NULL, ...), with report->message set. opts may be NULL. */
+TG_API tg_status tg_gradcheck(tg_fn fn, void *user, int n_inputs, tg_tensor *const *inputs,
+                              const tg_gradcheck_opts *opts, tg_gradcheck_report *report);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,70 @@
+/* tapegrad/tape.h - the dynamic tape: recording, arena, backward, errors.
+ *
+ * Every op call runs its forward at once. If recording is on and any input
+ * requires grad, the call is also appended to the tape. tg_backward replays
+ * the tape in reverse, calling each op's VJP, and accumulates into leaves.
+ *
+ * Memory model: each intermediate lives in the tape's arena. tg_tape_reset
+ * drops them all at once but keeps the arena's memory, so a loop that
+ * records the same computation every step allocates nothing once warm.
+ *
+ * Errors: the first error sticks on the tape (code + message such as
+ * "matmul: inner dimensions differ: [32,65] x [128,1024]"); an op given a
+ * NULL input returns NULL, so a whole cell can be written and checked once. */
+#ifndef TAPEGRAD_TAPE_H
+#define TAPEGRAD_TAPE_H
+
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tg_tape tg_tape;
+
+typedef struct tg_tape_stats {
+    uint64_t nodes;           /* ops recorded since last reset          */
+    uint64_t arena_used;      /* bytes in use in the arena              */
+    uint64_t arena_capacity;  /* bytes the arena holds                  */
+    uint64_t heap_allocs;     /* heap allocations made by this tape, ever */
+} tg_tape_stats;
+
+TG_API tg_tape *tg_tape_new(void);
+TG_API void tg_tape_free(tg_tape *tp);
+/* Forget all recorded ops and intermediates (keeps memory); clears the error. */
+TG_API void tg_tape_reset(tg_tape *tp);
+TG_API void tg_tape_stats_get(const tg_tape *tp, tg_tape_stats *out);
+
+/* Arena tensor, zero-filled, owned by the tape until reset. */
+TG_API tg_tensor *tg_tape_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape);
+
+/* Errors */
+TG_API tg_status tg_tape_status(const tg_tape *tp);
+TG_API const char *tg_tape_error(const tg_tape *tp);  /* "" when fine */
+TG_API void tg_tape_clear_error(tg_tape *tp);
+
+/* Recording control. No-grad scopes nest. */
+TG_API void tg_no_grad_begin(tg_tape *tp);
+TG_API void tg_no_grad_end(tg_tape *tp);
+TG_API bool tg_tape_is_recording(const tg_tape *tp);
+/* Training mode switches dropout on (default: training). */
+TG_API void tg_tape_set_training(tg_tape *tp, bool training);
+TG_API bool tg_tape_training(const tg_tape *tp);
+/* BLIS threads for this tape's GEMMs (< 1: the default). Small GEMMs use
+ * fewer threads where that is measured to be faster. */
+TG_API void tg_tape_set_threads(tg_tape *tp, int n);
+TG_API int tg_tape_threads(const tg_tape *tp);
+
+/* Same data, no gradient flows back through the result. */
+TG_API tg_tensor *tg_detach(tg_tape *tp, tg_tensor *x);
+
+/* Backward from a scalar (numel 1) loss: d loss = 1. */
+TG_API tg_status tg_backward(tg_tape *tp, tg_tensor *loss);
+/* Backward from any recorded tensor with a given output gradient
+ * (same shape; dtype of y). */
+TG_API tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1 @@
+/* ops/binary.c - (in progress) */

@@ -1,0 +1,1 @@
+/* ops/embedding.c - (in progress) */

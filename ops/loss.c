@@ -1,0 +1,1 @@
+/* ops/loss.c - (in progress) */

@@ -1,0 +1,149 @@
+/* ops/matmul.c - matrix product, 2-D and batched.
+ *
+ * a [..., M, K] x b [..., K, N] -> c [..., M, N]   (with trans flags on the
+ * stored matrices). Leading (batch) dims must match, or b is 2-D and shared;
+ * in that case, without trans_a, the whole batch is one GEMM of (batch*M) rows.
+ * VJP: da = dc op(b)^T, db = op(a)^T dc, mapped back through the flags. */
+#include "../autograd/internal.h"
+
+#include <string.h>
+
+typedef struct matmul_attr { bool trans_a, trans_b; } matmul_attr;
+
+typedef struct mm_dims {
+    int64_t batch, m, n, k;
+    bool b_shared;          /* b is 2-D, used by every batch entry */
+} mm_dims;
+
+static mm_dims dims_of(const tg_tensor *a, const tg_tensor *b, const matmul_attr *at) {
+    mm_dims d;
+    int an = a->ndim, bn = b->ndim;
+    d.m = at->trans_a ? a->shape[an - 1] : a->shape[an - 2];
+    d.k = at->trans_a ? a->shape[an - 2] : a->shape[an - 1];
+    d.n = at->trans_b ? b->shape[bn - 2] : b->shape[bn - 1];
+    d.batch = tg__numel(an - 2, a->shape);
+    d.b_shared = bn == 2;
+    return d;
+}
+
+static int matmul_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
+                        tg_desc *out) {
+    (void)n_in;
+    const matmul_attr *at = attr;
+    const tg_tensor *a = in[0], *b = in[1];
+    char sa[160], sb[160];
+    tg_shape_str(a, sa, sizeof sa);
+    tg_shape_str(b, sb, sizeof sb);
+    if (tg_check_float(tp, "matmul", a) || tg_check_float(tp, "matmul", b)) return -1;
+    if (a->dtype != b->dtype)
+        return tg_fail(tp, TG_ERR_DTYPE, "matmul", "dtypes differ: %s %s x %s %s",
+                       tg_dtype_name(a->dtype), sa, tg_dtype_name(b->dtype), sb);
+    if (a->ndim < 2 || b->ndim < 2)
+        return tg_fail(tp, TG_ERR_SHAPE, "matmul", "needs at least 2-D operands: %s x %s", sa, sb);
+    if (b->ndim > 2 && (b->ndim != a->ndim || memcmp(a->shape, b->shape,
+                                                     (size_t)(a->ndim - 2) * sizeof(int64_t))))
+        return tg_fail(tp, TG_ERR_SHAPE, "matmul", "batch dimensions differ: %s x %s", sa, sb);
+    mm_dims d = dims_of(a, b, at);
+    int64_t kb = at->trans_b ? b->shape[b->ndim - 1] : b->shape[b->ndim - 2];
+    if (d.k != kb)
+        return tg_fail(tp, TG_ERR_SHAPE, "matmul", "inner dimensions differ: %s%s x %s%s", sa,
+                       at->trans_a ? "^T" : "", sb, at->trans_b ? "^T" : "");
+    out->dtype = a->dtype;
+    out->ndim = a->ndim;
+    memcpy(out->shape, a->shape, sizeof out->shape);
+    out->shape[a->ndim - 2] = d.m;
+    out->shape[a->ndim - 1] = d.n;
+    return 0;
+}
+
+/* Stored row-major layouts: a is m x k (or k x m if trans), b likewise. */
+static int64_t lda_of(const mm_dims *d, bool t) { return t ? d->m : d->k; }
+static int64_t ldb_of(const mm_dims *d, bool t) { return t ? d->k : d->n; }
+
+static int matmul_forward(tg_node *nd) {
+    const matmul_attr *at = nd->attr;
+    tg_tensor *a = nd->in[0], *b = nd->in[1], *c = nd->out;
+    mm_dims d = dims_of(a, b, at);
+    size_t es = tg_dtype_size(a->dtype);
+    int64_t lda = lda_of(&d, at->trans_a), ldb = ldb_of(&d, at->trans_b);
+    if (d.b_shared && !at->trans_a) { /* fold the batch into the rows */
+        tg_gemm(nd->tape, a->dtype, false, at->trans_b, d.batch * d.m, d.n, d.k, 1.0, a->data,
+                lda, b->data, ldb, 0.0, c->data, d.n);
+        return 0;
+    }
+    for (int64_t i = 0; i < d.batch; i++) {
+        const char *ab = (const char *)a->data + (size_t)(i * d.m * d.k) * es;
+        const char *bb = (const char *)b->data + (d.b_shared ? 0 : (size_t)(i * d.k * d.n) * es);
+        char *cb = (char *)c->data + (size_t)(i * d.m * d.n) * es;
+        tg_gemm(nd->tape, a->dtype, at->trans_a, at->trans_b, d.m, d.n, d.k, 1.0, ab, lda, bb, ldb,
+                0.0, cb, d.n);
+    }
+    return 0;
+}
+
+/* da += dc op(b)^T  (stored: a m x k) or, with trans_a, da += op(b) dc^T (stored k x m). */
+static void grad_a(tg_node *nd, const mm_dims *d, const void *dc, const void *b, void *da) {
+    const matmul_attr *at = nd->attr;
+    int64_t ldb = ldb_of(d, at->trans_b);
+    if (!at->trans_a)
+        tg_gemm(nd->tape, nd->out->dtype, false, !at->trans_b, d->m, d->k, d->n, 1.0, dc, d->n, b,
+                ldb, 1.0, da, d->k);
+    else
+        tg_gemm(nd->tape, nd->out->dtype, at->trans_b, true, d->k, d->m, d->n, 1.0, b, ldb, dc,
+                d->n, 1.0, da, d->m);
+}
+
+/* db += op(a)^T dc (stored k x n) or, with trans_b, db += dc^T op(a) (stored n x k). */
+static void grad_b(tg_node *nd, const mm_dims *d, int64_t rows, const void *a, const void *dc,
+                   void *db) {
+    const matmul_attr *at = nd->attr;
+    int64_t lda = lda_of(d, at->trans_a);
+    if (!at->trans_b)
+        tg_gemm(nd->tape, nd->out->dtype, !at->trans_a, false, d->k, d->n, rows, 1.0, a, lda, dc,
+                d->n, 1.0, db, d->n);
+    else
+        tg_gemm(nd->tape, nd->out->dtype, true, at->trans_a, d->n, d->k, rows, 1.0, dc, d->n, a,
+                lda, 1.0, db, d->k);
+}
+
+static int matmul_vjp(tg_node *nd) {
+    const matmul_attr *at = nd->attr;
+    tg_tensor *a = nd->in[0], *b = nd->in[1];
+    mm_dims d = dims_of(a, b, at);
+    size_t es = tg_dtype_size(a->dtype);
+    const char *dc = tg_output_grad(nd);
+    char *da = tg_input_grad(nd, 0), *db = tg_input_grad(nd, 1);
+    if (d.b_shared && !at->trans_a) { /* one GEMM each over all batch rows */
+        mm_dims all = d;
+        all.m = d.batch * d.m;
+        if (da) grad_a(nd, &all, dc, b->data, da);
+        if (db) grad_b(nd, &all, all.m, a->data, dc, db);
+        return 0;
+    }
+    for (int64_t i = 0; i < d.batch; i++) {
+        size_t ao = (size_t)(i * d.m * d.k) * es, co = (size_t)(i * d.m * d.n) * es;
+        size_t bo = d.b_shared ? 0 : (size_t)(i * d.k * d.n) * es;
+        if (da) grad_a(nd, &d, dc + co, (const char *)b->data + bo, da + ao);
+        if (db) grad_b(nd, &d, d.m, (const char *)a->data + ao, dc + co, db + bo);
+    }
+    return 0;
+}
+
+static const tg_op matmul_op = {
+    .name = "matmul",
+    .n_in = 2,
+    .attr_size = sizeof(matmul_attr),
+    .infer = matmul_infer,
+    .forward = matmul_forward,
+    .vjp = matmul_vjp,
+};
+
+tg_tensor *tg_matmul_ex(tg_tape *tp, tg_tensor *a, tg_tensor *b, const tg_matmul_opts *o) {
+    matmul_attr at = {o ? o->trans_a : false, o ? o->trans_b : false};
+    tg_tensor *in[2] = {a, b};
+    return tg_apply(tp, &matmul_op, 2, in, &at);
+}
+
+tg_tensor *tg_matmul(tg_tape *tp, tg_tensor *a, tg_tensor *b) {
+    return tg_matmul_ex(tp, a, b, NULL);
+}

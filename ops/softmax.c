@@ -1,0 +1,1 @@
+/* ops/softmax.c - (in progress) */

@@ -1,0 +1,2 @@
+/* tests/cases/binary.c - builders for cases/binary.def (in progress) */
+#include "../case_table.h"

@@ -1,0 +1,2 @@
+/* tests/cases/conv.c - builders for cases/conv.def (in progress) */
+#include "../case_table.h"

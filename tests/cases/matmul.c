@@ -1,0 +1,11 @@
+/* tests/cases/matmul.c - builders for cases/matmul.def */
+#include "../case_table.h"
+
+static tg_tensor *mm(tg_tape *tp, tg_tensor *const *in, bool ta, bool tb) {
+    tg_matmul_opts o = {ta, tb};
+    return tg_matmul_ex(tp, in[0], in[1], &o);
+}
+tg_tensor *build_matmul(tg_tape *tp, tg_tensor *const *in, void *u) { (void)u; return mm(tp, in, false, false); }
+tg_tensor *build_matmul_ta(tg_tape *tp, tg_tensor *const *in, void *u) { (void)u; return mm(tp, in, true, false); }
+tg_tensor *build_matmul_tb(tg_tape *tp, tg_tensor *const *in, void *u) { (void)u; return mm(tp, in, false, true); }
+tg_tensor *build_matmul_tab(tg_tape *tp, tg_tensor *const *in, void *u) { (void)u; return mm(tp, in, true, true); }

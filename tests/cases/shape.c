@@ -1,0 +1,2 @@
+/* tests/cases/shape.c - builders for cases/shape.def (in progress) */
+#include "../case_table.h"

@@ -1,0 +1,2 @@
+/* tests/cases/softmax.c - builders for cases/softmax.def (in progress) */
+#include "../case_table.h"
