@@ -1,4 +1,105 @@
-/* tests/check_gradcheck.c - (in progress) */
+/* tests/check_gradcheck.c - the checker itself: it passes correct VJPs,
+ * catches a wrong one and names the worst element, and reports errors. */
 #include "check_suites.h"
 
-Suite *suite_gradcheck(void) { return suite_create("gradcheck"); }
+/* y = x^2 with a VJP that is wrong for the element at index 2 only. */
+static int sq_forward(tg_node *n) {
+    for (int64_t i = 0; i < tg_tensor_numel(n->out); i++)
+        tg_tensor_set(n->out, i, pow(tg_tensor_get(n->in[0], i), 2));
+    return 0;
+}
+static int sq_vjp_buggy(tg_node *n) {
+    double *dx = tg_input_grad(n, 0);
+    const double *dy = tg_output_grad(n);
+    if (tg_tensor_dtype(n->out) != TG_F64 || !dx) return 0;
+    for (int64_t i = 0; i < tg_tensor_numel(n->out); i++)
+        dx[i] += (i == 2 ? 3.0 : 2.0) * tg_tensor_get(n->in[0], i) * dy[i];
+    return 0;
+}
+static const tg_op buggy_square = {.name = "buggy_square", .n_in = 1,
+                                   .infer = tg_infer_same_as_input0, .forward = sq_forward,
+                                   .vjp = sq_vjp_buggy};
+static tg_tensor *call_buggy(tg_tape *tp, tg_tensor *const *in, void *u) {
+    (void)u;
+    return tg_apply(tp, &buggy_square, 1, in, NULL);
+}
+
+START_TEST(a_wrong_vjp_fails_and_the_worst_element_is_named) {
+    int64_t n = 4;
+    tg_tensor *x = tg_tensor_from(TG_F64, 1, &n, (double[]){0.3, -0.2, 0.9, 0.4});
+    tg_gradcheck_report r;
+    ck_assert_int_eq(tg_gradcheck(call_buggy, NULL, 1, &x, NULL, &r), TG_OK);
+    ck_assert(!r.passed);
+    ck_assert_int_eq(r.worst_input, 0);
+    ck_assert_int_eq(r.worst_index, 2);
+    ck_assert_int_eq(r.checked, 4);
+    /* analytic 3*0.9*w vs numeric 2*0.9*w: their ratio is 1.5 */
+    ck_assert(fabs(r.worst_analytic / r.worst_numeric - 1.5) < 1e-6);
+    tg_tensor_free(x);
+}
+END_TEST
+
+static tg_tensor *tanh_of_matmul(tg_tape *tp, tg_tensor *const *in, void *u) {
+    (void)u;
+    return tg_tanh(tp, tg_matmul(tp, in[0], in[1]));
+}
+
+START_TEST(a_correct_composition_passes_in_both_dtypes) {
+    int64_t sa[] = {3, 4}, sb[] = {4, 2};
+    tg_rng rng = tg_rng_seeded(3);
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F32 : TG_F64;
+        tg_tensor *in[2] = {tg_tensor_new(dt, 2, sa), tg_tensor_new(dt, 2, sb)};
+        for (int k = 0; k < 2; k++)
+            for (int64_t i = 0; i < tg_tensor_numel(in[k]); i++)
+                tg_tensor_set(in[k], i, tg_rng_uniform(&rng) * 2 - 1);
+        tg_gradcheck_report r;
+        ck_assert_int_eq(tg_gradcheck(tanh_of_matmul, NULL, 2, in, NULL, &r), TG_OK);
+        ck_assert_msg(r.passed, "%s: max abs err %g", tg_dtype_name(dt), r.max_abs_err);
+        ck_assert_int_eq(r.checked, 12 + 8);
+        ck_assert(r.max_abs_err < (dt == TG_F64 ? 1e-8 : 1e-3));
+        tg_tensor_free(in[0]);
+        tg_tensor_free(in[1]);
+    }
+}
+END_TEST
+
+START_TEST(skip_leaves_an_input_unchecked) {
+    int64_t sa[] = {2, 2};
+    tg_tensor *in[2] = {tg_tensor_new(TG_F64, 2, sa), tg_tensor_new(TG_F64, 2, sa)};
+    tg_tensor_fill(in[0], 0.5);
+    tg_tensor_fill(in[1], -0.25);
+    bool skip[2] = {false, true};
+    tg_gradcheck_opts o = {.skip = skip};
+    tg_gradcheck_report r;
+    ck_assert_int_eq(tg_gradcheck(tanh_of_matmul, NULL, 2, in, &o, &r), TG_OK);
+    ck_assert(r.passed);
+    ck_assert_int_eq(r.checked, 4);
+    tg_tensor_free(in[0]);
+    tg_tensor_free(in[1]);
+}
+END_TEST
+
+START_TEST(a_failing_function_is_reported_not_crashed) {
+    int64_t sa[] = {2, 3};
+    tg_tensor *in[2] = {tg_tensor_new(TG_F64, 2, sa), tg_tensor_new(TG_F64, 2, sa)};
+    tg_gradcheck_report r;
+    ck_assert_int_eq(tg_gradcheck(tanh_of_matmul, NULL, 2, in, NULL, &r), TG_ERR_SHAPE);
+    ck_assert(!r.passed);
+    ck_assert_ptr_nonnull(strstr(r.message, "matmul: inner dimensions differ: [2,3] x [2,3]"));
+    ck_assert_int_eq(tg_gradcheck(NULL, NULL, 2, in, NULL, &r), TG_ERR_ARG);
+    tg_tensor_free(in[0]);
+    tg_tensor_free(in[1]);
+}
+END_TEST
+
+Suite *suite_gradcheck(void) {
+    Suite *s = suite_create("gradcheck");
+    TCase *tc = tcase_create("gradcheck");
+    tcase_add_test(tc, a_wrong_vjp_fails_and_the_worst_element_is_named);
+    tcase_add_test(tc, a_correct_composition_passes_in_both_dtypes);
+    tcase_add_test(tc, skip_leaves_an_input_unchecked);
+    tcase_add_test(tc, a_failing_function_is_reported_not_crashed);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,4 +1,102 @@
-/* tests/check_matmul.c - (in progress) */
+/* tests/check_matmul.c - matmul values worked by hand, batching, errors,
+ * and the lecture's RNN weighted sum. */
 #include "check_suites.h"
 
-Suite *suite_matmul(void) { return suite_create("matmul"); }
+static tg_tensor *mat(tg_dtype dt, int64_t r, int64_t c, const double *v) {
+    int64_t s[] = {r, c};
+    return tg_tensor_from(dt, 2, s, v);
+}
+
+START_TEST(two_by_three_times_three_by_two) {
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F32 : TG_F64;
+        tg_tape *tp = tg_tape_new();
+        tg_tensor *a = mat(dt, 2, 3, (double[]){1, 2, 3, 4, 5, 6});
+        tg_tensor *b = mat(dt, 3, 2, (double[]){7, 8, 9, 10, 11, 12});
+        tg_tensor *c = tg_matmul(tp, a, b);
+        double want[] = {58, 64, 139, 154};
+        ck_assert_tensor_near(c, want, 4, 0);
+        /* the same through both transposes: (b^T)^T (a^T)^T... c^T = b^T a^T */
+        tg_tensor *at = mat(dt, 3, 2, (double[]){1, 4, 2, 5, 3, 6});
+        tg_tensor *bt = mat(dt, 2, 3, (double[]){7, 9, 11, 8, 10, 12});
+        tg_matmul_opts both = {true, true};
+        ck_assert_tensor_near(tg_matmul_ex(tp, at, bt, &both), want, 4, 0);
+        tg_tensor_free(a);
+        tg_tensor_free(b);
+        tg_tensor_free(at);
+        tg_tensor_free(bt);
+        tg_tape_free(tp);
+    }
+}
+END_TEST
+
+/* Lecture: the RNN's weighted sum of input 0.4 and previous state 3 with
+ * weights 0.2 and 0.4 is 0.2*0.4 + 0.4*3 = 1.28. */
+START_TEST(rnn_weighted_sum_from_the_lecture) {
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *xh = mat(TG_F64, 1, 2, (double[]){0.4, 3});
+    tg_tensor *w = mat(TG_F64, 2, 1, (double[]){0.2, 0.4});
+    ck_assert(fabs(tg_tensor_item(tg_matmul(tp, xh, w)) - 1.28) < 1e-12);
+    tg_tensor_free(xh);
+    tg_tensor_free(w);
+    tg_tape_free(tp);
+}
+END_TEST
+
+START_TEST(batched_and_shared_weight_products) {
+    tg_tape *tp = tg_tape_new();
+    int64_t sa[] = {2, 1, 2}, sb[] = {2, 2, 1};
+    tg_tensor *a = tg_tensor_from(TG_F64, 3, sa, (double[]){1, 2, 3, 4});
+    tg_tensor *b = tg_tensor_from(TG_F64, 3, sb, (double[]){5, 6, 7, 8});
+    tg_tensor *c = tg_matmul(tp, a, b); /* [2,1,1]: 1*5+2*6, 3*7+4*8 */
+    ck_assert_int_eq(tg_tensor_ndim(c), 3);
+    ck_assert_tensor_near(c, ((double[]){17, 53}), 2, 0);
+    tg_tensor *w = mat(TG_F64, 2, 1, (double[]){1, -1});
+    ck_assert_tensor_near(tg_matmul(tp, a, w), ((double[]){-1, -1}), 2, 0);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    tg_tensor_free(w);
+    tg_tape_free(tp);
+}
+END_TEST
+
+START_TEST(shape_and_dtype_errors_name_the_operands) {
+    tg_tape *tp = tg_tape_new();
+    int64_t s1[] = {2, 3}, s2[] = {2, 3}, s3[] = {3}, s4[] = {2, 3, 4}, s5[] = {3, 3, 4};
+    tg_tensor *a = tg_tensor_new(TG_F32, 2, s1), *b = tg_tensor_new(TG_F32, 2, s2);
+    tg_tensor *v = tg_tensor_new(TG_F32, 1, s3), *d = tg_tensor_new(TG_F64, 2, s2);
+    tg_tensor *p = tg_tensor_new(TG_F32, 3, s4), *q = tg_tensor_new(TG_F32, 3, s5);
+    tg_tensor *i = tg_tensor_new(TG_I32, 2, s2);
+
+    ck_assert_ptr_null(tg_matmul(tp, a, b));
+    ck_assert_tape_error(tp, TG_ERR_SHAPE, "matmul: inner dimensions differ: [2,3] x [2,3]");
+    tg_tape_reset(tp);
+    tg_matmul_opts tb = {.trans_b = true};
+    ck_assert_ptr_nonnull(tg_matmul_ex(tp, a, b, &tb)); /* [2,3] x [2,3]^T is fine */
+    ck_assert_ptr_null(tg_matmul(tp, a, v));
+    ck_assert_tape_error(tp, TG_ERR_SHAPE, "matmul: needs at least 2-D operands: [2,3] x [3]");
+    tg_tape_reset(tp);
+    ck_assert_ptr_null(tg_matmul_ex(tp, a, d, &tb));
+    ck_assert_tape_error(tp, TG_ERR_DTYPE, "matmul: dtypes differ: float32 [2,3] x float64 [2,3]");
+    tg_tape_reset(tp);
+    ck_assert_ptr_null(tg_matmul(tp, p, q));
+    ck_assert_tape_error(tp, TG_ERR_SHAPE, "matmul: batch dimensions differ: [2,3,4] x [3,3,4]");
+    tg_tape_reset(tp);
+    ck_assert_ptr_null(tg_matmul(tp, i, i));
+    ck_assert_tape_error(tp, TG_ERR_DTYPE, "matmul: needs a float tensor, got int32 [2,3]");
+    tg_tensor *all[] = {a, b, v, d, p, q, i};
+    for (int k = 0; k < 7; k++) tg_tensor_free(all[k]);
+    tg_tape_free(tp);
+}
+END_TEST
+
+Suite *suite_matmul(void) {
+    Suite *s = suite_create("matmul");
+    TCase *tc = tcase_create("matmul");
+    tcase_add_test(tc, two_by_three_times_three_by_two);
+    tcase_add_test(tc, rnn_weighted_sum_from_the_lecture);
+    tcase_add_test(tc, batched_and_shared_weight_products);
+    tcase_add_test(tc, shape_and_dtype_errors_name_the_operands);
+    suite_add_tcase(s, tc);
+    return s;
+}

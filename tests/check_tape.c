@@ -1,4 +1,282 @@
-/* tests/check_tape.c - (in progress) */
+/* tests/check_tape.c - tape semantics: recording, accumulation, zeroing,
+ * no-grad, detach, reset and reuse, non-scalar backward, errors, user ops,
+ * two tapes on two threads, zero allocations per warm step. */
 #include "check_suites.h"
 
-Suite *suite_tape(void) { return suite_create("tape"); }
+#include <pthread.h>
+
+static tg_tensor *vec(tg_dtype dt, int64_t n, const double *v, bool grad) {
+    tg_tensor *t = tg_tensor_from(dt, 1, &n, v);
+    tg_tensor_set_requires_grad(t, grad);
+    return t;
+}
+
+/* y = 3 * x (elementwise), so dL/dx = 3 * dy */
+START_TEST(gradients_accumulate_until_zeroed_like_pytorch) {
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *x = vec(TG_F64, 2, (double[]){1, 2}, true);
+    tg_tensor *dy = vec(TG_F64, 2, (double[]){1, 10}, false);
+    for (int step = 0; step < 2; step++) {
+        tg_tensor *y = tg_scale(tp, x, 3.0);
+        ck_assert_int_eq(tg_backward_ex(tp, y, dy), TG_OK);
+        tg_tape_reset(tp);
+    }
+    ck_assert(tg_tensor_grad_get(x, 0) == 6.0 && tg_tensor_grad_get(x, 1) == 60.0);
+    tg_tensor_zero_grad(x);
+    ck_assert(tg_tensor_grad_get(x, 0) == 0.0 && tg_tensor_grad_get(x, 1) == 0.0);
+    tg_tensor_free(x);
+    tg_tensor_free(dy);
+    tg_tape_free(tp);
+}
+END_TEST
+
+/* The same tensor as both operands: y = x x (1x1 matrices), dy/dx = 2x = 2 * (2 * 0.5);
+ * the tape must add both contributions, and a NULL input gives NULL. */
+START_TEST(a_tensor_used_twice_gets_both_contributions) {
+    tg_tape *tp = tg_tape_new();
+    int64_t s11[] = {1, 1};
+    tg_tensor *x = tg_tensor_from(TG_F64, 2, s11, (double[]){0.5});
+    tg_tensor_set_requires_grad(x, true);
+    tg_tensor *h = tg_scale(tp, x, 2.0);        /* h = 2x = 1     */
+    tg_tensor *y = tg_matmul(tp, h, h);         /* y = h^2 = 4x^2 */
+    ck_assert(tg_tensor_item(y) == 1.0);
+    ck_assert_int_eq(tg_backward(tp, y), TG_OK);
+    ck_assert(fabs(tg_tensor_grad_get(x, 0) - 4.0) < 1e-12); /* 8x */
+    ck_assert_ptr_null(tg_matmul(tp, h, NULL));
+    ck_assert_tape_error(tp, TG_ERR_ARG, "matmul: input 1 is NULL");
+    tg_tensor_free(x);
+    tg_tape_free(tp);
+}
+END_TEST
+
+START_TEST(nothing_is_recorded_without_requires_grad_or_inside_no_grad) {
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *c = vec(TG_F32, 2, (double[]){1, 2}, false);
+    tg_tensor *x = vec(TG_F32, 2, (double[]){1, 2}, true);
+    tg_tape_stats st;
+    tg_tensor *y = tg_tanh(tp, c);
+    ck_assert_ptr_nonnull(y);
+    tg_tape_stats_get(tp, &st);
+    ck_assert_int_eq(st.nodes, 0);
+    ck_assert(!tg_tensor_requires_grad(y));
+    tg_no_grad_begin(tp);
+    tg_no_grad_begin(tp);
+    y = tg_tanh(tp, x);
+    tg_no_grad_end(tp);
+    ck_assert(!tg_tape_is_recording(tp));
+    tg_no_grad_end(tp);
+    ck_assert(tg_tape_is_recording(tp));
+    tg_tape_stats_get(tp, &st);
+    ck_assert_int_eq(st.nodes, 0);
+    ck_assert(fabs(tg_tensor_get(y, 1) - tanh(2.0)) < 1e-6); /* forward still ran */
+    ck_assert_int_eq(tg_backward(tp, tg_sqrt(tp, c)), TG_ERR_SHAPE); /* not a scalar */
+    tg_tape_clear_error(tp);
+    int64_t one = 1;
+    tg_tensor *s = tg_tensor_new(TG_F32, 1, &one);
+    ck_assert_int_eq(tg_backward(tp, tg_exp(tp, s)), TG_ERR_STATE);
+    ck_assert_ptr_nonnull(strstr(tg_tape_error(tp), "was not recorded on this tape"));
+    tg_tensor_free(s);
+    tg_tensor_free(c);
+    tg_tensor_free(x);
+    tg_tape_free(tp);
+}
+END_TEST
+
+START_TEST(detach_stops_the_gradient_but_shares_data) {
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *x = vec(TG_F64, 1, (double[]){2}, true);
+    tg_tensor *h = tg_scale(tp, x, 5.0);
+    tg_tensor *d = tg_detach(tp, h);
+    ck_assert_ptr_eq(tg_tensor_data(d), tg_tensor_data(h));
+    ck_assert(!tg_tensor_requires_grad(d));
+    /* y = h * detach(h) -> dy/dx = 5 * detach(h) = 50 (not 100) */
+    tg_tensor *y = tg_scale(tp, h, tg_tensor_item(d));
+    ck_assert_int_eq(tg_backward(tp, y), TG_OK);
+    ck_assert(fabs(tg_tensor_grad_get(x, 0) - 50.0) < 1e-12);
+    tg_tensor_free(x);
+    tg_tape_free(tp);
+}
+END_TEST
+
+START_TEST(non_scalar_backward_takes_an_output_gradient) {
+    tg_tape *tp = tg_tape_new();
+    int64_t s23[] = {2, 3}, s32[] = {3, 2};
+    tg_tensor *a = tg_tensor_from(TG_F64, 2, s23, (double[]){1, 2, 3, 4, 5, 6});
+    tg_tensor *b = tg_tensor_from(TG_F64, 2, s32, (double[]){1, 0, 0, 1, 1, 1});
+    tg_tensor_set_requires_grad(a, true);
+    tg_tensor *c = tg_matmul(tp, a, b); /* [2,2] */
+    int64_t s22[] = {2, 2};
+    tg_tensor *dc = tg_tensor_from(TG_F64, 2, s22, (double[]){1, 0, 0, 1});
+    ck_assert_int_eq(tg_backward_ex(tp, c, dc), TG_OK);
+    /* da = dc b^T = [[1,0,1],[0,1,1]] worked by hand */
+    double want[] = {1, 0, 1, 0, 1, 1};
+    for (int i = 0; i < 6; i++) ck_assert(tg_tensor_grad_get(a, i) == want[i]);
+    ck_assert_ptr_null(tg_tensor_grad(b)); /* b did not ask for one */
+    tg_tensor *wrong = tg_tensor_new(TG_F64, 2, s23);
+    ck_assert_int_eq(tg_backward_ex(tp, c, wrong), TG_ERR_SHAPE);
+    ck_assert_tape_error(tp, TG_ERR_SHAPE, "backward: output gradient shape [2,3] differs from output [2,2]");
+    tg_tensor_free(wrong);
+    tg_tensor_free(dc);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    tg_tape_free(tp);
+}
+END_TEST
+
+START_TEST(first_error_sticks_and_null_propagates) {
+    tg_tape *tp = tg_tape_new();
+    int64_t s1[] = {32, 65}, s2[] = {128, 1024};
+    tg_tensor *a = tg_tensor_new(TG_F32, 2, s1), *b = tg_tensor_new(TG_F32, 2, s2);
+    tg_tensor *c = tg_matmul(tp, a, b);
+    ck_assert_ptr_null(c);
+    tg_tensor *d = tg_tanh(tp, tg_sigmoid(tp, c)); /* a whole chain on NULL */
+    ck_assert_ptr_null(d);
+    ck_assert_tape_error(tp, TG_ERR_SHAPE, "matmul: inner dimensions differ: [32,65] x [128,1024]");
+    tg_tape_reset(tp);
+    ck_assert_int_eq(tg_tape_status(tp), TG_OK);
+    ck_assert_str_eq(tg_tape_error(tp), "");
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    tg_tape_free(tp);
+}
+END_TEST
+
+/* ---- a user-defined primitive: y = x^3, through the public op API ---- */
+static int cube_forward(tg_node *n) {
+    const double *x = tg_tensor_cdata(n->in[0]);
+    double *y = tg_tensor_data(n->out);
+    for (int64_t i = 0; i < tg_tensor_numel(n->out); i++) y[i] = x[i] * x[i] * x[i];
+    return 0;
+}
+static int cube_vjp(tg_node *n) {
+    const double *x = tg_tensor_cdata(n->in[0]), *dy = tg_output_grad(n);
+    double *dx = tg_input_grad(n, 0);
+    for (int64_t i = 0; dx && i < tg_tensor_numel(n->out); i++) dx[i] += 3 * x[i] * x[i] * dy[i];
+    return 0;
+}
+static int cube_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr, tg_desc *out) {
+    if (tg_tensor_dtype(in[0]) != TG_F64)
+        return tg_fail(tp, TG_ERR_DTYPE, "cube", "float64 only");
+    return tg_infer_same_as_input0(tp, n_in, in, attr, out);
+}
+static const tg_op cube_op = {.name = "cube", .n_in = 1, .infer = cube_infer,
+                              .forward = cube_forward, .vjp = cube_vjp};
+static tg_tensor *cube(tg_tape *tp, tg_tensor *const *in, void *u) {
+    (void)u;
+    return tg_apply(tp, &cube_op, 1, in, NULL);
+}
+
+START_TEST(user_defined_op_records_and_passes_gradcheck) {
+    tg_tensor *x = vec(TG_F64, 3, (double[]){0.5, -1.5, 2}, false);
+    tg_gradcheck_report r;
+    ck_assert_int_eq(tg_gradcheck(cube, NULL, 1, &x, NULL, &r), TG_OK);
+    ck_assert_msg(r.passed, "max abs err %g", r.max_abs_err);
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *f = tg_tensor_clone(x, TG_F32);
+    ck_assert_ptr_null(cube(tp, &f, NULL));
+    ck_assert_tape_error(tp, TG_ERR_DTYPE, "cube: float64 only");
+    tg_tensor_free(f);
+    tg_tensor_free(x);
+    tg_tape_free(tp);
+}
+END_TEST
+
+/* One "training step": h = tanh(x W), backward with a fixed output gradient. */
+static void mlp_step(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *dy) {
+    tg_tensor *h = tg_tanh(tp, tg_matmul(tp, x, w));
+    ck_assert_int_eq(tg_backward_ex(tp, h, dy), TG_OK);
+    tg_tape_reset(tp);
+}
+
+START_TEST(warm_steps_make_no_heap_allocations) {
+    tg_tape *tp = tg_tape_new();
+    int64_t sx[] = {64, 300}, sw[] = {300, 900}, sy[] = {64, 900};
+    tg_tensor *x = tg_tensor_new(TG_F32, 2, sx), *w = tg_tensor_new(TG_F32, 2, sw);
+    tg_tensor *dy = tg_tensor_new(TG_F32, 2, sy);
+    tg_tensor_fill(x, 0.01);
+    tg_tensor_fill(dy, 1);
+    tg_tensor_set_requires_grad(w, true);
+    for (int i = 0; i < 3; i++) mlp_step(tp, x, w, dy); /* grows the arena past 1 MiB */
+    tg_tape_stats st;
+    tg_tape_stats_get(tp, &st);
+    uint64_t before = tg_heap_allocs(), tape_before = st.heap_allocs;
+    for (int i = 0; i < 20; i++) mlp_step(tp, x, w, dy);
+    tg_tape_stats_get(tp, &st);
+    ck_assert_int_eq(tg_heap_allocs() - before, 0);
+    ck_assert_int_eq(st.heap_allocs - tape_before, 0);
+    ck_assert_int_ge(st.arena_capacity, 2 * 64 * 900 * sizeof(float));
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+    tg_tensor_free(dy);
+    tg_tape_free(tp);
+}
+END_TEST
+
+typedef struct thread_job { double x0, grad; } thread_job;
+
+static void *run_on_own_tape(void *arg) {
+    thread_job *j = arg;
+    int64_t one = 1;
+    tg_tensor *x = tg_tensor_from(TG_F64, 1, &one, &j->x0);
+    tg_tensor_set_requires_grad(x, true);
+    tg_tape *tp = tg_tape_new();
+    tg_tape_set_threads(tp, 1);
+    for (int i = 0; i < 2000; i++) {
+        tg_tensor *y = tg_tanh(tp, tg_scale(tp, x, 2.0));
+        tg_backward(tp, y);
+        tg_tape_reset(tp);
+    }
+    j->grad = tg_tensor_grad_get(x, 0);
+    tg_tape_free(tp);
+    tg_tensor_free(x);
+    return NULL;
+}
+
+START_TEST(two_tapes_on_two_threads_do_not_interfere) {
+    thread_job a = {0.1, 0}, b = {-0.7, 0};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, run_on_own_tape, &a);
+    pthread_create(&tb, NULL, run_on_own_tape, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    /* d/dx tanh(2x) = 2 (1 - tanh(2x)^2), accumulated 2000 times */
+    ck_assert(fabs(a.grad - 2000 * 2 * (1 - pow(tanh(0.2), 2))) < 1e-6);
+    ck_assert(fabs(b.grad - 2000 * 2 * (1 - pow(tanh(-1.4), 2))) < 1e-6);
+}
+END_TEST
+
+START_TEST(arena_tensors_from_the_tape_can_be_leaves_too) {
+    tg_tape *tp = tg_tape_new();
+    int64_t s[] = {1, 2};
+    tg_tensor *x = tg_tape_tensor(tp, TG_F64, 2, s);
+    tg_tensor_set(x, 0, 1.0);
+    tg_tensor_set(x, 1, -1.0);
+    tg_tensor_set_requires_grad(x, true);
+    tg_matmul_opts tb = {.trans_b = true};
+    tg_tensor *y = tg_matmul_ex(tp, x, x, &tb); /* x x^T = sum of squares */
+    ck_assert(tg_tensor_item(y) == 2.0);
+    ck_assert_int_eq(tg_backward(tp, y), TG_OK);
+    ck_assert(tg_tensor_grad_get(x, 0) == 2.0 && tg_tensor_grad_get(x, 1) == -2.0);
+    ck_assert_ptr_null(tg_tape_tensor(tp, TG_F32, 1, (int64_t[]){-3}));
+    ck_assert_tape_error(tp, TG_ERR_SHAPE, "tape_tensor: bad shape [-3]");
+    tg_tape_free(tp);
+}
+END_TEST
+
+Suite *suite_tape(void) {
+    Suite *s = suite_create("tape");
+    TCase *tc = tcase_create("tape");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, gradients_accumulate_until_zeroed_like_pytorch);
+    tcase_add_test(tc, a_tensor_used_twice_gets_both_contributions);
+    tcase_add_test(tc, nothing_is_recorded_without_requires_grad_or_inside_no_grad);
+    tcase_add_test(tc, detach_stops_the_gradient_but_shares_data);
+    tcase_add_test(tc, non_scalar_backward_takes_an_output_gradient);
+    tcase_add_test(tc, first_error_sticks_and_null_propagates);
+    tcase_add_test(tc, user_defined_op_records_and_passes_gradcheck);
+    tcase_add_test(tc, warm_steps_make_no_heap_allocations);
+    tcase_add_test(tc, two_tapes_on_two_threads_do_not_interfere);
+    tcase_add_test(tc, arena_tensors_from_the_tape_can_be_leaves_too);
+    suite_add_tcase(s, tc);
+    return s;
+}
