@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds tapegrad and runs the whole test suite three ways:
+#   1. a normal build (-Wall -Wextra, warnings are errors);
+#   2. AddressSanitizer + UBSan;
+#   3. valgrind memcheck (leaks are errors);
+# then a bounded libFuzzer run of the checkpoint loader when its script exists.
+# Ends with one line "N passed, N failed" counting individual test cases.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh || { echo "dependency install failed"; exit 1; }
+
+fuzz_seconds=${TG_FUZZ_SECONDS:-60}
+status=0
+logs=()
+
+phase() { # name, build dir, setup args..., -- test args...
+    local name=$1 dir=$2; shift 2
+    local setup=() testargs=()
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do setup+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    testargs=("$@")
+    echo "=== $name"
+    if [ ! -d "$dir" ]; then
+        meson setup "$dir" "${setup[@]}" >/dev/null || { echo "$name: meson setup failed"; status=1; return; }
+    fi
+    ninja -C "$dir" >"$dir.build.log" 2>&1 || { cat "$dir.build.log"; echo "$name: build failed"; status=1; return; }
+    meson test -C "$dir" --print-errorlogs "${testargs[@]}" | tail -n 12 || status=1
+    logs+=("$dir/meson-logs/testlog.txt")
+}
+
+phase "build + tests (warnings are errors)" build-ci -Dwerror=true
+phase "AddressSanitizer + UBSan" build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
+    -- --setup=asan
+phase "valgrind memcheck" build-ci -- --setup=valgrind --timeout-multiplier=10
+
+if [ -x tests/optim/run_fuzz.sh ]; then
+    echo "=== libFuzzer: safetensors loader, ${fuzz_seconds}s"
+    if bash tests/optim/run_fuzz.sh "$fuzz_seconds" > build-ci.fuzz.log 2>&1; then
+        tail -n 3 build-ci.fuzz.log; echo "fuzz: 1 passed"
+        fuzz_pass=1; fuzz_fail=0
+    else
+        tail -n 40 build-ci.fuzz.log; fuzz_pass=0; fuzz_fail=1; status=1
+    fi
+else
+    fuzz_pass=0; fuzz_fail=0
+fi
+
+# Count individual cases: Check prints "Checks: N, Failures: F, Errors: E",
+# GoogleTest "[  PASSED  ] N tests" and "[  FAILED  ] N tests"; any other
+# meson test counts as one case, passed when it exited 0.
+awk -v fp="$fuzz_pass" -v ff="$fuzz_fail" '
+    function close_block() { if (inblock && !framework) { if (ok) pass++; else fail++ } inblock=0 }
+    /^=+ [0-9]+\/[0-9]+ =+$/ { close_block(); inblock=1; framework=0; ok=0; next }
+    /^result: +exit status 0$/ { ok=1 }
+    /^[0-9]+%: Checks: / { gsub(",", ""); framework=1; f=$5+$7; pass+=$3-f; fail+=f; next }
+    /^\[  PASSED  \] [0-9]+ test/ { framework=1; pass+=$4; next }
+    /^\[  FAILED  \] [0-9]+ test/ { framework=1; fail+=$4; next }
+    END { close_block(); printf "%d passed, %d failed\n", pass+fp, fail+ff }
+' "${logs[@]}"
+exit $status
