@@ -13,7 +13,7 @@ void *tg_input_grad(tg_node *n, int i) {
             t->grad = tg__arena_alloc(n->tape, bytes, true);
         } else {
             /* A leaf: its gradient outlives the tape and accumulates across steps. */
-            t->grad = tg__calloc(1, bytes);
+            t->grad = tg__calloc(1, bytes + TG_SLACK);
             t->grad_on_heap = t->grad != NULL;
             n->tape->heap_allocs++;
         }

@@ -9,6 +9,10 @@
 
 #define TG_HIDDEN __attribute__((visibility("hidden")))
 #define TG_ALIGN 64
+/* BLIS's AVX2 small-matrix kernels read a few bytes past the end of C on edge
+ * tiles (seen under valgrind). Every buffer we own that BLIS may touch gets
+ * this much slack, so such reads stay inside our allocation. */
+#define TG_SLACK 64
 
 typedef enum tg_owner {
     TG_OWN_HEAP,    /* struct and data malloc'd by tg_tensor_new             */

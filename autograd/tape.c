@@ -10,7 +10,7 @@ enum { FIRST_CHUNK = 1 << 20 };
 
 /* ---- arena ------------------------------------------------------------------ */
 static tg_chunk *chunk_new(tg_tape *tp, size_t size) {
-    tg_chunk *c = tg__malloc(sizeof *c + size + TG_ALIGN);
+    tg_chunk *c = tg__malloc(sizeof *c + size + TG_ALIGN + TG_SLACK);
     if (!c) return NULL;
     tp->heap_allocs++;
     c->size = size;

@@ -92,7 +92,7 @@ static tg_tensor *tensor_struct(tg_dtype dt, int ndim, const int64_t *shape) {
 tg_tensor *tg_tensor_new(tg_dtype dt, int ndim, const int64_t *shape) {
     if (!shape_ok("tensor_new", dt, ndim, shape)) return NULL;
     tg_tensor *t = tensor_struct(dt, ndim, shape);
-    if (t) t->data = tg__calloc((size_t)t->numel, tg_dtype_size(dt));
+    if (t) t->data = tg__calloc(1, (size_t)t->numel * tg_dtype_size(dt) + TG_SLACK);
     if (!t || !t->data) {
         free(t);
         tg__set_last_error(TG_ERR_NOMEM, "tensor_new: out of memory");

@@ -19,7 +19,8 @@ typedef struct tg_tensor tg_tensor;
 
 /* New zero-filled tensor; NULL and tg_last_error() on a bad shape/dtype. */
 TG_API tg_tensor *tg_tensor_new(tg_dtype dt, int ndim, const int64_t *shape);
-/* Tensor over caller memory (not copied, not freed). */
+/* Tensor over caller memory (not copied, not freed). BLIS may read up to 64
+ * bytes past the end of a matrix it writes; leave that much slack after data. */
 TG_API tg_tensor *tg_tensor_wrap(tg_dtype dt, int ndim, const int64_t *shape, void *data);
 /* New tensor holding values given as doubles (converted to dt). */
 TG_API tg_tensor *tg_tensor_from(tg_dtype dt, int ndim, const int64_t *shape, const double *values);
