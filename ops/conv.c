@@ -1,1 +1,336 @@
-/* ops/conv.c - (in progress) */
+/* ops/conv.c - 1-D convolution (im2col + GEMM) and 1-D max pooling.
+ *
+ * conv1d: x [B, Cin, L], w [Cout, Cin, K], bias [Cout] or none -> y [B, Cout, Lout]
+ *   y[b,o,t] = bias[o] + sum_{c,k} w[o,c,k] * x[b,c, t*S - P + k*D]
+ *   Lout = (L + 2P - D*(K-1) - 1) / S + 1      (S stride, P padding, D dilation)
+ * Per batch entry, im2col unrolls x[b] into col [Cin*K, Lout] (zeros where a
+ * window hangs over the padding), so y[b] = w [Cout, Cin*K] x col is one GEMM.
+ * VJP: dw += dy[b] col^T; dcol = w^T dy[b], scattered back into dx[b] by col2im;
+ * dbias[o] += sum_{b,t} dy[b,o,t]. col is rebuilt in the VJP rather than kept
+ * from the forward: it is K times the size of x, and rebuilding it is a copy.
+ * Two descriptors (conv1d, conv1d_bias) so that no bias means no third input.
+ *
+ * max_pool1d: x [B, C, L] -> [B, C, Lout], Lout = (L - kernel) / stride + 1,
+ *   y[b,c,t] = max_{k < kernel} x[b,c, t*stride + k]
+ * The forward saves each window's argmax (its first maximum, or its first NaN,
+ * which propagates as in PyTorch) in node scratch; the VJP sends dy there. */
+#include "../autograd/internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- conv1d -------------------------------------------------------------------- */
+typedef struct conv_attr { int64_t stride, padding, dilation; } conv_attr;
+
+typedef struct conv_dims { int64_t B, Cin, L, Cout, K, Lout; } conv_dims;
+
+static conv_dims conv_dims_of(const tg_tensor *x, const tg_tensor *w, const conv_attr *at) {
+    conv_dims d = {x->shape[0], x->shape[1], x->shape[2], w->shape[0], w->shape[2], 0};
+    d.Lout = (d.L + 2 * at->padding - at->dilation * (d.K - 1) - 1) / at->stride + 1;
+    return d;
+}
+
+/* Largest accepted padding: keeps L + 2P far from int64 overflow (shapes are < 2^40). */
+#define CONV_MAX_PADDING ((int64_t)1 << 40)
+
+static int conv_check_attr(tg_tape *tp, const conv_attr *at) {
+    if (at->stride < 1)
+        return tg_fail(tp, TG_ERR_ARG, "conv1d", "stride must be >= 1, got %lld",
+                       (long long)at->stride);
+    if (at->dilation < 1)
+        return tg_fail(tp, TG_ERR_ARG, "conv1d", "dilation must be >= 1, got %lld",
+                       (long long)at->dilation);
+    if (at->padding < 0 || at->padding > CONV_MAX_PADDING)
+        return tg_fail(tp, TG_ERR_ARG, "conv1d", "padding must be in [0,2^40], got %lld",
+                       (long long)at->padding);
+    return 0;
+}
+
+static int conv_check_types(tg_tape *tp, int n_in, tg_tensor *const *in) {
+    static const char *const role[3] = {"x", "w", "bias"};
+    char s0[160], si[160];
+    for (int i = 0; i < n_in; i++) {
+        if (tg_check_float(tp, "conv1d", in[i])) return -1;
+        if (in[i]->dtype != in[0]->dtype)
+            return tg_fail(tp, TG_ERR_DTYPE, "conv1d", "dtypes differ: x %s %s %s %s %s",
+                           tg_dtype_name(in[0]->dtype), tg_shape_str(in[0], s0, sizeof s0),
+                           role[i], tg_dtype_name(in[i]->dtype),
+                           tg_shape_str(in[i], si, sizeof si));
+    }
+    return 0;
+}
+
+static int conv_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
+                      tg_desc *out) {
+    const conv_attr *at = attr;
+    const tg_tensor *x = in[0], *w = in[1], *bias = n_in == 3 ? in[2] : NULL;
+    char sx[160], sw[160], sb[160];
+    tg_shape_str(x, sx, sizeof sx);
+    tg_shape_str(w, sw, sizeof sw);
+    if (conv_check_types(tp, n_in, in) || conv_check_attr(tp, at)) return -1;
+    if (x->ndim != 3 || w->ndim != 3)
+        return tg_fail(tp, TG_ERR_SHAPE, "conv1d",
+                       "needs x [B,Cin,L] and w [Cout,Cin,K]: x %s w %s", sx, sw);
+    if (x->shape[1] != w->shape[1])
+        return tg_fail(tp, TG_ERR_SHAPE, "conv1d", "input channels differ: x %s w %s", sx, sw);
+    if (w->shape[0] < 1 || w->shape[1] < 1 || w->shape[2] < 1)
+        return tg_fail(tp, TG_ERR_SHAPE, "conv1d", "weight has an empty dimension: w %s", sw);
+    if (bias && (bias->ndim != 1 || bias->shape[0] != w->shape[0]))
+        return tg_fail(tp, TG_ERR_SHAPE, "conv1d", "bias must be [Cout]: bias %s w %s",
+                       tg_shape_str(bias, sb, sizeof sb), sw);
+    /* The dilated kernel spans D*(K-1)+1 positions; it must fit in L + 2P,
+     * else the output length is < 1. Written with a division: no overflow. */
+    int64_t padded = x->shape[2] + 2 * at->padding, K = w->shape[2];
+    if (padded < 1 || K - 1 > (padded - 1) / at->dilation)
+        return tg_fail(tp, TG_ERR_SHAPE, "conv1d",
+                       "kernel (K %lld, dilation %lld) longer than padded input (length %lld), "
+                       "output length < 1: x %s w %s",
+                       (long long)K, (long long)at->dilation, (long long)padded, sx, sw);
+    conv_dims d = conv_dims_of(x, w, at);
+    out->dtype = x->dtype;
+    out->ndim = 3;
+    out->shape[0] = d.B;
+    out->shape[1] = d.Cout;
+    out->shape[2] = d.Lout;
+    return 0;
+}
+
+/* Output positions t in [*lo, *hi) read inside x for kernel offset off = k*D - P:
+ * 0 <= t*S + off < L. Outside that range the column holds padding zeros. */
+static void valid_range(int64_t off, int64_t S, int64_t L, int64_t Lout, int64_t *lo,
+                        int64_t *hi) {
+    int64_t a = off >= 0 ? 0 : (-off + S - 1) / S;      /* first t with t*S + off >= 0 */
+    int64_t b = L - off <= 0 ? 0 : (L - off - 1) / S + 1; /* first t with t*S + off >= L */
+    *lo = a < Lout ? a : Lout;
+    *hi = b < Lout ? b : Lout;
+    if (*hi < *lo) *hi = *lo;
+}
+
+#define CONV_LOOPS(T)                                                                            \
+    /* col [Cin*K, Lout] from one batch entry x [Cin, L] */                                      \
+    static void im2col_##T(const T *x, T *col, const conv_dims *d, const conv_attr *a) {         \
+        for (int64_t c = 0; c < d->Cin; c++)                                                     \
+            for (int64_t k = 0; k < d->K; k++) {                                                 \
+                T *row = col + (c * d->K + k) * d->Lout;                                         \
+                const T *xc = x + c * d->L;                                                      \
+                int64_t off = k * a->dilation - a->padding, lo, hi;                              \
+                valid_range(off, a->stride, d->L, d->Lout, &lo, &hi);                            \
+                for (int64_t t = 0; t < lo; t++) row[t] = 0;                                     \
+                for (int64_t t = lo; t < hi; t++) row[t] = xc[t * a->stride + off];              \
+                for (int64_t t = hi; t < d->Lout; t++) row[t] = 0;                               \
+            }                                                                                    \
+    }                                                                                            \
+    /* dx [Cin, L] += the columns of dcol [Cin*K, Lout], each back where im2col read it */      \
+    static void col2im_##T(const T *dcol, T *dx, const conv_dims *d, const conv_attr *a) {       \
+        for (int64_t c = 0; c < d->Cin; c++)                                                     \
+            for (int64_t k = 0; k < d->K; k++) {                                                 \
+                const T *row = dcol + (c * d->K + k) * d->Lout;                                  \
+                T *dxc = dx + c * d->L;                                                          \
+                int64_t off = k * a->dilation - a->padding, lo, hi;                              \
+                valid_range(off, a->stride, d->L, d->Lout, &lo, &hi);                            \
+                for (int64_t t = lo; t < hi; t++) dxc[t * a->stride + off] += row[t];            \
+            }                                                                                    \
+    }                                                                                            \
+    /* y [Cout, Lout] = bias broadcast along t (the GEMM then adds with beta 1) */               \
+    static void fill_bias_##T(const T *bias, T *y, const conv_dims *d) {                         \
+        for (int64_t o = 0; o < d->Cout; o++)                                                    \
+            for (int64_t t = 0; t < d->Lout; t++) y[o * d->Lout + t] = bias[o];                  \
+    }                                                                                            \
+    /* dbias[o] += sum_t dy[o, t] for one batch entry */                                         \
+    static void bias_grad_##T(const T *dy, T *dbias, const conv_dims *d) {                       \
+        for (int64_t o = 0; o < d->Cout; o++) {                                                  \
+            T s = 0;                                                                             \
+            for (int64_t t = 0; t < d->Lout; t++) s += dy[o * d->Lout + t];                      \
+            dbias[o] += s;                                                                       \
+        }                                                                                        \
+    }
+
+CONV_LOOPS(float)
+CONV_LOOPS(double)
+
+/* Type dispatch for the loops above; offsets are in elements. */
+static void im2col(tg_dtype dt, const void *x, void *col, const conv_dims *d,
+                   const conv_attr *a) {
+    if (dt == TG_F32)
+        im2col_float(x, col, d, a);
+    else
+        im2col_double(x, col, d, a);
+}
+
+static void *at_elem(void *p, tg_dtype dt, int64_t i) {
+    return (char *)p + (size_t)i * tg_dtype_size(dt);
+}
+
+static int conv_forward(tg_node *n) {
+    const conv_attr *at = n->attr;
+    tg_tensor *x = n->in[0], *w = n->in[1], *y = n->out;
+    tg_tensor *bias = n->n_in == 3 ? n->in[2] : NULL;
+    tg_dtype dt = x->dtype;
+    conv_dims d = conv_dims_of(x, w, at);
+    int64_t ck = d.Cin * d.K;
+    void *col = tg__arena_alloc(n->tape, (size_t)(ck * d.Lout) * tg_dtype_size(dt), false);
+    if (!col) return tg_fail(n->tape, TG_ERR_NOMEM, "conv1d", "out of memory (im2col)");
+    for (int64_t b = 0; b < d.B; b++) {
+        void *yb = at_elem(y->data, dt, b * d.Cout * d.Lout);
+        im2col(dt, at_elem(x->data, dt, b * d.Cin * d.L), col, &d, at);
+        if (bias && dt == TG_F32) fill_bias_float(bias->data, yb, &d);
+        if (bias && dt == TG_F64) fill_bias_double(bias->data, yb, &d);
+        tg_gemm(n->tape, dt, false, false, d.Cout, d.Lout, ck, 1.0, w->data, ck, col, d.Lout,
+                bias ? 1.0 : 0.0, yb, d.Lout);
+    }
+    return 0;
+}
+
+static int conv_vjp(tg_node *n) {
+    const conv_attr *at = n->attr;
+    tg_tensor *x = n->in[0], *w = n->in[1];
+    tg_dtype dt = x->dtype;
+    conv_dims d = conv_dims_of(x, w, at);
+    int64_t ck = d.Cin * d.K;
+    void *dy = (void *)tg_output_grad(n);
+    void *dx = tg_input_grad(n, 0), *dw = tg_input_grad(n, 1);
+    void *dbias = n->n_in == 3 ? tg_input_grad(n, 2) : NULL;
+    void *col = NULL; /* holds col for dw, then dcol for dx */
+    if ((dx || dw) && !(col = tg__arena_alloc(n->tape, (size_t)(ck * d.Lout) * tg_dtype_size(dt),
+                                              false)))
+        return tg_fail(n->tape, TG_ERR_NOMEM, "conv1d", "out of memory (im2col)");
+    for (int64_t b = 0; b < d.B; b++) {
+        void *dyb = at_elem(dy, dt, b * d.Cout * d.Lout);
+        if (dw) {
+            im2col(dt, at_elem(x->data, dt, b * d.Cin * d.L), col, &d, at);
+            tg_gemm(n->tape, dt, false, true, d.Cout, ck, d.Lout, 1.0, dyb, d.Lout, col, d.Lout,
+                    1.0, dw, ck);
+        }
+        if (dx) {
+            void *dxb = at_elem(dx, dt, b * d.Cin * d.L);
+            tg_gemm(n->tape, dt, true, false, ck, d.Lout, d.Cout, 1.0, w->data, ck, dyb, d.Lout,
+                    0.0, col, d.Lout);
+            if (dt == TG_F32)
+                col2im_float(col, dxb, &d, at);
+            else
+                col2im_double(col, dxb, &d, at);
+        }
+        if (dbias && dt == TG_F32) bias_grad_float(dyb, dbias, &d);
+        if (dbias && dt == TG_F64) bias_grad_double(dyb, dbias, &d);
+    }
+    return 0;
+}
+
+static const tg_op conv1d_op = {
+    .name = "conv1d",
+    .n_in = 2,
+    .attr_size = sizeof(conv_attr),
+    .infer = conv_infer,
+    .forward = conv_forward,
+    .vjp = conv_vjp,
+};
+
+static const tg_op conv1d_bias_op = {
+    .name = "conv1d_bias",
+    .n_in = 3,
+    .attr_size = sizeof(conv_attr),
+    .infer = conv_infer,
+    .forward = conv_forward,
+    .vjp = conv_vjp,
+};
+
+tg_tensor *tg_conv1d(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *bias,
+                     const tg_conv1d_opts *o) {
+    conv_attr at = {o ? o->stride : 0, o ? o->padding : 0, o ? o->dilation : 0};
+    if (at.stride == 0) at.stride = 1;
+    if (at.dilation == 0) at.dilation = 1;
+    if (!bias) {
+        tg_tensor *in[2] = {x, w};
+        return tg_apply(tp, &conv1d_op, 2, in, &at);
+    }
+    tg_tensor *in[3] = {x, w, bias};
+    return tg_apply(tp, &conv1d_bias_op, 3, in, &at);
+}
+
+/* ---- max_pool1d ------------------------------------------------------------------ */
+typedef struct pool_attr { int64_t kernel, stride; } pool_attr;   /* stride already >= 1 if valid */
+
+static int pool_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
+                      tg_desc *out) {
+    (void)n_in;
+    const pool_attr *at = attr;
+    const tg_tensor *x = in[0];
+    char sx[160];
+    tg_shape_str(x, sx, sizeof sx);
+    if (tg_check_float(tp, "max_pool1d", x)) return -1;
+    if (x->ndim != 3)
+        return tg_fail(tp, TG_ERR_SHAPE, "max_pool1d", "needs x [B,C,L], got %s", sx);
+    if (at->kernel < 1)
+        return tg_fail(tp, TG_ERR_ARG, "max_pool1d", "kernel must be >= 1, got %lld: x %s",
+                       (long long)at->kernel, sx);
+    if (at->stride < 1)
+        return tg_fail(tp, TG_ERR_ARG, "max_pool1d", "stride must be >= 0, got %lld: x %s",
+                       (long long)at->stride, sx);
+    if (at->kernel > x->shape[2])
+        return tg_fail(tp, TG_ERR_SHAPE, "max_pool1d",
+                       "kernel %lld longer than input length, output length < 1: x %s",
+                       (long long)at->kernel, sx);
+    out->dtype = x->dtype;
+    out->ndim = 3;
+    out->shape[0] = x->shape[0];
+    out->shape[1] = x->shape[1];
+    out->shape[2] = (x->shape[2] - at->kernel) / at->stride + 1;
+    return 0;
+}
+
+#define POOL_LOOPS(T)                                                                            \
+    /* rows = B*C independent rows of length L; arg gets flat indices into x */                  \
+    static void pool_fwd_##T(const T *x, T *y, int64_t *arg, int64_t rows, int64_t L,            \
+                             int64_t Lout, const pool_attr *a) {                                 \
+        for (int64_t r = 0; r < rows; r++)                                                       \
+            for (int64_t t = 0; t < Lout; t++) {                                                 \
+                int64_t best = r * L + t * a->stride;                                            \
+                for (int64_t i = best + 1; i < r * L + t * a->stride + a->kernel; i++)           \
+                    if (x[i] > x[best] || (isnan(x[i]) && !isnan(x[best]))) best = i;            \
+                y[r * Lout + t] = x[best];                                                       \
+                arg[r * Lout + t] = best;                                                        \
+            }                                                                                    \
+    }                                                                                            \
+    static void pool_vjp_##T(const T *dy, T *dx, const int64_t *arg, int64_t n) {                \
+        for (int64_t i = 0; i < n; i++) dx[arg[i]] += dy[i];                                     \
+    }
+
+POOL_LOOPS(float)
+POOL_LOOPS(double)
+
+static int pool_forward(tg_node *n) {
+    const pool_attr *at = n->attr;
+    tg_tensor *x = n->in[0], *y = n->out;
+    int64_t *arg = tg_node_scratch(n, (size_t)y->numel * sizeof *arg);
+    if (!arg) return -1;
+    int64_t rows = x->shape[0] * x->shape[1];
+    if (x->dtype == TG_F32)
+        pool_fwd_float(x->data, y->data, arg, rows, x->shape[2], y->shape[2], at);
+    else
+        pool_fwd_double(x->data, y->data, arg, rows, x->shape[2], y->shape[2], at);
+    return 0;
+}
+
+static int pool_vjp(tg_node *n) {
+    void *dx = tg_input_grad(n, 0);
+    if (!dx) return 0;
+    if (n->out->dtype == TG_F32)
+        pool_vjp_float(tg_output_grad(n), dx, n->scratch, n->out->numel);
+    else
+        pool_vjp_double(tg_output_grad(n), dx, n->scratch, n->out->numel);
+    return 0;
+}
+
+static const tg_op max_pool1d_op = {
+    .name = "max_pool1d",
+    .n_in = 1,
+    .attr_size = sizeof(pool_attr),
+    .infer = pool_infer,
+    .forward = pool_forward,
+    .vjp = pool_vjp,
+};
+
+tg_tensor *tg_max_pool1d(tg_tape *tp, tg_tensor *x, int64_t kernel, int64_t stride) {
+    pool_attr at = {kernel, stride == 0 ? kernel : stride};
+    return tg_apply(tp, &max_pool1d_op, 1, &x, &at);
+}

@@ -91,9 +91,11 @@ TG_API tg_tensor *tg_max_pool1d(tg_tape *tp, tg_tensor *x, int64_t kernel, int64
 /* weight [V, C], idx TG_I32 of any shape S -> [S..., C]. Index outside [0,V)
  * is an error naming the index. Gradient flows to weight only. */
 TG_API tg_tensor *tg_embedding(tg_tape *tp, tg_tensor *weight, tg_tensor *idx);
-/* Inverted dropout: keep with prob 1-p and scale by 1/(1-p). Identity when the
- * tape is not training or p == 0. Draws from *rng (advancing it) and records
- * the state it used, so backward replays the same mask. p in [0, 1). */
+/* Inverted dropout: keep with prob 1-p and scale by 1/(1-p); element i is kept
+ * when the i-th tg_rng_uniform draw is >= p. Draws from *rng (advancing it) and
+ * records the state it used on the tape; the mask (one byte per element) is
+ * kept in the tape's arena for backward. When the tape is not training or
+ * p == 0 it returns a recorded copy of x, and rng may be NULL. p in [0, 1). */
 TG_API tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, tg_rng *rng);
 
 /* ---- losses (scalar results, shape []) ----------------------------------- */
