@@ -59,6 +59,10 @@ static tg_status seed_output_grad(tg_tape *tp, tg_tensor *y, const tg_tensor *dy
         tg_fail(tp, TG_ERR_NOMEM, "backward", "out of memory");
         return TG_ERR_NOMEM;
     }
+    if (dy && dy->dtype == y->dtype) {
+        memcpy(y->grad, dy->data, (size_t)y->numel * tg_dtype_size(y->dtype));
+        return TG_OK;
+    }
     for (int64_t i = 0; i < y->numel; i++) {
         double g = dy ? tg_tensor_get(dy, i) : 1.0;
         if (y->dtype == TG_F32)
