@@ -1,1 +1,196 @@
-/* ops/softmax.c - (in progress) */
+/* ops/softmax.c - softmax and log_softmax along one axis.
+ *
+ * x is seen as [O, L, I] around the axis (see ops/reduce.c); each of the O*I
+ * lines of L elements is normalised on its own. With m the line's maximum and
+ * s = sum_k exp(x_k - m) (every exponent <= 0, so nothing overflows and s >= 1):
+ *   softmax:      y_k = exp(x_k - m) / s          dx_k += y_k (dy_k - sum_j dy_j y_j)
+ *   log_softmax:  y_k = (x_k - m) - log(s)        dx_k += dy_k - exp(y_k) sum_j dy_j
+ * Both VJPs read only the saved output y. Line sums are kept in double, so long
+ * float32 lines stay accurate. A NaN anywhere in a line makes the whole line NaN,
+ * as in PyTorch.
+ *
+ * Last axis (I == 1): each line is contiguous and handled by a row kernel.
+ * Other axes: lines are strided by I, so LANES neighbouring lines are done
+ * together, walking x row by row (contiguous) with per-lane max and sum. */
+#include "../autograd/internal.h"
+
+#include <math.h>
+
+typedef struct softmax_attr { int axis; } softmax_attr;
+
+typedef struct sm_geom { int64_t outer, len, inner; } sm_geom;
+
+enum { LANES = 64 };
+
+/* Only called after infer accepted the axis. */
+static sm_geom geom_of(const tg_tensor *x, const softmax_attr *at) {
+    int ax = tg__axis(at->axis, x->ndim);
+    sm_geom g = {tg__numel(ax, x->shape), x->shape[ax],
+                 tg__numel(x->ndim - ax - 1, x->shape + ax + 1)};
+    return g;
+}
+
+static int softmax_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
+                         tg_desc *out) {
+    const char *op = tp->current_op;
+    const softmax_attr *at = attr;
+    const tg_tensor *x = in[0];
+    char s[160];
+    if (tg_infer_same_as_input0(tp, n_in, in, attr, out)) return -1;
+    if (tg__axis(at->axis, x->ndim) < 0)
+        return tg_fail(tp, TG_ERR_AXIS, op, "axis %d out of range for %s", at->axis,
+                       tg_shape_str(x, s, sizeof s));
+    return 0;
+}
+
+/* ---- kernels ----------------------------------------------------------------------------
+ * For one element type T with its exp: the row forward and VJP (last axis), the lane
+ * forward and VJP (w <= LANES lines at stride I), and the walkers over all lines. */
+#define ROW_KERNELS(T, EXP)                                                                      \
+    static void row_fwd_##T(const T *x, T *y, int64_t L, bool log_out) {                         \
+        T m = -INFINITY;                                                                         \
+        for (int64_t k = 0; k < L; k++) m = x[k] > m ? x[k] : m;                                 \
+        double s = 0;                                                                            \
+        for (int64_t k = 0; k < L; k++) {                                                        \
+            T e = EXP(x[k] - m);                                                                 \
+            y[k] = e;                                                                            \
+            s += e;                                                                              \
+        }                                                                                        \
+        if (log_out) {                                                                           \
+            T ls = (T)log(s);                                                                    \
+            for (int64_t k = 0; k < L; k++) y[k] = (x[k] - m) - ls;                              \
+        } else {                                                                                 \
+            T r = (T)(1 / s);                                                                    \
+            for (int64_t k = 0; k < L; k++) y[k] *= r;                                           \
+        }                                                                                        \
+    }                                                                                            \
+    static void row_vjp_##T(const T *y, const T *dy, T *dx, int64_t L, bool log_out) {           \
+        double s = 0;                                                                            \
+        if (log_out) {                                                                           \
+            for (int64_t k = 0; k < L; k++) s += dy[k];                                          \
+            for (int64_t k = 0; k < L; k++) dx[k] += dy[k] - EXP(y[k]) * (T)s;                   \
+        } else {                                                                                 \
+            for (int64_t k = 0; k < L; k++) s += (double)dy[k] * y[k];                           \
+            for (int64_t k = 0; k < L; k++) dx[k] += y[k] * (dy[k] - (T)s);                      \
+        }                                                                                        \
+    }
+
+/* Lanes: line j (0 <= j < w) has its element k at x[k*I + j]. */
+#define LANE_KERNELS(T, EXP)                                                                     \
+    static void lane_fwd_##T(const T *x, T *y, int64_t L, int64_t I, int w, bool log_out) {      \
+        T m[LANES];                                                                              \
+        double s[LANES];                                                                         \
+        for (int j = 0; j < w; j++) {                                                            \
+            m[j] = -INFINITY;                                                                    \
+            s[j] = 0;                                                                            \
+        }                                                                                        \
+        for (int64_t k = 0; k < L; k++)                                                          \
+            for (int j = 0; j < w; j++) m[j] = x[k * I + j] > m[j] ? x[k * I + j] : m[j];        \
+        for (int64_t k = 0; k < L; k++)                                                          \
+            for (int j = 0; j < w; j++) {                                                        \
+                T e = EXP(x[k * I + j] - m[j]);                                                  \
+                y[k * I + j] = e;                                                                \
+                s[j] += e;                                                                       \
+            }                                                                                    \
+        for (int j = 0; j < w; j++) s[j] = log_out ? log(s[j]) : 1 / s[j];                       \
+        for (int64_t k = 0; k < L; k++)                                                          \
+            for (int j = 0; j < w; j++) {                                                        \
+                int64_t at = k * I + j;                                                          \
+                y[at] = log_out ? (x[at] - m[j]) - (T)s[j] : y[at] * (T)s[j];                    \
+            }                                                                                    \
+    }                                                                                            \
+    static void lane_vjp_##T(const T *y, const T *dy, T *dx, int64_t L, int64_t I, int w,        \
+                             bool log_out) {                                                     \
+        double s[LANES] = {0};                                                                   \
+        for (int64_t k = 0; k < L; k++)                                                          \
+            for (int j = 0; j < w; j++)                                                          \
+                s[j] += log_out ? dy[k * I + j] : (double)dy[k * I + j] * y[k * I + j];          \
+        for (int64_t k = 0; k < L; k++)                                                          \
+            for (int j = 0; j < w; j++) {                                                        \
+                int64_t at = k * I + j;                                                          \
+                dx[at] += log_out ? dy[at] - EXP(y[at]) * (T)s[j] : y[at] * (dy[at] - (T)s[j]);  \
+            }                                                                                    \
+    }
+
+/* Walk the O*I lines: rows when I == 1, else blocks of up to LANES lines. */
+#define WALKERS(T)                                                                               \
+    static void fwd_##T(const T *x, T *y, sm_geom g, bool log_out) {                             \
+        for (int64_t o = 0; o < g.outer; o++) {                                                  \
+            int64_t base = o * g.len * g.inner;                                                  \
+            if (g.inner == 1) {                                                                  \
+                row_fwd_##T(x + base, y + base, g.len, log_out);                                 \
+                continue;                                                                        \
+            }                                                                                    \
+            for (int64_t i = 0; i < g.inner; i += LANES) {                                       \
+                int w = (int)(g.inner - i < LANES ? g.inner - i : LANES);                        \
+                lane_fwd_##T(x + base + i, y + base + i, g.len, g.inner, w, log_out);            \
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
+    static void vjp_##T(const T *y, const T *dy, T *dx, sm_geom g, bool log_out) {               \
+        for (int64_t o = 0; o < g.outer; o++) {                                                  \
+            int64_t base = o * g.len * g.inner;                                                  \
+            if (g.inner == 1) {                                                                  \
+                row_vjp_##T(y + base, dy + base, dx + base, g.len, log_out);                     \
+                continue;                                                                        \
+            }                                                                                    \
+            for (int64_t i = 0; i < g.inner; i += LANES) {                                       \
+                int w = (int)(g.inner - i < LANES ? g.inner - i : LANES);                        \
+                lane_vjp_##T(y + base + i, dy + base + i, dx + base + i, g.len, g.inner, w,      \
+                             log_out);                                                           \
+            }                                                                                    \
+        }                                                                                        \
+    }
+
+ROW_KERNELS(float, expf)
+ROW_KERNELS(double, exp)
+LANE_KERNELS(float, expf)
+LANE_KERNELS(double, exp)
+WALKERS(float)
+WALKERS(double)
+
+/* ---- forward and vjp ------------------------------------------------------------------------ */
+static int forward_as(tg_node *n, bool log_out) {
+    tg_tensor *x = n->in[0], *y = n->out;
+    sm_geom g = geom_of(x, n->attr);
+    if (x->dtype == TG_F32)
+        fwd_float(x->data, y->data, g, log_out);
+    else
+        fwd_double(x->data, y->data, g, log_out);
+    return 0;
+}
+
+static int vjp_as(tg_node *n, bool log_out) {
+    tg_tensor *x = n->in[0], *y = n->out;
+    void *dx = tg_input_grad(n, 0);
+    if (!dx) return 0;
+    sm_geom g = geom_of(x, n->attr);
+    if (x->dtype == TG_F32)
+        vjp_float(y->data, tg_output_grad(n), dx, g, log_out);
+    else
+        vjp_double(y->data, tg_output_grad(n), dx, g, log_out);
+    return 0;
+}
+
+static int softmax_forward(tg_node *n) { return forward_as(n, false); }
+static int softmax_vjp(tg_node *n) { return vjp_as(n, false); }
+static int log_softmax_forward(tg_node *n) { return forward_as(n, true); }
+static int log_softmax_vjp(tg_node *n) { return vjp_as(n, true); }
+
+/* ---- descriptors and public wrappers -------------------------------------------------------- */
+static const tg_op softmax_op = {.name = "softmax", .n_in = 1, .attr_size = sizeof(softmax_attr),
+                                 .infer = softmax_infer, .forward = softmax_forward,
+                                 .vjp = softmax_vjp};
+static const tg_op log_softmax_op = {.name = "log_softmax", .n_in = 1,
+                                     .attr_size = sizeof(softmax_attr), .infer = softmax_infer,
+                                     .forward = log_softmax_forward, .vjp = log_softmax_vjp};
+
+tg_tensor *tg_softmax(tg_tape *tp, tg_tensor *x, int axis) {
+    softmax_attr at = {axis};
+    return tg_apply(tp, &softmax_op, 1, &x, &at);
+}
+
+tg_tensor *tg_log_softmax(tg_tape *tp, tg_tensor *x, int axis) {
+    softmax_attr at = {axis};
+    return tg_apply(tp, &log_softmax_op, 1, &x, &at);
+}
