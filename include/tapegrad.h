@@ -15,7 +15,8 @@
  * Memory: caller-owned tensors (tg_tensor_new/wrap, parameters) outlive tapes;
  * every op result lives in the tape's arena until tg_tape_reset.
  * Headers: core (dtypes, errors, runtime, RNG), tensor, tape, op (writing
- * primitives), ops (the built-in primitives), gradcheck, params. */
+ * primitives), ops (the built-in primitives), gradcheck, params, optim
+ * (optimizers, clipping, schedules, early stopping), io (safetensors, checkpoints). */
 #ifndef TAPEGRAD_H
 #define TAPEGRAD_H
 
@@ -26,5 +27,7 @@
 #include "tapegrad/ops.h"
 #include "tapegrad/gradcheck.h"
 #include "tapegrad/params.h"
+#include "tapegrad/optim.h"
+#include "tapegrad/io.h"
 
 #endif

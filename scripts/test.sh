@@ -25,7 +25,11 @@ phase() { # name, build dir, setup args..., -- test args...
     fi
     ninja -C "$dir" >"$dir.build.log" 2>&1 || { cat "$dir.build.log"; echo "$name: build failed"; status=1; return; }
     meson test -C "$dir" --print-errorlogs "${testargs[@]}" | tail -n 12 || status=1
-    logs+=("$dir/meson-logs/testlog.txt")
+    local log="$dir/meson-logs/testlog.txt" a
+    for a in "${testargs[@]}"; do
+        case $a in --setup=*) log="$dir/meson-logs/testlog-${a#--setup=}.txt" ;; esac
+    done
+    logs+=("$log")
 }
 
 phase "build + tests (warnings are errors)" build-ci -Dwerror=true
@@ -33,7 +37,7 @@ phase "AddressSanitizer + UBSan" build-asan -Db_sanitize=address,undefined -Db_l
     -- --setup=asan
 phase "valgrind memcheck" build-ci -- --setup=valgrind --timeout-multiplier=10
 
-if [ -x tests/optim/run_fuzz.sh ]; then
+if [ -f tests/optim/run_fuzz.sh ]; then
     echo "=== libFuzzer: safetensors loader, ${fuzz_seconds}s"
     if bash tests/optim/run_fuzz.sh "$fuzz_seconds" > build-ci.fuzz.log 2>&1; then
         tail -n 3 build-ci.fuzz.log; echo "fuzz: 1 passed"
@@ -47,14 +51,18 @@ fi
 
 # Count individual cases: Check prints "Checks: N, Failures: F, Errors: E",
 # GoogleTest "[  PASSED  ] N tests" and "[  FAILED  ] N tests"; any other
-# meson test counts as one case, passed when it exited 0.
+# meson test counts as one case, passed when it exited 0 (77: skipped).
 awk -v fp="$fuzz_pass" -v ff="$fuzz_fail" '
-    function close_block() { if (inblock && !framework) { if (ok) pass++; else fail++ } inblock=0 }
-    /^=+ [0-9]+\/[0-9]+ =+$/ { close_block(); inblock=1; framework=0; ok=0; next }
+    function close_block() {
+        if (inblock && !framework) { if (skip) skipped++; else if (ok) pass++; else fail++ }
+        inblock=0
+    }
+    /^=+ [0-9]+\/[0-9]+ =+$/ { close_block(); inblock=1; framework=0; ok=0; skip=0; next }
     /^result: +exit status 0$/ { ok=1 }
+    /^result: +exit status 77$/ { skip=1 }
     /^[0-9]+%: Checks: / { gsub(",", ""); framework=1; f=$5+$7; pass+=$3-f; fail+=f; next }
     /^\[  PASSED  \] [0-9]+ test/ { framework=1; pass+=$4; next }
     /^\[  FAILED  \] [0-9]+ test/ { framework=1; fail+=$4; next }
-    END { close_block(); printf "%d passed, %d failed\n", pass+fp, fail+ff }
+    END { close_block(); printf "%d passed, %d failed, %d skipped\n", pass+fp, fail+ff, skipped }
 ' "${logs[@]}"
 exit $status
