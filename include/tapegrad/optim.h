@@ -53,14 +53,17 @@
  *            p -= lr*delta
  *
  * ---- defaults (tg_optim_defaults: PyTorch 1.13) ----------------------------
- *              lr     other                                         Keras 2 (where it differs)
- * SGD          0.01*  momentum 0, dampening 0, nesterov off           --
- * RMSprop      0.01   alpha 0.99, eps 1e-8, momentum 0, not centered   lr 0.001, rho(alpha) 0.9,
- * eps 1e-7 Adam         0.001  betas (0.9, 0.999), eps 1e-8, amsgrad off        eps 1e-7 (and Keras
- * puts eps on the uncorrected sqrt(v)) AdamW        0.001  as Adam, weight_decay 0.01 (tf.keras:
- * weight_decay 0.004) Adagrad      0.01   lr_decay 0, initial_accumulator 0, eps 1e-10     lr 0.01,
- * eps 1e-7 (tf.keras: lr 0.001, init 0.1) Adadelta     1.0    rho 0.9, eps 1e-6 rho 0.95, eps 1e-7
- *                                                                       (tf.keras: lr 0.001)
+ *            lr      other                                  Keras 2, where it differs
+ * SGD        0.01*   momentum 0, dampening 0, nesterov off   --
+ * RMSprop    0.01    alpha 0.99, eps 1e-8, momentum 0,       lr 0.001, rho (alpha) 0.9,
+ *                    not centered                            eps 1e-7
+ * Adam       0.001   betas (0.9, 0.999), eps 1e-8,           eps 1e-7 (and Keras puts eps
+ *                    amsgrad off                             on the uncorrected sqrt(v))
+ * AdamW      0.001   as Adam, weight_decay 0.01              tf.keras: weight_decay 0.004
+ * Adagrad    0.01    lr_decay 0, initial_accumulator 0,      eps 1e-7 (tf.keras: lr 0.001,
+ *                    eps 1e-10                               initial accumulator 0.1)
+ * Adadelta   1.0     rho 0.9, eps 1e-6                       rho 0.95, eps 1e-7
+ *                                                            (tf.keras: lr 0.001)
  * weight_decay is 0 except for AdamW. (*) PyTorch's SGD has no default lr.
  * tg_optim_keras_defaults returns the Keras 2 numbers, applied with the
  * PyTorch formulas above. */
@@ -154,12 +157,15 @@ TG_API tg_status tg_clip_grad_value(tg_params *p, double clip);
  *   step       lr = base * gamma^floor(t / step_size)                (StepLR)
  *   exp        lr = base * gamma^t                                   (ExponentialLR)
  *   cosine     t <  warmup:  lr = base * (t+1)/warmup                (linear warm-up)
- *              t <  total:   lr = min_lr + (base-min_lr) * (1 +
- * cos(pi*(t-warmup)/(total-warmup)))/2 t >= total:   lr = min_lr plateau    ReduceLROnPlateau:
- * after each tg_sched_step_metric, if the metric did not improve on the best for more than
- * `patience` calls, lr = max(lr*factor, min_lr) (changes smaller than eps are skipped), then
- * `cooldown` calls are not counted. Improvement (minimising): rel: m < best*(1-threshold), abs: m <
- * best - threshold; maximising mirrors it. */
+ *              t <  total:   lr = min_lr + (base - min_lr)
+ *                                 * (1 + cos(pi*(t-warmup)/(total-warmup))) / 2
+ *              t >= total:   lr = min_lr
+ *   plateau    ReduceLROnPlateau: after each tg_sched_step_metric, if the metric
+ *              did not improve on the best for more than `patience` calls,
+ *              lr = max(lr*factor, min_lr) (changes smaller than eps are
+ *              skipped), then `cooldown` calls are not counted. Improvement
+ *              when minimising: rel: m < best*(1-threshold), abs: m < best -
+ *              threshold; maximising mirrors it. */
 typedef struct tg_sched tg_sched;
 
 typedef struct tg_plateau_opts {
