@@ -146,6 +146,12 @@ void ex_log(ex_progress *p, const char *fmt, ...) {
 }
 
 /* ---- data files ------------------------------------------------------------------ */
+const char *ex_data_path(const char *file, char *buf, size_t size) {
+    const char *dir = getenv("TG_DATA");
+    snprintf(buf, size, "%s/%s", dir && *dir ? dir : "../shared/data", file);
+    return buf;
+}
+
 char *ex_read_file(const char *path, size_t *len, const char *hint) {
     FILE *f = fopen(path, "rb");
     if (!f) {

@@ -56,7 +56,12 @@ void ex_log(ex_progress *p, const char *fmt, ...) __attribute__((format(printf, 
 double ex_now(void);   /* seconds, monotonic */
 
 /* ---- data files -----------------------------------------------------------------
- * Reads a whole file. On failure prints one clear message naming the file,
+ * Default location of a data file: $TG_DATA/<file> when TG_DATA is set, else
+ * ../shared/data/<file> (relative to the project root, where the README's
+ * commands run). Returns buf. */
+const char *ex_data_path(const char *file, char *buf, size_t size);
+
+/* Reads a whole file. On failure prints one clear message naming the file,
  * the reason and where to get it (hint, e.g. "see ../shared/data/README.md"),
  * and returns NULL. The caller frees the result. */
 char *ex_read_file(const char *path, size_t *len, const char *hint);
