@@ -59,8 +59,7 @@ struct tg_tape {
 TG_HIDDEN void *tg__malloc(size_t bytes);
 TG_HIDDEN void *tg__calloc(size_t n, size_t size);
 TG_HIDDEN void tg__count_alloc(void);   /* for realloc growth */
-TG_HIDDEN void tg__set_last_error(tg_status st, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+#define tg__set_last_error tg_set_last_error
 TG_HIDDEN void tg__vformat_error(char *buf, size_t size, const char *op, const char *fmt,
                                  va_list ap);
 

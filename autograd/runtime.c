@@ -33,12 +33,13 @@ uint64_t tg_heap_allocs(void) { return atomic_load(&heap_alloc_count); }
 static _Thread_local tg_status last_status;
 static _Thread_local char last_msg[512];
 
-void tg__set_last_error(tg_status st, const char *fmt, ...) {
+tg_status tg_set_last_error(tg_status st, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(last_msg, sizeof last_msg, fmt, ap);
     va_end(ap);
     last_status = st;
+    return st;
 }
 
 const char *tg_last_error(void) { return last_msg; }

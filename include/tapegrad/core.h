@@ -50,6 +50,13 @@ TG_API const char *tg_status_name(tg_status st);
 TG_API const char *tg_last_error(void);
 TG_API tg_status tg_last_status(void);
 TG_API void tg_clear_last_error(void);
+/* Set the per-thread error, for code built on tapegrad (layers, loaders) that
+ * reports errors without a tape. Returns st. */
+TG_API tg_status tg_set_last_error(tg_status st, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 /* ---- runtime ------------------------------------------------------------
  * tg_init() is called by every entry point that needs BLIS; calling it
