@@ -16,7 +16,8 @@
  * every op result lives in the tape's arena until tg_tape_reset.
  * Headers: core (dtypes, errors, runtime, RNG), tensor, tape, op (writing
  * primitives), ops (the built-in primitives), gradcheck, params, optim
- * (optimizers, clipping, schedules, early stopping), io (safetensors, checkpoints). */
+ * (optimizers, clipping, schedules, early stopping), io (safetensors, checkpoints),
+ * nn (layers, recurrent cells, attention, transformer blocks, seq2seq). */
 #ifndef TAPEGRAD_H
 #define TAPEGRAD_H
 
@@ -29,5 +30,6 @@
 #include "tapegrad/params.h"
 #include "tapegrad/optim.h"
 #include "tapegrad/io.h"
+#include "tapegrad/nn.h"
 
 #endif
