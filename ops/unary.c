@@ -7,28 +7,35 @@
  * out at the bottom so every symbol can be found with grep. */
 #include "../autograd/internal.h"
 
+#include "simd_math.h" /* before tgmath.h: it declares the real functions */
+
 #include <tgmath.h>
 
 typedef struct unary_attr { double a, b; } unary_attr;
 
-/* sigmoid without overflow: exp only of a non-positive number */
-#define SIGMOID(x) ((x) >= 0 ? 1 / (1 + exp(-(x))) : exp(x) / (1 + exp(x)))
+/* sigmoid without overflow: exp only of a non-positive number, e = e^-|x|,
+ * then 1/(1+e) or e/(1+e); written without a branch so it vectorizes. */
+#define SIGMOID(x) sigmoid_of(x, exp(-fabs(x)))
+#define sigmoid_of(x, e) ((x) >= 0 ? 1 / (1 + (e)) : (e) / (1 + (e)))
 #define CLIP01(v) ((v) < 0 ? 0 : (v) > 1 ? 1 : (v))
 
 #define UNARY_LOOPS(NAME, T, FWD, DYDX)                                                           \
-    static void NAME##_fwd_##T(const T *X, T *Y, int64_t n, T a, T b) {                           \
+    TG_SIMD_CLONES static void NAME##_fwd_##T(const T *X, T *Y, int64_t n, T a, T b) {            \
         (void)a;                                                                                  \
         (void)b;                                                                                  \
+        TG_PRAGMA_SIMD                                                                            \
         for (int64_t i = 0; i < n; i++) {                                                         \
             T x = X[i];                                                                           \
             Y[i] = (FWD);                                                                         \
         }                                                                                         \
     }                                                                                             \
-    static void NAME##_vjp_##T(const T *X, const T *Y, const T *DY, T *DX, int64_t n, T a, T b) { \
+    TG_SIMD_CLONES static void NAME##_vjp_##T(const T *X, const T *Y, const T *DY, T *DX,        \
+                                              int64_t n, T a, T b) {                              \
         (void)a;                                                                                  \
         (void)b;                                                                                  \
         (void)X;                                                                                  \
         (void)Y;                                                                                  \
+        TG_PRAGMA_SIMD                                                                            \
         for (int64_t i = 0; i < n; i++) {                                                         \
             T x = X[i], y = Y[i];                                                                 \
             (void)x;                                                                              \
