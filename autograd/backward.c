@@ -4,22 +4,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void *alloc_grad(tg_node *n, tg_tensor *t, bool zero) {
+    size_t bytes = (size_t)t->numel * tg_dtype_size(t->dtype);
+    if (t->owner == TG_OWN_ARENA) {
+        t->grad = tg__arena_alloc(n->tape, bytes, zero);
+    } else {
+        /* A leaf: its gradient outlives the tape and accumulates across steps. */
+        t->grad = tg__calloc(1, bytes + TG_SLACK);
+        t->grad_on_heap = t->grad != NULL;
+        n->tape->heap_allocs++;
+    }
+    if (!t->grad) tg_fail(n->tape, TG_ERR_NOMEM, n->op->name, "out of memory (gradient)");
+    return t->grad;
+}
+
 void *tg_input_grad(tg_node *n, int i) {
     tg_tensor *t = n->in[i];
     if (!t->requires_grad) return NULL;
-    if (!t->grad) {
-        size_t bytes = (size_t)t->numel * tg_dtype_size(t->dtype);
-        if (t->owner == TG_OWN_ARENA) {
-            t->grad = tg__arena_alloc(n->tape, bytes, true);
-        } else {
-            /* A leaf: its gradient outlives the tape and accumulates across steps. */
-            t->grad = tg__calloc(1, bytes + TG_SLACK);
-            t->grad_on_heap = t->grad != NULL;
-            n->tape->heap_allocs++;
-        }
-        if (!t->grad) tg_fail(n->tape, TG_ERR_NOMEM, n->op->name, "out of memory (gradient)");
-    }
-    return t->grad;
+    return t->grad ? t->grad : alloc_grad(n, t, true);
+}
+
+void *tg_input_grad_fresh(tg_node *n, int i, bool *fresh) {
+    tg_tensor *t = n->in[i];
+    *fresh = false;
+    if (!t->requires_grad) return NULL;
+    if (t->grad) return t->grad;
+    /* Only arena gradients start uninitialised; a leaf's is zeroed once, when
+     * it is first made, and accumulates from then on. */
+    *fresh = t->owner == TG_OWN_ARENA;
+    return alloc_grad(n, t, !*fresh);
 }
 
 const void *tg_output_grad(const tg_node *n) { return n->out->grad; }

@@ -19,6 +19,8 @@
  * compiler vectorises them. */
 #include "../autograd/internal.h"
 
+#include <string.h>
+
 /* ---- broadcasting plan --------------------------------------------------------------- */
 typedef struct bc_plan {
     int nd;                                   /* collapsed dims, innermost last, >= 1 */
@@ -184,6 +186,25 @@ static inline int64_t vec_body(int64_t n) { return n & ~(int64_t)(VEC_BLOCK - 1)
         for (int l = 0; l < VEC_BLOCK; l++) acc += part[l];                                      \
         DX[0] += (T)acc;                                                                         \
     }                                                                                            \
+    static inline void FN##_set_loop(const T *A, const T *B, const T *Y, const T *DY,           \
+                                     T *restrict DX, int64_t n, int64_t sa, int64_t sb) {        \
+        int64_t j = 0, body = vec_body(n);                                                       \
+        for (; j < body; j++) DX[j] = FN##_at(A, B, Y, DY, j, sa, sb);                           \
+        for (; j < n; j++) DX[j] = FN##_at(A, B, Y, DY, j, sa, sb);                              \
+    }                                                                                            \
+    BINARY_VARIANT(FN, FN##_set_loop, T, set11, (A, B, Y_IN, DY, Y, n, 1, 1))                     \
+    BINARY_VARIANT(FN, FN##_set_loop, T, set10, (A, B, Y_IN, DY, Y, n, 1, 0))                     \
+    BINARY_VARIANT(FN, FN##_set_loop, T, set01, (A, B, Y_IN, DY, Y, n, 0, 1))                     \
+    /* For an operand as large as the output whose gradient is fresh: write it. */               \
+    static void FN##_set(const void *a, const void *b, const void *y, const void *dy, void *out, \
+                         int64_t n, int64_t sa, int64_t sb) {                                    \
+        if (sa && sb)                                                                            \
+            FN##_set11(a, b, y, dy, out, n);                                                     \
+        else if (sa)                                                                             \
+            FN##_set10(a, b, y, dy, out, n);                                                     \
+        else                                                                                     \
+            FN##_set01(a, b, y, dy, out, n);                                                     \
+    }                                                                                            \
     BINARY_VARIANT(FN, FN##_loop, T, 11, (A, B, Y_IN, DY, Y, n, 1, 1))                            \
     BINARY_VARIANT(FN, FN##_loop, T, 10, (A, B, Y_IN, DY, Y, n, 1, 0))                            \
     BINARY_VARIANT(FN, FN##_loop, T, 01, (A, B, Y_IN, DY, Y, n, 0, 1))                            \
@@ -203,7 +224,7 @@ static inline int64_t vec_body(int64_t n) { return n & ~(int64_t)(VEC_BLOCK - 1)
             FN##_s01(a, b, y, dy, out, n);                                                       \
     }
 
-typedef struct binary_kernels { row_fn fwd, da, db; } binary_kernels;
+typedef struct binary_kernels { row_fn fwd, da, db, da_set, db_set; } binary_kernels;
 
 static int binary_forward(tg_node *n, const binary_kernels *kt);
 static int binary_vjp(tg_node *n, const binary_kernels *kt);
@@ -217,8 +238,10 @@ static int binary_vjp(tg_node *n, const binary_kernels *kt);
     BINARY_GRAD_ROW(NAME##_db_float, float, DYDB, sb)                                            \
     BINARY_GRAD_ROW(NAME##_db_double, double, DYDB, sb)                                          \
     static const binary_kernels NAME##_kernels[2] = {                                            \
-        {NAME##_fwd_float, NAME##_da_float, NAME##_db_float},                                    \
-        {NAME##_fwd_double, NAME##_da_double, NAME##_db_double}};                                \
+        {NAME##_fwd_float, NAME##_da_float, NAME##_db_float, NAME##_da_float_set,                \
+         NAME##_db_float_set},                                                                   \
+        {NAME##_fwd_double, NAME##_da_double, NAME##_db_double, NAME##_da_double_set,            \
+         NAME##_db_double_set}};                                                                 \
     static int NAME##_forward(tg_node *n) { return binary_forward(n, NAME##_kernels); }          \
     static int NAME##_vjp(tg_node *n) { return binary_vjp(n, NAME##_kernels); }
 
@@ -258,17 +281,29 @@ static int binary_forward(tg_node *n, const binary_kernels *kt) {
     return 0;
 }
 
-/* a and b may be the same tensor: then both gradients land in one buffer, as they should. */
-static int binary_vjp(tg_node *n, const binary_kernels *kt) {
-    tg_tensor *a = n->in[0], *b = n->in[1], *y = n->out;
-    const binary_kernels *k = &kt[y->dtype == TG_F64];
-    char *da = tg_input_grad(n, 0), *db = tg_input_grad(n, 1);
-    const char *dy = tg_output_grad(n);
+/* The gradient of operand i (0: a, 1: b). A fresh (uninitialised) gradient of
+ * an operand as large as the output is written directly; a broadcast one is
+ * zeroed first, since its rows are summed into it. */
+static void operand_grad(tg_node *n, int i, const binary_kernels *k, const bc_plan *p) {
+    tg_tensor *a = n->in[0], *b = n->in[1], *y = n->out, *x = n->in[i];
     size_t es = tg_dtype_size(y->dtype);
+    bool fresh;
+    char *dx = tg_input_grad_fresh(n, i, &fresh);
+    if (!dx) return;
+    bool full = x->numel == y->numel;
+    if (fresh && !full) memset(dx, 0, (size_t)x->numel * es);
+    row_fn f = i == 0 ? (fresh && full ? k->da_set : k->da) : (fresh && full ? k->db_set : k->db);
+    walk(p, f, es, a->data, b->data, y->data, tg_output_grad(n), dx, i == 0 ? OUT_A : OUT_B);
+}
+
+/* a and b may be the same tensor: a's gradient is complete before b's is
+ * asked for, so both land in one buffer, as they should. */
+static int binary_vjp(tg_node *n, const binary_kernels *kt) {
+    const binary_kernels *k = &kt[n->out->dtype == TG_F64];
     bc_plan p;
-    plan_of(a, b, y, &p);
-    if (da) walk(&p, k->da, es, a->data, b->data, y->data, dy, da, OUT_A);
-    if (db) walk(&p, k->db, es, a->data, b->data, y->data, dy, db, OUT_B);
+    plan_of(n->in[0], n->in[1], n->out, &p);
+    operand_grad(n, 0, k, &p);
+    operand_grad(n, 1, k, &p);
     return 0;
 }
 

@@ -82,49 +82,61 @@ static int matmul_forward(tg_node *nd) {
 }
 
 /* da += dc op(b)^T  (stored: a m x k) or, with trans_a, da += op(b) dc^T (stored k x m). */
-static void grad_a(tg_node *nd, const mm_dims *d, const void *dc, const void *b, void *da) {
+static void grad_a(tg_node *nd, const mm_dims *d, const void *dc, const void *b, void *da,
+                   double beta) {
     const matmul_attr *at = nd->attr;
     int64_t ldb = ldb_of(d, at->trans_b);
     if (!at->trans_a)
         tg_gemm(nd->tape, nd->out->dtype, false, !at->trans_b, d->m, d->k, d->n, 1.0, dc, d->n, b,
-                ldb, 1.0, da, d->k);
+                ldb, beta, da, d->k);
     else
         tg_gemm(nd->tape, nd->out->dtype, at->trans_b, true, d->k, d->m, d->n, 1.0, b, ldb, dc,
-                d->n, 1.0, da, d->m);
+                d->n, beta, da, d->m);
 }
 
 /* db += op(a)^T dc (stored k x n) or, with trans_b, db += dc^T op(a) (stored n x k). */
 static void grad_b(tg_node *nd, const mm_dims *d, int64_t rows, const void *a, const void *dc,
-                   void *db) {
+                   void *db, double beta) {
     const matmul_attr *at = nd->attr;
     int64_t lda = lda_of(d, at->trans_a);
     if (!at->trans_b)
         tg_gemm(nd->tape, nd->out->dtype, !at->trans_a, false, d->k, d->n, rows, 1.0, a, lda, dc,
-                d->n, 1.0, db, d->n);
+                d->n, beta, db, d->n);
     else
         tg_gemm(nd->tape, nd->out->dtype, true, at->trans_a, d->n, d->k, rows, 1.0, dc, d->n, a,
-                lda, 1.0, db, d->k);
+                lda, beta, db, d->k);
 }
 
+/* A fresh (uninitialised) gradient is written with beta = 0 instead of being
+ * zeroed and accumulated into. da is complete before db is asked for, since a
+ * and b may be the same tensor. */
 static int matmul_vjp(tg_node *nd) {
     const matmul_attr *at = nd->attr;
     tg_tensor *a = nd->in[0], *b = nd->in[1];
     mm_dims d = dims_of(a, b, at);
     size_t es = tg_dtype_size(a->dtype);
     const char *dc = tg_output_grad(nd);
-    char *da = tg_input_grad(nd, 0), *db = tg_input_grad(nd, 1);
-    if (d.b_shared && !at->trans_a) { /* one GEMM each over all batch rows */
-        mm_dims all = d;
-        all.m = d.batch * d.m;
-        if (da) grad_a(nd, &all, dc, b->data, da);
-        if (db) grad_b(nd, &all, all.m, a->data, dc, db);
-        return 0;
-    }
-    for (int64_t i = 0; i < d.batch; i++) {
+    bool fresh;
+    bool fold = d.b_shared && !at->trans_a; /* one GEMM each over all batch rows */
+    mm_dims all = d;
+    all.m = d.batch * d.m;
+    char *da = tg_input_grad_fresh(nd, 0, &fresh);
+    if (da && fold)
+        grad_a(nd, &all, dc, b->data, da, fresh ? 0.0 : 1.0);
+    for (int64_t i = 0; da && !fold && i < d.batch; i++) {
         size_t ao = (size_t)(i * d.m * d.k) * es, co = (size_t)(i * d.m * d.n) * es;
         size_t bo = d.b_shared ? 0 : (size_t)(i * d.k * d.n) * es;
-        if (da) grad_a(nd, &d, dc + co, (const char *)b->data + bo, da + ao);
-        if (db) grad_b(nd, &d, d.m, (const char *)a->data + ao, dc + co, db + bo);
+        grad_a(nd, &d, dc + co, (const char *)b->data + bo, da + ao, fresh ? 0.0 : 1.0);
+    }
+    char *db = tg_input_grad_fresh(nd, 1, &fresh);
+    if (db && fold)
+        grad_b(nd, &all, all.m, a->data, dc, db, fresh ? 0.0 : 1.0);
+    for (int64_t i = 0; db && !fold && i < d.batch; i++) {
+        size_t ao = (size_t)(i * d.m * d.k) * es, co = (size_t)(i * d.m * d.n) * es;
+        size_t bo = d.b_shared ? 0 : (size_t)(i * d.k * d.n) * es;
+        /* a shared b sums over the batch: only its first term may overwrite */
+        bool overwrite = fresh && (!d.b_shared || i == 0);
+        grad_b(nd, &d, d.m, (const char *)a->data + ao, dc + co, db + bo, overwrite ? 0.0 : 1.0);
     }
     return 0;
 }

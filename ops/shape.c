@@ -115,9 +115,14 @@ static int concat_vjp(tg_node *n) {
     int64_t outer = outer_of(y, ax), inner = inner_of(y, ax), row = y->shape[ax] * inner, off = 0;
     for (int i = 0; i < n->n_in; i++) {
         int64_t blk = n->in[i]->shape[ax] * inner;
-        void *dx = tg_input_grad(n, i);
-        for (int64_t o = 0; dx && o < outer; o++)
-            add_block(y->dtype, dx, o * blk, dy, o * row + off, blk);
+        bool fresh;
+        void *dx = tg_input_grad_fresh(n, i, &fresh);
+        for (int64_t o = 0; dx && o < outer; o++) {
+            if (fresh) /* first gradient of input i: its block of dy, as is */
+                copy_block(tg_dtype_size(y->dtype), dx, o * blk, dy, o * row + off, blk);
+            else
+                add_block(y->dtype, dx, o * blk, dy, o * row + off, blk);
+        }
         off += blk;
     }
     return 0;

@@ -29,12 +29,23 @@ typedef struct unary_attr { double a, b; } unary_attr;
             Y[i] = (FWD);                                                                         \
         }                                                                                         \
     }                                                                                             \
+    /* fresh: DX is uninitialised and is written, else accumulated into */                     \
     TG_SIMD_CLONES static void NAME##_vjp_##T(const T *X, const T *Y, const T *DY, T *DX,        \
-                                              int64_t n, T a, T b) {                              \
+                                              int64_t n, T a, T b, bool fresh) {                  \
         (void)a;                                                                                  \
         (void)b;                                                                                  \
         (void)X;                                                                                  \
         (void)Y;                                                                                  \
+        if (fresh) {                                                                              \
+            TG_PRAGMA_SIMD                                                                        \
+            for (int64_t i = 0; i < n; i++) {                                                     \
+                T x = X[i], y = Y[i];                                                             \
+                (void)x;                                                                          \
+                (void)y;                                                                          \
+                DX[i] = DY[i] * (DYDX);                                                           \
+            }                                                                                     \
+            return;                                                                               \
+        }                                                                                         \
         TG_PRAGMA_SIMD                                                                            \
         for (int64_t i = 0; i < n; i++) {                                                         \
             T x = X[i], y = Y[i];                                                                 \
@@ -59,13 +70,15 @@ typedef struct unary_attr { double a, b; } unary_attr;
     static int NAME##_vjp(tg_node *n) {                                                          \
         const unary_attr *at = n->attr;                                                          \
         tg_tensor *x = n->in[0], *y = n->out;                                                    \
-        void *dx = tg_input_grad(n, 0);                                                          \
+        bool fresh;                                                                              \
+        void *dx = tg_input_grad_fresh(n, 0, &fresh);                                            \
         if (!dx) return 0;                                                                       \
         if (x->dtype == TG_F32)                                                                  \
             NAME##_vjp_float(x->data, y->data, tg_output_grad(n), dx, x->numel, (float)at->a,    \
-                             (float)at->b);                                                      \
+                             (float)at->b, fresh);                                               \
         else                                                                                     \
-            NAME##_vjp_double(x->data, y->data, tg_output_grad(n), dx, x->numel, at->a, at->b);  \
+            NAME##_vjp_double(x->data, y->data, tg_output_grad(n), dx, x->numel, at->a, at->b,   \
+                              fresh);                                                            \
         return 0;                                                                                \
     }                                                                                            \
     static const tg_op NAME##_op = {.name = #NAME,                                               \

@@ -87,6 +87,12 @@ TG_API int tg_check_float(tg_tape *tp, const char *op, const tg_tensor *t);
 /* Inside forward/vjp: */
 TG_API void *tg_node_scratch(tg_node *n, size_t bytes);   /* arena, zeroed, 64-byte aligned */
 TG_API void *tg_input_grad(tg_node *n, int i);            /* NULL if input i needs none */
+/* As tg_input_grad, but when input i has no gradient yet the buffer comes back
+ * UNINITIALISED and *fresh is true: the VJP must then write (=) every element
+ * instead of accumulating, which saves zeroing it and reading it back. Finish
+ * writing input i's gradient before asking for the next input's: two inputs
+ * may be the same tensor. */
+TG_API void *tg_input_grad_fresh(tg_node *n, int i, bool *fresh);
 TG_API const void *tg_output_grad(const tg_node *n);      /* never NULL inside vjp */
 /* Arena scratch that lives until tape reset (for ops and layers). */
 TG_API void *tg_tape_alloc(tg_tape *tp, size_t bytes);
