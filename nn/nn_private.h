@@ -9,9 +9,7 @@
 #define NN_HIDDEN __attribute__((visibility("hidden")))
 #define NN_NAME_MAX 256
 
-/* Status of a call that has no tape. The message would go to tg_last_error()
- * but core.h exports no setter yet (requested: tg_set_last_error); until
- * then only the code is returned. */
+/* Status of a call that has no tape: the message goes to tg_last_error(). */
 NN_HIDDEN tg_status nn_error(tg_status st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
