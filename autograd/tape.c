@@ -305,6 +305,15 @@ int tg_check_float(tg_tape *tp, const char *op, const tg_tensor *t) {
     return 0;
 }
 
+int tg_check_float_pair(tg_tape *tp, const char *op, const tg_tensor *a, const tg_tensor *b) {
+    if (tg_check_float(tp, op, a) || tg_check_float(tp, op, b)) return -1;
+    if (a->dtype == b->dtype) return 0;
+    char sa[160], sb[160];
+    return tg_fail(tp, TG_ERR_DTYPE, op, "dtypes differ: %s %s x %s %s", tg_dtype_name(a->dtype),
+                   tg_shape_str(a, sa, sizeof sa), tg_dtype_name(b->dtype),
+                   tg_shape_str(b, sb, sizeof sb));
+}
+
 int tg_infer_same_as_input0(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
                             tg_desc *out) {
     (void)n_in;

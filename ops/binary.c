@@ -259,15 +259,12 @@ static int binary_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void 
     (void)attr;
     const char *op = tp->current_op;
     const tg_tensor *a = in[0], *b = in[1];
-    char sa[160], sb[160];
-    tg_shape_str(a, sa, sizeof sa);
-    tg_shape_str(b, sb, sizeof sb);
-    if (tg_check_float(tp, op, a) || tg_check_float(tp, op, b)) return -1;
-    if (a->dtype != b->dtype)
-        return tg_fail(tp, TG_ERR_DTYPE, op, "dtypes differ: %s %s x %s %s",
-                       tg_dtype_name(a->dtype), sa, tg_dtype_name(b->dtype), sb);
-    if (!bcast_shape(a, b, &out->ndim, out->shape))
-        return tg_fail(tp, TG_ERR_SHAPE, op, "shapes do not broadcast: %s x %s", sa, sb);
+    if (tg_check_float_pair(tp, op, a, b)) return -1;
+    if (!bcast_shape(a, b, &out->ndim, out->shape)) {
+        char sa[160], sb[160];
+        return tg_fail(tp, TG_ERR_SHAPE, op, "shapes do not broadcast: %s x %s",
+                       tg_shape_str(a, sa, sizeof sa), tg_shape_str(b, sb, sizeof sb));
+    }
     out->dtype = a->dtype;
     return 0;
 }

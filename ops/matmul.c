@@ -34,10 +34,7 @@ static int matmul_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void 
     char sa[160], sb[160];
     tg_shape_str(a, sa, sizeof sa);
     tg_shape_str(b, sb, sizeof sb);
-    if (tg_check_float(tp, "matmul", a) || tg_check_float(tp, "matmul", b)) return -1;
-    if (a->dtype != b->dtype)
-        return tg_fail(tp, TG_ERR_DTYPE, "matmul", "dtypes differ: %s %s x %s %s",
-                       tg_dtype_name(a->dtype), sa, tg_dtype_name(b->dtype), sb);
+    if (tg_check_float_pair(tp, "matmul", a, b)) return -1;
     if (a->ndim < 2 || b->ndim < 2)
         return tg_fail(tp, TG_ERR_SHAPE, "matmul", "needs at least 2-D operands: %s x %s", sa, sb);
     if (b->ndim > 2 && (b->ndim != a->ndim || memcmp(a->shape, b->shape,

@@ -83,6 +83,9 @@ TG_API int tg_infer_same_as_input0(tg_tape *tp, int n_in, tg_tensor *const *in, 
                                    tg_desc *out);
 /* Checks that t is float and of the same dtype as in[0]; reports op + shapes. */
 TG_API int tg_check_float(tg_tape *tp, const char *op, const tg_tensor *t);
+/* Both float and of one dtype, else "<op>: dtypes differ: float32 [2,3] x float64 [3]". */
+TG_API int tg_check_float_pair(tg_tape *tp, const char *op, const tg_tensor *a,
+                               const tg_tensor *b);
 
 /* Inside forward/vjp: */
 TG_API void *tg_node_scratch(tg_node *n, size_t bytes);   /* arena, zeroed, 64-byte aligned */
