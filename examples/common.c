@@ -220,7 +220,7 @@ bool ex_plot_lines(const char *png, const char *title, const char *xlabel, const
     FILE *s = tmpfile();
     if (!s) return false;
     fprintf(s, "set terminal pngcairo size 1000,600\nset output '%s'\nset title '%s'\n", png, title);
-    fprintf(s, "set xlabel '%s'\nset ylabel '%s'\nset grid\nset key outside bottom center horizontal\n",
+    fprintf(s, "set xlabel '%s'\nset ylabel '%s'\nset grid\nset key below\n",
             xlabel, ylabel);
     fprintf(s, "$d << EOD\n");
     for (int64_t i = 0; i < n; i++) {

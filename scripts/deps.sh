@@ -3,7 +3,8 @@
 # Run as root (or with sudo available). Safe to run again.
 set -euo pipefail
 packages=(build-essential meson ninja-build pkg-config libblis-dev check libgtest-dev googletest
-          libcjson-dev zlib1g-dev valgrind clang libclang-rt-14-dev gnuplot-nox fortunes)
+          libcjson-dev zlib1g-dev valgrind clang libclang-rt-14-dev gnuplot-nox fortunes
+          dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
