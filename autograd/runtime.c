@@ -110,6 +110,9 @@ static void init_runtime(void) {
         bli_init();
     }
     (void)bli_arch_query_id();
+    /* Every shape reaches BLIS validated by an op's infer; BLIS's own checks
+     * cost a visible share of tiny GEMMs (attention over a few keys). */
+    bli_error_checking_level_set(BLIS_NO_ERROR_CHECKING);
     default_threads_at_start = threads_from_env();
 }
 
