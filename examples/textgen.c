@@ -1,0 +1,792 @@
+/* examples/textgen.c - a character-level language model (issue 5, item 3).
+ *
+ * Model, for B streams of T characters (V distinct bytes, embedding E, hidden H):
+ *   x ids [B, T] -> embedding [B, T, E] -> L stacked cells (rnn | lstm | gru) [B, T, H]
+ *   -> linear [B, T, V] logits -> cross-entropy against the next characters y [B, T]
+ *
+ * Truncated backpropagation through time: the training text is cut into B
+ * contiguous streams and batch k holds characters [kT, kT+T) of every stream,
+ * so row b of batch k+1 continues row b of batch k. The final state of one
+ * batch is the initial state of the next, carried as values only (detached):
+ * gradients stop at the batch boundary. The state restarts at zero each epoch.
+ *
+ * Corpus: --data FILE, or by default every fortune of Debian's `fortunes`
+ * package (the text files in /usr/share/games/fortunes/), shuffled with a
+ * fixed seed so that the validation split (the last --val-frac of the text)
+ * is drawn from all the files. The vocabulary is the set of bytes present.
+ *
+ * Checkpoint (--save, one safetensors file through io.h): the weights, the
+ * optimizer's moments, the RNG and the position, plus two buffers without
+ * gradient, "textgen.vocab" (byte of each id) and "textgen.config" (cell,
+ * layers, hidden, embedding), so --load rebuilds the model by itself:
+ * --sample-only generates from it; without it training resumes.
+ *
+ * Memory: every tensor the loop touches is made once; each step resets the
+ * tape, so warm steps make no heap allocation (the program counts them). */
+#define _POSIX_C_SOURCE 200809L
+#include <tapegrad.h>
+
+#include "common.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#ifndef FORTUNE_DIR   /* overridable at build time, e.g. to test a machine without it */
+#define FORTUNE_DIR "/usr/share/games/fortunes"
+#endif
+static const char *const DATA_HINT =
+    "see ../shared/data/README.md for where to get it, or run without --data to use the "
+    "fortunes corpus (apt-get install fortunes)";
+static const char *const FORTUNE_HINT =
+    "the default corpus comes from Debian's fortunes package: apt-get install fortunes "
+    "(or pass --data FILE, see ../shared/data/README.md)";
+static const uint64_t SPLIT_SEED = 20240229;   /* fixed: the split must not move with --seed */
+enum { N_CONFIG = 4 };                         /* cell kind, layers, hidden, embedding */
+enum { MAX_SIZE = 1 << 20 };                   /* bound on sizes: products stay far from overflow */
+
+typedef struct options {
+    const char *data, *cell, *optim, *save, *load, *plot, *prime;
+    int64_t layers, hidden, embed, batch, seq, steps, epochs, seed, threads;
+    int64_t eval_every, eval_chars, sample_every, sample_len;
+    double lr, clip, dropout, val_frac, temperature, max_seconds, lr_min;
+    bool sample_only;
+} options;
+
+typedef struct corpus {
+    uint8_t *ids;             /* the text as vocabulary ids       */
+    int64_t n, n_train;       /* characters; the first n_train train */
+    int V;
+    uint8_t byte_of[256];     /* id -> byte                       */
+    int16_t id_of[256];       /* byte -> id, -1 when absent       */
+} corpus;
+
+typedef struct model {
+    tg_params *p;
+    tg_rnn_kind kind;
+    int64_t L, H, E, V;
+    tg_embedding_layer emb;
+    tg_rnn rnn;
+    tg_linear fc;
+    tg_tensor *vocab, *config;   /* buffers: saved with the weights, never trained */
+} model;
+
+/* The recurrent state carried between calls, caller-owned so it outlives tape resets. */
+typedef struct carry {
+    int L;
+    tg_tensor *h[TG_RNN_MAX_LAYERS], *c[TG_RNN_MAX_LAYERS];   /* [B, H] */
+    tg_rnn_state init[TG_RNN_MAX_LAYERS], fin[TG_RNN_MAX_LAYERS];
+} carry;
+
+/* One split read as B streams of T-character batches. */
+typedef struct batcher {
+    const uint8_t *ids;
+    int64_t start, len, B, T, stream, per_epoch;   /* stream: characters per stream */
+} batcher;
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) { (void)sig; interrupted = 1; }
+
+/* ---- corpus ------------------------------------------------------------------------ */
+static bool is_fortune_file(const char *dir, const char *name) {
+    size_t n = strlen(name);
+    if (name[0] == '.' || (n > 4 && !strcmp(name + n - 4, ".dat")) ||
+        (n > 3 && !strcmp(name + n - 3, ".u8")))   /* index files; .u8 are symlinks to the text */
+        return false;
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+typedef struct piece { const char *s; size_t n; } piece;
+
+/* Split one fortune file at its "%" lines; appends to *v (grown as needed). */
+static bool split_fortunes(const char *text, size_t len, piece **v, size_t *n, size_t *cap) {
+    const char *p = text, *end = text + len, *start = text;
+    while (p <= end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *next = eol ? eol + 1 : end + 1;
+        bool sep = (eol ? eol : end) - p == 1 && *p == '%';
+        if (sep || next > end) {
+            size_t plen = (size_t)(p - start) + (sep ? 0 : (size_t)(end - p));
+            if (plen > 0) {
+                if (*n == *cap) {
+                    piece *g = realloc(*v, (*cap = *cap ? 2 * *cap : 1024) * sizeof **v);
+                    if (!g) return false;
+                    *v = g;
+                }
+                (*v)[(*n)++] = (piece){start, plen};
+            }
+            start = next;
+        }
+        p = next;
+    }
+    return true;
+}
+
+/* Removes control bytes but tab and newline (a few fortunes ring the bell or
+ * overstrike with backspaces, which samples should not replay); returns the new length. */
+static size_t drop_controls(char *s, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 32 || c == '\n' || c == '\t') s[k++] = s[i];
+    }
+    s[k] = '\0';
+    return k;
+}
+
+/* Every fortune of every text file in FORTUNE_DIR, shuffled with a fixed seed
+ * and joined by blank lines. NULL after a message. */
+static char *read_fortunes(size_t *len) {
+    struct dirent **names = NULL;
+    int nf = scandir(FORTUNE_DIR, &names, NULL, alphasort);
+    if (nf < 0) {
+        fprintf(stderr, "error: cannot open the default corpus folder '%s/'\n  %s\n", FORTUNE_DIR,
+                FORTUNE_HINT);
+        return NULL;
+    }
+    char **files = calloc((size_t)nf + 1, sizeof *files);
+    piece *v = NULL;
+    size_t n = 0, cap = 0, total = 0;
+    bool ok = files != NULL;
+    for (int i = 0; ok && i < nf; i++) {
+        if (!is_fortune_file(FORTUNE_DIR, names[i]->d_name)) continue;
+        char path[4096];
+        size_t flen = 0;
+        snprintf(path, sizeof path, "%s/%s", FORTUNE_DIR, names[i]->d_name);
+        ok = (files[i] = ex_read_file(path, &flen, FORTUNE_HINT)) != NULL;
+        if (ok && !(ok = split_fortunes(files[i], flen, &v, &n, &cap)))
+            fprintf(stderr, "error: out of memory reading %s\n", path);
+    }
+    tg_rng r = tg_rng_seeded(SPLIT_SEED);
+    for (size_t i = n; ok && i > 1; i--) {   /* Fisher-Yates */
+        size_t j = (size_t)(tg_rng_next(&r) % i);
+        piece t = v[i - 1];
+        v[i - 1] = v[j], v[j] = t;
+    }
+    for (size_t i = 0; i < n; i++) total += v[i].n + 1;
+    char *out = ok && n > 0 ? malloc(total + 1) : NULL;
+    if (ok && n == 0) fprintf(stderr, "error: no fortunes found in '%s/'\n  %s\n", FORTUNE_DIR, FORTUNE_HINT);
+    size_t at = 0;
+    for (size_t i = 0; out && i < n; i++) {
+        memcpy(out + at, v[i].s, v[i].n);
+        at += v[i].n;
+        out[at++] = '\n';   /* each fortune ends in '\n': this makes a blank line */
+    }
+    if (out) out[at] = '\0', *len = drop_controls(out, at);
+    for (int i = 0; i < nf; i++) free(names[i]), free(files ? files[i] : NULL);
+    free(names), free(files), free(v);
+    return out;
+}
+
+/* Text -> ids. With a fixed vocabulary (from a checkpoint) a byte outside it
+ * is an error; otherwise the vocabulary is every byte present, in byte order. */
+static int make_corpus(corpus *cp, const char *text, size_t len, bool fixed_vocab, const char *src) {
+    if (!fixed_vocab) {
+        bool seen[256] = {false};
+        for (size_t i = 0; i < len; i++) seen[(uint8_t)text[i]] = true;
+        cp->V = 0;
+        for (int b = 0; b < 256; b++) {
+            cp->id_of[b] = seen[b] ? (int16_t)cp->V : -1;
+            if (seen[b]) cp->byte_of[cp->V++] = (uint8_t)b;
+        }
+    }
+    cp->ids = malloc(len ? len : 1);
+    if (!cp->ids) return fprintf(stderr, "error: out of memory for the corpus\n"), 1;
+    for (size_t i = 0; i < len; i++) {
+        int id = cp->id_of[(uint8_t)text[i]];
+        if (id < 0) {
+            char what[160];
+            snprintf(what, sizeof what, "byte 0x%02x at offset %zu is not in the checkpoint's "
+                     "vocabulary of %d characters", (uint8_t)text[i], i, cp->V);
+            return ex_bad_data(src, 0, what, "train on a corpus with the same characters");
+        }
+        cp->ids[i] = (uint8_t)id;
+    }
+    cp->n = (int64_t)len;
+    return 0;
+}
+
+/* A --data file must be text: not empty, no NUL byte. Returns 0 or an exit code. */
+static int check_text(const char *path, const char *text, size_t len) {
+    if (len == 0) return ex_bad_data(path, 0, "the file is empty", DATA_HINT);
+    const char *nul = memchr(text, '\0', len);
+    if (!nul) return 0;
+    long line = 1;
+    for (const char *p = text; p < nul; p++) line += *p == '\n';
+    return ex_bad_data(path, line, "contains a NUL byte: not a text file", DATA_HINT);
+}
+
+static int load_corpus(corpus *cp, const options *o, bool fixed_vocab) {
+    size_t len = 0;
+    const char *src = o->data ? o->data : FORTUNE_DIR "/";
+    char *text = o->data ? ex_read_file(o->data, &len, DATA_HINT) : read_fortunes(&len);
+    if (!text) return 1;
+    int rc = o->data ? check_text(o->data, text, len) : 0;
+    if (rc == 0) rc = make_corpus(cp, text, len, fixed_vocab, src);
+    free(text);
+    if (rc) return rc;
+    int64_t need = o->batch * o->seq + 1;   /* one batch in each split */
+    cp->n_train = (int64_t)((double)cp->n * (1 - o->val_frac));
+    if (cp->n_train < need || cp->n - cp->n_train < need) {
+        char what[200];
+        snprintf(what, sizeof what, "only %lld characters: --batch %lld --seq %lld with --val-frac %g "
+                 "needs at least %lld in each split", (long long)cp->n, (long long)o->batch,
+                 (long long)o->seq, o->val_frac, (long long)need);
+        return ex_bad_data(src, 0, what, DATA_HINT);
+    }
+    printf("corpus: %s, %lld characters, vocabulary %d; %lld for training, %lld for validation\n",
+           src, (long long)cp->n, cp->V, (long long)cp->n_train, (long long)(cp->n - cp->n_train));
+    return 0;
+}
+
+static batcher make_batcher(const corpus *cp, bool val, int64_t B, int64_t T) {
+    batcher b = {.ids = cp->ids, .start = val ? cp->n_train : 0,
+                 .len = val ? cp->n - cp->n_train : cp->n_train, .B = B, .T = T};
+    b.stream = (b.len - 1) / B;
+    b.per_epoch = b.stream / T;
+    return b;
+}
+
+/* Batch k of the epoch into x and y (targets: the next characters). */
+static void fill_batch(const batcher *b, int64_t k, tg_tensor *x, tg_tensor *y) {
+    int32_t *xs = tg_tensor_data(x), *ys = tg_tensor_data(y);
+    for (int64_t r = 0; r < b->B; r++) {
+        const uint8_t *src = b->ids + b->start + r * b->stream + k * b->T;
+        for (int64_t t = 0; t < b->T; t++) {
+            xs[r * b->T + t] = src[t];
+            ys[r * b->T + t] = src[t + 1];
+        }
+    }
+}
+
+/* ---- model --------------------------------------------------------------------------- */
+static bool parse_cell(const char *s, tg_rnn_kind *k) {
+    if (!strcmp(s, "rnn")) *k = TG_RNN_ELMAN;
+    else if (!strcmp(s, "lstm")) *k = TG_RNN_LSTM;
+    else if (!strcmp(s, "gru")) *k = TG_RNN_GRU;
+    else return false;
+    return true;
+}
+
+static const char *cell_name(tg_rnn_kind k) {
+    return k == TG_RNN_LSTM ? "lstm" : k == TG_RNN_GRU ? "gru" : "rnn";
+}
+
+static tg_tensor *buffer(tg_params *p, const char *name, int64_t n) {
+    tg_tensor *t = tg_params_create(p, name, TG_F32, 1, &n);
+    tg_tensor_set_requires_grad(t, false);   /* NULL is fine */
+    return t;
+}
+
+/* Builds the layers of m (kind, L, H, E, V set) and its buffers from cp's vocabulary. */
+static int model_build(model *m, const corpus *cp, double dropout, tg_rng *rng) {
+    m->p = tg_params_new();
+    tg_rnn_opts ro = tg_rnn_opts_default(m->kind, m->E, m->H);
+    ro.num_layers = (int)m->L;
+    ro.return_sequences = true;
+    ro.dropout = dropout;
+    if (!m->p || tg_embedding_layer_init(&m->emb, m->p, "embed", m->V, m->E, TG_F32, rng, NULL) ||
+        tg_rnn_init(&m->rnn, m->p, "rnn", &ro, TG_F32, rng) ||
+        tg_linear_init(&m->fc, m->p, "head", m->H, m->V, TG_F32, rng, NULL) ||
+        !(m->vocab = buffer(m->p, "textgen.vocab", m->V)) ||
+        !(m->config = buffer(m->p, "textgen.config", N_CONFIG))) {
+        fprintf(stderr, "error: cannot build the model: %s\n", tg_last_error());
+        return 1;
+    }
+    for (int i = 0; i < m->V; i++) tg_tensor_set(m->vocab, i, cp->byte_of[i]);
+    double cfg[N_CONFIG] = {(double)m->kind, (double)m->L, (double)m->H, (double)m->E};
+    for (int i = 0; i < N_CONFIG; i++) tg_tensor_set(m->config, i, cfg[i]);
+    return 0;
+}
+
+/* cell kind one of ours, layers in 1..TG_RNN_MAX_LAYERS, hidden and embedding in 1..MAX_SIZE */
+static bool config_ok(const tg_tensor *cfg) {
+    double k = tg_tensor_get(cfg, 0), l = tg_tensor_get(cfg, 1);
+    bool ok = (k == TG_RNN_ELMAN || k == TG_RNN_LSTM || k == TG_RNN_GRU) && l >= 1 &&
+              l <= TG_RNN_MAX_LAYERS && l == floor(l);
+    for (int i = 2; i < N_CONFIG; i++) {
+        double v = tg_tensor_get(cfg, i);
+        ok = ok && v >= 1 && v <= MAX_SIZE && v == floor(v);
+    }
+    return ok;
+}
+
+/* Reads the model's shape and vocabulary from a checkpoint (into m and cp). */
+static int read_header(const tg_safetensors *f, const char *path, model *m, corpus *cp) {
+    tg_tensor *cfg = tg_safetensors_get(f, "textgen.config", TG_F32);
+    tg_tensor *voc = tg_safetensors_get(f, "textgen.vocab", TG_F32);
+    int rc = 0;
+    if (!cfg || !voc || tg_tensor_numel(cfg) != N_CONFIG || tg_tensor_numel(voc) < 1 ||
+        tg_tensor_numel(voc) > 256) {
+        rc = ex_bad_data(path, 0, "not a textgen checkpoint (no valid textgen.config / "
+                         "textgen.vocab)", "make one with: textgen --save PATH");
+    } else if (!config_ok(cfg)) {
+        rc = ex_bad_data(path, 0, "textgen.config holds an unknown cell or sizes out of range",
+                         NULL);
+    } else {
+        m->kind = (tg_rnn_kind)tg_tensor_get(cfg, 0);
+        m->L = (int64_t)tg_tensor_get(cfg, 1), m->H = (int64_t)tg_tensor_get(cfg, 2);
+        m->E = (int64_t)tg_tensor_get(cfg, 3), m->V = tg_tensor_numel(voc);
+        cp->V = (int)m->V;
+        memset(cp->id_of, -1, sizeof cp->id_of);
+        for (int i = 0; i < cp->V; i++) {
+            double b = tg_tensor_get(voc, i);
+            if (!(b >= 0 && b < 256) || cp->id_of[(int)b] >= 0) {
+                rc = ex_bad_data(path, 0, "textgen.vocab holds a bad or repeated byte", NULL);
+                break;
+            }
+            cp->byte_of[i] = (uint8_t)b, cp->id_of[(int)b] = (int16_t)i;
+        }
+    }
+    tg_tensor_free(cfg);
+    tg_tensor_free(voc);
+    return rc;
+}
+
+static void model_free(model *m) { tg_params_free(m->p); }
+
+static int carry_open(carry *s, const model *m, int64_t B) {
+    memset(s, 0, sizeof *s);
+    s->L = (int)m->L;
+    for (int l = 0; l < s->L; l++) {
+        s->h[l] = tg_tensor_new(TG_F32, 2, (int64_t[]){B, m->H});
+        if (m->kind == TG_RNN_LSTM) s->c[l] = tg_tensor_new(TG_F32, 2, (int64_t[]){B, m->H});
+        if (!s->h[l] || (m->kind == TG_RNN_LSTM && !s->c[l])) return -1;
+        s->init[l] = (tg_rnn_state){s->h[l], s->c[l]};
+    }
+    return 0;
+}
+
+static void carry_zero(carry *s) {
+    for (int l = 0; l < s->L; l++) {
+        tg_tensor_fill(s->h[l], 0);
+        if (s->c[l]) tg_tensor_fill(s->c[l], 0);
+    }
+}
+
+/* The detach: copy the final state's values into the caller-owned initial
+ * state. Call it after backward (the cells' VJPs still read the initial state);
+ * the next batch then starts from these values with no path back into this one. */
+static void carry_keep(carry *s) {
+    for (int l = 0; l < s->L; l++) {
+        tg_tensor_copy(s->h[l], s->fin[l].h);
+        if (s->c[l]) tg_tensor_copy(s->c[l], s->fin[l].c);
+    }
+}
+
+static void carry_close(carry *s) {
+    for (int l = 0; l < s->L; l++) tg_tensor_free(s->h[l]), tg_tensor_free(s->c[l]);
+}
+
+/* x ids [B, T] -> logits [B, T, V], from the state in s (final state into s->fin). */
+static tg_tensor *forward(tg_tape *tp, const model *m, tg_tensor *x, carry *s, tg_rng *rng) {
+    tg_rnn_call call = {.initial = s->init, .rng = rng};
+    tg_tensor *e = tg_embedding_layer_forward(tp, &m->emb, x);   /* [B, T, E] */
+    tg_tensor *h = tg_rnn_forward(tp, &m->rnn, e, &call, s->fin);  /* [B, T, H] */
+    return tg_linear_forward(tp, &m->fc, h);                      /* [B, T, V] */
+}
+
+/* ---- sampling ------------------------------------------------------------------------- */
+typedef struct sampler {
+    carry state;         /* B = 1 */
+    tg_tensor *x;        /* [1, 1] */
+    char *text;          /* sample_len + 1 */
+    double probs[256];
+} sampler;
+
+/* Feeds one character; the next character's distribution goes into sp->probs
+ * (softmax of logits / temperature; temperature <= 0: all mass on the argmax). */
+static int feed(tg_tape *tp, const model *m, sampler *sp, int id, double temp) {
+    *(int32_t *)tg_tensor_data(sp->x) = id;
+    tg_tensor *logits = forward(tp, m, sp->x, &sp->state, NULL);
+    if (!logits) return -1;
+    const float *z = tg_tensor_cdata(logits);
+    int best = 0;
+    for (int v = 1; v < m->V; v++) best = z[v] > z[best] ? v : best;
+    double sum = 0;
+    for (int v = 0; v < m->V; v++) {
+        sp->probs[v] = temp > 0 ? exp((z[v] - z[best]) / temp) : v == best;
+        sum += sp->probs[v];
+    }
+    for (int v = 0; v < m->V; v++) sp->probs[v] /= sum;
+    carry_keep(&sp->state);
+    tg_tape_reset(tp);
+    return 0;
+}
+
+static int draw(const double *probs, int V, tg_rng *r) {
+    double u = tg_rng_uniform(r), acc = 0;
+    for (int v = 0; v < V; v++)
+        if ((acc += probs[v]) > u) return v;
+    return V - 1;
+}
+
+/* n characters after the prime text (default: a newline) into sp->text. */
+static int sample(tg_tape *tp, const model *m, const corpus *cp, sampler *sp, const char *prime,
+                  int64_t n, double temp, tg_rng *r) {
+    tg_tape_set_training(tp, false);
+    tg_no_grad_begin(tp);
+    carry_zero(&sp->state);
+    sp->text[0] = '\0';
+    int rc = 0, fed = 0;
+    for (const char *c = prime && *prime ? prime : "\n"; *c && rc == 0; c++)
+        if (cp->id_of[(uint8_t)*c] >= 0) rc = feed(tp, m, sp, cp->id_of[(uint8_t)*c], temp), fed++;
+    if (rc == 0 && fed == 0) rc = feed(tp, m, sp, 0, temp);   /* no prime character is known */
+    for (int64_t i = 0; i < n && rc == 0; i++) {
+        int id = draw(sp->probs, (int)m->V, r);
+        sp->text[i] = (char)cp->byte_of[id];
+        sp->text[i + 1] = '\0';
+        rc = feed(tp, m, sp, id, temp);
+    }
+    tg_no_grad_end(tp);
+    tg_tape_set_training(tp, true);
+    if (rc) fprintf(stderr, "sampling failed: %s\n", tg_tape_error(tp));
+    return rc;
+}
+
+/* ---- training ------------------------------------------------------------------------- */
+typedef struct trainer {
+    const options *o;
+    model *m;
+    const corpus *cp;
+    tg_tape *tp;
+    tg_optim *opt;
+    tg_sched *sched;
+    tg_tensor *x, *y;                /* [B, T] ids, reused by every batch */
+    carry train, eval;
+    sampler sp;
+    batcher tr, va;
+    tg_train_state ts;               /* rng (dropout), epoch, step, data_pos (next batch) */
+    tg_rng sample_rng;
+    int64_t total;                   /* steps to run in this call */
+    double *h_step, *h_train, *h_val;
+    int n_hist;
+    uint64_t warm_allocs;            /* library heap allocations in warm steps */
+} trainer;
+
+static double train_step(trainer *t) {
+    tg_tape *tp = t->tp;
+    if (t->ts.data_pos >= t->tr.per_epoch) {   /* new epoch: streams restart, so does the state */
+        t->ts.data_pos = 0, t->ts.epoch++;
+        carry_zero(&t->train);
+    }
+    fill_batch(&t->tr, t->ts.data_pos, t->x, t->y);
+    tg_params_zero_grad(t->m->p);
+    tg_tensor *loss = tg_cross_entropy(tp, forward(tp, t->m, t->x, &t->train, &t->ts.rng), t->y);
+    if (!loss || tg_backward(tp, loss) != TG_OK) {
+        fprintf(stderr, "\nstep %lld: %s\n", (long long)t->ts.step + 1, tg_tape_error(tp));
+        return NAN;
+    }
+    double value = tg_tensor_item(loss);
+    double norm = t->o->clip > 0 ? tg_clip_grad_norm(t->m->p, t->o->clip) : 0;
+    if (isfinite(norm) && isfinite(value)) tg_optim_step(t->opt);   /* else skip the update */
+    if (t->sched) tg_sched_step(t->sched);
+    carry_keep(&t->train);
+    tg_tape_reset(tp);
+    t->ts.data_pos++, t->ts.step++;
+    return value;
+}
+
+/* Mean validation cross-entropy (nats/char) over at most max_chars characters
+ * (0: the whole split), from a zero state carried across batches. */
+static double evaluate(trainer *t, int64_t max_chars, int64_t *chars) {
+    tg_tape *tp = t->tp;
+    int64_t per = t->va.B * t->va.T, n = t->va.per_epoch;
+    if (max_chars > 0 && max_chars / per < n) n = max_chars / per > 0 ? max_chars / per : 1;
+    tg_tape_set_training(tp, false);
+    tg_no_grad_begin(tp);
+    carry_zero(&t->eval);
+    double sum = 0;
+    for (int64_t k = 0; k < n && isfinite(sum); k++) {
+        fill_batch(&t->va, k, t->x, t->y);
+        tg_tensor *loss = tg_cross_entropy(tp, forward(tp, t->m, t->x, &t->eval, NULL), t->y);
+        if (!loss) fprintf(stderr, "\nevaluation: %s\n", tg_tape_error(tp));
+        sum += loss ? tg_tensor_item(loss) : NAN;
+        carry_keep(&t->eval);
+        tg_tape_reset(tp);
+    }
+    tg_no_grad_end(tp);
+    tg_tape_set_training(tp, true);
+    *chars = n * per;
+    return sum / (double)n;
+}
+
+static void show_sample(trainer *t, ex_progress *pg, const char *when) {
+    const options *o = t->o;
+    if (sample(t->tp, t->m, t->cp, &t->sp, o->prime, o->sample_len, o->temperature,
+               &t->sample_rng) == 0)
+        ex_log(pg, "---- sample %s (temperature %g) ----\n%s%s\n----", when, o->temperature,
+               o->prime ? o->prime : "", t->sp.text);
+}
+
+/* Validation on part of the split, one point of the loss curve. */
+static void checkpoint_eval(trainer *t, ex_progress *pg, double train_mean) {
+    int64_t chars;
+    double val = evaluate(t, t->o->eval_chars, &chars);
+    t->h_step[t->n_hist] = (double)t->ts.step;
+    t->h_train[t->n_hist] = train_mean;
+    t->h_val[t->n_hist++] = val;
+    ex_log(pg, "step %lld  epoch %lld  train loss %.4f  val loss %.4f nats/char (%lld chars)",
+           (long long)t->ts.step, (long long)t->ts.epoch + 1, train_mean, val, (long long)chars);
+}
+
+static int train_loop(trainer *t) {
+    const options *o = t->o;
+    ex_progress pg;
+    ex_progress_start(&pg, t->total, "char");
+    double start = ex_now(), sum = 0;
+    int64_t n_sum = 0;
+    for (int64_t s = 1; s <= t->total; s++) {
+        uint64_t before = tg_heap_allocs();
+        double loss = train_step(t);
+        if (s > 2) t->warm_allocs += tg_heap_allocs() - before;
+        if (!isfinite(loss)) {
+            if (!isnan(loss) || tg_tape_status(t->tp) == TG_OK)
+                fprintf(stderr, "\nstep %lld: the loss is not finite (try a lower --lr)\n",
+                        (long long)t->ts.step);
+            return 1;
+        }
+        sum += loss, n_sum++;
+        ex_progress_update(&pg, s, loss, t->tr.B * t->tr.T);
+        bool stop = interrupted || (o->max_seconds > 0 && ex_now() - start > o->max_seconds);
+        if (o->eval_every > 0 && (s % o->eval_every == 0 || s == t->total || stop)) {
+            checkpoint_eval(t, &pg, sum / (double)n_sum);
+            sum = 0, n_sum = 0;
+        }
+        if (o->sample_every > 0 && s % o->sample_every == 0 && s < t->total && !stop) {
+            char when[64];
+            snprintf(when, sizeof when, "at step %lld", (long long)t->ts.step);
+            show_sample(t, &pg, when);
+        }
+        if (stop) {
+            ex_log(&pg, "stopping after step %lld: %s", (long long)t->ts.step,
+                   interrupted ? "interrupted" : "--max-seconds reached");
+            break;
+        }
+    }
+    ex_progress_done(&pg);
+    return 0;
+}
+
+/* ---- setup and reports ------------------------------------------------------------------- */
+static int make_optim(trainer *t) {
+    const options *o = t->o;
+    tg_optim_kind k;
+    if (!strcmp(o->optim, "adam")) k = TG_OPTIM_ADAM;
+    else if (!strcmp(o->optim, "rmsprop")) k = TG_OPTIM_RMSPROP;
+    else return fprintf(stderr, "error: --optim must be adam or rmsprop, not '%s'\n", o->optim), 2;
+    t->opt = tg_optim_new(k, t->m->p, o->lr);
+    if (t->opt && o->lr_min >= 0 && o->lr_min < o->lr)   /* cosine decay over the run */
+        t->sched = tg_sched_new_cosine(t->opt, 0, t->total, o->lr_min);
+    if (!t->opt || (o->lr_min >= 0 && o->lr_min < o->lr && !t->sched))
+        return fprintf(stderr, "error: optimizer: %s\n", tg_last_error()), 2;
+    return 0;
+}
+
+static int trainer_open(trainer *t, const options *o, model *m, const corpus *cp, tg_tape *tp) {
+    memset(t, 0, sizeof *t);
+    t->o = o, t->m = m, t->cp = cp, t->tp = tp;
+    t->tr = make_batcher(cp, false, o->batch, o->seq);
+    t->va = make_batcher(cp, true, o->batch, o->seq);
+    t->total = o->steps > 0 ? o->steps : o->epochs * t->tr.per_epoch;
+    t->ts.rng = tg_rng_seeded((uint64_t)o->seed);
+    t->sample_rng = tg_rng_seeded((uint64_t)o->seed ^ 0x5eedULL);
+    int64_t hist = (o->eval_every > 0 ? t->total / o->eval_every : 0) + 2;
+    t->h_step = malloc((size_t)hist * sizeof(double));
+    t->h_train = malloc((size_t)hist * sizeof(double));
+    t->h_val = malloc((size_t)hist * sizeof(double));
+    t->x = tg_tensor_new(TG_I32, 2, (int64_t[]){o->batch, o->seq});
+    t->y = tg_tensor_new(TG_I32, 2, (int64_t[]){o->batch, o->seq});
+    if (!t->h_step || !t->h_train || !t->h_val || !t->x || !t->y ||
+        carry_open(&t->train, m, o->batch) || carry_open(&t->eval, m, o->batch) ||
+        carry_open(&t->sp.state, m, 1) || !(t->sp.x = tg_tensor_new(TG_I32, 2, (int64_t[]){1, 1})) ||
+        !(t->sp.text = calloc((size_t)o->sample_len + 1, 1)))
+        return fprintf(stderr, "error: out of memory: %s\n", tg_last_error()), 1;
+    return make_optim(t);
+}
+
+static void trainer_close(trainer *t) {
+    carry_close(&t->train), carry_close(&t->eval), carry_close(&t->sp.state);
+    tg_tensor_free(t->x), tg_tensor_free(t->y), tg_tensor_free(t->sp.x);
+    free(t->sp.text), free(t->h_step), free(t->h_train), free(t->h_val);
+    tg_sched_free(t->sched);
+    tg_optim_free(t->opt);
+}
+
+static void plot_history(const trainer *t) {
+    if (!t->o->plot || !*t->o->plot || t->n_hist < 2) return;
+    const char *names[] = {"training (mean since last point)", "validation"};
+    const double *ys[] = {t->h_train, t->h_val};
+    ex_plot_lines(t->o->plot, "textgen: cross-entropy per character", "step", "nats/char",
+                  t->h_step, t->n_hist, 2, names, ys);
+}
+
+/* Full validation, final sample, checkpoint, plot. */
+static int finish(trainer *t, double seconds, int64_t first_step) {
+    int64_t chars, steps = t->ts.step - first_step;
+    double val = evaluate(t, 0, &chars);
+    printf("validation cross-entropy: %.4f nats/char (%.4f bits/char) over %lld characters\n",
+           val, val / log(2.0), (long long)chars);
+    printf("trained %lld steps (%lld characters) in %.1f s, now at step %lld; heap allocations "
+           "in warm steps: %llu\n", (long long)steps, (long long)(steps * t->tr.B * t->tr.T),
+           seconds, (long long)t->ts.step, (unsigned long long)t->warm_allocs);
+    show_sample(t, NULL, "after training");
+    const char *save = t->o->save;
+    if (save && *save) {
+        if (tg_checkpoint_save(save, t->m->p, t->opt, t->sched, &t->ts) != TG_OK)
+            return fprintf(stderr, "error: saving %s: %s\n", save, tg_last_error()), 1;
+        printf("saved checkpoint %s (generate with: textgen --load %s --sample-only)\n", save, save);
+    }
+    plot_history(t);
+    return isfinite(val) ? 0 : 1;
+}
+
+static void describe(const trainer *t) {
+    const options *o = t->o;
+    const model *m = t->m;
+    printf("model: embedding %lld -> %lld x %s %lld -> linear %lld; %lld parameters\n",
+           (long long)m->E, (long long)m->L, cell_name(m->kind), (long long)m->H, (long long)m->V,
+           (long long)(tg_params_numel(m->p) - m->V - N_CONFIG));
+    printf("training: %s lr %g%s, clip %g, batch %lld x seq %lld, %lld steps (%lld per epoch), "
+           "%d BLIS threads (%s), seed %lld\n", o->optim, o->lr,
+           t->sched ? " cosine-decayed" : "", o->clip, (long long)o->batch, (long long)o->seq,
+           (long long)t->total, (long long)t->tr.per_epoch, tg_tape_threads(t->tp),
+           tg_blas_arch(), (long long)o->seed);
+}
+
+static int run_training(const options *o, model *m, const corpus *cp, tg_tape *tp,
+                        const tg_safetensors *resume) {
+    trainer t;
+    int rc = trainer_open(&t, o, m, cp, tp);
+    if (rc == 0 && resume && tg_checkpoint_load_from(resume, m->p, t.opt, t.sched, &t.ts) != TG_OK) {
+        fprintf(stderr, "error: resuming from %s: %s\n", o->load, tg_last_error());
+        rc = 1;
+    }
+    if (rc == 0) {
+        if (resume) printf("resumed from %s at step %lld\n", o->load, (long long)t.ts.step);
+        describe(&t);
+        double start = ex_now();
+        int64_t first_step = t.ts.step;
+        rc = train_loop(&t);
+        if (rc == 0) rc = finish(&t, ex_now() - start, first_step);
+    }
+    trainer_close(&t);
+    return rc;
+}
+
+/* ---- main ------------------------------------------------------------------------------ */
+static bool in_size(int64_t v) { return v >= 1 && v <= MAX_SIZE; }
+
+static int check_options(const options *o) {
+    tg_rnn_kind k;
+    const char *bad = !parse_cell(o->cell, &k) ? "--cell must be rnn, lstm or gru"
+        : o->layers < 1 || o->layers > TG_RNN_MAX_LAYERS ? "--layers must be in 1..8"
+        : !in_size(o->hidden) || !in_size(o->embed) || !in_size(o->batch) || !in_size(o->seq)
+            ? "--hidden, --embed, --batch, --seq must be in 1..1048576"
+        : o->steps < 0 || o->epochs < 1 || o->sample_len < 0 ? "--steps >= 0, --epochs >= 1"
+        : !(o->val_frac > 0 && o->val_frac < 1) ? "--val-frac must be in (0, 1)"
+        : !(o->lr > 0) || o->clip < 0 ? "--lr must be > 0 and --clip >= 0"
+        : !(o->dropout >= 0 && o->dropout < 1) ? "--dropout must be in [0, 1)"
+        : o->sample_only && !o->load ? "--sample-only needs --load PATH" : NULL;
+    if (bad) fprintf(stderr, "textgen: %s (see --help)\n", bad);
+    return bad ? 2 : 0;
+}
+
+static int sample_only(const options *o, model *m, const corpus *cp, tg_tape *tp) {
+    sampler sp = {0};
+    tg_rng r = tg_rng_seeded((uint64_t)o->seed);
+    int rc = carry_open(&sp.state, m, 1) || !(sp.x = tg_tensor_new(TG_I32, 2, (int64_t[]){1, 1})) ||
+             !(sp.text = calloc((size_t)o->sample_len + 1, 1));
+    if (rc) fprintf(stderr, "error: out of memory\n");
+    if (!rc) rc = sample(tp, m, cp, &sp, o->prime, o->sample_len, o->temperature, &r);
+    if (!rc) printf("%s%s\n", o->prime ? o->prime : "", sp.text);
+    carry_close(&sp.state);
+    tg_tensor_free(sp.x);
+    free(sp.text);
+    return rc;
+}
+
+static int run(const options *o, tg_tape *tp) {
+    model m = {0};
+    corpus cp = {0};
+    tg_rng rng = tg_rng_seeded((uint64_t)o->seed);
+    tg_safetensors *f = NULL;
+    int rc = 0;
+    if (o->load) {
+        if (!(f = tg_safetensors_open(o->load)))
+            rc = (fprintf(stderr, "error: cannot load checkpoint: %s\n  make one with: textgen "
+                          "--save %s\n", tg_last_error(), o->load), 1);
+        else rc = read_header(f, o->load, &m, &cp);
+    } else {
+        parse_cell(o->cell, &m.kind);
+        m.L = o->layers, m.H = o->hidden, m.E = o->embed;
+    }
+    if (rc == 0 && !o->sample_only) rc = load_corpus(&cp, o, o->load != NULL);
+    if (rc == 0) m.V = cp.V, rc = model_build(&m, &cp, o->dropout, &rng);
+    if (rc == 0 && o->sample_only && tg_checkpoint_load_from(f, m.p, NULL, NULL, NULL) != TG_OK)
+        rc = (fprintf(stderr, "error: loading %s: %s\n", o->load, tg_last_error()), 1);
+    if (rc == 0)
+        rc = o->sample_only ? sample_only(o, &m, &cp, tp) : run_training(o, &m, &cp, tp, f);
+    tg_safetensors_close(f);
+    model_free(&m);
+    free(cp.ids);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    options o = {.cell = "lstm", .optim = "adam", .save = "textgen.safetensors",
+                 .plot = "textgen-loss.png", .layers = 2, .hidden = 256, .embed = 64,
+                 .batch = 32, .seq = 64, .epochs = 1, .seed = 1, .eval_every = 200,
+                 .eval_chars = 32768, .sample_every = 500, .sample_len = 300, .lr = 2e-3,
+                 .clip = 5, .val_frac = 0.1, .temperature = 0.8, .lr_min = -1};
+    ex_opt opts[] = {
+        {"data", EX_STR, &o.data, "text file (default: the fortunes in " FORTUNE_DIR "/)"},
+        {"cell", EX_STR, &o.cell, "rnn (Elman), lstm or gru"},
+        {"layers", EX_INT, &o.layers, "stacked recurrent layers"},
+        {"hidden", EX_INT, &o.hidden, "hidden size H"},
+        {"embed", EX_INT, &o.embed, "character embedding size E"},
+        {"batch", EX_INT, &o.batch, "streams per batch B"},
+        {"seq", EX_INT, &o.seq, "characters per stream per step T (BPTT length)"},
+        {"steps", EX_INT, &o.steps, "training steps (0: --epochs)"},
+        {"epochs", EX_INT, &o.epochs, "epochs when --steps is 0"},
+        {"max-seconds", EX_DOUBLE, &o.max_seconds, "stop training after this long (0: no limit)"},
+        {"optim", EX_STR, &o.optim, "adam or rmsprop"},
+        {"lr", EX_DOUBLE, &o.lr, "learning rate"},
+        {"lr-min", EX_DOUBLE, &o.lr_min, "cosine decay to this lr over the steps (< 0: constant)"},
+        {"clip", EX_DOUBLE, &o.clip, "clip the global gradient norm (0: off)"},
+        {"dropout", EX_DOUBLE, &o.dropout, "dropout on each recurrent layer's input"},
+        {"val-frac", EX_DOUBLE, &o.val_frac, "fraction of the text held out (its end)"},
+        {"eval-every", EX_INT, &o.eval_every, "steps between validation points (0: end only)"},
+        {"eval-chars", EX_INT, &o.eval_chars, "characters per periodic validation (0: all)"},
+        {"sample-every", EX_INT, &o.sample_every, "steps between printed samples (0: end only)"},
+        {"sample-len", EX_INT, &o.sample_len, "characters per sample"},
+        {"temperature", EX_DOUBLE, &o.temperature, "sampling temperature (0: greedy)"},
+        {"prime", EX_STR, &o.prime, "text the samples start from (default: a newline)"},
+        {"save", EX_STR, &o.save, "checkpoint written after training (\"\": none)"},
+        {"load", EX_STR, &o.load, "checkpoint to resume from, or to sample with --sample-only"},
+        {"sample-only", EX_FLAG, &o.sample_only, "generate --sample-len characters from --load"},
+        {"plot", EX_STR, &o.plot, "loss-curve PNG (\"\": none)"},
+        {"threads", EX_INT, &o.threads, "BLIS threads (0: TG_NUM_THREADS or all cores)"},
+        {"seed", EX_INT, &o.seed, "seed for initial weights, dropout and sampling"},
+    };
+    int rc = ex_parse(argc, argv,
+                      "Trains a character-level language model (embedding, stacked RNN/LSTM/GRU, "
+                      "softmax)\nwith truncated BPTT, prints samples as it learns, reports the "
+                      "validation\ncross-entropy in nats per character and saves a checkpoint.",
+                      opts, EX_COUNT(opts));
+    if (rc >= 0) return rc;
+    if ((rc = check_options(&o)) != 0) return rc;
+    tg_tape *tp = tg_tape_new();
+    if (!tp) return fprintf(stderr, "error: cannot create a tape\n"), 1;
+    if (o.threads > 0) tg_tape_set_threads(tp, (int)o.threads);
+    signal(SIGINT, on_sigint);
+    rc = run(&o, tp);
+    tg_tape_free(tp);
+    return rc;
+}
