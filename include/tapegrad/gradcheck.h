@@ -31,7 +31,7 @@ typedef struct tg_gradcheck_opts {
 typedef struct tg_gradcheck_report {
     bool passed;
     double max_abs_err;
-    double max_rel_err;
+    double max_rel_err;    /* over elements whose abs error exceeds atol (0 if none) */
     int worst_input;       /* input index of the worst element (-1 if none) */
     int64_t worst_index;   /* flat index inside that input                  */
     double worst_analytic;
