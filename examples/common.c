@@ -84,6 +84,20 @@ int ex_parse(int argc, char **argv, const char *about, const ex_opt *opts, int n
     return -1;
 }
 
+/* ---- one training update ------------------------------------------------------ */
+double ex_update(tg_tape *tp, tg_tensor *loss, tg_params *p, tg_optim *opt, tg_sched *sched,
+                 double clip) {
+    double value = loss ? tg_tensor_item(loss) : NAN;
+    if (!loss || tg_backward(tp, loss) != TG_OK) {
+        fprintf(stderr, "error: training step: %s\n", tg_tape_error(tp));
+        return NAN;
+    }
+    if (isfinite(tg_clip_grad_norm(p, clip))) tg_optim_step(opt);
+    if (sched) tg_sched_step(sched);
+    tg_tape_reset(tp);
+    return value;
+}
+
 /* ---- progress ----------------------------------------------------------------- */
 double ex_now(void) {
     struct timespec t;

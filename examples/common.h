@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <tapegrad.h>
+
 /* ---- options ------------------------------------------------------------------
  * A table of "--name value" options; EX_FLAG takes no value.
  *   ex_opt opts[] = {
@@ -32,6 +34,14 @@ typedef struct ex_opt {
 
 /* Returns -1 to go on, 0 after --help, 2 after an error (message printed). */
 int ex_parse(int argc, char **argv, const char *about, const ex_opt *opts, int n);
+
+/* ---- one training update -------------------------------------------------------
+ * Backpropagates loss (recorded on tp), clips the global gradient norm to clip
+ * (skipping the update when the norm is not finite), steps the optimizer and the
+ * schedule (sched may be NULL) and resets the tape. Returns the loss value, or
+ * NaN after printing the tape's error. Gradients must have been zeroed. */
+double ex_update(tg_tape *tp, tg_tensor *loss, tg_params *p, tg_optim *opt, tg_sched *sched,
+                 double clip);
 
 /* ---- progress ----------------------------------------------------------------
  * On a terminal: one line redrawn in place,

@@ -235,15 +235,7 @@ static double train_step(const trainer *tr, const model *m, batch *b, const conf
     fill_batch(b, rng);
     tg_params_zero_grad(tr->p);
     tg_tensor *loss = tg_mse(tp, forward(tp, m, b->xs, b->T), b->y);
-    double value = loss ? tg_tensor_item(loss) : NAN;
-    if (!loss || tg_backward(tp, loss) != TG_OK) {
-        fprintf(stderr, "error: training step: %s\n", tg_tape_error(tp));
-        return NAN;
-    }
-    if (isfinite(tg_clip_grad_norm(tr->p, c->clip))) tg_optim_step(tr->opt);
-    tg_sched_step(tr->sched);
-    tg_tape_reset(tp);
-    return value;
+    return ex_update(tp, loss, tr->p, tr->opt, tr->sched, c->clip);
 }
 
 static int train_loop(const trainer *tr, const model *m, batch *b, const batch *test,

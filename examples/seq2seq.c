@@ -388,15 +388,7 @@ static double train_step(trainer *t, const dataset *d, const config *c, tg_rng *
     for (int64_t r = 0; r < t->bt.B; r++) encode(&t->bt, r, draw_train(d, rng), !c->no_reverse);
     tg_params_zero_grad(t->p);
     tg_tensor *loss = tg_seq2seq_loss(t->tp, t->m, t->bt.src, t->bt.tgt, NULL);
-    double value = loss ? tg_tensor_item(loss) : NAN;
-    if (!loss || tg_backward(t->tp, loss) != TG_OK) {
-        fprintf(stderr, "error: training step: %s\n", tg_tape_error(t->tp));
-        return NAN;
-    }
-    if (isfinite(tg_clip_grad_norm(t->p, c->clip))) tg_optim_step(t->opt);
-    tg_sched_step(t->sched);
-    tg_tape_reset(t->tp);
-    return value;
+    return ex_update(t->tp, loss, t->p, t->opt, t->sched, c->clip);
 }
 
 /* Trains until --steps or until the validation accuracy reaches --stop-at.

@@ -355,15 +355,7 @@ static double train_step(trainer *t, const dataset *d, const config *c, tg_rng *
     for (int64_t r = 0; r < t->bt.B; r++) encode(d, &t->bt, r, draw_train(d, rng));
     tg_params_zero_grad(t->p);
     tg_tensor *loss = tg_cross_entropy(t->tp, forward(t->tp, &t->m, t->bt.ids), t->bt.tgt);
-    double value = loss ? tg_tensor_item(loss) : NAN;
-    if (!loss || tg_backward(t->tp, loss) != TG_OK) {
-        fprintf(stderr, "error: training step: %s\n", tg_tape_error(t->tp));
-        return NAN;
-    }
-    if (isfinite(tg_clip_grad_norm(t->p, c->clip))) tg_optim_step(t->opt);
-    tg_sched_step(t->sched);
-    tg_tape_reset(t->tp);
-    return value;
+    return ex_update(t->tp, loss, t->p, t->opt, t->sched, c->clip);
 }
 
 static int64_t train(trainer *t, const dataset *d, const config *c, tg_rng *rng) {
