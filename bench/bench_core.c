@@ -14,6 +14,8 @@
 
 #include <tapegrad.h>
 
+#include "chain.h"
+
 #include <blis.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -129,47 +131,20 @@ static int die(const char *what, const tg_tape *tp) {
 }
 
 /* ---- (a) tape overhead ---------------------------------------------------------------
- * x [16] -> scale(0.9) -> tanh -> scale(0.9) -> ... (1000 ops), backward with
- * dy = ones (so exactly 1000 ops are recorded), reset. The same arithmetic in
- * plain C loops gives the kernels' own cost; the difference is the tape's. */
-enum { CHAIN = 1000, WIDTH = 16 };
-static const double CHAIN_SCALE = 0.9;
-
-typedef struct chain_ctx {
-    tg_tape *tp;
-    tg_tensor *x, *dy;
-    bool backward;
+ * The chain of bench/chain.h; `failed` records a tape error for the caller. */
+typedef struct chain_job {
+    chain_ctx c;
     int failed;
-} chain_ctx;
+} chain_job;
 
 static void chain_step(void *p) {
-    chain_ctx *c = p;
-    tg_tensor *h = c->x;
-    for (int i = 0; i < CHAIN; i++) h = i % 2 ? tg_tanh(c->tp, h) : tg_scale(c->tp, h, CHAIN_SCALE);
-    if (!h) c->failed = 1;
-    else if (c->backward && tg_backward_ex(c->tp, h, c->dy) != TG_OK) c->failed = 1;
-    tg_tape_reset(c->tp);
+    chain_job *j = p;
+    if (chain_run(&j->c)) j->failed = 1;
 }
-
-/* The chain's arithmetic without the engine: one output buffer per op, as the
- * arena gives, so memory traffic matches. */
-static float bare_y[CHAIN + 1][WIDTH];
-static float bare_g[CHAIN + 1][WIDTH];
-static volatile float bare_sink;
 
 static void bare_step(void *p) {
     (void)p;
-    const float a = (float)CHAIN_SCALE;
-    for (int i = 0; i < CHAIN; i++)
-        for (int j = 0; j < WIDTH; j++)
-            bare_y[i + 1][j] = i % 2 ? tanhf(bare_y[i][j]) : a * bare_y[i][j];
-    for (int j = 0; j < WIDTH; j++) bare_g[CHAIN][j] = 1.0f;
-    for (int i = CHAIN - 1; i >= 0; i--)
-        for (int j = 0; j < WIDTH; j++) {
-            float y = bare_y[i + 1][j];
-            bare_g[i][j] = bare_g[i + 1][j] * (i % 2 ? 1.0f - y * y : a);
-        }
-    bare_sink = bare_g[0][0];
+    bare_chain();
 }
 
 static int bench_tape_overhead(const int *threads, int n_threads) {
@@ -189,7 +164,7 @@ static int bench_tape_overhead(const int *threads, int n_threads) {
         for (int j = 0; j < WIDTH; j++) tg_tensor_set(x, j, (double)(j - 8) / 8.0);
         tg_tensor_fill(dy, 1.0);
         tg_tensor_set_requires_grad(x, true);
-        chain_ctx fwd = {tp, x, dy, false, 0}, full = {tp, x, dy, true, 0};
+        chain_job fwd = {{tp, x, dy, false}, 0}, full = {{tp, x, dy, true}, 0};
         double t_fwd, t_full;
         time_pair(chain_step, &fwd, chain_step, &full, 0.05, &t_fwd, &t_full);
         if (fwd.failed || full.failed) return die("chain", tp);

@@ -7,43 +7,13 @@
  * autograd (torch_reference.py W5). No optimizer step: nothing to update.
  *   build-h/bench/w5_tape_overhead [--min-time 1] */
 #include "bench_util.h"
+#include "chain.h"
 
-enum { CHAIN = 1000, WIDTH = 16 };
-static const double CHAIN_SCALE = 0.9;
-
-typedef struct chain_ctx {
-    tg_tape *tp;
-    tg_tensor *x, *dy;
-    bool backward;
-} chain_ctx;
-
-static int chain_step(void *p) {
-    chain_ctx *c = p;
-    tg_tensor *h = c->x;
-    for (int i = 0; i < CHAIN; i++) h = i % 2 ? tg_tanh(c->tp, h) : tg_scale(c->tp, h, CHAIN_SCALE);
-    int rc = !h || (c->backward && tg_backward_ex(c->tp, h, c->dy) != TG_OK) ? -1 : 0;
-    if (rc) fprintf(stderr, "W5: chain failed: %s\n", tg_tape_error(c->tp));
-    tg_tape_reset(c->tp);
-    return rc;
-}
-
-/* The chain's arithmetic without the engine: one buffer per op, as the arena gives. */
-static float bare_y[CHAIN + 1][WIDTH], bare_g[CHAIN + 1][WIDTH];
-static volatile float bare_sink;
+static int chain_step(void *p) { return chain_run(p); }
 
 static int bare_step(void *p) {
     (void)p;
-    const float a = (float)CHAIN_SCALE;
-    for (int i = 0; i < CHAIN; i++)
-        for (int j = 0; j < WIDTH; j++)
-            bare_y[i + 1][j] = i % 2 ? tanhf(bare_y[i][j]) : a * bare_y[i][j];
-    for (int j = 0; j < WIDTH; j++) bare_g[CHAIN][j] = 1.0f;
-    for (int i = CHAIN - 1; i >= 0; i--)
-        for (int j = 0; j < WIDTH; j++) {
-            float y = bare_y[i + 1][j];
-            bare_g[i][j] = bare_g[i + 1][j] * (i % 2 ? 1.0f - y * y : a);
-        }
-    bare_sink = bare_g[0][0];
+    bare_chain();
     return 0;
 }
 
