@@ -3,7 +3,7 @@
 # Run as root (or with sudo available). Safe to run again.
 set -euo pipefail
 packages=(build-essential meson ninja-build pkg-config libblis-dev check libgtest-dev googletest
-          libcjson-dev zlib1g-dev valgrind clang libclang-rt-14-dev gnuplot-nox fortunes
+          libcjson-dev zlib1g-dev valgrind clang libclang-rt-14-dev libomp-14-dev gnuplot-nox fortunes
           dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
