@@ -3,7 +3,14 @@
 #ifndef TG_INTERNAL_H
 #define TG_INTERNAL_H
 
-#include "tapegrad.h"
+/* Only the core's own headers: the core knows nothing of nn, optim or io. */
+#include "tapegrad/core.h"
+#include "tapegrad/gradcheck.h"
+#include "tapegrad/op.h"
+#include "tapegrad/ops.h"
+#include "tapegrad/params.h"
+#include "tapegrad/tape.h"
+#include "tapegrad/tensor.h"
 
 #include <stdarg.h>
 
