@@ -37,6 +37,15 @@ void *tg_input_grad_fresh(tg_node *n, int i, bool *fresh) {
 
 const void *tg_output_grad(const tg_node *n) { return n->out->grad; }
 
+/* The VJP of an op with an empty result: a zero gradient for every input that
+ * wants one (as PyTorch gives), without running kernels that could loop over
+ * the other dims of the empty shape. */
+static bool zero_vjp(tg_node *n) {
+    for (int i = 0; i < n->n_in; i++)
+        if (n->in[i]->requires_grad && !tg_input_grad(n, i)) return false;
+    return true;
+}
+
 static tg_status backward_check(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
     char a[160], b[160];
     if (!y) {
@@ -87,7 +96,7 @@ static tg_status seed_output_grad(tg_tape *tp, tg_tensor *y, const tg_tensor *dy
 }
 
 tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
-    if (!tp) return TG_ERR_ARG;
+    if (!tp) return tg_set_last_error(TG_ERR_ARG, "backward: tape is NULL");
     if (tp->status != TG_OK) return tp->status; /* a failed forward has nothing to replay */
     tg_status st = backward_check(tp, y, dy);
     if (st == TG_OK) st = seed_output_grad(tp, y, dy);
@@ -95,6 +104,10 @@ tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
     for (int64_t i = y->node; i >= 0; i--) {
         tg_node *n = &tp->nodes[i];
         if (!n->out->grad) continue; /* nothing flowed into this op */
+        if (n->out->numel == 0) {   /* forward did not run (tg_apply): the VJP is 0 */
+            if (!zero_vjp(n)) return tp->status;
+            continue;
+        }
         if (n->op->vjp(n) != 0 || tp->status != TG_OK)
             return tp->status != TG_OK ? tp->status : TG_ERR_STATE;
     }

@@ -74,7 +74,27 @@ TG_HIDDEN void tg__vformat_error(char *buf, size_t size, const char *op, const c
 TG_HIDDEN tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape,
                                       bool zero);
 TG_HIDDEN void *tg__arena_alloc(tg_tape *tp, size_t bytes, bool zero);
+/* Product of dims the caller knows to be checked (tensor shapes, parts of them). */
 TG_HIDDEN int64_t tg__numel(int ndim, const int64_t *shape);
+
+/* ---- sizes ------------------------------------------------------------------
+ * The largest tensor has 2^40 elements (8 TiB of float64); the arena hands out
+ * at most that many bytes of float64 at once. Every shape that becomes a tensor
+ * is checked against it: the constructors, tg_tape_tensor, and every op's
+ * result (tg_apply checks what infer produced). Below the cap, no product of
+ * dims, no element offset and no numel * dtype size can overflow. */
+#define TG_MAX_NUMEL ((int64_t)1 << 40)
+#define TG_MAX_BYTES ((size_t)TG_MAX_NUMEL * sizeof(double))
+
+/* numel of shape, or -1 with *why saying what is wrong (a negative dim, more
+ * than TG_MAX_NUMEL elements). A zero dim does not end the check: the other
+ * dims' product must stay under the cap as well, so an empty [0, 2^62] cannot
+ * carry a dimension kernels would loop over. ndim must be in [0, TG_MAX_DIMS]. */
+TG_HIDDEN int64_t tg__checked_numel(int ndim, const int64_t *shape, const char **why);
+/* dtype, ndim and shape of a new tensor, reported as "<op>: ..." on tp (or in
+ * the per-thread last error when tp is NULL). 0 when fine, else -1. */
+TG_HIDDEN int tg__check_new_shape(tg_tape *tp, const char *op, tg_dtype dt, int ndim,
+                                  const int64_t *shape);
 TG_HIDDEN bool tg__is_float(tg_dtype dt);
 /* Normalise axis for ndim; -1 when out of range. */
 TG_HIDDEN int tg__axis(int axis, int ndim);

@@ -20,12 +20,15 @@ static tg_chunk *chunk_new(tg_tape *tp, size_t size) {
     return c;
 }
 
+/* NULL when out of memory or when bytes is over TG_MAX_BYTES: the cap keeps
+ * the rounding below and the doubling of the chunk size from overflowing. */
 void *tg__arena_alloc(tg_tape *tp, size_t bytes, bool zero) {
+    if (bytes > TG_MAX_BYTES) return NULL;
     bytes = (bytes + TG_ALIGN - 1) & ~(size_t)(TG_ALIGN - 1);
     tg_chunk *c = tp->chunks;
     if (!c || c->size - c->used < bytes) {
         size_t size = tp->capacity ? tp->capacity : FIRST_CHUNK;
-        while (size < bytes) size *= 2;
+        while (size < bytes) size *= 2; /* at most 2 * TG_MAX_BYTES */
         tg_chunk *fresh = chunk_new(tp, size);
         if (!fresh) return NULL;
         if (c) tp->used_before += c->used;
@@ -40,8 +43,17 @@ void *tg__arena_alloc(tg_tape *tp, size_t bytes, bool zero) {
 }
 
 void *tg_tape_alloc(tg_tape *tp, size_t bytes) {
-    void *p = tp ? tg__arena_alloc(tp, bytes, true) : NULL;
-    if (tp && !p) tg_fail(tp, TG_ERR_NOMEM, "tape_alloc", "out of memory (%zu bytes)", bytes);
+    if (!tp) {
+        tg_fail(NULL, TG_ERR_ARG, "tape_alloc", "tape is NULL");
+        return NULL;
+    }
+    if (bytes > TG_MAX_BYTES) {
+        tg_fail(tp, TG_ERR_ARG, "tape_alloc", "%zu bytes is more than the arena's limit (2^43)",
+                bytes);
+        return NULL;
+    }
+    void *p = tg__arena_alloc(tp, bytes, true);
+    if (!p) tg_fail(tp, TG_ERR_NOMEM, "tape_alloc", "out of memory (%zu bytes)", bytes);
     return p;
 }
 
@@ -119,22 +131,11 @@ tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *s
 }
 
 tg_tensor *tg_tape_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape) {
-    if (!tp) return NULL;
-    if (dt != TG_F32 && dt != TG_F64 && dt != TG_I32) {
-        tg_fail(tp, TG_ERR_DTYPE, "tape_tensor", "unknown dtype %d", (int)dt);
+    if (!tp) {
+        tg_fail(NULL, TG_ERR_ARG, "tape_tensor", "tape is NULL");
         return NULL;
     }
-    if (ndim < 0 || ndim > TG_MAX_DIMS || (ndim > 0 && !shape)) {
-        tg_fail(tp, TG_ERR_SHAPE, "tape_tensor", "ndim %d not in [0,%d]", ndim, TG_MAX_DIMS);
-        return NULL;
-    }
-    for (int i = 0; i < ndim; i++)
-        if (shape[i] < 0 || shape[i] > ((int64_t)1 << 40)) {
-            char s[160];
-            tg_fail(tp, TG_ERR_SHAPE, "tape_tensor", "bad shape %s",
-                    tg__shape_str(ndim, shape, s, sizeof s));
-            return NULL;
-        }
+    if (tg__check_new_shape(tp, "tape_tensor", dt, ndim, shape)) return NULL;
     tg_tensor *t = tg__arena_tensor(tp, dt, ndim, shape, true);
     if (!t) tg_fail(tp, TG_ERR_NOMEM, "tape_tensor", "out of memory");
     return t;
@@ -189,7 +190,10 @@ int tg_tape_threads(const tg_tape *tp) {
 }
 
 tg_tensor *tg_detach(tg_tape *tp, tg_tensor *x) {
-    if (!tp || !x) return NULL;
+    if (!tp || !x) {
+        tg_fail(tp, TG_ERR_ARG, "detach", "%s is NULL", tp ? "input" : "tape");
+        return NULL;
+    }
     tg_tensor *t = tg__arena_alloc(tp, sizeof *t, false);
     if (!t) {
         tg_fail(tp, TG_ERR_NOMEM, "detach", "out of memory");
@@ -238,13 +242,51 @@ static bool inputs_present(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *co
     return true;
 }
 
+/* "[2,3], [3]" for the first few inputs, for messages. */
+static char *inputs_str(int n_in, tg_tensor *const *in, char *buf, size_t size) {
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n_in && i < 4 && at < size; i++) {
+        char s[160];
+        at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? ", " : "",
+                               tg_shape_str(in[i], s, sizeof s));
+    }
+    if (n_in > 4 && at < size) snprintf(buf + at, size - at, ", ...");
+    return buf;
+}
+
+/* What infer produced must be a tensor the arena can hold: a known dtype,
+ * ndim in range and at most 2^40 elements. A product of input dims (matmul's
+ * M x N, a broadcast, a concatenated axis) or a user op's infer may be
+ * anything, so it is checked here, once for every op. */
+static bool result_ok(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
+                      const tg_desc *d) {
+    char si[400], so[160];
+    const char *why = NULL;
+    if (d->dtype != TG_F32 && d->dtype != TG_F64 && d->dtype != TG_I32)
+        why = "unknown dtype";
+    else if (d->ndim < 0 || d->ndim > TG_MAX_DIMS)
+        why = "ndim out of range";
+    else if (tg__checked_numel(d->ndim, d->shape, &why) >= 0)
+        return true;
+    bool shape_known = d->ndim >= 0 && d->ndim <= TG_MAX_DIMS;
+    tg_fail(tp, TG_ERR_SHAPE, op->name, "result %s (dtype %d, ndim %d): %s; inputs %s",
+            shape_known ? tg__shape_str(d->ndim, d->shape, so, sizeof so) : "[?]", (int)d->dtype,
+            d->ndim, why, inputs_str(n_in, in, si, sizeof si));
+    return false;
+}
+
 tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
                     const void *attr) {
-    if (!tp || !op) return NULL;
+    if (!tp || !op) {
+        tg_fail(NULL, TG_ERR_ARG, op ? op->name : "apply", "%s is NULL", tp ? "op" : "tape");
+        return NULL;
+    }
     if (!inputs_present(tp, op, n_in, in)) return NULL;
     tg_desc d = {0};
     tp->current_op = op->name;
     if (op->infer(tp, n_in, in, attr, &d) != 0) return NULL;
+    if (!result_ok(tp, op, n_in, in, &d)) return NULL;
 
     tg_tensor *out;
     if (op->flags & TG_OP_VIEW) {
@@ -288,7 +330,10 @@ tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in
         out->node = tp->n_nodes - 1;
         out->requires_grad = true;
     }
-    if (op->forward(n) != 0) {
+    /* An empty result has nothing to compute (and its VJP nothing to give):
+     * forward is not run, so no kernel loops over the other dims of an empty
+     * shape, which may be as long as 2^40. */
+    if (out->numel > 0 && op->forward(n) != 0) {
         if (record) tp->n_nodes--;
         return NULL;
     }

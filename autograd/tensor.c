@@ -55,27 +55,39 @@ char *tg_shape_str(const tg_tensor *t, char *buf, size_t size) {
     return tg__shape_str(t->ndim, t->shape, buf, size);
 }
 
-/* Shape validation shared by every constructor: the only user-facing checks. */
-static bool shape_ok(const char *fn, tg_dtype dt, int ndim, const int64_t *shape) {
-    if (dt != TG_F32 && dt != TG_F64 && dt != TG_I32) {
-        tg__set_last_error(TG_ERR_DTYPE, "%s: unknown dtype %d", fn, (int)dt);
-        return false;
-    }
-    if (ndim < 0 || ndim > TG_MAX_DIMS || (ndim > 0 && !shape)) {
-        tg__set_last_error(TG_ERR_SHAPE, "%s: ndim %d not in [0,%d]", fn, ndim, TG_MAX_DIMS);
-        return false;
-    }
-    int64_t n = 1;
+int64_t tg__checked_numel(int ndim, const int64_t *shape, const char **why) {
+    int64_t bounded = 1; /* product of the dims, zeros counted as 1 */
+    bool empty = false;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0 || (shape[i] > 0 && n > INT64_MAX / 16 / shape[i])) {
-            char s[160];
-            tg__set_last_error(TG_ERR_SHAPE, "%s: bad shape %s", fn,
-                               tg__shape_str(ndim, shape, s, sizeof s));
-            return false;
+        int64_t d = shape[i];
+        if (d < 0) {
+            *why = "negative dimension";
+            return -1;
         }
-        n *= shape[i];
+        empty |= d == 0;
+        if (d > 1 && bounded > TG_MAX_NUMEL / d) {
+            *why = "more than 2^40 elements";
+            return -1;
+        }
+        bounded *= d > 1 ? d : 1;
     }
-    return true;
+    return empty ? 0 : bounded;
+}
+
+int tg__check_new_shape(tg_tape *tp, const char *op, tg_dtype dt, int ndim,
+                        const int64_t *shape) {
+    if (dt != TG_F32 && dt != TG_F64 && dt != TG_I32)
+        return tg_fail(tp, TG_ERR_DTYPE, op, "unknown dtype %d", (int)dt);
+    if (ndim < 0 || ndim > TG_MAX_DIMS)
+        return tg_fail(tp, TG_ERR_SHAPE, op, "ndim %d not in [0,%d]", ndim, TG_MAX_DIMS);
+    if (ndim > 0 && !shape) return tg_fail(tp, TG_ERR_SHAPE, op, "shape is NULL for ndim %d", ndim);
+    const char *why;
+    if (tg__checked_numel(ndim, shape, &why) < 0) {
+        char s[160];
+        return tg_fail(tp, TG_ERR_SHAPE, op, "bad shape %s: %s",
+                       tg__shape_str(ndim, shape, s, sizeof s), why);
+    }
+    return 0;
 }
 
 static tg_tensor *tensor_struct(tg_dtype dt, int ndim, const int64_t *shape) {
@@ -90,7 +102,7 @@ static tg_tensor *tensor_struct(tg_dtype dt, int ndim, const int64_t *shape) {
 }
 
 tg_tensor *tg_tensor_new(tg_dtype dt, int ndim, const int64_t *shape) {
-    if (!shape_ok("tensor_new", dt, ndim, shape)) return NULL;
+    if (tg__check_new_shape(NULL, "tensor_new", dt, ndim, shape)) return NULL;
     tg_tensor *t = tensor_struct(dt, ndim, shape);
     if (t) t->data = tg__calloc(1, (size_t)t->numel * tg_dtype_size(dt) + TG_SLACK);
     if (!t || !t->data) {
@@ -103,7 +115,7 @@ tg_tensor *tg_tensor_new(tg_dtype dt, int ndim, const int64_t *shape) {
 }
 
 tg_tensor *tg_tensor_wrap(tg_dtype dt, int ndim, const int64_t *shape, void *data) {
-    if (!shape_ok("tensor_wrap", dt, ndim, shape)) return NULL;
+    if (tg__check_new_shape(NULL, "tensor_wrap", dt, ndim, shape)) return NULL;
     if (!data) {
         tg__set_last_error(TG_ERR_ARG, "tensor_wrap: data is NULL");
         return NULL;

@@ -30,17 +30,19 @@ static conv_dims conv_dims_of(const tg_tensor *x, const tg_tensor *w, const conv
     return d;
 }
 
-/* Largest accepted padding: keeps L + 2P far from int64 overflow (shapes are < 2^40). */
-#define CONV_MAX_PADDING ((int64_t)1 << 40)
+/* Largest accepted stride, padding and dilation: 2^40, the longest axis a
+ * tensor can have. Then L + 2P, (K-1)*D (checked by division in infer) and
+ * every index im2col/col2im compute stay far from int64 overflow. */
+#define CONV_MAX_ATTR ((int64_t)1 << 40)
 
 static int conv_check_attr(tg_tape *tp, const conv_attr *at) {
-    if (at->stride < 1)
-        return tg_fail(tp, TG_ERR_ARG, "conv1d", "stride must be >= 1, got %lld",
+    if (at->stride < 1 || at->stride > CONV_MAX_ATTR)
+        return tg_fail(tp, TG_ERR_ARG, "conv1d", "stride must be in [1,2^40], got %lld",
                        (long long)at->stride);
-    if (at->dilation < 1)
-        return tg_fail(tp, TG_ERR_ARG, "conv1d", "dilation must be >= 1, got %lld",
+    if (at->dilation < 1 || at->dilation > CONV_MAX_ATTR)
+        return tg_fail(tp, TG_ERR_ARG, "conv1d", "dilation must be in [1,2^40], got %lld",
                        (long long)at->dilation);
-    if (at->padding < 0 || at->padding > CONV_MAX_PADDING)
+    if (at->padding < 0 || at->padding > CONV_MAX_ATTR)
         return tg_fail(tp, TG_ERR_ARG, "conv1d", "padding must be in [0,2^40], got %lld",
                        (long long)at->padding);
     return 0;
@@ -99,8 +101,9 @@ static int conv_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *a
  * 0 <= t*S + off < L. Outside that range the column holds padding zeros. */
 static void valid_range(int64_t off, int64_t S, int64_t L, int64_t Lout, int64_t *lo,
                         int64_t *hi) {
-    int64_t a = off >= 0 ? 0 : (-off + S - 1) / S;      /* first t with t*S + off >= 0 */
-    int64_t b = L - off <= 0 ? 0 : (L - off - 1) / S + 1; /* first t with t*S + off >= L */
+    /* ceil(-off / S) without -off + S - 1, which could pass INT64_MAX for a large S */
+    int64_t a = off >= 0 ? 0 : -off / S + (-off % S != 0); /* first t with t*S + off >= 0 */
+    int64_t b = L - off <= 0 ? 0 : (L - off - 1) / S + 1;  /* first t with t*S + off >= L */
     *lo = a < Lout ? a : Lout;
     *hi = b < Lout ? b : Lout;
     if (*hi < *lo) *hi = *lo;
@@ -263,8 +266,8 @@ static int pool_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *a
     if (at->kernel < 1)
         return tg_fail(tp, TG_ERR_ARG, "max_pool1d", "kernel must be >= 1, got %lld: x %s",
                        (long long)at->kernel, sx);
-    if (at->stride < 1)
-        return tg_fail(tp, TG_ERR_ARG, "max_pool1d", "stride must be >= 0, got %lld: x %s",
+    if (at->stride < 1 || at->stride > CONV_MAX_ATTR)
+        return tg_fail(tp, TG_ERR_ARG, "max_pool1d", "stride must be in [1,2^40], got %lld: x %s",
                        (long long)at->stride, sx);
     if (at->kernel > x->shape[2])
         return tg_fail(tp, TG_ERR_SHAPE, "max_pool1d",

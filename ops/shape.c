@@ -83,7 +83,10 @@ static int concat_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void 
             return tg_fail(tp, TG_ERR_SHAPE, "concat",
                            "shapes differ outside axis %d: input 0 is %s, input %d is %s", at->axis,
                            s0, i, si);
-        total += xi->shape[ax];
+        /* inputs are at most 2^40 long, but there may be very many of them */
+        if (__builtin_add_overflow(total, xi->shape[ax], &total))
+            return tg_fail(tp, TG_ERR_SHAPE, "concat", "axis %d of the result overflows: %d inputs",
+                           at->axis, n_in);
     }
     out->dtype = x0->dtype;
     out->ndim = x0->ndim;
@@ -254,7 +257,7 @@ static tg_status split_check(tg_tape *tp, const tg_tensor *x, int axis, int n,
 tg_status tg_split(tg_tape *tp, tg_tensor *x, int axis, int n, const int64_t *sizes,
                    tg_tensor **outs) {
     for (int i = 0; outs && i < n; i++) outs[i] = NULL;
-    if (!tp) return TG_ERR_ARG;
+    if (!tp) return tg_set_last_error(TG_ERR_ARG, "split: tape is NULL");
     tg_status st = split_check(tp, x, axis, n, sizes, outs);
     if (st != TG_OK) return st;
     int64_t at = 0;

@@ -213,7 +213,7 @@ START_TEST(conv_errors) {
     ck_assert_int_eq(tg_tensor_dim(y, 2), 2);
     o = (tg_conv1d_opts){.stride = -1};
     ck_assert_fails(tp, tg_conv1d(tp, x, w, NULL, &o), TG_ERR_ARG,
-                    "conv1d: stride must be >= 1, got -1");
+                    "conv1d: stride must be in [1,2^40], got -1");
     o = (tg_conv1d_opts){.padding = -2};
     ck_assert_fails(tp, tg_conv1d(tp, x, w, NULL, &o), TG_ERR_ARG,
                     "conv1d: padding must be in [0,2^40], got -2");
@@ -221,8 +221,10 @@ START_TEST(conv_errors) {
     ck_assert_fails(tp, tg_conv1d(tp, x, w, NULL, &o), TG_ERR_ARG, "padding must be in [0,2^40]");
     o = (tg_conv1d_opts){.dilation = -3};
     ck_assert_fails(tp, tg_conv1d(tp, x, w, NULL, &o), TG_ERR_ARG,
-                    "conv1d: dilation must be >= 1, got -3");
+                    "conv1d: dilation must be in [1,2^40], got -3");
     o = (tg_conv1d_opts){.dilation = INT64_MAX};
+    ck_assert_fails(tp, tg_conv1d(tp, x, w, NULL, &o), TG_ERR_ARG, "dilation must be in [1,2^40]");
+    o = (tg_conv1d_opts){.dilation = (int64_t)1 << 40};
     ck_assert_fails(tp, tg_conv1d(tp, x, w, NULL, &o), TG_ERR_SHAPE, "output length < 1");
     ck_assert_fails(tp, tg_conv1d(tp, tg_tape_tensor(tp, TG_F32, 2, SHAPE(3, 10)), w, NULL, NULL),
                     TG_ERR_SHAPE,
@@ -256,7 +258,7 @@ START_TEST(pool_errors) {
                     "max_pool1d: kernel must be >= 1, got 0: x [2,3,4]");
     ck_assert_fails(tp, tg_max_pool1d(tp, x, -2, 0), TG_ERR_ARG, "kernel must be >= 1, got -2");
     ck_assert_fails(tp, tg_max_pool1d(tp, x, 2, -1), TG_ERR_ARG,
-                    "max_pool1d: stride must be >= 0, got -1: x [2,3,4]");
+                    "max_pool1d: stride must be in [1,2^40], got -1: x [2,3,4]");
     ck_assert_fails(tp, tg_max_pool1d(tp, tg_tape_tensor(tp, TG_F64, 2, SHAPE(3, 4)), 2, 2),
                     TG_ERR_SHAPE, "max_pool1d: needs x [B,C,L], got [3,4]");
     ck_assert_fails(tp, tg_max_pool1d(tp, tg_tape_tensor(tp, TG_I32, 3, SHAPE(1, 1, 4)), 2, 2),
