@@ -52,6 +52,10 @@ static tg_status backward_check(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) 
         tg_fail(tp, TG_ERR_ARG, "backward", "output is NULL");
         return TG_ERR_ARG;
     }
+    if (tg__tensor_stale(y)) {
+        tg_fail(tp, TG_ERR_STATE, "backward", "output: %s", TG_STALE_TEXT);
+        return TG_ERR_STATE;
+    }
     if (y->tape != tp || y->node < 0 || y->node >= tp->n_nodes || tp->nodes[y->node].out != y) {
         tg_fail(tp, TG_ERR_STATE, "backward",
                 "tensor %s was not recorded on this tape (does any input require grad?)",
@@ -59,6 +63,10 @@ static tg_status backward_check(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) 
         return TG_ERR_STATE;
     }
     if (!dy) return TG_OK;
+    if (tg__tensor_stale(dy)) {
+        tg_fail(tp, TG_ERR_STATE, "backward", "output gradient: %s", TG_STALE_TEXT);
+        return TG_ERR_STATE;
+    }
     if (dy->numel != y->numel || dy->ndim != y->ndim ||
         memcmp(dy->shape, y->shape, (size_t)y->ndim * sizeof y->shape[0]) != 0) {
         tg_fail(tp, TG_ERR_SHAPE, "backward", "output gradient shape %s differs from output %s",
@@ -115,7 +123,7 @@ tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
 }
 
 tg_status tg_backward(tg_tape *tp, tg_tensor *loss) {
-    if (tp && loss && loss->numel != 1) {
+    if (tp && loss && !tg__tensor_stale(loss) && loss->numel != 1) {
         char a[160];
         tg_fail(tp, TG_ERR_SHAPE, "backward",
                 "loss must have one element, got %s (use tg_backward_ex with an output gradient)",

@@ -36,6 +36,7 @@ struct tg_tensor {
     void *grad;            /* NULL until a gradient reaches this tensor       */
     tg_tape *tape;         /* owning tape for arena tensors                   */
     int64_t node;          /* index of the producing node, -1 if not recorded */
+    uint64_t gen;          /* arena tensors: the tape's generation when made  */
     uint8_t owner;         /* tg_owner                                        */
     bool requires_grad;
     bool grad_on_heap;     /* leaf gradient, malloc'd, freed with the tensor  */
@@ -60,6 +61,7 @@ struct tg_tape {
     char msg[512];
     uint64_t heap_allocs;
     const char *current_op; /* name of the op inside tg_apply, for messages */
+    uint64_t generation;   /* tg_tape_reset count: arena tensors of an older one are stale */
 };
 
 /* Counted heap allocation (the counter behind tg_heap_allocs). */
@@ -69,6 +71,12 @@ TG_HIDDEN void tg__count_alloc(void);   /* for realloc growth */
 #define tg__set_last_error tg_set_last_error
 TG_HIDDEN void tg__vformat_error(char *buf, size_t size, const char *op, const char *fmt,
                                  va_list ap);
+
+/* An arena tensor whose tape has been reset since it was made (see tensor.c). */
+TG_HIDDEN bool tg__tensor_stale(const tg_tensor *t);
+#define TG_STALE_TEXT                                                                          \
+    "tensor is from before the last tg_tape_reset of its tape (its memory is reused); keep "   \
+    "values across steps in caller-owned tensors (tg_tensor_clone)"
 
 /* Arena tensor with an uninitialised data buffer (ops write every element). */
 TG_HIDDEN tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape,

@@ -102,6 +102,7 @@ void tg_tape_free(tg_tape *tp) {
 void tg_tape_reset(tg_tape *tp) {
     if (!tp) return;
     arena_reset(tp);
+    tp->generation++;
     tp->n_nodes = 0;
     tp->status = TG_OK;
     tp->msg[0] = '\0';
@@ -116,7 +117,9 @@ void tg_tape_stats_get(const tg_tape *tp, tg_tape_stats *out) {
     out->heap_allocs = tp->heap_allocs;
 }
 
-tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape, bool zero) {
+/* The struct of an arena tensor (shape and data still to set), stamped with
+ * the tape's generation. */
+static tg_tensor *arena_struct(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape) {
     tg_tensor *t = tg__arena_alloc(tp, sizeof *t, true);
     if (!t) return NULL;
     t->dtype = dt;
@@ -126,6 +129,13 @@ tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *s
     t->tape = tp;
     t->node = -1;
     t->owner = TG_OWN_ARENA;
+    t->gen = tp->generation;
+    return t;
+}
+
+tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape, bool zero) {
+    tg_tensor *t = arena_struct(tp, dt, ndim, shape);
+    if (!t) return NULL;
     t->data = tg__arena_alloc(tp, (size_t)t->numel * tg_dtype_size(dt), zero);
     return t->data ? t : NULL;
 }
@@ -194,18 +204,16 @@ tg_tensor *tg_detach(tg_tape *tp, tg_tensor *x) {
         tg_fail(tp, TG_ERR_ARG, "detach", "%s is NULL", tp ? "input" : "tape");
         return NULL;
     }
-    tg_tensor *t = tg__arena_alloc(tp, sizeof *t, false);
+    if (tg__tensor_stale(x)) {
+        tg_fail(tp, TG_ERR_STATE, "detach", "input: %s", TG_STALE_TEXT);
+        return NULL;
+    }
+    tg_tensor *t = arena_struct(tp, x->dtype, x->ndim, x->shape);
     if (!t) {
         tg_fail(tp, TG_ERR_NOMEM, "detach", "out of memory");
         return NULL;
     }
-    *t = *x;
-    t->grad = NULL;
-    t->tape = tp;
-    t->node = -1;
-    t->owner = TG_OWN_ARENA;
-    t->requires_grad = false;
-    t->grad_on_heap = false;
+    t->data = x->data;
     return t;
 }
 
@@ -234,11 +242,11 @@ static bool inputs_present(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *co
     if (op->n_in != TG_VARIADIC && n_in != op->n_in)
         return tg_fail(tp, TG_ERR_ARG, op->name, "takes %d inputs, got %d", op->n_in, n_in), false;
     if (n_in < 1 || !in) return tg_fail(tp, TG_ERR_ARG, op->name, "no inputs"), false;
-    for (int i = 0; i < n_in; i++)
-        if (!in[i]) {
-            tg_fail(tp, TG_ERR_ARG, op->name, "input %d is NULL", i);
-            return false;
-        }
+    for (int i = 0; i < n_in; i++) {
+        if (!in[i]) return tg_fail(tp, TG_ERR_ARG, op->name, "input %d is NULL", i), false;
+        if (tg__tensor_stale(in[i]))
+            return tg_fail(tp, TG_ERR_STATE, op->name, "input %d: %s", i, TG_STALE_TEXT), false;
+    }
     return true;
 }
 
@@ -290,17 +298,8 @@ tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in
 
     tg_tensor *out;
     if (op->flags & TG_OP_VIEW) {
-        out = tg__arena_alloc(tp, sizeof *out, true);
-        if (out) {
-            out->dtype = d.dtype;
-            out->ndim = d.ndim;
-            memcpy(out->shape, d.shape, sizeof d.shape);
-            out->numel = tg__numel(d.ndim, d.shape);
-            out->data = in[0]->data;
-            out->tape = tp;
-            out->node = -1;
-            out->owner = TG_OWN_ARENA;
-        }
+        out = arena_struct(tp, d.dtype, d.ndim, d.shape);
+        if (out) out->data = in[0]->data;
     } else {
         out = tg__arena_tensor(tp, d.dtype, d.ndim, d.shape, false);
     }

@@ -266,6 +266,110 @@ START_TEST(arena_tensors_from_the_tape_can_be_leaves_too) {
 }
 END_TEST
 
+/* A tensor kept from before tg_tape_reset silently computed on reused memory. */
+START_TEST(a_tensor_used_after_reset_is_caught) {
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *x = vec(TG_F64, 2, TGT_VALS(1, 2), true);
+    tg_tensor *h = tg_scale(tp, x, 2.0);
+    tg_tensor *c = tg_tape_tensor(tp, TG_F64, 1, TGT_SHAPE(2));
+    tg_tensor *d = tg_detach(tp, h);
+    ck_assert_near(tg_tensor_get(h, 1), 4.0, 0);
+    tg_tape_reset(tp);
+    ck_assert_fails(tp, tg_tanh(tp, h), TG_ERR_STATE,
+                    "tanh: input 0: tensor is from before the last tg_tape_reset of its tape");
+    ck_assert_fails(tp, tg_add(tp, x, c), TG_ERR_STATE, "add: input 1: tensor is from before");
+    ck_assert_fails(tp, tg_detach(tp, d), TG_ERR_STATE, "detach: input: tensor is from before");
+    tg_tape_clear_error(tp);
+    ck_assert_int_eq(tg_backward(tp, h), TG_ERR_STATE);
+    ck_assert_tape_error(tp, TG_ERR_STATE, "backward: output: tensor is from before");
+    tg_clear_last_error();
+    ck_assert(isnan(tg_tensor_get(h, 1)));
+    ck_assert_last_error(TG_ERR_STATE, "tensor_get: tensor is from before the last tg_tape_reset");
+    ck_assert_ptr_null(tg_tensor_data(c));
+    ck_assert_int_eq(tg_tensor_numel(d), -1);
+    ck_assert_int_eq(tg_tensor_set(c, 0, 1.0), TG_ERR_STATE);
+    /* the tape goes on: a fresh step works */
+    tg_tape_clear_error(tp);
+    tg_tensor *y = tg_sum(tp, tg_scale(tp, x, 3.0));
+    ck_assert_int_eq(tg_backward(tp, y), TG_OK);
+    ck_assert_grad_near(x, TGT_VALS(3, 3), 2, 0);
+    tg_tensor_free(x);
+    tg_tape_free(tp);
+}
+END_TEST
+
+/* An op given a NULL tape left tg_last_status() at TG_OK with no message. */
+START_TEST(a_null_tape_is_reported_in_the_last_error) {
+    tg_tensor *x = vec(TG_F32, 2, TGT_VALS(1, 2), false);
+    tg_tensor *outs[2];
+    tg_clear_last_error();
+    ck_assert_ptr_null(tg_tanh(NULL, x));
+    ck_assert_last_error(TG_ERR_ARG, "tanh: tape is NULL");
+    tg_clear_last_error();
+    ck_assert_ptr_null(tg_matmul(NULL, x, x));
+    ck_assert_last_error(TG_ERR_ARG, "matmul: tape is NULL");
+    tg_clear_last_error();
+    ck_assert_int_eq(tg_split(NULL, x, 0, 2, TGT_SHAPE(1, 1), outs), TG_ERR_ARG);
+    ck_assert_last_error(TG_ERR_ARG, "split: tape is NULL");
+    ck_assert_ptr_null(outs[0]);
+    tg_clear_last_error();
+    ck_assert_int_eq(tg_backward(NULL, x), TG_ERR_ARG);
+    ck_assert_last_error(TG_ERR_ARG, "backward: tape is NULL");
+    tg_clear_last_error();
+    ck_assert_ptr_null(tg_detach(NULL, x));
+    ck_assert_last_error(TG_ERR_ARG, "detach: tape is NULL");
+    tg_clear_last_error();
+    ck_assert_ptr_null(tg_tape_tensor(NULL, TG_F32, 1, TGT_SHAPE(2)));
+    ck_assert_last_error(TG_ERR_ARG, "tape_tensor: tape is NULL");
+    tg_clear_last_error();
+    ck_assert_ptr_null(tg_apply(NULL, NULL, 1, &x, NULL));
+    ck_assert_last_error(TG_ERR_ARG, "apply: tape is NULL");
+    tg_tensor_free(x);
+}
+END_TEST
+
+/* tg_params_add took tape tensors, which the registry used after reset. */
+START_TEST(params_refuse_tape_tensors) {
+    tg_tape *tp = tg_tape_new();
+    tg_params *p = tg_params_new();
+    tg_tensor *t = tg_tape_tensor(tp, TG_F32, 1, TGT_SHAPE(4));
+    ck_assert_int_eq(tg_params_add(p, "w", t), TG_ERR_ARG);
+    ck_assert_last_error(TG_ERR_ARG, "params_add: 'w' is a tape tensor");
+    ck_assert_int_eq(tg_params_count(p), 0);
+    tg_tensor *own = tg_tensor_clone(t, TG_F32);
+    ck_assert_int_eq(tg_params_add(p, "w", own), TG_OK);
+    tg_params_free(p);
+    tg_tensor_free(own);
+    tg_tape_free(tp);
+}
+END_TEST
+
+/* The choice documented in tape.h: a second backward on the same tape
+ * replays it; intermediate gradients start fresh, leaves accumulate again
+ * (PyTorch with retain_graph=True). y = sum(tanh(2x)) with x = (0.1, -0.7):
+ * dy/dx = 2 (1 - tanh(2x)^2). */
+START_TEST(a_second_backward_accumulates_like_retain_graph) {
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *x = vec(TG_F64, 2, TGT_VALS(0.1, -0.7), true);
+    tg_tensor *h = tg_tanh(tp, tg_scale(tp, x, 2.0));
+    tg_tensor *y = tg_sum(tp, h);
+    double g[2] = {2 * (1 - pow(tanh(0.2), 2)), 2 * (1 - pow(tanh(-1.4), 2))};
+    ck_assert_int_eq(tg_backward(tp, y), TG_OK);
+    ck_assert_grad_near(x, g, 2, 1e-15);
+    ck_assert_grad_near(h, TGT_VALS(1, 1), 2, 0);
+    ck_assert_int_eq(tg_backward(tp, y), TG_OK);
+    ck_assert_grad_near(x, TGT_VALS(2 * g[0], 2 * g[1]), 2, 1e-15);
+    ck_assert_grad_near(h, TGT_VALS(1, 1), 2, 0); /* fresh, not 2 */
+    /* and from an earlier output of the same tape, with its own output gradient */
+    tg_tensor *dh = vec(TG_F64, 2, TGT_VALS(1, 0), false);
+    ck_assert_int_eq(tg_backward_ex(tp, h, dh), TG_OK);
+    ck_assert_grad_near(x, TGT_VALS(3 * g[0], 2 * g[1]), 2, 1e-15);
+    tg_tensor_free(dh);
+    tg_tensor_free(x);
+    tg_tape_free(tp);
+}
+END_TEST
+
 Suite *suite_tape(void) {
     Suite *s = suite_create("tape");
     TCase *tc = tcase_create("tape");
@@ -280,6 +384,10 @@ Suite *suite_tape(void) {
     tcase_add_test(tc, warm_steps_make_no_heap_allocations);
     tcase_add_test(tc, two_tapes_on_two_threads_do_not_interfere);
     tcase_add_test(tc, arena_tensors_from_the_tape_can_be_leaves_too);
+    tcase_add_test(tc, a_tensor_used_after_reset_is_caught);
+    tcase_add_test(tc, a_null_tape_is_reported_in_the_last_error);
+    tcase_add_test(tc, params_refuse_tape_tensors);
+    tcase_add_test(tc, a_second_backward_accumulates_like_retain_graph);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -31,7 +31,11 @@ typedef struct tg_tape_stats {
 
 TG_API tg_tape *tg_tape_new(void);
 TG_API void tg_tape_free(tg_tape *tp);
-/* Forget all recorded ops and intermediates (keeps memory); clears the error. */
+/* Forget all recorded ops and intermediates (keeps memory); clears the error.
+ * Every arena tensor of the tape is dead from here: using one afterwards (as an
+ * op input, with an accessor, in backward) is reported as an error while its
+ * memory has not been handed out again (a generation check); keep what must
+ * outlive a step in caller-owned tensors (tg_tensor_clone). */
 TG_API void tg_tape_reset(tg_tape *tp);
 TG_API void tg_tape_stats_get(const tg_tape *tp, tg_tape_stats *out);
 
@@ -58,7 +62,11 @@ TG_API int tg_tape_threads(const tg_tape *tp);
 /* Same data, no gradient flows back through the result. */
 TG_API tg_tensor *tg_detach(tg_tape *tp, tg_tensor *x);
 
-/* Backward from a scalar (numel 1) loss: d loss = 1. */
+/* Backward from a scalar (numel 1) loss: d loss = 1.
+ * Calling it again on the same tape (before tg_tape_reset) replays the tape
+ * again: intermediate gradients start fresh, and leaves accumulate a second
+ * time, as PyTorch does with retain_graph=True (here everything a VJP needs
+ * stays in the arena until reset, so there is nothing to retain). */
 TG_API tg_status tg_backward(tg_tape *tp, tg_tensor *loss);
 /* Backward from any recorded tensor with a given output gradient
  * (same shape; dtype of y). */
