@@ -78,6 +78,13 @@ TG_HIDDEN bool tg__tensor_stale(const tg_tensor *t);
     "tensor is from before the last tg_tape_reset of its tape (its memory is reused); keep "   \
     "values across steps in caller-owned tensors (tg_tensor_clone)"
 
+/* Thread counts: at most TG_THREADS_PER_CORE (4) per online core (runtime.c).
+ * clamp: n < 1 gives 0 (the default); parse: TG_NUM_THREADS's text, clamped,
+ * or all cores when unset or not a positive number. */
+TG_HIDDEN int tg__max_threads(void);
+TG_HIDDEN int tg__clamp_threads(int n);
+TG_HIDDEN int tg__parse_threads(const char *s, int cores);
+
 /* Arena tensor with an uninitialised data buffer (ops write every element). */
 TG_HIDDEN tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape,
                                       bool zero);

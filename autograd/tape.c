@@ -193,7 +193,7 @@ void tg_tape_set_training(tg_tape *tp, bool training) {
 }
 bool tg_tape_training(const tg_tape *tp) { return tp && tp->training; }
 void tg_tape_set_threads(tg_tape *tp, int n) {
-    if (tp) tp->threads = n;
+    if (tp) tp->threads = tg__clamp_threads(n);
 }
 int tg_tape_threads(const tg_tape *tp) {
     return (tp && tp->threads > 0) ? tp->threads : tg_default_threads();

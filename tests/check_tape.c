@@ -370,6 +370,49 @@ START_TEST(a_second_backward_accumulates_like_retain_graph) {
 }
 END_TEST
 
+/* White-box: autograd/runtime.c's hidden helpers (the tests link the static library). */
+int tg__max_threads(void);
+int tg__parse_threads(const char *s, int cores);
+
+/* tg_tape_set_threads(tp, 100000) + a 256^3 matmul overflowed libgomp's stack;
+ * TG_NUM_THREADS=1000 ran for minutes on 2 cores. Both are clamped to 4 per core. */
+START_TEST(thread_counts_are_clamped_to_four_per_core) {
+    int max = tg__max_threads();
+    ck_assert_int_ge(max, 4);
+    tg_tape *tp = tg_tape_new();
+    tg_tape_set_threads(tp, 100000);
+    ck_assert_int_eq(tg_tape_threads(tp), max);
+    tg_tape_set_threads(tp, -7); /* < 1: the default */
+    ck_assert_int_eq(tg_tape_threads(tp), tg_default_threads());
+    tg_tape_set_threads(tp, 2);
+    ck_assert_int_eq(tg_tape_threads(tp), 2);
+    tg_set_default_threads(1 << 30);
+    ck_assert_int_eq(tg_default_threads(), max);
+    tg_set_default_threads(0);
+    ck_assert_int_le(tg_default_threads(), max);
+    /* the 256^3 product on the clamped count: every element is 256 * 0.5 * 2 */
+    tg_tape_set_threads(tp, 100000);
+    tg_tensor *a = tg_tape_tensor(tp, TG_F32, 2, TGT_SHAPE(256, 256));
+    tg_tensor *b = tg_tape_tensor(tp, TG_F32, 2, TGT_SHAPE(256, 256));
+    tg_tensor_fill(a, 0.5);
+    tg_tensor_fill(b, 2.0);
+    tg_tensor *c = tg_matmul(tp, a, b);
+    ck_assert_msg(c != NULL, "%s", tg_tape_error(tp));
+    ck_assert_near(tg_tensor_get(c, 0), 256, 0);
+    ck_assert_near(tg_tensor_get(c, 256 * 256 - 1), 256, 0);
+    /* TG_NUM_THREADS, read once at start: a number is clamped, anything else means all cores */
+    ck_assert_int_eq(tg__parse_threads("1000", 2), 8);
+    ck_assert_int_eq(tg__parse_threads("99999999999999999999", 2), 8);
+    ck_assert_int_eq(tg__parse_threads("3", 2), 3);
+    ck_assert_int_eq(tg__parse_threads("0", 2), 2);
+    ck_assert_int_eq(tg__parse_threads("-4", 2), 2);
+    ck_assert_int_eq(tg__parse_threads("2x", 2), 2);
+    ck_assert_int_eq(tg__parse_threads("", 2), 2);
+    ck_assert_int_eq(tg__parse_threads(NULL, 2), 2);
+    tg_tape_free(tp);
+}
+END_TEST
+
 Suite *suite_tape(void) {
     Suite *s = suite_create("tape");
     TCase *tc = tcase_create("tape");
@@ -388,6 +431,7 @@ Suite *suite_tape(void) {
     tcase_add_test(tc, a_null_tape_is_reported_in_the_last_error);
     tcase_add_test(tc, params_refuse_tape_tensors);
     tcase_add_test(tc, a_second_backward_accumulates_like_retain_graph);
+    tcase_add_test(tc, thread_counts_are_clamped_to_four_per_core);
     suite_add_tcase(s, tc);
     return s;
 }
