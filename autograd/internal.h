@@ -37,6 +37,8 @@ struct tg_tensor {
     tg_tape *tape;         /* owning tape for arena tensors                   */
     int64_t node;          /* index of the producing node, -1 if not recorded */
     uint64_t gen;          /* arena tensors: the tape's generation when made  */
+    tg_tape *grad_claim;   /* leaves: the tape whose backward is writing the
+                              gradient (atomic; backward.c), else NULL          */
     uint8_t owner;         /* tg_owner                                        */
     bool requires_grad;
     bool grad_on_heap;     /* leaf gradient, malloc'd, freed with the tensor  */
@@ -62,6 +64,8 @@ struct tg_tape {
     uint64_t heap_allocs;
     const char *current_op; /* name of the op inside tg_apply, for messages */
     uint64_t generation;   /* tg_tape_reset count: arena tensors of an older one are stale */
+    tg_tensor **claimed;   /* leaves the running backward has claimed (backward.c) */
+    int64_t n_claimed, cap_claimed;
 };
 
 /* Counted heap allocation (the counter behind tg_heap_allocs). */

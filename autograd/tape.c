@@ -96,6 +96,7 @@ void tg_tape_free(tg_tape *tp) {
         c = next;
     }
     free(tp->nodes);
+    free(tp->claimed);
     free(tp);
 }
 

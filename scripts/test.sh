@@ -3,6 +3,7 @@
 #   1. a normal build (-Wall -Wextra, warnings are errors);
 #   2. AddressSanitizer + UBSan;
 #   3. valgrind memcheck (leaks are errors);
+#   4. ThreadSanitizer on the tests that run threads of their own (suite 'threads');
 # then a bounded libFuzzer run of the checkpoint loader when its script exists.
 # Ends with one line "N passed, N failed" counting individual test cases.
 set -uo pipefail
@@ -36,6 +37,8 @@ phase "build + tests (warnings are errors)" build-ci -Dwerror=true
 phase "AddressSanitizer + UBSan" build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
     -- --setup=asan
 phase "valgrind memcheck" build-ci -- --setup=valgrind --timeout-multiplier=10
+phase "ThreadSanitizer (tests with threads of their own)" build-tsan -Db_sanitize=thread \
+    -Db_lundef=false -- --setup=tsan --suite threads --timeout-multiplier=4
 
 if [ -f tests/optim/run_fuzz.sh ]; then
     echo "=== libFuzzer: safetensors loader, ${fuzz_seconds}s"

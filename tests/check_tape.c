@@ -1,9 +1,8 @@
 /* tests/check_tape.c - tape semantics: recording, accumulation, zeroing,
  * no-grad, detach, reset and reuse, non-scalar backward, errors, user ops,
- * two tapes on two threads, zero allocations per warm step. */
+ * zero allocations per warm step, thread counts. (Tests with several threads
+ * of our own are in check_threads.c, which also runs under ThreadSanitizer.) */
 #include "check_suites.h"
-
-#include <pthread.h>
 
 static tg_tensor *vec(tg_dtype dt, int64_t n, const double *v, bool grad) {
     tg_tensor *t = tg_tensor_from(dt, 1, &n, v);
@@ -214,39 +213,6 @@ START_TEST(warm_steps_make_no_heap_allocations) {
 }
 END_TEST
 
-typedef struct thread_job { double x0, grad; } thread_job;
-
-static void *run_on_own_tape(void *arg) {
-    thread_job *j = arg;
-    int64_t one = 1;
-    tg_tensor *x = tg_tensor_from(TG_F64, 1, &one, &j->x0);
-    tg_tensor_set_requires_grad(x, true);
-    tg_tape *tp = tg_tape_new();
-    tg_tape_set_threads(tp, 1);
-    for (int i = 0; i < 2000; i++) {
-        tg_tensor *y = tg_tanh(tp, tg_scale(tp, x, 2.0));
-        tg_backward(tp, y);
-        tg_tape_reset(tp);
-    }
-    j->grad = tg_tensor_grad_get(x, 0);
-    tg_tape_free(tp);
-    tg_tensor_free(x);
-    return NULL;
-}
-
-START_TEST(two_tapes_on_two_threads_do_not_interfere) {
-    thread_job a = {0.1, 0}, b = {-0.7, 0};
-    pthread_t ta, tb;
-    pthread_create(&ta, NULL, run_on_own_tape, &a);
-    pthread_create(&tb, NULL, run_on_own_tape, &b);
-    pthread_join(ta, NULL);
-    pthread_join(tb, NULL);
-    /* d/dx tanh(2x) = 2 (1 - tanh(2x)^2), accumulated 2000 times */
-    ck_assert_near(a.grad, 2000 * 2 * (1 - pow(tanh(0.2), 2)), 1e-6);
-    ck_assert_near(b.grad, 2000 * 2 * (1 - pow(tanh(-1.4), 2)), 1e-6);
-}
-END_TEST
-
 START_TEST(arena_tensors_from_the_tape_can_be_leaves_too) {
     tg_tape *tp = tg_tape_new();
     int64_t s[] = {1, 2};
@@ -425,7 +391,6 @@ Suite *suite_tape(void) {
     tcase_add_test(tc, first_error_sticks_and_null_propagates);
     tcase_add_test(tc, user_defined_op_records_and_passes_gradcheck);
     tcase_add_test(tc, warm_steps_make_no_heap_allocations);
-    tcase_add_test(tc, two_tapes_on_two_threads_do_not_interfere);
     tcase_add_test(tc, arena_tensors_from_the_tape_can_be_leaves_too);
     tcase_add_test(tc, a_tensor_used_after_reset_is_caught);
     tcase_add_test(tc, a_null_tape_is_reported_in_the_last_error);

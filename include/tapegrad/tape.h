@@ -8,6 +8,12 @@
  * drops them all at once but keeps the arena's memory, so a loop that
  * records the same computation every step allocates nothing once warm.
  *
+ * Threads: one tape per thread. Leaves (tensors no node of the tape made) may
+ * be shared between threads for reading, but their gradients may not be
+ * written by two backwards at once: a backward that finds a leaf held by
+ * another tape's running backward fails with TG_ERR_STATE (instead of losing
+ * updates). Give each thread its own leaves and sum their gradients after.
+ *
  * Errors: the first error sticks on the tape (code + message such as
  * "matmul: inner dimensions differ: [32,65] x [128,1024]"); an op given a
  * NULL input returns NULL, so a whole cell can be written and checked once. */
@@ -54,8 +60,9 @@ TG_API bool tg_tape_is_recording(const tg_tape *tp);
 /* Training mode switches dropout on (default: training). */
 TG_API void tg_tape_set_training(tg_tape *tp, bool training);
 TG_API bool tg_tape_training(const tg_tape *tp);
-/* BLIS threads for this tape's GEMMs (< 1: the default). Small GEMMs use
- * fewer threads where that is measured to be faster. */
+/* BLIS threads for this tape's GEMMs (< 1: the default; clamped to 4 per
+ * online core). Small GEMMs use fewer threads where that is measured to be
+ * faster. */
 TG_API void tg_tape_set_threads(tg_tape *tp, int n);
 TG_API int tg_tape_threads(const tg_tape *tp);
 
