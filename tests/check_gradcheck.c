@@ -93,6 +93,41 @@ START_TEST(a_failing_function_is_reported_not_crashed) {
 }
 END_TEST
 
+static tg_tensor *reads_a_second_input(tg_tape *tp, tg_tensor *const *in, void *u) {
+    (void)u;
+    return tg_mul(tp, in[0], in[1]);
+}
+
+/* Leave junk where gradcheck's frames will be, as an earlier call would. */
+static __attribute__((noinline)) void dirty_the_stack(void) {
+    volatile unsigned char junk[16384];
+    for (size_t i = 0; i < sizeof junk; i++) junk[i] = 0xA5;
+}
+
+/* gradcheck handed the function uninitialised pointers past n (leaf[64] and
+ * x[64] were not zeroed): one reading in[1] with n = 1 read garbage. */
+START_TEST(inputs_past_n_are_null_and_n_is_bounded) {
+    tg_tensor *x = tg_tensor_from(TG_F64, 1, TGT_SHAPE(2), TGT_VALS(0.5, -1));
+    tg_gradcheck_report r;
+    dirty_the_stack();
+    ck_assert_int_eq(tg_gradcheck(reads_a_second_input, NULL, 1, &x, NULL, &r), TG_ERR_ARG);
+    ck_assert_msg(strstr(r.message, "mul: input 1 is NULL") != NULL, "%s", r.message);
+    tg_tensor *many[65];
+    for (int i = 0; i < 65; i++) many[i] = x;
+    ck_assert_int_eq(tg_gradcheck(tanh_of_matmul, NULL, 65, many, NULL, &r), TG_ERR_ARG);
+    ck_assert_str_eq(r.message, "gradcheck: 65 inputs, not in [1,64]");
+    ck_assert_int_eq(tg_gradcheck(tanh_of_matmul, NULL, 0, many, NULL, &r), TG_ERR_ARG);
+    ck_assert_str_eq(r.message, "gradcheck: 0 inputs, not in [1,64]");
+    ck_assert_int_eq(tg_gradcheck(tanh_of_matmul, NULL, 1, NULL, NULL, &r), TG_ERR_ARG);
+    ck_assert_str_eq(r.message, "gradcheck: inputs is NULL");
+    many[1] = NULL;
+    ck_assert_int_eq(tg_gradcheck(tanh_of_matmul, NULL, 2, many, NULL, &r), TG_ERR_ARG);
+    ck_assert_str_eq(r.message, "gradcheck: input 1: is NULL");
+    ck_assert(!r.passed);
+    tg_tensor_free(x);
+}
+END_TEST
+
 Suite *suite_gradcheck(void) {
     Suite *s = suite_create("gradcheck");
     TCase *tc = tcase_create("gradcheck");
@@ -100,6 +135,7 @@ Suite *suite_gradcheck(void) {
     tcase_add_test(tc, a_correct_composition_passes_in_both_dtypes);
     tcase_add_test(tc, skip_leaves_an_input_unchecked);
     tcase_add_test(tc, a_failing_function_is_reported_not_crashed);
+    tcase_add_test(tc, inputs_past_n_are_null_and_n_is_bounded);
     suite_add_tcase(s, tc);
     return s;
 }
