@@ -52,6 +52,7 @@ typedef struct tg_chunk {
 
 struct tg_tape {
     tg_chunk *chunks;      /* current chunk first                             */
+    tg_chunk *retired;     /* chunks merged away at the last reset, freed at the next */
     size_t capacity;       /* sum of chunk sizes                              */
     size_t used_before;    /* bytes used in chunks behind the current one     */
     tg_node *nodes;

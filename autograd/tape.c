@@ -57,17 +57,26 @@ void *tg_tape_alloc(tg_tape *tp, size_t bytes) {
     return p;
 }
 
+static void free_chunks(tg_chunk *c) {
+    while (c) {
+        tg_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+}
+
 /* After a step that overflowed the first chunk, merge all chunks into one of
- * the total size, so the next step fits in one block and allocates nothing. */
+ * the total size, so the next step fits in one block and allocates nothing.
+ * The old chunks are retired, not freed, until the next reset: a tensor kept
+ * from the step before (a caller's mistake) then still has its struct to
+ * read, and the generation check refuses it instead of reading freed memory. */
 static void arena_reset(tg_tape *tp) {
+    free_chunks(tp->retired);
+    tp->retired = NULL;
     tg_chunk *c = tp->chunks;
     if (c && c->next) {
         size_t total = tp->capacity;
-        while (c) {
-            tg_chunk *next = c->next;
-            free(c);
-            c = next;
-        }
+        tp->retired = c;
         tp->chunks = chunk_new(tp, total);
         tp->capacity = tp->chunks ? total : 0;
     }
@@ -90,11 +99,8 @@ tg_tape *tg_tape_new(void) {
 
 void tg_tape_free(tg_tape *tp) {
     if (!tp) return;
-    for (tg_chunk *c = tp->chunks; c;) {
-        tg_chunk *next = c->next;
-        free(c);
-        c = next;
-    }
+    free_chunks(tp->chunks);
+    free_chunks(tp->retired);
     free(tp->nodes);
     free(tp->claimed);
     free(tp);

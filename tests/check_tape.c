@@ -264,6 +264,26 @@ START_TEST(a_tensor_used_after_reset_is_caught) {
 }
 END_TEST
 
+/* A step that outgrew the first arena chunk: the reset merges the chunks, and
+ * a tensor kept from that step must still be refused, not read from freed
+ * memory (found by tests/fuzz_api.c under ASan). */
+START_TEST(a_tensor_kept_across_a_merging_reset_is_caught) {
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *big = tg_tape_tensor(tp, TG_F64, 1, TGT_SHAPE(300000)); /* 2.4 MB: a second chunk */
+    tg_tensor *h = tg_tape_tensor(tp, TG_F64, 1, TGT_SHAPE(2));
+    ck_assert_ptr_nonnull(big);
+    tg_tape_stats st;
+    tg_tape_stats_get(tp, &st);
+    ck_assert_int_gt(st.arena_capacity, 2400000);
+    tg_tape_reset(tp);
+    tg_clear_last_error();
+    ck_assert(isnan(tg_tensor_get(h, 0)));
+    ck_assert_last_error(TG_ERR_STATE, "tensor_get: tensor is from before the last tg_tape_reset");
+    ck_assert_fails(tp, tg_exp(tp, big), TG_ERR_STATE, "exp: input 0: tensor is from before");
+    tg_tape_free(tp);
+}
+END_TEST
+
 /* An op given a NULL tape left tg_last_status() at TG_OK with no message. */
 START_TEST(a_null_tape_is_reported_in_the_last_error) {
     tg_tensor *x = vec(TG_F32, 2, TGT_VALS(1, 2), false);
@@ -393,6 +413,7 @@ Suite *suite_tape(void) {
     tcase_add_test(tc, warm_steps_make_no_heap_allocations);
     tcase_add_test(tc, arena_tensors_from_the_tape_can_be_leaves_too);
     tcase_add_test(tc, a_tensor_used_after_reset_is_caught);
+    tcase_add_test(tc, a_tensor_kept_across_a_merging_reset_is_caught);
     tcase_add_test(tc, a_null_tape_is_reported_in_the_last_error);
     tcase_add_test(tc, params_refuse_tape_tensors);
     tcase_add_test(tc, a_second_backward_accumulates_like_retain_graph);
