@@ -24,6 +24,7 @@ Suite *suite_embedding(void);
 Suite *suite_dropout(void);
 Suite *suite_loss(void);
 Suite *suite_sizes(void);
+Suite *suite_numerics(void);
 
 /* ---- shared helpers: literal tensors, comparisons that fail on NaN/Inf, errors ---- */
 
@@ -69,6 +70,15 @@ static inline void tt_assert_elems(const tg_tensor *t, bool grad, const double *
                       grad ? " gradient" : "", (long long)i, got, want[i], tol);
     }
 }
+
+/* got[0..n-1] within tol of want[] (tgt_diff: NaN and a wrong Inf fail). */
+#define ck_assert_array_near(got, want, n, tol)                                                  \
+    do {                                                                                         \
+        for (int64_t k_ = 0; k_ < (int64_t)(n); k_++)                                            \
+            ck_assert_msg(tgt_within(tgt_diff((got)[k_], (want)[k_]), (tol)),                    \
+                          "%s[%lld]: got %.12g, want %.12g", #got, (long long)k_,                \
+                          (double)(got)[k_], (double)(want)[k_]);                                \
+    } while (0)
 
 /* t is not NULL and has this shape. */
 static inline void ck_assert_shape(const tg_tensor *t, int ndim, const int64_t *shape) {

@@ -54,17 +54,23 @@ START_TEST(tanh_exp_log_sqrt_relu_neg_match_hand_values) {
     ck_assert_near(dx[0], 2.0, 0);
     ck_assert_near(dx[1], 0.5, 0);
     run(tg_sqrt, TG_F64, 2, (double[]){4, 0.25}, y, dx);
-    ck_assert(y[0] == 2 && y[1] == 0.5 && dx[0] == 0.25 && dx[1] == 1.0);
+    ck_assert_array_near(y, TGT_VALS(2, 0.5), 2, 0);
+    ck_assert_array_near(dx, TGT_VALS(0.25, 1.0), 2, 0);
     run(tg_relu, TG_F64, 2, (double[]){-1, 0}, y, dx);
-    ck_assert(y[0] == 0 && y[1] == 0 && dx[0] == 0 && dx[1] == 0); /* d/dx at 0 is 0 */
+    ck_assert_array_near(y, TGT_VALS(0, 0), 2, 0);
+    ck_assert_array_near(dx, TGT_VALS(0, 0), 2, 0); /* d/dx at 0 is 0 */
     run(tg_neg, TG_F64, 2, x, y, dx);
-    ck_assert(y[0] == -0.5 && dx[1] == -1);
+    ck_assert_near(y[0], -0.5, 0);
+    ck_assert_near(dx[1], -1, 0);
     run(pow3, TG_F64, 2, x, y, dx);
-    ck_assert(y[1] == 8 && dx[1] == 12 && dx[0] == 0.75);
+    ck_assert_near(y[1], 8, 0);
+    ck_assert_array_near(dx, TGT_VALS(0.75, 12), 2, 0);
     run(times_m2, TG_F32, 2, x, y, dx);
-    ck_assert(y[1] == -4 && dx[0] == -2);
+    ck_assert_near(y[1], -4, 0);
+    ck_assert_near(dx[0], -2, 0);
     run(plus_half, TG_F32, 2, x, y, dx);
-    ck_assert(y[0] == 1 && dx[0] == 1);
+    ck_assert_near(y[0], 1, 0);
+    ck_assert_near(dx[0], 1, 0);
 }
 END_TEST
 
@@ -82,7 +88,8 @@ START_TEST(hard_sigmoid_keras_and_pytorch_slopes_with_kinks) {
     run(hs_torch, TG_F64, 4, xt, yt, dt);
     ck_assert_near(yt[0], 2.0 / 3, 1e-12);
     ck_assert_near(dt[0], 1.0 / 6, 1e-12);
-    ck_assert(yt[1] == 1 && dt[1] == 0 && yt[2] == 0 && dt[2] == 0 && yt[3] == 1 && dt[3] == 0);
+    ck_assert_array_near(yt + 1, TGT_VALS(1, 0, 1), 3, 0);
+    ck_assert_array_near(dt + 1, TGT_VALS(0, 0, 0), 3, 0);
 }
 END_TEST
 
