@@ -77,8 +77,11 @@ TG_HIDDEN void tg__count_alloc(void);   /* for realloc growth */
 TG_HIDDEN void tg__vformat_error(char *buf, size_t size, const char *op, const char *fmt,
                                  va_list ap);
 
-/* An arena tensor whose tape has been reset since it was made (see tensor.c). */
-TG_HIDDEN bool tg__tensor_stale(const tg_tensor *t);
+/* An arena tensor whose tape has been reset since it was made (see tensor.c:
+ * the generation check). Inline: tg_apply asks it for every input. */
+static inline bool tg__tensor_stale(const tg_tensor *t) {
+    return t->owner == TG_OWN_ARENA && t->gen != t->tape->generation;
+}
 #define TG_STALE_TEXT                                                                          \
     "tensor is from before the last tg_tape_reset of its tape (its memory is reused); keep "   \
     "values across steps in caller-owned tensors (tg_tensor_clone)"

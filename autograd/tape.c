@@ -273,22 +273,34 @@ static char *inputs_str(int n_in, tg_tensor *const *in, char *buf, size_t size) 
 /* What infer produced must be a tensor the arena can hold: a known dtype,
  * ndim in range and at most 2^40 elements. A product of input dims (matmul's
  * M x N, a broadcast, a concatenated axis) or a user op's infer may be
- * anything, so it is checked here, once for every op. */
-static bool result_ok(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
-                      const tg_desc *d) {
+ * anything, so it is checked here, once for every op: inline, since it runs
+ * for every op (the same test as tg__checked_numel, which words the error). */
+static inline bool result_fits(const tg_desc *d) {
+    if ((unsigned)d->dtype > TG_I32 || (unsigned)d->ndim > TG_MAX_DIMS) return false;
+    int64_t bounded = 1;
+    for (int i = 0; i < d->ndim; i++) {
+        int64_t x = d->shape[i];
+        if (x < 0) return false;
+        if (x > 1 && (__builtin_mul_overflow(bounded, x, &bounded) || bounded > TG_MAX_NUMEL))
+            return false;
+    }
+    return true;
+}
+
+static void report_bad_result(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
+                              const tg_desc *d) {
     char si[400], so[160];
-    const char *why = NULL;
+    const char *why = "";
     if (d->dtype != TG_F32 && d->dtype != TG_F64 && d->dtype != TG_I32)
         why = "unknown dtype";
     else if (d->ndim < 0 || d->ndim > TG_MAX_DIMS)
         why = "ndim out of range";
-    else if (tg__checked_numel(d->ndim, d->shape, &why) >= 0)
-        return true;
+    else
+        tg__checked_numel(d->ndim, d->shape, &why);
     bool shape_known = d->ndim >= 0 && d->ndim <= TG_MAX_DIMS;
     tg_fail(tp, TG_ERR_SHAPE, op->name, "result %s (dtype %d, ndim %d): %s; inputs %s",
             shape_known ? tg__shape_str(d->ndim, d->shape, so, sizeof so) : "[?]", (int)d->dtype,
             d->ndim, why, inputs_str(n_in, in, si, sizeof si));
-    return false;
 }
 
 tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
@@ -301,7 +313,10 @@ tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in
     tg_desc d = {0};
     tp->current_op = op->name;
     if (op->infer(tp, n_in, in, attr, &d) != 0) return NULL;
-    if (!result_ok(tp, op, n_in, in, &d)) return NULL;
+    if (!result_fits(&d)) {
+        report_bad_result(tp, op, n_in, in, &d);
+        return NULL;
+    }
 
     tg_tensor *out;
     if (op->flags & TG_OP_VIEW) {

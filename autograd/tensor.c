@@ -66,11 +66,11 @@ int64_t tg__checked_numel(int ndim, const int64_t *shape, const char **why) {
             return -1;
         }
         empty |= d == 0;
-        if (d > 1 && bounded > TG_MAX_NUMEL / d) {
+        /* no division on this path: it runs for every op result */
+        if (d > 1 && (__builtin_mul_overflow(bounded, d, &bounded) || bounded > TG_MAX_NUMEL)) {
             *why = "more than 2^40 elements";
             return -1;
         }
-        bounded *= d > 1 ? d : 1;
     }
     return empty ? 0 : bounded;
 }
@@ -82,7 +82,7 @@ int tg__check_new_shape(tg_tape *tp, const char *op, tg_dtype dt, int ndim,
     if (ndim < 0 || ndim > TG_MAX_DIMS)
         return tg_fail(tp, TG_ERR_SHAPE, op, "ndim %d not in [0,%d]", ndim, TG_MAX_DIMS);
     if (ndim > 0 && !shape) return tg_fail(tp, TG_ERR_SHAPE, op, "shape is NULL for ndim %d", ndim);
-    const char *why;
+    const char *why = "";
     if (tg__checked_numel(ndim, shape, &why) < 0) {
         char s[160];
         return tg_fail(tp, TG_ERR_SHAPE, op, "bad shape %s: %s",
@@ -138,10 +138,6 @@ tg_tensor *tg_tensor_wrap(tg_dtype dt, int ndim, const int64_t *shape, void *dat
  * cheap and catches the usual mistake, a tensor kept from the previous step;
  * once the struct's own memory has been handed out again it can no longer be
  * told apart from a live tensor. */
-bool tg__tensor_stale(const tg_tensor *t) {
-    return t->owner == TG_OWN_ARENA && t->gen != t->tape->generation;
-}
-
 static bool usable(const tg_tensor *t, const char *fn) {
     if (!t) {
         tg__set_last_error(TG_ERR_ARG, "%s: tensor is NULL", fn);
