@@ -80,8 +80,11 @@ static tg_status numeric_compare(const gc_ctx *c, tg_tensor **grads, bool f32) {
     tg_status st = TG_OK;
     tg_tape *tp = tg_tape_new();
     double eps = c->o->eps > 0 ? c->o->eps : 1e-6;
-    double atol = c->o->atol > 0 ? c->o->atol : (f32 ? 1e-3 : 1e-6);
-    double rtol = c->o->rtol > 0 ? c->o->rtol : (f32 ? 1e-2 : 1e-4);
+    /* float32 defaults: every float32 case of the three gtest tables passes down
+     * to atol 1e-5 / rtol 1e-4 and some fail at 3e-6 / 3e-5; these keep a 10x
+     * margin, and a derivative 1% wrong fails wherever |dL/dx| > 0.011. */
+    double atol = c->o->atol > 0 ? c->o->atol : (f32 ? 1e-4 : 1e-6);
+    double rtol = c->o->rtol > 0 ? c->o->rtol : (f32 ? 1e-3 : 1e-4);
     tg_gradcheck_report *r = c->r;
     for (int i = 0; i < c->n && st == TG_OK; i++) {
         x[i] = tg_tensor_clone(c->inputs[i], tg__is_float(c->inputs[i]->dtype) ? TG_F64 : TG_I32);
