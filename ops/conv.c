@@ -96,6 +96,14 @@ static int conv_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *a
         return conv_fail(tp, x, w, what);
     }
     conv_dims d = conv_dims_of(x, w, at);
+    /* forward and VJP unroll one batch entry into col [Cin*K, Lout]: its size
+     * too must be a tensor's (Cin*K and Lout are each below 2^41) */
+    int64_t col;
+    if (__builtin_mul_overflow(d.Cin * d.K, d.Lout, &col) || col > TG_MAX_NUMEL) {
+        snprintf(what, sizeof what, "im2col buffer [%lld,%lld] has more than 2^40 elements",
+                 (long long)(d.Cin * d.K), (long long)d.Lout);
+        return conv_fail(tp, x, w, what);
+    }
     out->dtype = x->dtype;
     out->ndim = 3;
     out->shape[0] = d.B;

@@ -93,12 +93,7 @@ START_TEST(a_failing_function_is_reported_not_crashed) {
 }
 END_TEST
 
-/* y = x^2 in either dtype, with a VJP 1% too large: dx = 2.02 x dy. */
-static int sq_any_forward(tg_node *n) {
-    for (int64_t i = 0; i < tg_tensor_numel(n->out); i++)
-        tg_tensor_set(n->out, i, pow(tg_tensor_get(n->in[0], i), 2));
-    return 0;
-}
+/* y = x^2 in either dtype (sq_forward), with a VJP 1% too large: dx = 2.02 x dy. */
 static int sq_vjp_1pct(tg_node *n) {
     void *dx = tg_input_grad(n, 0);
     const void *dy = tg_output_grad(n);
@@ -113,7 +108,7 @@ static int sq_vjp_1pct(tg_node *n) {
     return 0;
 }
 static const tg_op square_1pct = {.name = "square_1pct", .n_in = 1,
-                                  .infer = tg_infer_same_as_input0, .forward = sq_any_forward,
+                                  .infer = tg_infer_same_as_input0, .forward = sq_forward,
                                   .vjp = sq_vjp_1pct};
 static tg_tensor *call_1pct(tg_tape *tp, tg_tensor *const *in, void *u) {
     (void)u;

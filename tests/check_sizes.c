@@ -165,6 +165,16 @@ START_TEST(conv1d_attributes_near_int64_max_are_refused) {
     ck_assert_int_eq(tg_backward(tp, y), TG_OK);
     ck_assert_grad_near(x, TGT_VALS(0, 0, 0, 0, 0, 0, 0, 0), 8, 0);
     ck_assert_grad_near(w, TGT_VALS(0), 1, 0);
+    /* im2col's [Cin*K, Lout] buffer is sized too: x [1,1024,1] padded by 2^20
+     * with w [1,1024,1024] gives an output of 2096130 positions (fine) but a
+     * [1048576, 2096130] column buffer (2^41 elements) */
+    tg_tensor *cx = tg_tape_tensor(tp, TG_F64, 3, TGT_SHAPE(1, 1024, 1));
+    tg_tensor *cw = tg_tape_tensor(tp, TG_F64, 3, TGT_SHAPE(1, 1024, 1024));
+    tg_tape_clear_error(tp);
+    tg_conv1d_opts wide = {.padding = 1 << 20};
+    ck_assert_ptr_null(tg_conv1d(tp, cx, cw, NULL, &wide));
+    ck_assert_tape_error(tp, TG_ERR_SHAPE,
+                         "conv1d: im2col buffer [1048576,2096130] has more than 2^40 elements");
     /* without padding the one position reads x[0] = 1: y = 2 */
     o.padding = 0;
     tg_tensor *y7 = tg_conv1d(tp, x, w, NULL, &o);

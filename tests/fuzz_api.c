@@ -664,12 +664,8 @@ int main(int argc, char **argv) {
 #ifdef __SANITIZE_ADDRESS__
     __sanitizer_set_death_callback(on_sanitizer_report);
 #endif
-    signal(SIGSEGV, on_signal);
-    signal(SIGBUS, on_signal);
-    signal(SIGILL, on_signal);
-    signal(SIGFPE, on_signal);
-    signal(SIGABRT, on_signal);
-    signal(SIGALRM, on_signal);
+    static const int caught[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGALRM};
+    for (size_t i = 0; i < sizeof caught / sizeof caught[0]; i++) signal(caught[i], on_signal);
     printf("fuzz_api: seed %llu%s\n", (unsigned long long)run_seed,
            seconds ? "" : " (fixed number of sequences)");
     fflush(stdout);
