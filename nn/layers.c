@@ -2,6 +2,7 @@
  * Each layer is a few op calls under its formula; gradients come from the tape. */
 #include "nn_private.h"
 
+#include <math.h>
 #include <stdio.h>
 
 tg_tensor *nn_const(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape, double v) {
@@ -75,6 +76,8 @@ tg_status tg_layer_norm_init(tg_layer_norm *ln, tg_params *p, const char *name, 
                              double eps, tg_dtype dt) {
     if (!ln || !p || dim <= 0)
         return nn_error(TG_ERR_ARG, "layer_norm: needs a layer, a registry and dim > 0");
+    if (isnan(eps) || isinf(eps)) /* NaN read as "not > 0" and became 1e-5 silently */
+        return nn_error(TG_ERR_ARG, "layer_norm: eps must be a finite number, got %g", eps);
     *ln = (tg_layer_norm){.dim = dim, .eps = eps > 0 ? eps : 1e-5};
     ln->gamma = nn_param(p, name, "weight", dt, 1, &dim, (tg_initializer){TG_INIT_ONES, 0, 0}, NULL);
     if (!ln->gamma) return nn_last();

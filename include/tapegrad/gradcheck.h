@@ -22,8 +22,8 @@ typedef tg_tensor *(*tg_fn)(tg_tape *tp, tg_tensor *const *inputs, void *user);
 
 typedef struct tg_gradcheck_opts {
     double eps;          /* 0: 1e-6                                          */
-    double atol;         /* 0: 1e-6 for float64 inputs, 1e-3 for float32     */
-    double rtol;         /* 0: 1e-4 for float64 inputs, 1e-2 for float32     */
+    double atol;         /* 0: 1e-6 for float64 inputs, 1e-4 for float32     */
+    double rtol;         /* 0: 1e-4 for float64 inputs, 1e-3 for float32     */
     uint64_t seed;       /* output weighting seed (0 is a valid seed)        */
     const bool *skip;    /* optional: skip[i] true = do not check input i    */
 } tg_gradcheck_opts;

@@ -34,11 +34,11 @@ TG_API tg_tensor *tg_scale(tg_tape *tp, tg_tensor *x, double a);     /* a * x   
 TG_API tg_tensor *tg_shift(tg_tape *tp, tg_tensor *x, double b);     /* x + b         */
 TG_API tg_tensor *tg_sigmoid(tg_tape *tp, tg_tensor *x);             /* 1/(1+e^-x), no overflow */
 TG_API tg_tensor *tg_tanh(tg_tape *tp, tg_tensor *x);
-TG_API tg_tensor *tg_relu(tg_tape *tp, tg_tensor *x);                /* max(x,0); d/dx at 0 is 0 */
+TG_API tg_tensor *tg_relu(tg_tape *tp, tg_tensor *x);                /* max(x,0); d/dx at 0 is 0; NaN stays NaN */
 TG_API tg_tensor *tg_exp(tg_tape *tp, tg_tensor *x);
 TG_API tg_tensor *tg_log(tg_tape *tp, tg_tensor *x);
 TG_API tg_tensor *tg_sqrt(tg_tape *tp, tg_tensor *x);
-TG_API tg_tensor *tg_pow(tg_tape *tp, tg_tensor *x, double p);       /* x^p           */
+TG_API tg_tensor *tg_pow(tg_tape *tp, tg_tensor *x, double p);       /* x^p; d/dx of x^0 is 0 */
 /* clip(slope*x + offset, 0, 1). tg_hard_sigmoid is Keras' classic (0.2, 0.5);
  * PyTorch's Hardsigmoid is (1/6, 0.5). Subgradient: slope strictly inside
  * (0,1), 0 at and beyond the two kinks (as PyTorch). */

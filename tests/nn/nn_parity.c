@@ -13,6 +13,7 @@
 
 #include "tapegrad.h"
 #include "tapegrad/nn.h"
+#include "../tg_test.h"
 
 #define TOL 1e-5
 #define MAX_TENSORS 64
@@ -90,7 +91,7 @@ static double max_diff(const tg_tensor *a, const tg_tensor *b, bool grad) {
     if (!a || !b || tg_tensor_numel(a) != tg_tensor_numel(b)) return INFINITY;
     double m = 0;
     for (int64_t i = 0; i < tg_tensor_numel(a); i++)
-        m = fmax(m, fabs((grad ? tg_tensor_grad_get(a, i) : tg_tensor_get(a, i)) - tg_tensor_get(b, i)));
+        tgt_diff_update(&m, grad ? tg_tensor_grad_get(a, i) : tg_tensor_get(a, i), tg_tensor_get(b, i));
     return m;
 }
 
