@@ -37,9 +37,9 @@ phase "AddressSanitizer + UBSan" build-asan -Db_sanitize=address,undefined -Db_l
     -- --setup=asan
 phase "valgrind memcheck" build-ci -- --setup=valgrind --timeout-multiplier=10
 
-if [ -f tests/optim/run_fuzz.sh ]; then
+if [ -f tests/io/run_fuzz.sh ]; then
     echo "=== libFuzzer: safetensors loader, ${fuzz_seconds}s"
-    if bash tests/optim/run_fuzz.sh "$fuzz_seconds" > build-ci.fuzz.log 2>&1; then
+    if bash tests/io/run_fuzz.sh "$fuzz_seconds" > build-ci.fuzz.log 2>&1; then
         tail -n 3 build-ci.fuzz.log; echo "fuzz: 1 passed"
         fuzz_pass=1; fuzz_fail=0
     else

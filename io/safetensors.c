@@ -1,10 +1,10 @@
-/* optim/safetensors.c - a validating safetensors reader and a crash-safe
- * writer (format and guarantees in io.h).
+/* io/safetensors.c - a validating safetensors reader (format and guarantees
+ * in io.h; the writer is st_writer.c).
  *
  * The reader never trusts the file: every length, offset and shape is
  * checked against the bytes actually read before any tensor is touched,
  * and every message names the tensor at fault. */
-#include "optim_internal.h"
+#include "io_internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

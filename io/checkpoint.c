@@ -1,4 +1,4 @@
-/* optim/checkpoint.c - parameters, optimizer, schedule and training state in
+/* io/checkpoint.c - parameters, optimizer, schedule and training state in
  * one safetensors file.
  *
  * Layout (every non-parameter name starts with "tapegrad."):
@@ -15,7 +15,7 @@
  *
  * Saving is here; loading is in checkpoint_load.c. Loading stages everything (validated and
  * converted into new buffers) before it changes any object, so a bad file leaves them untouched. */
-#include "optim_internal.h"
+#include "io_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,8 +1,8 @@
-/* tests/optim/check_checkpoint.c - training checkpoints: a save killed at
+/* tests/io/check_checkpoint.c - training checkpoints: a save killed at
  * random moments always leaves a loadable file; a run stopped, saved, loaded
  * into fresh objects and resumed gives the uninterrupted run's losses bit
  * for bit; bad checkpoints are errors that change nothing. */
-#include "optim_tests.h"
+#include "io_tests.h"
 
 #include <dirent.h>
 #include <signal.h>

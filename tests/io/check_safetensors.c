@@ -1,7 +1,7 @@
-/* tests/optim/check_safetensors.c - the safetensors reader and writer: round
+/* tests/io/check_safetensors.c - the safetensors reader and writer: round
  * trips, the byte layout, dtype conversion, and every kind of corrupt or
  * mismatched file giving an error that names the tensor. */
-#include "optim_tests.h"
+#include "io_tests.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>

@@ -1,8 +1,8 @@
-/* optim/checkpoint_load.c - restoring a training checkpoint (layout in
+/* io/checkpoint_load.c - restoring a training checkpoint (layout in
  * checkpoint.c). Every part is validated and staged into new buffers first;
  * only when all parts are good are the objects changed, so a bad file
  * leaves parameters, optimizer, schedule and training state untouched. */
-#include "optim_internal.h"
+#include "io_internal.h"
 
 #include <math.h>
 #include <stdlib.h>

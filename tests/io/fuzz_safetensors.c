@@ -1,9 +1,9 @@
-/* tests/optim/fuzz_safetensors.c - libFuzzer target for the safetensors
+/* tests/io/fuzz_safetensors.c - libFuzzer target for the safetensors
  * loader: parse untrusted bytes, read every entry, load them into a model,
  * an optimizer, a schedule and a training state.
  *
  * Built three ways:
- *   - by tests/optim/run_fuzz.sh with clang -fsanitize=fuzzer,address,undefined;
+ *   - by tests/io/run_fuzz.sh with clang -fsanitize=fuzzer,address,undefined;
  *   - with -DTG_FUZZ_STANDALONE: `--write-seeds DIR` writes a seed corpus made
  *     by the real writer (parameter files, full checkpoints); `--self-test`
  *     runs the seeds and a few thousand deterministic mutations of them

@@ -1,8 +1,8 @@
-/* optim/st_writer.c - building a safetensors file and saving it crash-safely:
+/* io/st_writer.c - building a safetensors file and saving it crash-safely:
  * temporary file in the target's folder, fsync, rename over the target,
  * fsync the folder. At every instant the target name holds either the old
  * complete file or the new complete file. */
-#include "optim_internal.h"
+#include "io_internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
