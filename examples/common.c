@@ -166,20 +166,22 @@ const char *ex_data_path(const char *file, char *buf, size_t size) {
     return buf;
 }
 
+FILE *ex_open_data(const char *path, const char *hint) {
+    FILE *f = tg_file_fopen(path, "data file");   /* a FIFO or device is refused, never read */
+    if (!f) fprintf(stderr, "error: %s\n  %s\n", tg_last_error(), hint ? hint : "");
+    return f;
+}
+
 char *ex_read_file(const char *path, size_t *len, const char *hint) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "error: cannot open data file '%s': %s\n  %s\n", path, strerror(errno),
-                hint ? hint : "");
-        return NULL;
-    }
+    FILE *f = ex_open_data(path, hint);
+    if (!f) return NULL;
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
     size_t got;
     while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
         n += got;
         if (n == cap) {
-            char *grown = realloc(buf, 2 * cap + 1);
+            char *grown = cap <= SIZE_MAX / 4 ? realloc(buf, 2 * cap + 1) : NULL;
             if (!grown) {
                 free(buf);
                 buf = NULL;

@@ -71,9 +71,13 @@ double ex_now(void);   /* seconds, monotonic */
  * commands run). Returns buf. */
 const char *ex_data_path(const char *file, char *buf, size_t size);
 
-/* Reads a whole file. On failure prints one clear message naming the file,
- * the reason and where to get it (hint, e.g. "see ../shared/data/README.md"),
- * and returns NULL. The caller frees the result. */
+/* Opens a data file to read (a regular file only: a FIFO or a device is
+ * refused, never waited on). On failure prints one clear message naming the
+ * file, the reason and where to get it (hint, e.g. "see ../shared/data/README.md"),
+ * and returns NULL. */
+FILE *ex_open_data(const char *path, const char *hint);
+/* Reads a whole data file, through ex_open_data; NULL after a message. The
+ * caller frees the result. */
 char *ex_read_file(const char *path, size_t *len, const char *hint);
 /* Report a malformed data file in the same style; returns 1 (an exit code). */
 int ex_bad_data(const char *path, long line, const char *what, const char *hint);

@@ -21,6 +21,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
@@ -60,11 +61,15 @@ static bool read_exact(gzFile f, void *dst, size_t n) {
 
 /* Opens path and reads its header; dims[] gets the sizes. NULL after a message. */
 static gzFile idx_open(const char *path, int ndim, int64_t *dims) {
-    gzFile f = gzopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "error: cannot open data file '%s'\n  %s\n", path, DATA_HINT);
-        return NULL;
+    int fd = tg_file_open(path, "data file");   /* a FIFO or device is refused, never read */
+    gzFile f = fd >= 0 ? gzdopen(fd, "rb") : NULL;
+    if (!f && fd >= 0) {
+        close(fd);
+        fprintf(stderr, "error: data file: %s: cannot open: out of memory\n", path);
+    } else if (!f) {
+        fprintf(stderr, "error: %s\n  %s\n", tg_last_error(), DATA_HINT);
     }
+    if (!f) return NULL;
     unsigned char head[4 + 4 * 3];
     size_t len = 4 + 4 * (size_t)ndim;
     if (!read_exact(f, head, len) || head[0] || head[1] || head[2] != 0x08 || head[3] != ndim) {

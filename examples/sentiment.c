@@ -343,11 +343,8 @@ static tg_tensor *model_forward(tg_tape *tp, const model *m, tg_tensor *ids, tg_
 
 /* Embedding dimension of a GloVe file (numbers on its first line); 0 after a message. */
 static int64_t glove_dim(const char *path) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "error: cannot open GloVe file '%s'\n  %s\n", path, GLOVE_HINT);
-        return 0;
-    }
+    FILE *f = ex_open_data(path, GLOVE_HINT);
+    if (!f) return 0;
     int64_t fields = 0;
     bool in_field = false;
     for (int ch; (ch = fgetc(f)) != EOF && ch != '\n';) {

@@ -8,7 +8,6 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -315,12 +314,12 @@ tg_safetensors *tg_safetensors_open(const char *path) {
         tg__set_last_error(TG_ERR_ARG, "safetensors_open: path is NULL");
         return NULL;
     }
-    int fd = open(path, O_RDONLY);
+    int fd = tg_file_open(path, "safetensors");   /* a regular file, or an error */
+    if (fd < 0) return NULL;
     struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        tg__set_last_error(TG_ERR_IO, "safetensors: %s: cannot open: %s", path,
-                           fd < 0 ? strerror(errno) : "not a regular file");
-        if (fd >= 0) close(fd);
+    if (fstat(fd, &sb) != 0) {
+        tg__set_last_error(TG_ERR_IO, "safetensors: %s: cannot read: %s", path, strerror(errno));
+        close(fd);
         return NULL;
     }
     size_t want = (size_t)sb.st_size, got = 0;

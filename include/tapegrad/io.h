@@ -28,11 +28,23 @@
 #ifndef TAPEGRAD_IO_H
 #define TAPEGRAD_IO_H
 
+#include <stdio.h>
+
 #include "optim.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- opening a file to read ------------------------------------------------
+ * Every loader (safetensors, parameters, checkpoints, GloVe, the examples'
+ * data) opens its file through these. Only a regular file is opened: a FIFO,
+ * a device, a folder or a socket is refused at once (never waited on) with
+ * tg_last_error() naming the path, e.g.
+ *   "safetensors: /tmp/ckpt: cannot open: not a regular file (a FIFO)".
+ * who starts the message (NULL: "open"). */
+TG_API int tg_file_open(const char *path, const char *who);     /* read-only fd, or -1  */
+TG_API FILE *tg_file_fopen(const char *path, const char *who);  /* "rb" stream, or NULL */
 
 /* ---- reading any safetensors file ---------------------------------------- */
 typedef struct tg_safetensors tg_safetensors;

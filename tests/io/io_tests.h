@@ -7,5 +7,6 @@
 
 Suite *suite_safetensors(void);
 Suite *suite_checkpoint(void);
+Suite *suite_files(void);
 
 #endif
