@@ -101,23 +101,33 @@ void tg__free_staged(void **b, int n) {
     free(b);
 }
 
+/* Every non-reserved tensor of the file must be a parameter. */
+static tg_status check_unexpected(const char *fn, const tg_params *p, const tg_safetensors *f) {
+    tg__name_index names;
+    if (tg__params_index(p, &names) != TG_OK) return tg__lerr(fn, f, TG_ERR_NOMEM, "out of memory");
+    tg_status st = TG_OK;
+    for (int k = 0; k < tg_safetensors_count(f) && st == TG_OK; k++) {
+        tg_st_info in;
+        tg_safetensors_info(f, k, &in);
+        if (!tg__reserved_name(in.name) && tg__name_index_find(&names, in.name) < 0)
+            st = tg__lerr(fn, f, TG_ERR_FORMAT, "tensor '%s' in the file is no parameter of the "
+                          "model", in.name);
+    }
+    tg__name_index_free(&names);
+    return st;
+}
+
 tg_status tg__stage_params(const char *fn, const tg_params *p, const tg_safetensors *f,
                               const tg_load_opts *o, void ***staged) {
     int n = tg_params_count(p);
-    if (!o->allow_unexpected)
-        for (int k = 0; k < tg_safetensors_count(f); k++) {
-            tg_st_info in;
-            tg_safetensors_info(f, k, &in);
-            if (!tg__reserved_name(in.name) && !tg_params_find(p, in.name))
-                return tg__lerr(fn, f, TG_ERR_FORMAT, "tensor '%s' in the file is no parameter of "
-                            "the model", in.name);
-        }
+    tg_status st = o->allow_unexpected ? TG_OK : check_unexpected(fn, p, f);
+    if (st != TG_OK) return st;
     void **b = tg__calloc((size_t)n + 1, sizeof *b);
     if (!b) return tg__lerr(fn, f, TG_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n; i++) {
         const char *name = tg_params_name(p, i);
         if (o->allow_missing && tg_safetensors_find(f, name) < 0) continue;
-        tg_status st = tg__stage_like(fn, f, name, tg_params_at(p, i), &b[i]);
+        st = tg__stage_like(fn, f, name, tg_params_at(p, i), &b[i]);
         if (st != TG_OK) {
             tg__free_staged(b, n);
             return st;
@@ -229,7 +239,16 @@ static tg_status add_sched(tg_safetensors_writer *w, const tg_sched *s) {
     return st;
 }
 
+bool tg__rng_is_zero(const tg_rng *r) {
+    return (r->s[0] | r->s[1] | r->s[2] | r->s[3]) == 0;
+}
+
 static tg_status add_train(tg_safetensors_writer *w, const tg_train_state *ts) {
+    if (tg__rng_is_zero(&ts->rng)) {
+        tg__set_last_error(TG_ERR_ARG, "checkpoint_save: the training state's rng is all zero "
+                           "(xoshiro256** then only outputs zeros): seed it with tg_rng_seeded");
+        return TG_ERR_ARG;
+    }
     int64_t four = 4, three = 3, pos[3] = {ts->epoch, ts->step, ts->data_pos};
     tg_status st = tg__st_writer_add_raw(w, "tapegrad.train.rng", "U64", 1, &four, ts->rng.s, 32);
     return st != TG_OK

@@ -44,8 +44,8 @@ static tg_status read_ints(const tg_safetensors *f, const char *name, const char
 }
 
 /* Group membership from the JSON "params" lists: every parameter in exactly one group. */
-static tg_status stage_groups(const tg_safetensors *f, const tg_optim *o, const cJSON *groups,
-                              staged_optim *so) {
+static tg_status stage_groups(const tg_safetensors *f, const tg_optim *o,
+                              const tg__name_index *index, const cJSON *groups, staged_optim *so) {
     int g = 0;
     const cJSON *gj;
     cJSON_ArrayForEach(gj, groups) {
@@ -54,10 +54,8 @@ static tg_status stage_groups(const tg_safetensors *f, const tg_optim *o, const 
             return tg__lerr(FN, f, TG_ERR_FORMAT, "optimizer group %d is malformed", g);
         if (tg__optim_check_opts(FN, o->kind, &so->groups[g]) != TG_OK) return TG_ERR_FORMAT;
         cJSON_ArrayForEach(nm, names) {
-            int i = -1;
-            for (int j = 0; cJSON_IsString(nm) && j < so->n_ps && i < 0; j++)
-                if (strcmp(tg_params_name(o->params, j), nm->valuestring) == 0) i = j;
-            if (i < 0)
+            int i = cJSON_IsString(nm) ? tg__name_index_find(index, nm->valuestring) : -1;
+            if (i < 0 || i >= so->n_ps)
                 return tg__lerr(FN, f, TG_ERR_FORMAT,
                                 "optimizer group %d names '%s', which is no "
                                 "parameter of the model",
@@ -107,7 +105,8 @@ static tg_status stage_state(const tg_safetensors *f, const tg_optim *o, staged_
 }
 
 /* Every "tapegrad.optim." tensor must be a known slot or step of a parameter. */
-static tg_status check_optim_names(const tg_safetensors *f, const tg_optim *o) {
+static tg_status check_optim_names(const tg_safetensors *f, const tg_optim *o,
+                                   const tg__name_index *names) {
     size_t np = strlen(OPTIM_PREFIX);
     for (int k = 0; k < tg_safetensors_count(f); k++) {
         tg_st_info in;
@@ -119,7 +118,7 @@ static tg_status check_optim_names(const tg_safetensors *f, const tg_optim *o) {
             size_t n = slot ? strlen(slot) : 0;
             if (slot && strncmp(rest, slot, n) == 0 && rest[n] == '.') pname = rest + n + 1;
         }
-        if (!pname || !tg_params_find(o->params, pname))
+        if (!pname || tg__name_index_find(names, pname) < 0)
             return tg__lerr(FN, f, TG_ERR_FORMAT, "tensor '%s' is no state of a %s optimizer over "
                             "this model", in.name, tg_optim_kind_name(o->kind));
     }
@@ -143,9 +142,13 @@ static tg_status stage_optim_json(const tg_safetensors *f, const tg_optim *o, co
     so->ps = tg__calloc((size_t)so->n_ps + 1, sizeof *so->ps);
     if (!so->groups || !so->ps) return tg__lerr(FN, f, TG_ERR_NOMEM, "out of memory");
     for (int i = 0; i < so->n_ps; i++) so->ps[i].group = -1;
-    tg_status st = stage_groups(f, o, groups, so);
+    tg__name_index names;
+    if (tg__params_index(o->params, &names) != TG_OK)
+        return tg__lerr(FN, f, TG_ERR_NOMEM, "out of memory");
+    tg_status st = stage_groups(f, o, &names, groups, so);
     if (st == TG_OK) st = stage_state(f, o, so);
-    if (st == TG_OK) st = check_optim_names(f, o);
+    if (st == TG_OK) st = check_optim_names(f, o, &names);
+    tg__name_index_free(&names);
     return st;
 }
 
@@ -245,6 +248,9 @@ static tg_status stage_sched(const tg_safetensors *f, const tg_sched *s, int n_g
 static tg_status stage_train(const tg_safetensors *f, tg_train_state *out) {
     int64_t pos[3] = {0, 0, 0};
     tg_status st = read_ints(f, "tapegrad.train.rng", "U64", 1, 4, out->rng.s);
+    if (st == TG_OK && tg__rng_is_zero(&out->rng))
+        st = tg__lerr(FN, f, TG_ERR_FORMAT, "tensor 'tapegrad.train.rng' holds the all-zero "
+                      "state, from which xoshiro256** only ever outputs zeros");
     if (st == TG_OK) st = read_ints(f, "tapegrad.train.position", "I64", 1, 3, pos);
     out->epoch = pos[0], out->step = pos[1], out->data_pos = pos[2];
     return st;

@@ -13,6 +13,31 @@
 #include <cjson/cJSON.h>
 #include "tapegrad/io.h"
 
+/* ---- names (names.c) ------------------------------------------------------------ */
+/* True when s is valid UTF-8; else *bad_at (may be NULL) is the first bad byte's offset. */
+TG_HIDDEN bool tg__utf8_valid(const char *s, size_t *bad_at);
+
+/* A 64-bit hash of a name (FNV-1a). */
+TG_HIDDEN uint64_t tg__name_hash(const char *s);
+
+/* A hash index from names to ids. It points at the names: they must outlive
+ * it. Zero-initialised means empty. */
+typedef struct tg__name_index {
+    const char **key;
+    int *id;
+    size_t cap, n;
+} tg__name_index;
+
+enum { TG__NAME_ADDED = -1, TG__NAME_NOMEM = -2 };
+/* The id of name, or -1. */
+TG_HIDDEN int tg__name_index_find(const tg__name_index *x, const char *name);
+/* Adds name -> id: TG__NAME_ADDED, the id already held by name, or TG__NAME_NOMEM. */
+TG_HIDDEN int tg__name_index_add(tg__name_index *x, const char *name, int id);
+TG_HIDDEN void tg__name_index_free(tg__name_index *x);
+/* Index of a registry's names (ids: registry positions); TG_ERR_NOMEM or TG_OK. */
+TG_HIDDEN tg_status tg__params_index(const tg_params *p, tg__name_index *x);
+
+/* ---- safetensors (safetensors.c, st_writer.c) -------------------------------------- */
 /* Writer entry with raw bytes (copied), for dtypes tensors do not have
  * ("I64", "U64"). */
 TG_HIDDEN tg_status tg__st_writer_add_raw(tg_safetensors_writer *w, const char *name,
@@ -42,6 +67,8 @@ TG_HIDDEN tg_status tg__stage_params(const char *fn, const tg_params *p, const t
                                      const tg_load_opts *o, void ***staged);
 TG_HIDDEN void tg__commit_params(tg_params *p, void **staged);
 TG_HIDDEN void tg__free_staged(void **b, int n);
+/* The all-zero xoshiro256** state, which only ever outputs zeros. */
+TG_HIDDEN bool tg__rng_is_zero(const tg_rng *r);
 /* malloc'd a + b + c. */
 TG_HIDDEN char *tg__join3(const char *a, const char *b, const char *c);
 

@@ -57,8 +57,9 @@ static const char *parse_line(glove_ctx *c, char *line, int64_t lineno) {
         }
         /* 1e300 is a finite double but inf as a float32 weight. */
         if (tg_tensor_dtype(c->e->weight) == TG_F32 && !isfinite((float)x)) {
-            report(c->r, TG_ERR_FORMAT, "glove: %s:%lld: value %lld after '%.40s' is out of float32 "
-                   "range: '%.40s'", c->path, (long long)lineno, (long long)found + 1, word, tok);
+            report(c->r, TG_ERR_FORMAT,
+                   "glove: %s:%lld: value %lld after '%.40s' is out of float32 range: '%.40s'",
+                   c->path, (long long)lineno, (long long)found + 1, word, tok);
             return NULL;
         }
         c->vec[found] = x;

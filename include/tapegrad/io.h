@@ -10,11 +10,15 @@
  *
  * Saving is crash-safe: the bytes go to a temporary file in the same folder,
  * which is fsync'ed and renamed over the target, then the folder is fsync'ed.
- * A process killed at any moment leaves the old file or the new one, complete
- * (a killed save may leave a ".<name>.tmp-XXXXXX" file behind).
+ * A process killed at any moment leaves the old file or the new one, complete.
+ * A killed save may leave its temporary file ".<name>.tmp-XXXXXX" behind (for
+ * names over 243 bytes, ".<first 226 bytes>~<hash>.tmp-XXXXXX"); the next
+ * save to the same path removes it. A save holds an flock on its temporary
+ * file until the rename, so a concurrent save's file is never taken for one.
  *
- * Loading treats the file as untrusted: the header length, the JSON, every
- * dtype, shape and byte range (inside the file, not overlapping, matching
+ * Loading treats the file as untrusted: the header length, the JSON, names
+ * and metadata that must be UTF-8 (as the reference implementation requires;
+ * the writer refuses others too), every dtype, shape and byte range (inside the file, not overlapping, matching
  * shape x dtype size), duplicate and missing names and shape mismatches with
  * the model are checked before anything is changed; each failure is an error
  * (tg_last_error()) naming the tensor, e.g.
@@ -108,7 +112,9 @@ TG_API tg_status tg_params_load_from(tg_params *p, const tg_safetensors *f, cons
 
 /* ---- training checkpoints (bit-exact resume) -------------------------------- */
 /* What the training loop needs besides parameters and optimizer: the RNG
- * (dropout, shuffling, noise) and where it is in the data. */
+ * (dropout, shuffling, noise; seeded: the all-zero state, which only ever
+ * outputs zeros, is refused when saving and loading) and where it is in the
+ * data. */
 typedef struct tg_train_state {
     tg_rng rng;
     int64_t epoch;

@@ -233,10 +233,11 @@ START_TEST(a_resumed_run_repeats_the_uninterrupted_losses_bit_for_bit) {
 END_TEST
 
 /* ---- bad checkpoints ------------------------------------------------------------------ */
-/* Copy src to dst, dropping the entry `drop`, renaming `from` to `to` and
- * setting metadata `key` to `val` (each NULL to skip). */
+/* Copy src to dst, dropping the entry `drop`, renaming `from` to `to`,
+ * zeroing the bytes of `zero` and setting metadata `key` to `val` (each NULL
+ * to skip). */
 static void rewrite(const char *src, const char *dst, const char *drop, const char *from,
-                    const char *to, const char *key, const char *val) {
+                    const char *to, const char *zero, const char *key, const char *val) {
     tg_safetensors *f = tg_safetensors_open(src);
     ck_assert_ptr_nonnull(f);
     tg_safetensors_writer *w = tg_safetensors_writer_new();
@@ -245,8 +246,11 @@ static void rewrite(const char *src, const char *dst, const char *drop, const ch
         tg_safetensors_info(f, i, &in);
         if (drop && strcmp(in.name, drop) == 0) continue;
         const char *name = from && strcmp(in.name, from) == 0 ? to : in.name;
+        static const unsigned char zeros[64];
+        const void *data = zero && strcmp(in.name, zero) == 0 ? zeros : in.data;
+        ck_assert(data != zeros || in.nbytes <= sizeof zeros);
         ck_assert_int_eq(
-            tg__st_writer_add_raw(w, name, in.dtype, in.ndim, in.shape, in.data, in.nbytes), TG_OK);
+            tg__st_writer_add_raw(w, name, in.dtype, in.ndim, in.shape, data, in.nbytes), TG_OK);
     }
     const char *keys[] = {"format", "tapegrad.optim", "tapegrad.sched"};
     for (int k = 0; k < 3; k++) {
@@ -282,34 +286,38 @@ static void small_free(small *m) {
 }
 
 static const struct bad_ckpt {
-    const char *what, *drop, *from, *to, *key, *val;
+    const char *what, *drop, *from, *to, *zero, *key, *val;
     tg_status status;
     const char *message;
 } bad_ckpts[] = {
-    {"no optimizer metadata", NULL, NULL, NULL, "tapegrad.optim", NULL, TG_ERR_FORMAT,
+    {"no optimizer metadata", NULL, NULL, NULL, NULL, "tapegrad.optim", NULL, TG_ERR_FORMAT,
      "the file holds no optimizer state"},
-    {"optimizer metadata not JSON", NULL, NULL, NULL, "tapegrad.optim", "{oops", TG_ERR_FORMAT,
-     "optimizer metadata 'tapegrad.optim' is not a JSON object"},
-    {"another optimizer kind", NULL, NULL, NULL, "tapegrad.optim",
+    {"optimizer metadata not JSON", NULL, NULL, NULL, NULL, "tapegrad.optim", "{oops",
+     TG_ERR_FORMAT, "optimizer metadata 'tapegrad.optim' is not a JSON object"},
+    {"another optimizer kind", NULL, NULL, NULL, NULL, "tapegrad.optim",
      "{\"kind\":\"sgd\",\"steps\":\"1\",\"groups\":[{}]}", TG_ERR_FORMAT,
      "optimizer kind 'sgd' in the file, 'adam' here"},
-    {"group without hyperparameters", NULL, NULL, NULL, "tapegrad.optim",
+    {"group without hyperparameters", NULL, NULL, NULL, NULL, "tapegrad.optim",
      "{\"kind\":\"adam\",\"steps\":\"1\",\"groups\":[{\"params\":[\"w\"]}]}", TG_ERR_FORMAT,
      "optimizer group 0 is malformed"},
-    {"missing step count", "tapegrad.optim.step.w", NULL, NULL, NULL, NULL, TG_ERR_FORMAT,
+    {"missing step count", "tapegrad.optim.step.w", NULL, NULL, NULL, NULL, NULL, TG_ERR_FORMAT,
      "tensor 'tapegrad.optim.step.w' is missing from the file"},
     {"unknown state tensor", NULL, "tapegrad.optim.exp_avg.w", "tapegrad.optim.momentum.w", NULL,
-     NULL, TG_ERR_FORMAT, "tensor 'tapegrad.optim.momentum.w' is no state of a adam optimizer"},
-    {"state of an unknown parameter", NULL, "tapegrad.optim.exp_avg.w", "tapegrad.optim.exp_avg.v",
-     NULL, NULL, TG_ERR_FORMAT, "tensor 'tapegrad.optim.exp_avg.v' is no state"},
-    {"no schedule metadata", NULL, NULL, NULL, "tapegrad.sched", NULL, TG_ERR_FORMAT,
+     NULL, NULL, TG_ERR_FORMAT,
+     "tensor 'tapegrad.optim.momentum.w' is no state of a adam optimizer"},
+    {"state of an unknown parameter", NULL, "tapegrad.optim.exp_avg.w",
+     "tapegrad.optim.exp_avg.v", NULL, NULL, NULL, TG_ERR_FORMAT,
+     "tensor 'tapegrad.optim.exp_avg.v' is no state"},
+    {"no schedule metadata", NULL, NULL, NULL, NULL, "tapegrad.sched", NULL, TG_ERR_FORMAT,
      "the file holds no schedule state"},
-    {"incomplete schedule metadata", NULL, NULL, NULL, "tapegrad.sched", "{\"kind\":\"step\"}",
-     TG_ERR_FORMAT, "schedule metadata 'tapegrad.sched' is malformed"},
-    {"missing parameter", "w", NULL, NULL, NULL, NULL, TG_ERR_FORMAT,
+    {"incomplete schedule metadata", NULL, NULL, NULL, NULL, "tapegrad.sched",
+     "{\"kind\":\"step\"}", TG_ERR_FORMAT, "schedule metadata 'tapegrad.sched' is malformed"},
+    {"missing parameter", "w", NULL, NULL, NULL, NULL, NULL, TG_ERR_FORMAT,
      "tensor 'w' is missing from the file"},
-    {"missing rng", "tapegrad.train.rng", NULL, NULL, NULL, NULL, TG_ERR_FORMAT,
+    {"missing rng", "tapegrad.train.rng", NULL, NULL, NULL, NULL, NULL, TG_ERR_FORMAT,
      "tensor 'tapegrad.train.rng' is missing from the file"},
+    {"all-zero rng", NULL, NULL, NULL, "tapegrad.train.rng", NULL, NULL, TG_ERR_FORMAT,
+     "tensor 'tapegrad.train.rng' holds the all-zero state"},
 };
 
 START_TEST(bad_checkpoints_are_errors_that_change_nothing) {
@@ -321,7 +329,7 @@ START_TEST(bad_checkpoints_are_errors_that_change_nothing) {
     small m = small_new(TG_OPTIM_ADAM);
     tg_train_state ts = {tg_rng_seeded(3), 1, 2, 3};
     ck_assert_int_eq(tg_checkpoint_save(good, m.p, m.o, m.s, &ts), TG_OK);
-    rewrite(good, bad, c->drop, c->from, c->to, c->key, c->val);
+    rewrite(good, bad, c->drop, c->from, c->to, c->zero, c->key, c->val);
 
     small n = small_new(TG_OPTIM_ADAM);
     tg_tensor *w = tg_params_find(n.p, "w");
@@ -361,6 +369,9 @@ START_TEST(checkpoint_parts_are_optional_and_checked) {
     ck_assert_last_error(TG_ERR_FORMAT, "tensor 'tapegrad.train.rng' is missing");
     ck_assert_int_eq(tg_checkpoint_save(path, m.p, n.o, NULL, NULL), TG_ERR_ARG);
     ck_assert_last_error(TG_ERR_ARG, "the optimizer must use that registry");
+    tg_train_state unseeded = {0};   /* its generator would only ever output zeros */
+    ck_assert_int_eq(tg_checkpoint_save(path, m.p, NULL, NULL, &unseeded), TG_ERR_ARG);
+    ck_assert_last_error(TG_ERR_ARG, "the training state's rng is all zero");
     ck_assert_int_eq(tg_checkpoint_load(path, n.p, m.o, NULL, NULL), TG_ERR_ARG);
     ck_assert_int_eq(tg_checkpoint_save(path, m.p, m.o, m.s, NULL), TG_OK);
     tg_sched *other = tg_sched_new_exp(m.o, 0.5);

@@ -6,6 +6,7 @@ int main(void) {
     SRunner *sr = srunner_create(suite_safetensors());
     srunner_add_suite(sr, suite_checkpoint());
     srunner_add_suite(sr, suite_files());
+    srunner_add_suite(sr, suite_temps());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

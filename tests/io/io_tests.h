@@ -8,5 +8,6 @@
 Suite *suite_safetensors(void);
 Suite *suite_checkpoint(void);
 Suite *suite_files(void);
+Suite *suite_temps(void);
 
 #endif
