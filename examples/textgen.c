@@ -46,7 +46,6 @@ static const char *const FORTUNE_HINT =
     "(or pass --data FILE, see ../shared/data/README.md)";
 static const uint64_t SPLIT_SEED = 20240229;   /* fixed: the split must not move with --seed */
 enum { N_CONFIG = 4 };                         /* cell kind, layers, hidden, embedding */
-enum { MAX_SIZE = 1 << 20 };                   /* bound on sizes: products stay far from overflow */
 
 typedef struct options {
     const char *data, *cell, *optim, *save, *load, *plot, *prime;
@@ -305,14 +304,14 @@ static int model_build(model *m, const corpus *cp, double dropout, tg_rng *rng) 
     return 0;
 }
 
-/* cell kind one of ours, layers in 1..TG_RNN_MAX_LAYERS, hidden and embedding in 1..MAX_SIZE */
+/* cell kind one of ours, layers in 1..TG_RNN_MAX_LAYERS, hidden and embedding in 1..EX_MAX_SIZE */
 static bool config_ok(const tg_tensor *cfg) {
     double k = tg_tensor_get(cfg, 0), l = tg_tensor_get(cfg, 1);
     bool ok = (k == TG_RNN_ELMAN || k == TG_RNN_LSTM || k == TG_RNN_GRU) && l >= 1 &&
               l <= TG_RNN_MAX_LAYERS && l == floor(l);
     for (int i = 2; i < N_CONFIG; i++) {
         double v = tg_tensor_get(cfg, i);
-        ok = ok && v >= 1 && v <= MAX_SIZE && v == floor(v);
+        ok = ok && v >= 1 && v <= EX_MAX_SIZE && v == floor(v);
     }
     return ok;
 }
@@ -479,10 +478,7 @@ static double train_step(trainer *t) {
     fill_batch(&t->tr, t->ts.data_pos, t->x, t->y);
     tg_params_zero_grad(t->m->p);
     tg_tensor *loss = tg_cross_entropy(tp, forward(tp, t->m, t->x, &t->train, &t->ts.rng), t->y);
-    if (!loss || tg_backward(tp, loss) != TG_OK) {
-        fprintf(stderr, "\nstep %lld: %s\n", (long long)t->ts.step + 1, tg_tape_error(tp));
-        return NAN;
-    }
+    if (!loss || tg_backward(tp, loss) != TG_OK) return NAN;   /* the error stays on tp */
     double value = tg_tensor_item(loss);
     double norm = t->o->clip > 0 ? tg_clip_grad_norm(t->m->p, t->o->clip) : 0;
     if (isfinite(norm) && isfinite(value)) tg_optim_step(t->opt);   /* else skip the update */
@@ -544,14 +540,10 @@ static int train_loop(trainer *t) {
     int64_t n_sum = 0;
     for (int64_t s = 1; s <= t->total; s++) {
         uint64_t before = tg_heap_allocs();
+        int64_t step = t->ts.step + 1;   /* counted over resumed runs */
         double loss = train_step(t);
         if (s > 2) t->warm_allocs += tg_heap_allocs() - before;
-        if (!isfinite(loss)) {
-            if (!isnan(loss) || tg_tape_status(t->tp) == TG_OK)
-                fprintf(stderr, "\nstep %lld: the loss is not finite (try a lower --lr)\n",
-                        (long long)t->ts.step);
-            return 1;
-        }
+        if (!ex_loss_ok(&pg, t->tp, cell_name(t->m->kind), step, loss, o->lr)) return 1;
         sum += loss, n_sum++;
         ex_progress_update(&pg, s, loss, t->tr.B * t->tr.T);
         bool stop = interrupted || (o->max_seconds > 0 && ex_now() - start > o->max_seconds);
@@ -681,18 +673,26 @@ static int run_training(const options *o, model *m, const corpus *cp, tg_tape *t
 }
 
 /* ---- main ------------------------------------------------------------------------------ */
-static bool in_size(int64_t v) { return v >= 1 && v <= MAX_SIZE; }
+/* Peak memory, measured (peak RSS, H 128..1024, layers 2..4, B 32..1024, T 64):
+ * a training step keeps about 265 bytes per B x T x H x layer on the tape (the
+ * final validation runs batches of the same shape without gradients), plus
+ * the embeddings and logits, about 30 bytes per B x T x (E + V), V <= 256;
+ * weights (LSTM: 4H(E+H) in the first layer, 8H^2 in each other) count with
+ * gradients and two Adam moments. */
+static bool fits_memory(const model *m, int64_t B, int64_t T) {
+    double H = (double)m->H, E = (double)m->E, L = (double)m->L, V = 256;
+    double weights = V * E + 4 * H * (E + H) + (L - 1) * 8 * H * H + H * V;
+    double tape = (double)B * (double)T * (280 * H * L + 30 * (E + V));
+    char sizes[128];
+    snprintf(sizes, sizeof sizes, "--batch %lld --seq %lld --hidden %lld --layers %lld "
+             "--embed %lld", (long long)B, (long long)T, (long long)m->H, (long long)m->L,
+             (long long)m->E);
+    return ex_memory_fits("textgen", 100e6 + 16 * weights + tape, sizes);
+}
 
 static int check_options(const options *o) {
     tg_rnn_kind k;
     const char *bad = !parse_cell(o->cell, &k) ? "--cell must be rnn, lstm or gru"
-        : o->layers < 1 || o->layers > TG_RNN_MAX_LAYERS ? "--layers must be in 1..8"
-        : !in_size(o->hidden) || !in_size(o->embed) || !in_size(o->batch) || !in_size(o->seq)
-            ? "--hidden, --embed, --batch, --seq must be in 1..1048576"
-        : o->steps < 0 || o->epochs < 1 || o->sample_len < 0 ? "--steps >= 0, --epochs >= 1"
-        : !(o->val_frac > 0 && o->val_frac < 1) ? "--val-frac must be in (0, 1)"
-        : !(o->lr > 0) || o->clip < 0 ? "--lr must be > 0 and --clip >= 0"
-        : !(o->dropout >= 0 && o->dropout < 1) ? "--dropout must be in [0, 1)"
         : o->sample_only && !o->load ? "--sample-only needs --load PATH" : NULL;
     if (bad) fprintf(stderr, "textgen: %s (see --help)\n", bad);
     return bad ? 2 : 0;
@@ -727,6 +727,8 @@ static int run(const options *o, tg_tape *tp) {
         parse_cell(o->cell, &m.kind);
         m.L = o->layers, m.H = o->hidden, m.E = o->embed;
     }
+    if (rc == 0 && !fits_memory(&m, o->sample_only ? 1 : o->batch, o->sample_only ? 1 : o->seq))
+        rc = 2;
     if (rc == 0 && !o->sample_only) rc = load_corpus(&cp, o, o->load != NULL);
     if (rc == 0) m.V = cp.V, rc = model_build(&m, &cp, o->dropout, &rng);
     if (rc == 0 && o->sample_only && tg_checkpoint_load_from(f, m.p, NULL, NULL, NULL) != TG_OK)
@@ -746,34 +748,47 @@ int main(int argc, char **argv) {
                  .eval_chars = 32768, .sample_every = 500, .sample_len = 300, .lr = 2e-3,
                  .clip = 5, .val_frac = 0.1, .temperature = 0.8, .lr_min = -1};
     ex_opt opts[] = {
-        {"data", EX_STR, &o.data, "text file (default: the fortunes in " FORTUNE_DIR "/)"},
-        {"cell", EX_STR, &o.cell, "rnn (Elman), lstm or gru"},
-        {"layers", EX_INT, &o.layers, "stacked recurrent layers"},
-        {"hidden", EX_INT, &o.hidden, "hidden size H"},
-        {"embed", EX_INT, &o.embed, "character embedding size E"},
-        {"batch", EX_INT, &o.batch, "streams per batch B"},
-        {"seq", EX_INT, &o.seq, "characters per stream per step T (BPTT length)"},
-        {"steps", EX_INT, &o.steps, "training steps (0: --epochs)"},
-        {"epochs", EX_INT, &o.epochs, "epochs when --steps is 0"},
-        {"max-seconds", EX_DOUBLE, &o.max_seconds, "stop training after this long (0: no limit)"},
-        {"optim", EX_STR, &o.optim, "adam or rmsprop"},
-        {"lr", EX_DOUBLE, &o.lr, "learning rate"},
-        {"lr-min", EX_DOUBLE, &o.lr_min, "cosine decay to this lr over the steps (< 0: constant)"},
-        {"clip", EX_DOUBLE, &o.clip, "clip the global gradient norm (0: off)"},
-        {"dropout", EX_DOUBLE, &o.dropout, "dropout on each recurrent layer's input"},
-        {"val-frac", EX_DOUBLE, &o.val_frac, "fraction of the text held out (its end)"},
-        {"eval-every", EX_INT, &o.eval_every, "steps between validation points (0: end only)"},
-        {"eval-chars", EX_INT, &o.eval_chars, "characters per periodic validation (0: all)"},
-        {"sample-every", EX_INT, &o.sample_every, "steps between printed samples (0: end only)"},
-        {"sample-len", EX_INT, &o.sample_len, "characters per sample"},
-        {"temperature", EX_DOUBLE, &o.temperature, "sampling temperature (0: greedy)"},
-        {"prime", EX_STR, &o.prime, "text the samples start from (default: a newline)"},
-        {"save", EX_STR, &o.save, "checkpoint written after training (\"\": none)"},
-        {"load", EX_STR, &o.load, "checkpoint to resume from, or to sample with --sample-only"},
-        {"sample-only", EX_FLAG, &o.sample_only, "generate --sample-len characters from --load"},
-        {"plot", EX_STR, &o.plot, "loss-curve PNG (\"\": none)"},
-        {"threads", EX_INT, &o.threads, "BLIS threads (0: TG_NUM_THREADS or all cores)"},
-        {"seed", EX_INT, &o.seed, "seed for initial weights, dropout and sampling"},
+        {"data", EX_STR, &o.data, "text file (default: the fortunes in " FORTUNE_DIR "/)",
+         EX_NONE},
+        {"cell", EX_STR, &o.cell, "rnn (Elman), lstm or gru", EX_NONE},
+        {"layers", EX_INT, &o.layers, "stacked recurrent layers", EX_IN(1, TG_RNN_MAX_LAYERS)},
+        {"hidden", EX_INT, &o.hidden, "hidden size H", EX_IN(1, EX_MAX_SIZE)},
+        {"embed", EX_INT, &o.embed, "character embedding size E", EX_IN(1, EX_MAX_SIZE)},
+        {"batch", EX_INT, &o.batch, "streams per batch B", EX_IN(1, EX_MAX_SIZE)},
+        {"seq", EX_INT, &o.seq, "characters per stream per step T (BPTT length)",
+         EX_IN(1, EX_MAX_SIZE)},
+        {"steps", EX_INT, &o.steps, "training steps (0: --epochs)", EX_IN(0, EX_MAX_COUNT)},
+        {"epochs", EX_INT, &o.epochs, "epochs when --steps is 0", EX_IN(1, EX_MAX_COUNT)},
+        {"max-seconds", EX_DOUBLE, &o.max_seconds, "stop training after this long (0: no limit)",
+         EX_IN(0, INFINITY)},
+        {"optim", EX_STR, &o.optim, "adam or rmsprop", EX_NONE},
+        {"lr", EX_DOUBLE, &o.lr, "learning rate", EX_LR},
+        {"lr-min", EX_DOUBLE, &o.lr_min, "cosine decay to this lr over the steps (< 0: constant)",
+         EX_IN(-1, INFINITY)},
+        {"clip", EX_DOUBLE, &o.clip, "clip the global gradient norm (0: off)", EX_IN(0, INFINITY)},
+        {"dropout", EX_DOUBLE, &o.dropout, "dropout on each recurrent layer's input",
+         EX_IN(0, 0.99)},
+        {"val-frac", EX_DOUBLE, &o.val_frac, "fraction of the text held out (its end)",
+         EX_IN(1e-9, 0.99)},
+        {"eval-every", EX_INT, &o.eval_every, "steps between validation points (0: end only)",
+         EX_IN(0, EX_MAX_COUNT)},
+        {"eval-chars", EX_INT, &o.eval_chars, "characters per periodic validation (0: all)",
+         EX_IN(0, EX_MAX_COUNT)},
+        {"sample-every", EX_INT, &o.sample_every, "steps between printed samples (0: end only)",
+         EX_IN(0, EX_MAX_COUNT)},
+        {"sample-len", EX_INT, &o.sample_len, "characters per sample", EX_IN(0, 1 << 24)},
+        {"temperature", EX_DOUBLE, &o.temperature, "sampling temperature (0: greedy)",
+         EX_IN(0, INFINITY)},
+        {"prime", EX_STR, &o.prime, "text the samples start from (default: a newline)", EX_NONE},
+        {"save", EX_STR, &o.save, "checkpoint written after training (\"\": none)", EX_NONE},
+        {"load", EX_STR, &o.load, "checkpoint to resume from, or to sample with --sample-only",
+         EX_NONE},
+        {"sample-only", EX_FLAG, &o.sample_only, "generate --sample-len characters from --load",
+         EX_NONE},
+        {"plot", EX_STR, &o.plot, "loss-curve PNG (\"\": none)", EX_NONE},
+        {"threads", EX_INT, &o.threads, "BLIS threads (0: TG_NUM_THREADS or all cores)",
+         EX_THREADS},
+        {"seed", EX_INT, &o.seed, "seed for initial weights, dropout and sampling", EX_SEED},
     };
     int rc = ex_parse(argc, argv,
                       "Trains a character-level language model (embedding, stacked RNN/LSTM/GRU, "
