@@ -256,25 +256,29 @@ static tg_status stage_train(const tg_safetensors *f, tg_train_state *out) {
     return st;
 }
 
-tg_status tg_checkpoint_load_from(const tg_safetensors *f, tg_params *p, tg_optim *o, tg_sched *s,
-                                  tg_train_state *ts) {
+tg_status tg_checkpoint_load_from_ex(const tg_safetensors *f, tg_params *p, tg_optim *o,
+                                     tg_sched *s, tg_train_state *ts,
+                                     const tg_checkpoint_extra *x) {
     if (!f || !p || (o && o->params != p) || (s && o && s->o != o)) {
         tg__set_last_error(TG_ERR_ARG, FN ": need a file and a registry; the optimizer must use "
                            "that registry and the schedule that optimizer");
         return TG_ERR_ARG;
     }
+    tg_params *carry = x ? x->carry : NULL;
     tg_load_opts strict = {0};
-    void **params = NULL;
+    void **params = NULL, **carried = NULL;
     staged_optim so = {0};
     tg_sched ss = {0};
     tg_train_state tr = {0};
-    tg_status st = tg__stage_params(FN, p, f, &strict, &params);
+    tg_status st = tg__stage_tensors(FN, p, f, "", &strict, &params);
     if (st == TG_OK && o) st = tg__optim_sync(o);
     if (st == TG_OK && o) st = stage_optim(f, o, &so);
     if (st == TG_OK && s) st = stage_sched(f, s, o ? so.n_groups : s->o->n_groups, &ss);
     if (st == TG_OK && ts) st = stage_train(f, &tr);
-    if (st == TG_OK) {
-        tg__commit_params(p, params);
+    if (st == TG_OK && carry) st = tg__stage_tensors(FN, carry, f, tg__carry_prefix, &strict,
+                                                     &carried);
+    if (st == TG_OK) {   /* everything is staged and valid: only now change the objects */
+        tg__commit_tensors(p, params);
         if (o) commit_optim(o, &so);
         if (s) {
             free(s->base);
@@ -283,18 +287,30 @@ tg_status tg_checkpoint_load_from(const tg_safetensors *f, tg_params *p, tg_opti
             tg__sched_apply(s);
         }
         if (ts) *ts = tr;
+        if (carry) tg__commit_tensors(carry, carried);
     }
     tg__free_staged(params, tg_params_count(p));
+    if (carry) tg__free_staged(carried, tg_params_count(carry));
     staged_optim_free(&so);
     free(ss.base);
     return st;
 }
 
-tg_status tg_checkpoint_load(const char *path, tg_params *p, tg_optim *o, tg_sched *s,
-                             tg_train_state *ts) {
+tg_status tg_checkpoint_load_from(const tg_safetensors *f, tg_params *p, tg_optim *o, tg_sched *s,
+                                  tg_train_state *ts) {
+    return tg_checkpoint_load_from_ex(f, p, o, s, ts, NULL);
+}
+
+tg_status tg_checkpoint_load_ex(const char *path, tg_params *p, tg_optim *o, tg_sched *s,
+                                tg_train_state *ts, const tg_checkpoint_extra *x) {
     tg_safetensors *f = tg_safetensors_open(path);
     if (!f) return tg_last_status();
-    tg_status st = tg_checkpoint_load_from(f, p, o, s, ts);
+    tg_status st = tg_checkpoint_load_from_ex(f, p, o, s, ts, x);
     tg_safetensors_close(f);
     return st;
+}
+
+tg_status tg_checkpoint_load(const char *path, tg_params *p, tg_optim *o, tg_sched *s,
+                             tg_train_state *ts) {
+    return tg_checkpoint_load_ex(path, p, o, s, ts, NULL);
 }

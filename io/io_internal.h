@@ -62,10 +62,13 @@ TG_HIDDEN tg_status tg__lerr(const char *fn, const tg_safetensors *f, tg_status 
  * a missing entry or another shape is an error naming it. */
 TG_HIDDEN tg_status tg__stage_like(const char *fn, const tg_safetensors *f, const char *name,
                                    const tg_tensor *t, void **out);
-/* Every parameter's data from f (per o), staged[i] NULL when absent and allowed. */
-TG_HIDDEN tg_status tg__stage_params(const char *fn, const tg_params *p, const tg_safetensors *f,
-                                     const tg_load_opts *o, void ***staged);
-TG_HIDDEN void tg__commit_params(tg_params *p, void **staged);
+/* Every tensor of registry p from f, stored under prefix + its name ("" for
+ * parameters), per o; staged[i] NULL when absent and allowed. */
+TG_HIDDEN tg_status tg__stage_tensors(const char *fn, const tg_params *p, const tg_safetensors *f,
+                                      const char *prefix, const tg_load_opts *o, void ***staged);
+/* "tapegrad.carry.", where carried tensors live. */
+TG_HIDDEN extern const char *const tg__carry_prefix;
+TG_HIDDEN void tg__commit_tensors(tg_params *p, void **staged);
 TG_HIDDEN void tg__free_staged(void **b, int n);
 /* The all-zero xoshiro256** state, which only ever outputs zeros. */
 TG_HIDDEN bool tg__rng_is_zero(const tg_rng *r);

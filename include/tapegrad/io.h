@@ -136,6 +136,26 @@ TG_API tg_status tg_checkpoint_load(const char *path, tg_params *p, tg_optim *o,
 TG_API tg_status tg_checkpoint_load_from(const tg_safetensors *f, tg_params *p, tg_optim *o,
                                          tg_sched *s, tg_train_state *ts);
 
+/* What else a loop may carry from one step to the next, for the _ex variants
+ * (NULL, or a NULL member: none). */
+typedef struct tg_checkpoint_extra {
+    /* Tensors the loop carries between steps without training them, e.g. the
+     * recurrent state handed from one truncated-BPTT batch to the next: a
+     * resumed run is bit-exact mid-epoch only if it starts from them. Saved
+     * under "tapegrad.carry.<name>"; loading wants every one of them, with its
+     * shape, and no other. */
+    tg_params *carry;
+} tg_checkpoint_extra;
+
+TG_API tg_status tg_checkpoint_save_ex(const char *path, const tg_params *p, const tg_optim *o,
+                                       const tg_sched *s, const tg_train_state *ts,
+                                       const tg_checkpoint_extra *x);
+TG_API tg_status tg_checkpoint_load_ex(const char *path, tg_params *p, tg_optim *o, tg_sched *s,
+                                       tg_train_state *ts, const tg_checkpoint_extra *x);
+TG_API tg_status tg_checkpoint_load_from_ex(const tg_safetensors *f, tg_params *p, tg_optim *o,
+                                            tg_sched *s, tg_train_state *ts,
+                                            const tg_checkpoint_extra *x);
+
 #ifdef __cplusplus
 }
 #endif

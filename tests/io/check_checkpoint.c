@@ -418,6 +418,68 @@ START_TEST(optimizer_state_round_trips_through_a_checkpoint) {
 }
 END_TEST
 
+/* ---- carried tensors ------------------------------------------------------------------ */
+/* A registry of carried state: h [2,3] float32 and c [2,3] float64, filled with v + i. */
+static tg_params *carry_new(double v, int64_t rows) {
+    tg_params *c = tg_params_new();
+    tg_tensor *h = tg_params_create(c, "h.0", TG_F32, 2, TGT_SHAPE(rows, 3));
+    tg_tensor *s = tg_params_create(c, "c.0", TG_F64, 2, TGT_SHAPE(rows, 3));
+    for (int64_t i = 0; i < rows * 3; i++) {
+        tg_tensor_set(h, i, v + (double)i / 8);
+        tg_tensor_set(s, i, -v - (double)i / 3);
+    }
+    return c;
+}
+
+START_TEST(carried_tensors_round_trip_and_are_checked) {
+    char *dir = ot_tmpdir();
+    char path[1024], other[1024];
+    snprintf(path, sizeof path, "%s/carry.safetensors", dir);
+    snprintf(other, sizeof other, "%s/plain.safetensors", dir);
+    small m = small_new(TG_OPTIM_ADAM);
+    tg_train_state ts = {tg_rng_seeded(4), 0, 5, 5};
+    tg_params *saved = carry_new(1.5, 2);
+    ck_assert_int_eq(tg_checkpoint_save_ex(path, m.p, m.o, m.s, &ts,
+                                           &(tg_checkpoint_extra){.carry = saved}), TG_OK);
+    ck_assert_int_eq(tg_checkpoint_save(other, m.p, m.o, m.s, &ts), TG_OK);
+
+    tg_params *back = carry_new(0, 2);
+    tg_checkpoint_extra x = {.carry = back};
+    ck_assert_int_eq(tg_checkpoint_load_ex(path, m.p, m.o, m.s, &ts, &x), TG_OK);
+    for (int i = 0; i < 2; i++) {
+        tg_tensor *a = tg_params_at(saved, i), *b = tg_params_at(back, i);
+        size_t n = (size_t)tg_tensor_numel(a) * tg_dtype_size(tg_tensor_dtype(a));
+        ck_assert_msg(memcmp(tg_tensor_data(a), tg_tensor_data(b), n) == 0, "'%s' differs",
+                      tg_params_name(saved, i));
+    }
+    /* Without extra the carried tensors are ignored; a parameter load skips them too. */
+    ck_assert_int_eq(tg_checkpoint_load(path, m.p, m.o, m.s, &ts), TG_OK);
+    ck_assert_int_eq(tg_params_load(m.p, path), TG_OK);
+
+    /* Asked for but absent, another shape, or one the registry lacks: errors that change nothing. */
+    tg_params *wide = carry_new(7, 4), *fewer = tg_params_new();
+    tg_params_create(fewer, "h.0", TG_F32, 2, TGT_SHAPE(2, 3));
+    tg_tensor_fill(tg_params_at(fewer, 0), 7);
+    ck_assert_int_eq(tg_checkpoint_load_ex(other, m.p, m.o, m.s, &ts, &x), TG_ERR_FORMAT);
+    ck_assert_last_error(TG_ERR_FORMAT, "tensor 'tapegrad.carry.h.0' is missing from the file");
+    ck_assert_int_eq(tg_checkpoint_load_ex(path, m.p, m.o, m.s, &ts,
+                                           &(tg_checkpoint_extra){.carry = wide}), TG_ERR_SHAPE);
+    ck_assert_last_error(TG_ERR_SHAPE, "tensor 'tapegrad.carry.h.0': shape [2,3] in file, [4,3]");
+    ck_assert_int_eq(tg_checkpoint_load_ex(path, m.p, m.o, m.s, &ts,
+                                           &(tg_checkpoint_extra){.carry = fewer}), TG_ERR_FORMAT);
+    ck_assert_last_error(TG_ERR_FORMAT, "tensor 'tapegrad.carry.c.0' in the file is no carried "
+                         "tensor of the model");
+    ck_assert(tg_tensor_get(tg_params_at(wide, 0), 0) == 7);
+    ck_assert(tg_tensor_get(tg_params_at(fewer, 0), 0) == 7);
+    tg_params_free(wide);
+    tg_params_free(fewer);
+    tg_params_free(saved);
+    tg_params_free(back);
+    small_free(&m);
+    ot_rmdir(dir);
+}
+END_TEST
+
 Suite *suite_checkpoint(void) {
     Suite *s = suite_create("checkpoint");
     TCase *tc = tcase_create("checkpoint");
@@ -427,6 +489,7 @@ Suite *suite_checkpoint(void) {
                         (int)(sizeof bad_ckpts / sizeof bad_ckpts[0]));
     tcase_add_test(tc, checkpoint_parts_are_optional_and_checked);
     tcase_add_test(tc, optimizer_state_round_trips_through_a_checkpoint);
+    tcase_add_test(tc, carried_tensors_round_trip_and_are_checked);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return s;
