@@ -51,6 +51,7 @@ cat > "$work/dict" <<'DICT'
 "tapegrad.optim.exp_avg."
 "tapegrad.train.rng"
 "tapegrad.train.position"
+"tapegrad.carry."
 "\"groups\""
 "\"kind\""
 "\"params\""
