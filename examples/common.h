@@ -53,6 +53,9 @@ typedef struct ex_opt {
 #define EX_MAX_SIZE 65536
 #define EX_MAX_COUNT 1e9
 #define EX_THREADS EX_IN(0, 256)     /* --threads: 0 means the default      */
+/* The --threads row every program has: the BLIS threads of its tapes. */
+#define EX_OPT_THREADS(dst) \
+    {"threads", EX_INT, (dst), "BLIS threads (0: TG_NUM_THREADS or all cores)", EX_THREADS}
 #define EX_LR EX_ABOVE(0, INFINITY)  /* --lr (too large a rate diverges: ex_loss_ok says so) */
 #define EX_SEED EX_IN(0, 9007199254740992.0)   /* --seed: 0..2^53, exact in a double */
 

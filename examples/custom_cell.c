@@ -322,8 +322,7 @@ int main(int argc, char **argv) {
         {"compare", EX_FLAG, &c.compare, "also train the built-in GRU and LSTM cells", EX_NONE},
         {"eval-every", EX_INT, &c.eval_every, "test every this many steps (0: only at the end)",
          EX_IN(0, EX_MAX_COUNT)},
-        {"threads", EX_INT, &c.threads, "BLIS threads (0: TG_NUM_THREADS or all cores)",
-         EX_THREADS},
+        EX_OPT_THREADS(&c.threads),
         {"seed", EX_INT, &c.seed, "seed for data and weights", EX_SEED},
     };
     int rc = ex_parse(argc, argv, "A new recurrent cell (MGU) from primitives: gradient-checked, "

@@ -398,8 +398,7 @@ int main(int argc, char **argv) {
         {"dropout", EX_DOUBLE, &o.dropout, "dropout rate after each hidden layer", EX_IN(0, 0.99)},
         {"lr", EX_DOUBLE, &o.lr, "Adam learning rate", EX_LR},
         {"seed", EX_INT, &o.seed, "seed for weights, shuffling and dropout", EX_SEED},
-        {"threads", EX_INT, &o.threads, "BLIS threads (0: TG_NUM_THREADS or all cores)",
-         EX_THREADS},
+        EX_OPT_THREADS(&o.threads),
         {"plot", EX_STR, &o.plot, "PNG of test accuracy per epoch ('' for none)", EX_NONE},
     };
     int prc = ex_parse(argc, argv,

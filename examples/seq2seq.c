@@ -529,8 +529,7 @@ int main(int argc, char **argv) {
          EX_IN(0, EX_MAX_COUNT)},
         {"stop-at", EX_DOUBLE, &c.stop_at, "stop at this validation exact match (0: off)",
          EX_IN(0, 1)},
-        {"threads", EX_INT, &c.threads, "BLIS threads (0: TG_NUM_THREADS or all cores)",
-         EX_THREADS},
+        EX_OPT_THREADS(&c.threads),
         {"seed", EX_INT, &c.seed, "seed for data and weights", EX_SEED},
     };
     int rc = ex_parse(argc, argv,

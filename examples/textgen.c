@@ -653,8 +653,7 @@ int main(int argc, char **argv) {
         {"sample-only", EX_FLAG, &o.sample_only, "generate --sample-len characters from --load",
          EX_NONE},
         {"plot", EX_STR, &o.plot, "loss-curve PNG (\"\": none)", EX_NONE},
-        {"threads", EX_INT, &o.threads, "BLIS threads (0: TG_NUM_THREADS or all cores)",
-         EX_THREADS},
+        EX_OPT_THREADS(&o.threads),
         {"seed", EX_INT, &o.seed, "seed for initial weights, dropout and sampling", EX_SEED},
     };
     int rc = ex_parse(argc, argv,

@@ -319,8 +319,7 @@ int main(int argc, char **argv) {
          EX_IN(1, EX_MAX_COUNT)},
         {"lr", EX_DOUBLE, &o.lr, "Adam learning rate", EX_LR},
         {"seed", EX_INT, &o.seed, "seed for the initial weights", EX_SEED},
-        {"threads", EX_INT, &o.threads, "BLIS threads (0: TG_NUM_THREADS or all cores)",
-         EX_THREADS},
+        EX_OPT_THREADS(&o.threads),
         {"plot", EX_STR, &o.plot, "PNG of actual vs predicted ('' for none)", EX_NONE},
     };
     int prc = ex_parse(argc, argv,

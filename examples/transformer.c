@@ -502,8 +502,7 @@ int main(int argc, char **argv) {
          EX_IN(0, MAX_LAYERS)},
         {"plot-head", EX_INT, &c.plot_head, "head to plot, 1-based (0: the most focused)",
          EX_IN(0, EX_MAX_SIZE)},
-        {"threads", EX_INT, &c.threads, "BLIS threads (0: TG_NUM_THREADS or all cores)",
-         EX_THREADS},
+        EX_OPT_THREADS(&c.threads),
         {"seed", EX_INT, &c.seed, "seed for data and weights", EX_SEED},
     };
     int rc = ex_parse(argc, argv, "A small transformer encoder learns to reverse or sort digit "

@@ -152,15 +152,23 @@ static tg_status stage_optim_json(const tg_safetensors *f, const tg_optim *o, co
     return st;
 }
 
-static tg_status stage_optim(const tg_safetensors *f, const tg_optim *o, staged_optim *so) {
-    const char *meta = tg_safetensors_meta(f, "tapegrad.optim");
+/* The JSON object under metadata key, holding what ("optimizer", "schedule");
+ * NULL after an error naming both. */
+static cJSON *meta_object(const tg_safetensors *f, const char *key, const char *what) {
+    const char *meta = tg_safetensors_meta(f, key);
+    cJSON *root = meta ? cJSON_Parse(meta) : NULL;
     if (!meta)
-        return tg__lerr(FN, f, TG_ERR_FORMAT, "the file holds no optimizer state "
-                        "(metadata 'tapegrad.optim')");
-    cJSON *root = cJSON_Parse(meta);
-    tg_status st = cJSON_IsObject(root) ? stage_optim_json(f, o, root, so)
-                                        : tg__lerr(FN, f, TG_ERR_FORMAT, "optimizer metadata "
-                                                   "'tapegrad.optim' is not a JSON object");
+        tg__lerr(FN, f, TG_ERR_FORMAT, "the file holds no %s state (metadata '%s')", what, key);
+    else if (!cJSON_IsObject(root))
+        tg__lerr(FN, f, TG_ERR_FORMAT, "%s metadata '%s' is not a JSON object", what, key);
+    if (cJSON_IsObject(root)) return root;
+    cJSON_Delete(root);
+    return NULL;
+}
+
+static tg_status stage_optim(const tg_safetensors *f, const tg_optim *o, staged_optim *so) {
+    cJSON *root = meta_object(f, "tapegrad.optim", "optimizer");
+    tg_status st = root ? stage_optim_json(f, o, root, so) : tg_last_status();
     cJSON_Delete(root);
     return st;
 }
@@ -232,14 +240,8 @@ static tg_status stage_sched(const tg_safetensors *f, const tg_sched *s, int n_g
                              tg_sched *out) {
     *out = *s;
     out->base = NULL;
-    const char *meta = tg_safetensors_meta(f, "tapegrad.sched");
-    if (!meta)
-        return tg__lerr(FN, f, TG_ERR_FORMAT, "the file holds no schedule state "
-                        "(metadata 'tapegrad.sched')");
-    cJSON *root = cJSON_Parse(meta);
-    tg_status st = cJSON_IsObject(root) ? stage_sched_json(f, root, n_groups, out)
-                                        : tg__lerr(FN, f, TG_ERR_FORMAT, "schedule metadata "
-                                                   "'tapegrad.sched' is not a JSON object");
+    cJSON *root = meta_object(f, "tapegrad.sched", "schedule");
+    tg_status st = root ? stage_sched_json(f, root, n_groups, out) : tg_last_status();
     cJSON_Delete(root);
     return st;
 }

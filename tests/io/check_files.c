@@ -11,10 +11,11 @@
 
 enum { HANG_SECONDS = 20 };
 
-/* A scratch folder holding a FIFO "pipe" (nobody ever writes to it). */
-static char *fifo_dir(void) {
+/* A scratch folder holding a FIFO (nobody ever writes to it); its path into pipe. */
+static char *fifo_dir(char pipe[1024]) {
     char *dir = ot_tmpdir();
-    ck_assert_int_eq(mkfifo(ot_path(dir, "pipe"), 0600), 0);
+    snprintf(pipe, 1024, "%s", ot_path(dir, "pipe"));
+    ck_assert_int_eq(mkfifo(pipe, 0600), 0);
     alarm(HANG_SECONDS);
     return dir;
 }
@@ -32,9 +33,8 @@ static void expect_refused(const char *who, const char *path, const char *kind) 
 }
 
 START_TEST(file_open_refuses_fifos_devices_and_folders) {
-    char *dir = fifo_dir();
     char pipe[1024];
-    snprintf(pipe, sizeof pipe, "%s", ot_path(dir, "pipe"));
+    char *dir = fifo_dir(pipe);
     ck_assert_int_eq(tg_file_open(pipe, "load"), -1);
     expect_refused("load", pipe, "a FIFO");
     ck_assert_ptr_null(tg_file_fopen(pipe, NULL));
@@ -74,9 +74,8 @@ START_TEST(file_open_gives_a_blocking_descriptor_of_a_regular_file) {
 END_TEST
 
 START_TEST(every_safetensors_loader_refuses_a_fifo) {
-    char *dir = fifo_dir();
     char pipe[1024];
-    snprintf(pipe, sizeof pipe, "%s", ot_path(dir, "pipe"));
+    char *dir = fifo_dir(pipe);
     tg_params *p = tg_params_new();
     tg_params_create(p, "w", TG_F32, 1, TGT_SHAPE(3));
     tg_optim *o = tg_optim_new(TG_OPTIM_ADAM, p, 0.1);
@@ -118,9 +117,8 @@ static void glove_free(glove_case *g) {
 }
 
 START_TEST(glove_refuses_a_fifo) {
-    char *dir = fifo_dir();
     char pipe[1024];
-    snprintf(pipe, sizeof pipe, "%s", ot_path(dir, "pipe"));
+    char *dir = fifo_dir(pipe);
     glove_case g = glove_new(TG_F32);
     tg_glove_report r;
     ck_assert_int_eq(tg_embedding_layer_load_glove(&g.e, g.v, pipe, NULL, &r), TG_ERR_IO);
