@@ -18,9 +18,10 @@
  *
  * Loading treats the file as untrusted: the header length, the JSON, names
  * and metadata that must be UTF-8 (as the reference implementation requires;
- * the writer refuses others too), every dtype, shape and byte range (inside the file, not overlapping, matching
- * shape x dtype size), duplicate and missing names and shape mismatches with
- * the model are checked before anything is changed; each failure is an error
+ * the writer refuses others too), every dtype, shape and byte range (inside
+ * the file, not overlapping, matching shape x dtype size), duplicate and
+ * missing names and shape mismatches with the model are checked before
+ * anything is changed; each failure is an error
  * (tg_last_error()) naming the tensor, e.g.
  *   "params_load: ckpt.safetensors: tensor 'fc.weight': shape [3,4] in file, [4,3] in model".
  * A failed load leaves the model, optimizer and schedule untouched.
