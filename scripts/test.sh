@@ -57,9 +57,9 @@ else
     api_pass=0; api_fail=1; status=1
 fi
 
-if [ -f tests/optim/run_fuzz.sh ]; then
+if [ -f tests/io/run_fuzz.sh ]; then
     echo "=== libFuzzer: safetensors loader, ${fuzz_seconds}s"
-    if bash tests/optim/run_fuzz.sh "$fuzz_seconds" > build-ci.fuzz.log 2>&1; then
+    if bash tests/io/run_fuzz.sh "$fuzz_seconds" > build-ci.fuzz.log 2>&1; then
         tail -n 3 build-ci.fuzz.log; echo "fuzz: 1 passed"
         fuzz_pass=1; fuzz_fail=0
     else

@@ -1,4 +1,4 @@
-/* optim/checkpoint.c - parameters, optimizer, schedule and training state in
+/* io/checkpoint.c - parameters, optimizer, schedule and training state in
  * one safetensors file.
  *
  * Layout (every non-parameter name starts with "tapegrad."):
@@ -7,6 +7,7 @@
  *   tapegrad.optim.step.<param name>      I64 [], updates applied to the parameter
  *   tapegrad.train.rng                    U64 [4], the xoshiro256** state
  *   tapegrad.train.position               I64 [3], epoch, step, data position
+ *   tapegrad.carry.<name>                 a tensor the loop carries between steps
  *   __metadata__ "tapegrad.optim"         JSON: kind, step count, groups with
  *                                         hyperparameters and member names
  *   __metadata__ "tapegrad.sched"         JSON: kind, epoch, base lrs, settings
@@ -15,7 +16,7 @@
  *
  * Saving is here; loading is in checkpoint_load.c. Loading stages everything (validated and
  * converted into new buffers) before it changes any object, so a bad file leaves them untouched. */
-#include "optim_internal.h"
+#include "io_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 
 #define RESERVED "tapegrad."
 #define OPTIM_PREFIX "tapegrad.optim."
+const char *const tg__carry_prefix = "tapegrad.carry.";
 
 bool tg__reserved_name(const char *name) {
     return strncmp(name, RESERVED, strlen(RESERVED)) == 0 || strcmp(name, "__metadata__") == 0;
@@ -39,11 +41,20 @@ static tg_status check_names(const char *fn, const tg_params *p) {
     return TG_OK;
 }
 
+/* Every tensor of p under prefix + its name. */
+static tg_status add_tensors(tg_safetensors_writer *w, const tg_params *p, const char *prefix) {
+    tg_status st = TG_OK;
+    for (int i = 0; st == TG_OK && i < tg_params_count(p); i++) {
+        char *name = tg__join3(prefix, tg_params_name(p, i), "");
+        st = name ? tg_safetensors_writer_add(w, name, tg_params_at(p, i)) : TG_ERR_NOMEM;
+        free(name);
+    }
+    return st;
+}
+
 static tg_status add_params(tg_safetensors_writer *w, const tg_params *p) {
     tg_status st = tg_safetensors_writer_meta(w, "format", "pt");
-    for (int i = 0; st == TG_OK && i < tg_params_count(p); i++)
-        st = tg_safetensors_writer_add(w, tg_params_name(p, i), tg_params_at(p, i));
-    return st;
+    return st == TG_OK ? add_tensors(w, p, "") : st;
 }
 
 tg_status tg_params_save(const tg_params *p, const char *path) {
@@ -101,33 +112,49 @@ void tg__free_staged(void **b, int n) {
     free(b);
 }
 
-tg_status tg__stage_params(const char *fn, const tg_params *p, const tg_safetensors *f,
-                              const tg_load_opts *o, void ***staged) {
+/* The file's tensors of this kind (prefix ""): parameters, every name that
+ * is not reserved; else the names under prefix) must each be one of p's. */
+static tg_status check_unexpected(const char *fn, const tg_params *p, const tg_safetensors *f,
+                                  const char *prefix) {
+    tg__name_index names;
+    if (tg__params_index(p, &names) != TG_OK) return tg__lerr(fn, f, TG_ERR_NOMEM, "out of memory");
+    size_t np = strlen(prefix);
+    tg_status st = TG_OK;
+    for (int k = 0; k < tg_safetensors_count(f) && st == TG_OK; k++) {
+        tg_st_info in;
+        tg_safetensors_info(f, k, &in);
+        bool ours = np ? strncmp(in.name, prefix, np) == 0 : !tg__reserved_name(in.name);
+        if (ours && tg__name_index_find(&names, in.name + np) < 0)
+            st = tg__lerr(fn, f, TG_ERR_FORMAT, "tensor '%s' in the file is no %s of the model",
+                          in.name, np ? "carried tensor" : "parameter");
+    }
+    tg__name_index_free(&names);
+    return st;
+}
+
+tg_status tg__stage_tensors(const char *fn, const tg_params *p, const tg_safetensors *f,
+                            const char *prefix, const tg_load_opts *o, void ***staged) {
     int n = tg_params_count(p);
-    if (!o->allow_unexpected)
-        for (int k = 0; k < tg_safetensors_count(f); k++) {
-            tg_st_info in;
-            tg_safetensors_info(f, k, &in);
-            if (!tg__reserved_name(in.name) && !tg_params_find(p, in.name))
-                return tg__lerr(fn, f, TG_ERR_FORMAT, "tensor '%s' in the file is no parameter of "
-                            "the model", in.name);
-        }
+    tg_status st = o->allow_unexpected ? TG_OK : check_unexpected(fn, p, f, prefix);
+    if (st != TG_OK) return st;
     void **b = tg__calloc((size_t)n + 1, sizeof *b);
     if (!b) return tg__lerr(fn, f, TG_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < n; i++) {
-        const char *name = tg_params_name(p, i);
-        if (o->allow_missing && tg_safetensors_find(f, name) < 0) continue;
-        tg_status st = tg__stage_like(fn, f, name, tg_params_at(p, i), &b[i]);
-        if (st != TG_OK) {
-            tg__free_staged(b, n);
-            return st;
-        }
+    for (int i = 0; i < n && st == TG_OK; i++) {
+        char *name = tg__join3(prefix, tg_params_name(p, i), "");
+        if (!name) st = tg__lerr(fn, f, TG_ERR_NOMEM, "out of memory");
+        else if (!o->allow_missing || tg_safetensors_find(f, name) >= 0)
+            st = tg__stage_like(fn, f, name, tg_params_at(p, i), &b[i]);
+        free(name);
+    }
+    if (st != TG_OK) {
+        tg__free_staged(b, n);
+        return st;
     }
     *staged = b;
     return TG_OK;
 }
 
-void tg__commit_params(tg_params *p, void **staged) {
+void tg__commit_tensors(tg_params *p, void **staged) {
     for (int i = 0; i < tg_params_count(p); i++) {
         tg_tensor *t = tg_params_at(p, i);
         if (staged[i]) memcpy(t->data, staged[i], (size_t)t->numel * tg_dtype_size(t->dtype));
@@ -141,8 +168,8 @@ tg_status tg_params_load_from(tg_params *p, const tg_safetensors *f, const tg_lo
     }
     tg_load_opts opts = o ? *o : (tg_load_opts){0};
     void **staged = NULL;
-    tg_status st = tg__stage_params("params_load", p, f, &opts, &staged);
-    if (st == TG_OK) tg__commit_params(p, staged);
+    tg_status st = tg__stage_tensors("params_load", p, f, "", &opts, &staged);
+    if (st == TG_OK) tg__commit_tensors(p, staged);
     tg__free_staged(staged, tg_params_count(p));
     return st;
 }
@@ -229,7 +256,16 @@ static tg_status add_sched(tg_safetensors_writer *w, const tg_sched *s) {
     return st;
 }
 
+bool tg__rng_is_zero(const tg_rng *r) {
+    return (r->s[0] | r->s[1] | r->s[2] | r->s[3]) == 0;
+}
+
 static tg_status add_train(tg_safetensors_writer *w, const tg_train_state *ts) {
+    if (tg__rng_is_zero(&ts->rng)) {
+        tg__set_last_error(TG_ERR_ARG, "checkpoint_save: the training state's rng is all zero "
+                           "(xoshiro256** then only outputs zeros): seed it with tg_rng_seeded");
+        return TG_ERR_ARG;
+    }
     int64_t four = 4, three = 3, pos[3] = {ts->epoch, ts->step, ts->data_pos};
     tg_status st = tg__st_writer_add_raw(w, "tapegrad.train.rng", "U64", 1, &four, ts->rng.s, 32);
     return st != TG_OK
@@ -239,6 +275,12 @@ static tg_status add_train(tg_safetensors_writer *w, const tg_train_state *ts) {
 
 tg_status tg_checkpoint_save(const char *path, const tg_params *p, const tg_optim *o,
                              const tg_sched *s, const tg_train_state *ts) {
+    return tg_checkpoint_save_ex(path, p, o, s, ts, NULL);
+}
+
+tg_status tg_checkpoint_save_ex(const char *path, const tg_params *p, const tg_optim *o,
+                                const tg_sched *s, const tg_train_state *ts,
+                                const tg_checkpoint_extra *x) {
     if (!path || !p || (o && o->params != p) || (s && o && s->o != o)) {
         tg__set_last_error(TG_ERR_ARG, "checkpoint_save: need a path and a registry; the optimizer "
                            "must use that registry and the schedule that optimizer");
@@ -252,6 +294,7 @@ tg_status tg_checkpoint_save(const char *path, const tg_params *p, const tg_opti
     if (st == TG_OK && o) st = add_optim(w, (tg_optim *)o);
     if (st == TG_OK && s) st = add_sched(w, s);
     if (st == TG_OK && ts) st = add_train(w, ts);
+    if (st == TG_OK && x && x->carry) st = add_tensors(w, x->carry, tg__carry_prefix);
     if (st == TG_OK) st = tg_safetensors_writer_save(w, path);
     else if (st == TG_ERR_NOMEM) tg__set_last_error(st, "checkpoint_save: out of memory");
     tg_safetensors_writer_free(w);

@@ -1,9 +1,9 @@
-/* tests/optim/fuzz_safetensors.c - libFuzzer target for the safetensors
+/* tests/io/fuzz_safetensors.c - libFuzzer target for the safetensors
  * loader: parse untrusted bytes, read every entry, load them into a model,
  * an optimizer, a schedule and a training state.
  *
  * Built three ways:
- *   - by tests/optim/run_fuzz.sh with clang -fsanitize=fuzzer,address,undefined;
+ *   - by tests/io/run_fuzz.sh with clang -fsanitize=fuzzer,address,undefined;
  *   - with -DTG_FUZZ_STANDALONE: `--write-seeds DIR` writes a seed corpus made
  *     by the real writer (parameter files, full checkpoints); `--self-test`
  *     runs the seeds and a few thousand deterministic mutations of them
@@ -22,11 +22,13 @@ typedef struct fuzz_model {
     tg_params *p;
     tg_optim *o;
     tg_sched *s;
+    tg_params *carry;   /* state carried between steps: h [2,3] float32 */
 } fuzz_model;
 
 /* The model the seeds describe: w [2,3] float32, b [3] float64. */
 static fuzz_model model_new(tg_optim_kind kind, int sched_kind) {
-    fuzz_model m = {tg_params_new(), NULL, NULL};
+    fuzz_model m = {tg_params_new(), NULL, NULL, tg_params_new()};
+    tg_params_create(m.carry, "h.0", TG_F32, 2, (int64_t[]){2, 3});
     tg_params_create(m.p, "w", TG_F32, 2, (int64_t[]){2, 3});
     tg_params_create(m.p, "b", TG_F64, 1, (int64_t[]){3});
     m.o = tg_optim_new(kind, m.p, 0.1);
@@ -37,6 +39,7 @@ static fuzz_model model_new(tg_optim_kind kind, int sched_kind) {
 }
 
 static void model_free(fuzz_model *m) {
+    tg_params_free(m->carry);
     tg_sched_free(m->s);
     tg_optim_free(m->o);
     tg_params_free(m->p);
@@ -64,7 +67,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fuzz_model m = model_new((tg_optim_kind)kind, kind == TG_OPTIM_ADAM);
         tg_params_load_from(m.p, f, &lenient);
         tg_train_state ts;
-        if (tg_checkpoint_load_from(f, m.p, m.o, m.s, &ts) == TG_OK) {
+        tg_checkpoint_extra x = {.carry = m.carry};
+        if (tg_checkpoint_load_from_ex(f, m.p, m.o, m.s, &ts, &x) == TG_OK) {
             /* whatever loaded must be usable */
             n_loaded++;
             tg_optim_step(m.o);
@@ -112,7 +116,8 @@ static int write_seeds(const char *dir) {
         tg_train_state ts = {tg_rng_seeded(1), 1, 2, 3};
         snprintf(path, sizeof path, "%s/checkpoint_%s.safetensors", dir,
                  tg_optim_kind_name((tg_optim_kind)kind));
-        if (tg_checkpoint_save(path, m.p, m.o, m.s, &ts) != TG_OK)
+        if (tg_checkpoint_save_ex(path, m.p, m.o, m.s, &ts,
+                                  &(tg_checkpoint_extra){.carry = m.carry}) != TG_OK)
             return fprintf(stderr, "%s\n", tg_last_error()), 1;
         snprintf(path, sizeof path, "%s/params.safetensors", dir);
         if (tg_params_save(m.p, path) != TG_OK) return fprintf(stderr, "%s\n", tg_last_error()), 1;

@@ -1,9 +1,9 @@
-/* optim/ckpt_json.c - exact numbers in checkpoint metadata.
+/* io/ckpt_json.c - exact numbers in checkpoint metadata.
  *
  * safetensors metadata values are strings, and JSON numbers cannot hold inf
  * (a plateau schedule's initial best); so every number is a string printed
  * with %.17g (or %lld), which strtod/strtoll read back bit for bit. */
-#include "optim_internal.h"
+#include "io_internal.h"
 
 #include <errno.h>
 #include <stddef.h>

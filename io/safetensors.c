@@ -1,14 +1,13 @@
-/* optim/safetensors.c - a validating safetensors reader and a crash-safe
- * writer (format and guarantees in io.h).
+/* io/safetensors.c - a validating safetensors reader (format and guarantees
+ * in io.h; the writer is st_writer.c).
  *
  * The reader never trusts the file: every length, offset and shape is
  * checked against the bytes actually read before any tensor is touched,
  * and every message names the tensor at fault. */
-#include "optim_internal.h"
+#include "io_internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,6 +38,7 @@ struct tg_safetensors {
     size_t data_len;
     st_entry *e;
     int n;
+    tg__name_index index;       /* name -> entry                  */
     char **meta_key, **meta_val;
     int n_meta;
     char label[200];
@@ -70,6 +70,7 @@ void tg_safetensors_close(tg_safetensors *f) {
     for (int i = 0; i < f->n; i++) free(f->e[i].name);
     for (int i = 0; i < f->n_meta; i++) free(f->meta_key[i]), free(f->meta_val[i]);
     free(f->e);
+    tg__name_index_free(&f->index);
     free(f->meta_key);
     free(f->meta_val);
     free(f->buf);
@@ -164,6 +165,15 @@ static tg_status parse_entry(tg_safetensors *f, st_entry *e, const cJSON *obj) {
     return TG_OK;
 }
 
+/* The reference implementation refuses headers that are not UTF-8. */
+static tg_status check_utf8(tg_safetensors *f, const char *what, const char *s) {
+    size_t at = 0;
+    if (tg__utf8_valid(s, &at)) return TG_OK;
+    size_t shown = at > 60 ? 60 : at;   /* the valid bytes just before the bad one */
+    return ferr(f, TG_ERR_FORMAT, "%s is not valid UTF-8: byte 0x%02x at offset %zu "
+                "(after '%.*s')", what, (unsigned char)s[at], at, (int)shown, s + at - shown);
+}
+
 static tg_status parse_metadata(tg_safetensors *f, const cJSON *m) {
     if (f->meta_key)
         return ferr(f, TG_ERR_FORMAT, "__metadata__ appears twice");
@@ -175,8 +185,11 @@ static tg_status parse_metadata(tg_safetensors *f, const cJSON *m) {
     if (!f->meta_key || !f->meta_val) return ferr(f, TG_ERR_NOMEM, "out of memory");
     const cJSON *kv;
     cJSON_ArrayForEach(kv, m) {
+        tg_status st = check_utf8(f, "a __metadata__ key", kv->string);
+        if (st != TG_OK) return st;
         if (!cJSON_IsString(kv))
             return ferr(f, TG_ERR_FORMAT, "__metadata__ value of '%s' is not a string", kv->string);
+        if ((st = check_utf8(f, "a __metadata__ value", kv->valuestring)) != TG_OK) return st;
         f->meta_key[f->n_meta] = dup_str(kv->string);
         f->meta_val[f->n_meta] = dup_str(kv->valuestring);
         f->n_meta++;
@@ -186,27 +199,19 @@ static tg_status parse_metadata(tg_safetensors *f, const cJSON *m) {
     return TG_OK;
 }
 
-static int by_name(const void *a, const void *b) {
-    return strcmp(((const st_entry *)a)->name, ((const st_entry *)b)->name);
-}
-
 static int by_range(const void *a, const void *b) {
     const st_entry *x = a, *y = b;
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
     return (x->end > y->end) - (x->end < y->end);
 }
 
-/* Duplicate names and overlapping byte ranges, each found by one sort. */
+/* Overlapping byte ranges, found by one sort. */
 static tg_status check_layout(tg_safetensors *f) {
     if (f->n == 0) return TG_OK;
     st_entry *tmp = tg__malloc((size_t)f->n * sizeof *tmp);
     if (!tmp) return ferr(f, TG_ERR_NOMEM, "out of memory");
     memcpy(tmp, f->e, (size_t)f->n * sizeof *tmp);
     tg_status st = TG_OK;
-    qsort(tmp, (size_t)f->n, sizeof *tmp, by_name);
-    for (int i = 1; i < f->n && st == TG_OK; i++)
-        if (strcmp(tmp[i - 1].name, tmp[i].name) == 0)
-            st = ferr(f, TG_ERR_FORMAT, "tensor '%s' appears twice in the header", tmp[i].name);
     qsort(tmp, (size_t)f->n, sizeof *tmp, by_range);
     const st_entry *last = NULL;   /* the non-empty range reaching furthest so far */
     for (int i = 0; i < f->n && st == TG_OK; i++) {
@@ -222,6 +227,21 @@ static tg_status check_layout(tg_safetensors *f) {
     return st;
 }
 
+/* A tensor entry: its name (UTF-8, unique) into the index, then its fields. */
+static tg_status add_entry(tg_safetensors *f, const cJSON *item) {
+    tg_status st = check_utf8(f, "a tensor name", item->string);
+    if (st != TG_OK) return st;
+    st_entry *e = &f->e[f->n];
+    e->name = dup_str(item->string);
+    if (!e->name) return ferr(f, TG_ERR_NOMEM, "out of memory");
+    f->n++;
+    int had = tg__name_index_add(&f->index, e->name, f->n - 1);
+    if (had == TG__NAME_NOMEM) return ferr(f, TG_ERR_NOMEM, "out of memory");
+    if (had != TG__NAME_ADDED)
+        return ferr(f, TG_ERR_FORMAT, "tensor '%s' appears twice in the header", e->name);
+    return parse_entry(f, e, item);
+}
+
 static tg_status parse_header(tg_safetensors *f, const cJSON *root) {
     if (!cJSON_IsObject(root)) return ferr(f, TG_ERR_FORMAT, "the header is not a JSON object");
     int n = cJSON_GetArraySize(root);
@@ -233,11 +253,7 @@ static tg_status parse_header(tg_safetensors *f, const cJSON *root) {
         if (strcmp(item->string, "__metadata__") == 0) {
             st = parse_metadata(f, item);
         } else {
-            st_entry *e = &f->e[f->n];
-            e->name = dup_str(item->string);
-            if (!e->name) return ferr(f, TG_ERR_NOMEM, "out of memory");
-            f->n++;
-            st = parse_entry(f, e, item);
+            st = add_entry(f, item);
         }
         if (st != TG_OK) return st;
     }
@@ -315,12 +331,12 @@ tg_safetensors *tg_safetensors_open(const char *path) {
         tg__set_last_error(TG_ERR_ARG, "safetensors_open: path is NULL");
         return NULL;
     }
-    int fd = open(path, O_RDONLY);
+    int fd = tg_file_open(path, "safetensors");   /* a regular file, or an error */
+    if (fd < 0) return NULL;
     struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        tg__set_last_error(TG_ERR_IO, "safetensors: %s: cannot open: %s", path,
-                           fd < 0 ? strerror(errno) : "not a regular file");
-        if (fd >= 0) close(fd);
+    if (fstat(fd, &sb) != 0) {
+        tg__set_last_error(TG_ERR_IO, "safetensors: %s: cannot read: %s", path, strerror(errno));
+        close(fd);
         return NULL;
     }
     size_t want = (size_t)sb.st_size, got = 0;
@@ -342,9 +358,7 @@ tg_safetensors *tg_safetensors_open(const char *path) {
 int tg_safetensors_count(const tg_safetensors *f) { return f ? f->n : 0; }
 
 int tg_safetensors_find(const tg_safetensors *f, const char *name) {
-    for (int i = 0; f && name && i < f->n; i++)
-        if (strcmp(f->e[i].name, name) == 0) return i;
-    return -1;
+    return f ? tg__name_index_find(&f->index, name) : -1;
 }
 
 tg_status tg_safetensors_info(const tg_safetensors *f, int i, tg_st_info *out) {

@@ -1,15 +1,18 @@
-/* optim/st_writer.c - building a safetensors file and saving it crash-safely:
+/* io/st_writer.c - building a safetensors file and saving it crash-safely:
  * temporary file in the target's folder, fsync, rename over the target,
  * fsync the folder. At every instant the target name holds either the old
- * complete file or the new complete file. */
-#include "optim_internal.h"
+ * complete file or the new complete file; temporary files of killed saves
+ * are removed by the next save to the same target. */
+#include "io_internal.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +29,7 @@ typedef struct w_entry {
 struct tg_safetensors_writer {
     w_entry *e;
     int n, cap;
+    tg__name_index index;   /* name -> entry */
     char **mk, **mv;
     int n_meta, cap_meta;
 };
@@ -53,9 +57,19 @@ void tg_safetensors_writer_free(tg_safetensors_writer *w) {
     for (int i = 0; i < w->n; i++) free(w->e[i].name), free(w->e[i].raw);
     for (int i = 0; i < w->n_meta; i++) free(w->mk[i]), free(w->mv[i]);
     free(w->e);
+    tg__name_index_free(&w->index);
     free(w->mk);
     free(w->mv);
     free(w);
+}
+
+/* Readers (ours and the reference one) refuse names that are not UTF-8. */
+static tg_status check_utf8(const char *fn, const char *what, const char *s) {
+    size_t at = 0;
+    if (tg__utf8_valid(s, &at)) return TG_OK;
+    tg__set_last_error(TG_ERR_ARG, "%s: %s is not valid UTF-8: byte 0x%02x at offset %zu", fn,
+                       what, (unsigned char)s[at], at);
+    return TG_ERR_ARG;
 }
 
 static tg_status check_name(const tg_safetensors_writer *w, const char *name) {
@@ -64,12 +78,12 @@ static tg_status check_name(const tg_safetensors_writer *w, const char *name) {
                            name ? name : "(null)");
         return TG_ERR_ARG;
     }
-    for (int i = 0; i < w->n; i++)
-        if (strcmp(w->e[i].name, name) == 0) {
-            tg__set_last_error(TG_ERR_ARG, "safetensors_writer_add: tensor '%s' added twice", name);
-            return TG_ERR_ARG;
-        }
-    return TG_OK;
+    tg_status st = check_utf8("safetensors_writer_add", "the tensor name", name);
+    if (st == TG_OK && tg__name_index_find(&w->index, name) >= 0) {
+        tg__set_last_error(TG_ERR_ARG, "safetensors_writer_add: tensor '%s' added twice", name);
+        st = TG_ERR_ARG;
+    }
+    return st;
 }
 
 static w_entry *push(tg_safetensors_writer *w, const char *name) {
@@ -84,7 +98,10 @@ static w_entry *push(tg_safetensors_writer *w, const char *name) {
     w_entry *e = &w->e[w->n];
     memset(e, 0, sizeof *e);
     e->name = dup_str(name);
-    if (!e->name) return NULL;
+    if (!e->name || tg__name_index_add(&w->index, e->name, w->n) == TG__NAME_NOMEM) {
+        free(e->name);
+        return NULL;
+    }
     w->n++;
     return e;
 }
@@ -132,6 +149,9 @@ tg_status tg_safetensors_writer_meta(tg_safetensors_writer *w, const char *key, 
                            "safetensors_writer_meta: writer, key and value are required");
         return TG_ERR_ARG;
     }
+    tg_status st = check_utf8("safetensors_writer_meta", "the key", key);
+    if (st == TG_OK) st = check_utf8("safetensors_writer_meta", "the value", value);
+    if (st != TG_OK) return st;
     for (int i = 0; i < w->n_meta; i++)
         if (strcmp(w->mk[i], key) == 0) {
             char *v = dup_str(value);
@@ -219,15 +239,36 @@ static int write_body(int fd, const tg_safetensors_writer *w, const char *hdr, s
     return 0;
 }
 
-static tg_status io_fail(const char *path, const char *what, char *tmp, int fd) {
+static tg_status io_fail(const char *path, const char *what, const char *tmp, int fd) {
     tg__set_last_error(TG_ERR_IO, "safetensors_save: %s: %s: %s", path, what, strerror(errno));
     if (fd >= 0) close(fd);
     if (tmp) unlink(tmp);
     return TG_ERR_IO;
 }
 
-/* tmp = "<dir>/.<base>.tmp-XXXXXX"; dir = "<dir>" (both malloc'd). */
-static tg_status temp_names(const char *path, char **tmp, char **dir) {
+/* ---- temporary files ----------------------------------------------------------------
+ * A save writes "<dir>/.<stem>.tmp-XXXXXX" and renames it over the target.
+ * The stem is the target's name; when that would make the temporary name
+ * longer than a file name may be (targets of 244-255 bytes), it is the name's
+ * first 226 bytes, '~' and 16 hex digits of a hash of the whole name. The
+ * writer holds an flock on its temporary file until after the rename, so a
+ * file of that pattern nobody holds was left by a save that was killed: the
+ * next save to the same target removes it. */
+enum { NAME_LIMIT = 255, TMP_SUFFIX = 11 /* ".tmp-XXXXXX" */, STEM_KEEP = 226 };
+
+typedef struct temp_path {
+    char *dir;       /* "<dir>"                        */
+    char *prefix;    /* ".<stem>.tmp-"                 */
+    char *tmp;       /* "<dir>/.<stem>.tmp-XXXXXX"     */
+} temp_path;
+
+static void temp_path_free(temp_path *t) {
+    free(t->dir);
+    free(t->prefix);
+    free(t->tmp);
+}
+
+static tg_status temp_path_make(const char *path, temp_path *t) {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
     if (!*base) {
@@ -235,42 +276,80 @@ static tg_status temp_names(const char *path, char **tmp, char **dir) {
                            path);
         return TG_ERR_ARG;
     }
-    size_t dlen = slash ? (size_t)(slash - path) : 1;
-    *dir = tg__malloc(dlen + 2);
-    *tmp = tg__malloc(dlen + strlen(base) + 16);
-    if (!*dir || !*tmp) return nomem();
-    if (!slash) memcpy(*dir, ".", 2);
-    else if (dlen == 0) memcpy(*dir, "/", 2);
-    else memcpy(*dir, path, dlen), (*dir)[dlen] = '\0';
-    sprintf(*tmp, "%s/.%s.tmp-XXXXXX", *dir, base);
+    size_t dlen = slash ? (size_t)(slash - path) : 1, blen = strlen(base);
+    t->dir = tg__malloc(dlen + 2);
+    t->prefix = tg__malloc(blen + 32);
+    t->tmp = tg__malloc(dlen + blen + 40);
+    if (!t->dir || !t->prefix || !t->tmp) return nomem();
+    if (!slash) memcpy(t->dir, ".", 2);
+    else if (dlen == 0) memcpy(t->dir, "/", 2);
+    else memcpy(t->dir, path, dlen), t->dir[dlen] = '\0';
+    if (1 + blen + TMP_SUFFIX <= NAME_LIMIT)
+        sprintf(t->prefix, ".%s.tmp-", base);
+    else
+        sprintf(t->prefix, ".%.*s~%016llx.tmp-", STEM_KEEP, base,
+                (unsigned long long)tg__name_hash(base));
+    sprintf(t->tmp, "%s/%sXXXXXX", t->dir, t->prefix);
     return TG_OK;
+}
+
+/* Remove the temporary files of this target that no live save holds. */
+static void remove_leftovers(const temp_path *t) {
+    DIR *d = opendir(t->dir);
+    if (!d) return;
+    size_t plen = strlen(t->prefix);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strncmp(e->d_name, t->prefix, plen) != 0 || strlen(e->d_name) != plen + 6) continue;
+        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+        struct stat sb;
+        if (fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid() &&
+            flock(fd, LOCK_EX | LOCK_NB) == 0)
+            unlinkat(dirfd(d), e->d_name, 0);
+        if (fd >= 0) close(fd);
+    }
+    closedir(d);
+}
+
+/* A new temporary file, locked. A cleaner may delete it between mkstemp and
+ * flock (it looked abandoned): then it has no link left and we make another. */
+static int temp_create(temp_path *t, const char *path) {
+    size_t n = strlen(t->tmp);
+    for (int attempt = 0; attempt < 8; attempt++) {
+        memcpy(t->tmp + n - 6, "XXXXXX", 6);
+        int fd = mkstemp(t->tmp);
+        if (fd < 0) break;
+        struct stat sb;
+        if (flock(fd, LOCK_EX) == 0 && fstat(fd, &sb) == 0 && sb.st_nlink > 0) return fd;
+        close(fd);
+    }
+    io_fail(path, "cannot create a temporary file beside it", NULL, -1);
+    return -1;
 }
 
 static tg_status save_atomic(const tg_safetensors_writer *w, const char *path, const char *hdr,
                              size_t hlen) {
-    char *tmp = NULL, *dir = NULL;
-    tg_status st = temp_names(path, &tmp, &dir);
-    if (st != TG_OK) goto out;
-    int fd = mkstemp(tmp);
+    temp_path t = {0};
+    tg_status st = temp_path_make(path, &t);
+    int fd = st == TG_OK ? temp_create(&t, path) : -1;
     if (fd < 0) {
-        st = io_fail(path, "cannot create a temporary file beside it", NULL, -1);
-        goto out;
+        temp_path_free(&t);
+        return st != TG_OK ? st : TG_ERR_IO;
     }
+    remove_leftovers(&t);   /* ours is locked: it stays */
     struct stat old;
     fchmod(fd, stat(path, &old) == 0 ? (old.st_mode & 0777) : 0644);
-    if (write_body(fd, w, hdr, hlen)) st = io_fail(path, "write failed", tmp, fd);
-    else if (fsync(fd)) st = io_fail(path, "fsync failed", tmp, fd);
-    else if (close(fd)) st = io_fail(path, "close failed", tmp, -1);
-    else if (rename(tmp, path)) st = io_fail(path, "rename failed", tmp, -1);
-    if (st != TG_OK) goto out;
-    /* The rename is durable only once the folder itself is synced. */
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (dfd < 0 || (fsync(dfd) && errno != EINVAL))
-        st = io_fail(path, "folder fsync failed", NULL, dfd);
-    else close(dfd);
-out:
-    free(tmp);
-    free(dir);
+    /* The lock is held (fd open) until the file has its final name. */
+    if (write_body(fd, w, hdr, hlen)) st = io_fail(path, "write failed", t.tmp, fd);
+    else if (fsync(fd)) st = io_fail(path, "fsync failed", t.tmp, fd);
+    else if (rename(t.tmp, path)) st = io_fail(path, "rename failed", t.tmp, fd);
+    else if (close(fd)) st = io_fail(path, "close failed", NULL, -1);
+    if (st == TG_OK) {   /* the rename is durable only once the folder itself is synced */
+        int dfd = open(t.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || (fsync(dfd) && errno != EINVAL))
+            st = io_fail(path, "folder fsync failed", NULL, dfd);
+        else close(dfd);
+    }
+    temp_path_free(&t);
     return st;
 }
 

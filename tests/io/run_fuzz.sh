@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bounded libFuzzer run of the safetensors/checkpoint loader.
-#   tests/optim/run_fuzz.sh SECONDS        (default 60)
-# Builds tests/optim/fuzz_safetensors.c and the library sources it needs
+#   tests/io/run_fuzz.sh SECONDS        (default 60)
+# Builds tests/io/fuzz_safetensors.c and the library sources it needs
 # directly with clang (-fsanitize=fuzzer,address,undefined) in a temporary
 # folder, writes a seed corpus with the real writer (parameter files and full
 # checkpoints), then fuzzes for SECONDS. Exits non-zero on any crash, leak or
@@ -15,17 +15,17 @@ command -v "$cc" >/dev/null || { echo "run_fuzz: clang-14 not found (apt-get ins
 work=$(mktemp -d "${TMPDIR:-/tmp}/tg_fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-# The loader needs the core (tensors, tape, params, runtime), optim/, and
+# The loader needs the core (tensors, tape, params, runtime), optim/, io/ and
 # ops/unary.c for tg_scale (the seed writer makes gradients with it).
-srcs=("$root"/autograd/*.c "$root"/optim/*.c "$root"/ops/unary.c)
+srcs=("$root"/autograd/*.c "$root"/optim/*.c "$root"/io/*.c "$root"/ops/unary.c)
 flags=(-std=c11 -D_POSIX_C_SOURCE=200809L -I"$root/include" -g -O1 -w)
 libs=(-lblis -lcjson -lm -lpthread)
 
 echo "run_fuzz: building in $work"
 "$cc" "${flags[@]}" -DTG_FUZZ_STANDALONE -o "$work/seedgen" \
-    "$root/tests/optim/fuzz_safetensors.c" "${srcs[@]}" "${libs[@]}"
+    "$root/tests/io/fuzz_safetensors.c" "${srcs[@]}" "${libs[@]}"
 "$cc" "${flags[@]}" -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -o "$work/fuzz" "$root/tests/optim/fuzz_safetensors.c" "${srcs[@]}" "${libs[@]}"
+    -o "$work/fuzz" "$root/tests/io/fuzz_safetensors.c" "${srcs[@]}" "${libs[@]}"
 
 mkdir -p "$work/seeds" "$work/corpus" "$work/artifacts"
 "$work/seedgen" --write-seeds "$work/seeds"
@@ -51,6 +51,7 @@ cat > "$work/dict" <<'DICT'
 "tapegrad.optim.exp_avg."
 "tapegrad.train.rng"
 "tapegrad.train.position"
+"tapegrad.carry."
 "\"groups\""
 "\"kind\""
 "\"params\""

@@ -3,7 +3,7 @@
 struct only) loads in tapegrad, and a file tapegrad writes parses here with
 json + struct and holds the same numbers.
 
-    /usr/bin/python3 tests/optim/interop.py BUILD/tests/optim/st_tool
+    /usr/bin/python3 tests/io/interop.py BUILD/tests/io/st_tool
 Exit 0 on success, 1 on a mismatch, 77 (meson: skipped) when st_tool is missing.
 """
 import json

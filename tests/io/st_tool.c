@@ -1,4 +1,4 @@
-/* tests/optim/st_tool.c - the C side of the Python interop test (interop.py).
+/* tests/io/st_tool.c - the C side of the Python interop test (interop.py).
  *   st_tool write PATH    save a fixed model with tg_params_save
  *   st_tool read PATH     print every tensor of a safetensors file:
  *                         "name<TAB>dtype<TAB>shape<TAB>v0 v1 ..." (values %.17g)

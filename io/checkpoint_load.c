@@ -1,8 +1,8 @@
-/* optim/checkpoint_load.c - restoring a training checkpoint (layout in
+/* io/checkpoint_load.c - restoring a training checkpoint (layout in
  * checkpoint.c). Every part is validated and staged into new buffers first;
  * only when all parts are good are the objects changed, so a bad file
  * leaves parameters, optimizer, schedule and training state untouched. */
-#include "optim_internal.h"
+#include "io_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -44,8 +44,8 @@ static tg_status read_ints(const tg_safetensors *f, const char *name, const char
 }
 
 /* Group membership from the JSON "params" lists: every parameter in exactly one group. */
-static tg_status stage_groups(const tg_safetensors *f, const tg_optim *o, const cJSON *groups,
-                              staged_optim *so) {
+static tg_status stage_groups(const tg_safetensors *f, const tg_optim *o,
+                              const tg__name_index *index, const cJSON *groups, staged_optim *so) {
     int g = 0;
     const cJSON *gj;
     cJSON_ArrayForEach(gj, groups) {
@@ -54,10 +54,8 @@ static tg_status stage_groups(const tg_safetensors *f, const tg_optim *o, const 
             return tg__lerr(FN, f, TG_ERR_FORMAT, "optimizer group %d is malformed", g);
         if (tg__optim_check_opts(FN, o->kind, &so->groups[g]) != TG_OK) return TG_ERR_FORMAT;
         cJSON_ArrayForEach(nm, names) {
-            int i = -1;
-            for (int j = 0; cJSON_IsString(nm) && j < so->n_ps && i < 0; j++)
-                if (strcmp(tg_params_name(o->params, j), nm->valuestring) == 0) i = j;
-            if (i < 0)
+            int i = cJSON_IsString(nm) ? tg__name_index_find(index, nm->valuestring) : -1;
+            if (i < 0 || i >= so->n_ps)
                 return tg__lerr(FN, f, TG_ERR_FORMAT,
                                 "optimizer group %d names '%s', which is no "
                                 "parameter of the model",
@@ -107,7 +105,8 @@ static tg_status stage_state(const tg_safetensors *f, const tg_optim *o, staged_
 }
 
 /* Every "tapegrad.optim." tensor must be a known slot or step of a parameter. */
-static tg_status check_optim_names(const tg_safetensors *f, const tg_optim *o) {
+static tg_status check_optim_names(const tg_safetensors *f, const tg_optim *o,
+                                   const tg__name_index *names) {
     size_t np = strlen(OPTIM_PREFIX);
     for (int k = 0; k < tg_safetensors_count(f); k++) {
         tg_st_info in;
@@ -119,7 +118,7 @@ static tg_status check_optim_names(const tg_safetensors *f, const tg_optim *o) {
             size_t n = slot ? strlen(slot) : 0;
             if (slot && strncmp(rest, slot, n) == 0 && rest[n] == '.') pname = rest + n + 1;
         }
-        if (!pname || !tg_params_find(o->params, pname))
+        if (!pname || tg__name_index_find(names, pname) < 0)
             return tg__lerr(FN, f, TG_ERR_FORMAT, "tensor '%s' is no state of a %s optimizer over "
                             "this model", in.name, tg_optim_kind_name(o->kind));
     }
@@ -143,21 +142,33 @@ static tg_status stage_optim_json(const tg_safetensors *f, const tg_optim *o, co
     so->ps = tg__calloc((size_t)so->n_ps + 1, sizeof *so->ps);
     if (!so->groups || !so->ps) return tg__lerr(FN, f, TG_ERR_NOMEM, "out of memory");
     for (int i = 0; i < so->n_ps; i++) so->ps[i].group = -1;
-    tg_status st = stage_groups(f, o, groups, so);
+    tg__name_index names;
+    if (tg__params_index(o->params, &names) != TG_OK)
+        return tg__lerr(FN, f, TG_ERR_NOMEM, "out of memory");
+    tg_status st = stage_groups(f, o, &names, groups, so);
     if (st == TG_OK) st = stage_state(f, o, so);
-    if (st == TG_OK) st = check_optim_names(f, o);
+    if (st == TG_OK) st = check_optim_names(f, o, &names);
+    tg__name_index_free(&names);
     return st;
 }
 
-static tg_status stage_optim(const tg_safetensors *f, const tg_optim *o, staged_optim *so) {
-    const char *meta = tg_safetensors_meta(f, "tapegrad.optim");
+/* The JSON object under metadata key, holding what ("optimizer", "schedule");
+ * NULL after an error naming both. */
+static cJSON *meta_object(const tg_safetensors *f, const char *key, const char *what) {
+    const char *meta = tg_safetensors_meta(f, key);
+    cJSON *root = meta ? cJSON_Parse(meta) : NULL;
     if (!meta)
-        return tg__lerr(FN, f, TG_ERR_FORMAT, "the file holds no optimizer state "
-                        "(metadata 'tapegrad.optim')");
-    cJSON *root = cJSON_Parse(meta);
-    tg_status st = cJSON_IsObject(root) ? stage_optim_json(f, o, root, so)
-                                        : tg__lerr(FN, f, TG_ERR_FORMAT, "optimizer metadata "
-                                                   "'tapegrad.optim' is not a JSON object");
+        tg__lerr(FN, f, TG_ERR_FORMAT, "the file holds no %s state (metadata '%s')", what, key);
+    else if (!cJSON_IsObject(root))
+        tg__lerr(FN, f, TG_ERR_FORMAT, "%s metadata '%s' is not a JSON object", what, key);
+    if (cJSON_IsObject(root)) return root;
+    cJSON_Delete(root);
+    return NULL;
+}
+
+static tg_status stage_optim(const tg_safetensors *f, const tg_optim *o, staged_optim *so) {
+    cJSON *root = meta_object(f, "tapegrad.optim", "optimizer");
+    tg_status st = root ? stage_optim_json(f, o, root, so) : tg_last_status();
     cJSON_Delete(root);
     return st;
 }
@@ -229,14 +240,8 @@ static tg_status stage_sched(const tg_safetensors *f, const tg_sched *s, int n_g
                              tg_sched *out) {
     *out = *s;
     out->base = NULL;
-    const char *meta = tg_safetensors_meta(f, "tapegrad.sched");
-    if (!meta)
-        return tg__lerr(FN, f, TG_ERR_FORMAT, "the file holds no schedule state "
-                        "(metadata 'tapegrad.sched')");
-    cJSON *root = cJSON_Parse(meta);
-    tg_status st = cJSON_IsObject(root) ? stage_sched_json(f, root, n_groups, out)
-                                        : tg__lerr(FN, f, TG_ERR_FORMAT, "schedule metadata "
-                                                   "'tapegrad.sched' is not a JSON object");
+    cJSON *root = meta_object(f, "tapegrad.sched", "schedule");
+    tg_status st = root ? stage_sched_json(f, root, n_groups, out) : tg_last_status();
     cJSON_Delete(root);
     return st;
 }
@@ -245,30 +250,37 @@ static tg_status stage_sched(const tg_safetensors *f, const tg_sched *s, int n_g
 static tg_status stage_train(const tg_safetensors *f, tg_train_state *out) {
     int64_t pos[3] = {0, 0, 0};
     tg_status st = read_ints(f, "tapegrad.train.rng", "U64", 1, 4, out->rng.s);
+    if (st == TG_OK && tg__rng_is_zero(&out->rng))
+        st = tg__lerr(FN, f, TG_ERR_FORMAT, "tensor 'tapegrad.train.rng' holds the all-zero "
+                      "state, from which xoshiro256** only ever outputs zeros");
     if (st == TG_OK) st = read_ints(f, "tapegrad.train.position", "I64", 1, 3, pos);
     out->epoch = pos[0], out->step = pos[1], out->data_pos = pos[2];
     return st;
 }
 
-tg_status tg_checkpoint_load_from(const tg_safetensors *f, tg_params *p, tg_optim *o, tg_sched *s,
-                                  tg_train_state *ts) {
+tg_status tg_checkpoint_load_from_ex(const tg_safetensors *f, tg_params *p, tg_optim *o,
+                                     tg_sched *s, tg_train_state *ts,
+                                     const tg_checkpoint_extra *x) {
     if (!f || !p || (o && o->params != p) || (s && o && s->o != o)) {
         tg__set_last_error(TG_ERR_ARG, FN ": need a file and a registry; the optimizer must use "
                            "that registry and the schedule that optimizer");
         return TG_ERR_ARG;
     }
+    tg_params *carry = x ? x->carry : NULL;
     tg_load_opts strict = {0};
-    void **params = NULL;
+    void **params = NULL, **carried = NULL;
     staged_optim so = {0};
     tg_sched ss = {0};
     tg_train_state tr = {0};
-    tg_status st = tg__stage_params(FN, p, f, &strict, &params);
+    tg_status st = tg__stage_tensors(FN, p, f, "", &strict, &params);
     if (st == TG_OK && o) st = tg__optim_sync(o);
     if (st == TG_OK && o) st = stage_optim(f, o, &so);
     if (st == TG_OK && s) st = stage_sched(f, s, o ? so.n_groups : s->o->n_groups, &ss);
     if (st == TG_OK && ts) st = stage_train(f, &tr);
-    if (st == TG_OK) {
-        tg__commit_params(p, params);
+    if (st == TG_OK && carry) st = tg__stage_tensors(FN, carry, f, tg__carry_prefix, &strict,
+                                                     &carried);
+    if (st == TG_OK) {   /* everything is staged and valid: only now change the objects */
+        tg__commit_tensors(p, params);
         if (o) commit_optim(o, &so);
         if (s) {
             free(s->base);
@@ -277,18 +289,30 @@ tg_status tg_checkpoint_load_from(const tg_safetensors *f, tg_params *p, tg_opti
             tg__sched_apply(s);
         }
         if (ts) *ts = tr;
+        if (carry) tg__commit_tensors(carry, carried);
     }
     tg__free_staged(params, tg_params_count(p));
+    if (carry) tg__free_staged(carried, tg_params_count(carry));
     staged_optim_free(&so);
     free(ss.base);
     return st;
 }
 
-tg_status tg_checkpoint_load(const char *path, tg_params *p, tg_optim *o, tg_sched *s,
-                             tg_train_state *ts) {
+tg_status tg_checkpoint_load_from(const tg_safetensors *f, tg_params *p, tg_optim *o, tg_sched *s,
+                                  tg_train_state *ts) {
+    return tg_checkpoint_load_from_ex(f, p, o, s, ts, NULL);
+}
+
+tg_status tg_checkpoint_load_ex(const char *path, tg_params *p, tg_optim *o, tg_sched *s,
+                                tg_train_state *ts, const tg_checkpoint_extra *x) {
     tg_safetensors *f = tg_safetensors_open(path);
     if (!f) return tg_last_status();
-    tg_status st = tg_checkpoint_load_from(f, p, o, s, ts);
+    tg_status st = tg_checkpoint_load_from_ex(f, p, o, s, ts, x);
     tg_safetensors_close(f);
     return st;
+}
+
+tg_status tg_checkpoint_load(const char *path, tg_params *p, tg_optim *o, tg_sched *s,
+                             tg_train_state *ts) {
+    return tg_checkpoint_load_ex(path, p, o, s, ts, NULL);
 }
