@@ -53,6 +53,7 @@ struct tg_tape {
     char msg[512];
     uint64_t heap_allocs;
     const char *current_op; /* name of the op inside tg_apply, for messages */
+    const char *scope;      /* tg_tape_set_scope: appended to error messages  */
 };
 
 /* Counted heap allocation (the counter behind tg_heap_allocs). */
