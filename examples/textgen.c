@@ -46,6 +46,9 @@ static const char *const FORTUNE_HINT =
     "(or pass --data FILE, see ../shared/data/README.md)";
 static const uint64_t SPLIT_SEED = 20240229;   /* fixed: the split must not move with --seed */
 enum { N_CONFIG = 4 };                         /* cell kind, layers, hidden, embedding */
+enum { MAX_LAYERS = 8 };
+/* the cell kinds as numbers in textgen.config */
+typedef enum cell_kind { CELL_RNN = 0, CELL_LSTM = 2, CELL_GRU = 3 } cell_kind;
 enum { MAX_SIZE = 1 << 20 };                   /* bound on sizes: products stay far from overflow */
 
 typedef struct options {
@@ -66,7 +69,7 @@ typedef struct corpus {
 
 typedef struct model {
     tg_params *p;
-    tg_rnn_kind kind;
+    cell_kind kind;
     int64_t L, H, E, V;
     tg_embedding_layer emb;
     tg_rnn rnn;
@@ -77,8 +80,8 @@ typedef struct model {
 /* The recurrent state carried between calls, caller-owned so it outlives tape resets. */
 typedef struct carry {
     int L;
-    tg_tensor *h[TG_RNN_MAX_LAYERS], *c[TG_RNN_MAX_LAYERS];   /* [B, H] */
-    tg_rnn_state init[TG_RNN_MAX_LAYERS], fin[TG_RNN_MAX_LAYERS];
+    tg_tensor *h[MAX_LAYERS], *c[MAX_LAYERS];   /* [B, H] */
+    tg_rnn_state init[MAX_LAYERS], fin[MAX_LAYERS];
 } carry;
 
 /* One split read as B streams of T-character batches. */
@@ -266,16 +269,20 @@ static void fill_batch(const batcher *b, int64_t k, tg_tensor *x, tg_tensor *y) 
 }
 
 /* ---- model --------------------------------------------------------------------------- */
-static bool parse_cell(const char *s, tg_rnn_kind *k) {
-    if (!strcmp(s, "rnn")) *k = TG_RNN_ELMAN;
-    else if (!strcmp(s, "lstm")) *k = TG_RNN_LSTM;
-    else if (!strcmp(s, "gru")) *k = TG_RNN_GRU;
+static bool parse_cell(const char *s, cell_kind *k) {
+    if (!strcmp(s, "rnn")) *k = CELL_RNN;
+    else if (!strcmp(s, "lstm")) *k = CELL_LSTM;
+    else if (!strcmp(s, "gru")) *k = CELL_GRU;
     else return false;
     return true;
 }
 
-static const char *cell_name(tg_rnn_kind k) {
-    return k == TG_RNN_LSTM ? "lstm" : k == TG_RNN_GRU ? "gru" : "rnn";
+static const char *cell_name(cell_kind k) {
+    return k == CELL_LSTM ? "lstm" : k == CELL_GRU ? "gru" : "rnn";
+}
+
+static const tg_cell *cell_of(cell_kind k) {
+    return k == CELL_LSTM ? &tg_cell_lstm : k == CELL_GRU ? &tg_cell_gru : &tg_cell_elman;
 }
 
 static tg_tensor *buffer(tg_params *p, const char *name, int64_t n) {
@@ -287,7 +294,7 @@ static tg_tensor *buffer(tg_params *p, const char *name, int64_t n) {
 /* Builds the layers of m (kind, L, H, E, V set) and its buffers from cp's vocabulary. */
 static int model_build(model *m, const corpus *cp, double dropout, tg_rng *rng) {
     m->p = tg_params_new();
-    tg_rnn_opts ro = tg_rnn_opts_default(m->kind, m->E, m->H);
+    tg_rnn_opts ro = tg_rnn_opts_default(cell_of(m->kind), m->E, m->H);
     ro.num_layers = (int)m->L;
     ro.return_sequences = true;
     ro.dropout = dropout;
@@ -305,11 +312,11 @@ static int model_build(model *m, const corpus *cp, double dropout, tg_rng *rng) 
     return 0;
 }
 
-/* cell kind one of ours, layers in 1..TG_RNN_MAX_LAYERS, hidden and embedding in 1..MAX_SIZE */
+/* cell kind one of ours, layers in 1..MAX_LAYERS, hidden and embedding in 1..MAX_SIZE */
 static bool config_ok(const tg_tensor *cfg) {
     double k = tg_tensor_get(cfg, 0), l = tg_tensor_get(cfg, 1);
-    bool ok = (k == TG_RNN_ELMAN || k == TG_RNN_LSTM || k == TG_RNN_GRU) && l >= 1 &&
-              l <= TG_RNN_MAX_LAYERS && l == floor(l);
+    bool ok = (k == CELL_RNN || k == CELL_LSTM || k == CELL_GRU) && l >= 1 &&
+              l <= MAX_LAYERS && l == floor(l);
     for (int i = 2; i < N_CONFIG; i++) {
         double v = tg_tensor_get(cfg, i);
         ok = ok && v >= 1 && v <= MAX_SIZE && v == floor(v);
@@ -330,7 +337,7 @@ static int read_header(const tg_safetensors *f, const char *path, model *m, corp
         rc = ex_bad_data(path, 0, "textgen.config holds an unknown cell or sizes out of range",
                          NULL);
     } else {
-        m->kind = (tg_rnn_kind)tg_tensor_get(cfg, 0);
+        m->kind = (cell_kind)tg_tensor_get(cfg, 0);
         m->L = (int64_t)tg_tensor_get(cfg, 1), m->H = (int64_t)tg_tensor_get(cfg, 2);
         m->E = (int64_t)tg_tensor_get(cfg, 3), m->V = tg_tensor_numel(voc);
         cp->V = (int)m->V;
@@ -349,16 +356,19 @@ static int read_header(const tg_safetensors *f, const char *path, model *m, corp
     return rc;
 }
 
-static void model_free(model *m) { tg_params_free(m->p); }
+static void model_free(model *m) {
+    tg_rnn_free(&m->rnn);
+    tg_params_free(m->p);
+}
 
 static int carry_open(carry *s, const model *m, int64_t B) {
     memset(s, 0, sizeof *s);
     s->L = (int)m->L;
     for (int l = 0; l < s->L; l++) {
         s->h[l] = tg_tensor_new(TG_F32, 2, (int64_t[]){B, m->H});
-        if (m->kind == TG_RNN_LSTM) s->c[l] = tg_tensor_new(TG_F32, 2, (int64_t[]){B, m->H});
-        if (!s->h[l] || (m->kind == TG_RNN_LSTM && !s->c[l])) return -1;
-        s->init[l] = (tg_rnn_state){s->h[l], s->c[l]};
+        if (m->kind == CELL_LSTM) s->c[l] = tg_tensor_new(TG_F32, 2, (int64_t[]){B, m->H});
+        if (!s->h[l] || (m->kind == CELL_LSTM && !s->c[l])) return -1;
+        s->init[l] = (tg_rnn_state){.h = s->h[l], .c = s->c[l]};
     }
     return 0;
 }
@@ -386,9 +396,9 @@ static void carry_close(carry *s) {
 
 /* x ids [B, T] -> logits [B, T, V], from the state in s (final state into s->fin). */
 static tg_tensor *forward(tg_tape *tp, const model *m, tg_tensor *x, carry *s, tg_rng *rng) {
-    tg_rnn_call call = {.initial = s->init, .rng = rng};
-    tg_tensor *e = tg_embedding_layer_forward(tp, &m->emb, x);   /* [B, T, E] */
-    tg_tensor *h = tg_rnn_forward(tp, &m->rnn, e, &call, s->fin);  /* [B, T, H] */
+    tg_rnn_call call = {.initial = s->init, .n_initial = s->L, .rng = rng};
+    tg_tensor *e = tg_embedding_layer_forward(tp, &m->emb, x);             /* [B, T, E] */
+    tg_tensor *h = tg_rnn_forward(tp, &m->rnn, e, &call, s->fin, s->L);   /* [B, T, H] */
     return tg_linear_forward(tp, &m->fc, h);                      /* [B, T, V] */
 }
 
@@ -684,9 +694,9 @@ static int run_training(const options *o, model *m, const corpus *cp, tg_tape *t
 static bool in_size(int64_t v) { return v >= 1 && v <= MAX_SIZE; }
 
 static int check_options(const options *o) {
-    tg_rnn_kind k;
+    cell_kind k;
     const char *bad = !parse_cell(o->cell, &k) ? "--cell must be rnn, lstm or gru"
-        : o->layers < 1 || o->layers > TG_RNN_MAX_LAYERS ? "--layers must be in 1..8"
+        : o->layers < 1 || o->layers > MAX_LAYERS ? "--layers must be in 1..8"
         : !in_size(o->hidden) || !in_size(o->embed) || !in_size(o->batch) || !in_size(o->seq)
             ? "--hidden, --embed, --batch, --seq must be in 1..1048576"
         : o->steps < 0 || o->epochs < 1 || o->sample_len < 0 ? "--steps >= 0, --epochs >= 1"
