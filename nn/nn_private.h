@@ -26,6 +26,11 @@ NN_HIDDEN tg_tensor *nn_const(tg_tape *tp, tg_dtype dt, int ndim, const int64_t 
 NN_HIDDEN tg_tensor *nn_affine(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b);
 
 
+/* keep (float of dtype dt) must broadcast to shape[nd] without growing it;
+ * else an error "<op>: mask [..] does not broadcast to scores [..]". */
+NN_HIDDEN int nn_check_mask(tg_tape *tp, const char *op, const tg_tensor *keep, tg_dtype dt,
+                            int nd, const int64_t *shape);
+
 /* ---- recurrent cells (cell.c, cell_*.c, rnn.c) --------------------------------------- */
 /* Parameter indices the built-in cells share: PyTorch's four, in its order. */
 enum { NN_W_IH = 0, NN_W_HH, NN_B_IH, NN_B_HH };
