@@ -221,6 +221,16 @@ tg_fn layer_norm_make(tg_params *, tg_dtype dt, tg_rng *rng, std::vector<tg_tens
     return layer_norm_fn;
 }
 
+// the function form, weight and bias from the inputs (none registered)
+tg_tensor *layer_norm_fn_fn(tg_tape *tp, tg_tensor *const *in, void *) {
+    return tg_layer_norm_fn(tp, in[0], in[1], nullptr, 1e-3);
+}
+tg_fn layer_norm_fn_make(tg_params *, tg_dtype dt, tg_rng *rng, std::vector<tg_tensor *> &in) {
+    int64_t xs[3] = {2, 2, 6};
+    in = {random_tensor(dt, 3, xs, rng), random_tensor(dt, 1, xs + 2, rng)};
+    return layer_norm_fn_fn;
+}
+
 tg_tensor *embedding_fn(tg_tape *tp, tg_tensor *const *in, void *) {
     tg_embedding_layer e = {in[0], 5, 3, 1, false};
     return tg_embedding_layer_forward(tp, &e, in[1]);
@@ -272,6 +282,7 @@ tg_fn pad_make(tg_params *, tg_dtype dt, tg_rng *rng, std::vector<tg_tensor *> &
 const LayerCase kLayerCases[] = {
     {"Linear_tanh_on_3d_input", linear_make},
     {"LayerNorm", layer_norm_make},
+    {"layer_norm_fn_weight_only", layer_norm_fn_make},
     {"Embedding_with_padding_index", embedding_make},
     {"SpatialDropout1D", spatial_dropout_make},
     {"Conv1D_channels_last_then_global_max_pool", conv_make},
