@@ -12,8 +12,7 @@
  *   y = cond ? a : b          da += cond ? dy : 0,   db += cond ? 0 : dy
  * (summed over each input's broadcast axes). cond gets no gradient.
  *
- * The kernels are plain loops over the output with an odometer of input
- * offsets: the masks the recurrent layers select with are small. */
+ * The kernels are plain loops over rows of the output (see below). */
 #include "../autograd/internal.h"
 
 #include <string.h>
@@ -86,7 +85,36 @@ static int where_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *
     return 0;
 }
 
-/* ---- kernels -------------------------------------------------------------------------------- */
+/* ---- kernels -------------------------------------------------------------------------------- *
+ * The output is walked as rows along its last axis (an odometer over the other
+ * axes moves the three input offsets once per row); inside a row each input
+ * has a stride of 0 or 1. A condition that is constant along the row (the
+ * usual [N, 1] mask) makes the row a plain copy of a's or b's row. */
+typedef struct row_walk {
+    const where_geom *g;
+    int64_t idx[TG_MAX_DIMS], off[3];   /* position of the current row */
+    int64_t n, st[3];                   /* row length, inner strides   */
+} row_walk;
+
+static void walk_start(row_walk *w, const where_geom *g) {
+    memset(w, 0, sizeof *w);
+    w->g = g;
+    int last = g->nd - 1;
+    w->n = g->nd ? g->shape[last] : 1;
+    for (int k = 0; k < 3; k++) w->st[k] = g->nd ? g->stride[k][last] : 0;
+}
+
+/* to the next row: the odometer over every axis but the last */
+static void walk_next(row_walk *w) {
+    const where_geom *g = w->g;
+    for (int d = g->nd - 2; d >= 0; d--) {
+        for (int k = 0; k < 3; k++) w->off[k] += g->stride[k][d];
+        if (++w->idx[d] < g->shape[d]) return;
+        for (int k = 0; k < 3; k++) w->off[k] -= g->stride[k][d] * g->shape[d];
+        w->idx[d] = 0;
+    }
+}
+
 static bool truth(const tg_tensor *cond, int64_t i) {
     switch (cond->dtype) {
     case TG_F32: return ((const float *)cond->data)[i] != 0;
@@ -95,45 +123,74 @@ static bool truth(const tg_tensor *cond, int64_t i) {
     }
 }
 
-/* Advance the input offsets off[3] to output element i + 1 (idx: the odometer). */
-static void step_offsets(const where_geom *g, int64_t *idx, int64_t *off) {
-    for (int d = g->nd - 1; d >= 0; d--) {
-        for (int k = 0; k < 3; k++) off[k] += g->stride[k][d];
-        if (++idx[d] < g->shape[d]) return;
-        for (int k = 0; k < 3; k++) off[k] -= g->stride[k][d] * g->shape[d];
-        idx[d] = 0;
-    }
+/* keep[j] = cond true at element j of the row (cond's inner stride is 1) */
+static void row_truth(const tg_tensor *cond, const row_walk *w, bool *keep) {
+    for (int64_t j = 0; j < w->n; j++) keep[j] = truth(cond, w->off[0] + j);
 }
 
+/* A cond constant along the row (stride 0): the row is a copy of one side. */
 #define WHERE_LOOPS(T)                                                                           \
     static void where_fwd_##T(const where_geom *g, const tg_tensor *cond, const T *A,           \
-                              const T *B, T *Y, int64_t n) {                                     \
-        int64_t idx[TG_MAX_DIMS] = {0}, off[3] = {0, 0, 0};                                      \
-        for (int64_t i = 0; i < n; i++) {                                                        \
-            Y[i] = truth(cond, off[0]) ? A[off[1]] : B[off[2]];                                  \
-            step_offsets(g, idx, off);                                                           \
+                              const T *B, T *Y, int64_t numel, bool *keep) {                     \
+        row_walk w;                                                                              \
+        walk_start(&w, g);                                                                       \
+        for (int64_t r = 0; w.n && r < numel / w.n; r++, walk_next(&w)) {                        \
+            const T *a = A + w.off[1], *b = B + w.off[2];                                        \
+            T *y = Y + r * w.n;                                                                  \
+            if (w.st[0] == 0) {                                                                  \
+                bool t = truth(cond, w.off[0]);                                                  \
+                const T *src = t ? a : b;                                                        \
+                int64_t ss = t ? w.st[1] : w.st[2];                                              \
+                for (int64_t j = 0; j < w.n; j++) y[j] = src[j * ss];                            \
+                continue;                                                                        \
+            }                                                                                    \
+            row_truth(cond, &w, keep);                                                           \
+            for (int64_t j = 0; j < w.n; j++) y[j] = keep[j] ? a[j * w.st[1]] : b[j * w.st[2]];  \
         }                                                                                        \
     }                                                                                            \
-    /* side 1: da += cond ? dy : 0;  side 2: db += cond ? 0 : dy */                              \
+    /* side 1: da (+)= cond ? dy : 0;  side 2: db (+)= cond ? 0 : dy. fresh: DX is as large as  \
+     * the output (every element written once) and uninitialised: written, not accumulated */  \
     static void where_vjp_##T(const where_geom *g, const tg_tensor *cond, const T *DY, T *DX,   \
-                              int side, int64_t n) {                                             \
-        int64_t idx[TG_MAX_DIMS] = {0}, off[3] = {0, 0, 0};                                      \
-        for (int64_t i = 0; i < n; i++) {                                                        \
-            if (truth(cond, off[0]) == (side == 1)) DX[off[side]] += DY[i];                      \
-            step_offsets(g, idx, off);                                                           \
+                              int side, int64_t numel, bool fresh, bool *keep) {                 \
+        row_walk w;                                                                              \
+        walk_start(&w, g);                                                                       \
+        bool want = side == 1;                                                                   \
+        for (int64_t r = 0; w.n && r < numel / w.n; r++, walk_next(&w)) {                        \
+            const T *dy = DY + r * w.n;                                                          \
+            T *dx = DX + w.off[side];                                                            \
+            int64_t sx = w.st[side];                                                             \
+            bool whole = w.st[0] == 0, t = whole && truth(cond, w.off[0]) == want;               \
+            if (!whole) row_truth(cond, &w, keep);                                               \
+            if (fresh && whole)                                                                  \
+                for (int64_t j = 0; j < w.n; j++) dx[j] = t ? dy[j] : 0;                         \
+            else if (fresh)                                                                      \
+                for (int64_t j = 0; j < w.n; j++) dx[j] = keep[j] == want ? dy[j] : 0;           \
+            else if (whole && t)                                                                 \
+                for (int64_t j = 0; j < w.n; j++) dx[j * sx] += dy[j];                           \
+            else if (!whole)                                                                     \
+                for (int64_t j = 0; j < w.n; j++)                                                \
+                    if (keep[j] == want) dx[j * sx] += dy[j];                                    \
         }                                                                                        \
     }
 WHERE_LOOPS(float)
 WHERE_LOOPS(double)
 
+/* one bool per element of a row, in the arena; only when cond varies along rows */
+static bool *row_buffer(tg_node *n, const where_geom *g) {
+    if (!g->nd || g->stride[0][g->nd - 1] == 0) return NULL;
+    return tg_tape_alloc(n->tape, (size_t)g->shape[g->nd - 1] + 1);
+}
+
 static int where_forward(tg_node *n) {
     tg_tensor *y = n->out;
     where_geom g;
     geom_of(n->in, y->ndim, y->shape, &g);
+    bool *keep = row_buffer(n, &g);
+    if (!keep && g.nd && g.stride[0][g.nd - 1]) return -1;
     if (y->dtype == TG_F32)
-        where_fwd_float(&g, n->in[0], n->in[1]->data, n->in[2]->data, y->data, y->numel);
+        where_fwd_float(&g, n->in[0], n->in[1]->data, n->in[2]->data, y->data, y->numel, keep);
     else
-        where_fwd_double(&g, n->in[0], n->in[1]->data, n->in[2]->data, y->data, y->numel);
+        where_fwd_double(&g, n->in[0], n->in[1]->data, n->in[2]->data, y->data, y->numel, keep);
     return 0;
 }
 
@@ -141,13 +198,21 @@ static int where_vjp(tg_node *n) {
     tg_tensor *y = n->out;
     where_geom g;
     geom_of(n->in, y->ndim, y->shape, &g);
+    bool *keep = row_buffer(n, &g);
+    if (!keep && g.nd && g.stride[0][g.nd - 1]) return -1;
     for (int side = 1; side <= 2; side++) {
-        void *dx = tg_input_grad(n, side);
+        bool fresh;
+        void *dx = tg_input_grad_fresh(n, side, &fresh);
         if (!dx) continue;
+        size_t es = tg_dtype_size(y->dtype);
+        if (fresh && n->in[side]->numel != y->numel) {   /* broadcast: accumulate from zero */
+            memset(dx, 0, (size_t)n->in[side]->numel * es);
+            fresh = false;
+        }
         if (y->dtype == TG_F32)
-            where_vjp_float(&g, n->in[0], tg_output_grad(n), dx, side, y->numel);
+            where_vjp_float(&g, n->in[0], tg_output_grad(n), dx, side, y->numel, fresh, keep);
         else
-            where_vjp_double(&g, n->in[0], tg_output_grad(n), dx, side, y->numel);
+            where_vjp_double(&g, n->in[0], tg_output_grad(n), dx, side, y->numel, fresh, keep);
     }
     return 0;
 }
