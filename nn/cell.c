@@ -57,6 +57,14 @@ tg_status nn_describe_torch4(const tg_cell_cfg *cfg, tg_cell_layout *l, int64_t 
     return st;
 }
 
+/* W_hh split at row `rows` into prep[0] (above) and prep[1] (below), then the projection */
+tg_tensor *nn_project_split_hh(tg_cell_run *run, tg_tensor *x, int64_t rows) {
+    tg_tensor *w_hh = run->param[NN_W_HH];
+    run->prep[0] = tg_slice(run->tp, w_hh, 0, 0, rows);
+    run->prep[1] = tg_slice(run->tp, w_hh, 0, rows, tg_tensor_dim(w_hh, 0));
+    return nn_project_both_biases(run, x);
+}
+
 /* x W_ih^T + (b_ih + b_hh): the biases sum once per sequence, not per step */
 tg_tensor *nn_project_both_biases(tg_cell_run *run, tg_tensor *x) {
     tg_tensor *const *w = run->param;

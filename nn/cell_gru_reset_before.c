@@ -12,10 +12,7 @@
 enum { W_RZ = 0, W_N };
 
 static tg_tensor *gru_before_prepare(tg_cell_run *run, tg_tensor *x) {
-    int64_t H = run->cfg->hidden_size;
-    run->prep[W_RZ] = tg_slice(run->tp, run->param[NN_W_HH], 0, 0, 2 * H);
-    run->prep[W_N] = tg_slice(run->tp, run->param[NN_W_HH], 0, 2 * H, 3 * H);
-    return nn_project_both_biases(run, x);
+    return nn_project_split_hh(run, x, 2 * run->cfg->hidden_size);   /* W_RZ, W_N */
 }
 
 static void gru_before_step(const tg_cell_run *run, tg_tensor *xp, tg_tensor *const *prev,

@@ -15,10 +15,7 @@ static tg_status prototype_describe(const tg_cell_cfg *cfg, tg_cell_layout *l) {
 }
 
 static tg_tensor *prototype_prepare(tg_cell_run *run, tg_tensor *x) {
-    int64_t H = run->cfg->hidden_size;
-    run->prep[W_GATES] = tg_slice(run->tp, run->param[NN_W_HH], 0, 0, 3 * H);
-    run->prep[W_CAND] = tg_slice(run->tp, run->param[NN_W_HH], 0, 3 * H, 4 * H);
-    return nn_project_both_biases(run, x);
+    return nn_project_split_hh(run, x, 3 * run->cfg->hidden_size);   /* W_GATES, W_CAND */
 }
 
 static void prototype_step(const tg_cell_run *run, tg_tensor *xp, tg_tensor *const *prev,

@@ -41,6 +41,9 @@ NN_HIDDEN tg_status nn_describe_torch4(const tg_cell_cfg *cfg, tg_cell_layout *l
 /* prepare's common part: x [N, C] -> x W_ih^T + b_ih + b_hh [N, G] (one GEMM),
  * both biases folded into the projection. */
 NN_HIDDEN tg_tensor *nn_project_both_biases(tg_cell_run *run, tg_tensor *x);
+/* The same, after splitting W_hh at row `rows`: prep[0] = W_hh[:rows], prep[1] = W_hh[rows:]
+ * (the reset-before GRU's [W_hr; W_hz] / W_hn, the prototype LSTM's gates / candidate). */
+NN_HIDDEN tg_tensor *nn_project_split_hh(tg_cell_run *run, tg_tensor *x, int64_t rows);
 /* The state check, the one place: st's members k < n_states must be NULL (when
  * allow_null) or [B, state_size k] of dtype dt; an error on the tape names
  * `what` ("initial[2]", "prev", "the step's result") and the state. */

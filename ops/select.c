@@ -175,18 +175,21 @@ static void row_truth(const tg_tensor *cond, const row_walk *w, bool *keep) {
 WHERE_LOOPS(float)
 WHERE_LOOPS(double)
 
-/* one bool per element of a row, in the arena; only when cond varies along rows */
-static bool *row_buffer(tg_node *n, const where_geom *g) {
-    if (!g->nd || g->stride[0][g->nd - 1] == 0) return NULL;
-    return tg_tape_alloc(n->tape, (size_t)g->shape[g->nd - 1] + 1);
+/* The geometry of node n, and *keep: one bool per element of a row (arena),
+ * needed only when cond varies along rows (else NULL). -1 when out of memory. */
+static int where_setup(tg_node *n, where_geom *g, bool **keep) {
+    geom_of(n->in, n->out->ndim, n->out->shape, g);
+    *keep = NULL;
+    if (!g->nd || g->stride[0][g->nd - 1] == 0) return 0;
+    *keep = tg_tape_alloc(n->tape, (size_t)g->shape[g->nd - 1] + 1);
+    return *keep ? 0 : -1;
 }
 
 static int where_forward(tg_node *n) {
     tg_tensor *y = n->out;
     where_geom g;
-    geom_of(n->in, y->ndim, y->shape, &g);
-    bool *keep = row_buffer(n, &g);
-    if (!keep && g.nd && g.stride[0][g.nd - 1]) return -1;
+    bool *keep;
+    if (where_setup(n, &g, &keep) != 0) return -1;
     if (y->dtype == TG_F32)
         where_fwd_float(&g, n->in[0], n->in[1]->data, n->in[2]->data, y->data, y->numel, keep);
     else
@@ -197,9 +200,8 @@ static int where_forward(tg_node *n) {
 static int where_vjp(tg_node *n) {
     tg_tensor *y = n->out;
     where_geom g;
-    geom_of(n->in, y->ndim, y->shape, &g);
-    bool *keep = row_buffer(n, &g);
-    if (!keep && g.nd && g.stride[0][g.nd - 1]) return -1;
+    bool *keep;
+    if (where_setup(n, &g, &keep) != 0) return -1;
     for (int side = 1; side <= 2; side++) {
         bool fresh;
         void *dx = tg_input_grad_fresh(n, side, &fresh);
