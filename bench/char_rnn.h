@@ -3,8 +3,8 @@
  *
  * x one-hot [B, T, V] (V = 65) -> tg_rnn (1 layer, hidden H = 256, all steps)
  * -> Linear(H, V) -> cross-entropy over all B*T steps; Adam. Same shapes as
- * bench/torch_reference.py. The cell is tapegrad's composed one (nn/lstm.c,
- * nn/gru.c: primitives on the tape), not a fused kernel.
+ * bench/torch_reference.py. The cell is tapegrad's composed one (nn/cell_lstm.c,
+ * nn/cell_gru.c: primitives on the tape), not a fused kernel.
  *
  * Own options: --seq T (default 64), --batch B (default 32); a shape other
  * than 64 x 32 is reported as W6-T<T>-B<B>. */
