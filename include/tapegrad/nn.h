@@ -14,7 +14,8 @@
  *            GRU reset-after (tg_cell_gru).
  *   tg_rnn_opts_torch(cell, C, H) gives a recurrent layer all of PyTorch's in
  *   one call: time major, every step's output, U(-1/sqrt(H), 1/sqrt(H)) for
- *   every weight and bias, no unit_forget_bias, dropout between layers.
+ *   every weight and bias, no unit_forget_bias (and layer_dropout for
+ *   PyTorch's dropout=).
  *   For PyTorch's Linear / Conv1d initialisation give weight_init and
  *   bias_init {TG_INIT_UNIFORM, -1/sqrt(fan_in), 1/sqrt(fan_in)}.
  *
