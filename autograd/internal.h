@@ -67,6 +67,7 @@ struct tg_tape {
     uint64_t generation;   /* tg_tape_reset count: arena tensors of an older one are stale */
     tg_tensor **claimed;   /* leaves the running backward has claimed (backward.c) */
     int64_t n_claimed, cap_claimed;
+    const char *scope;      /* tg_tape_set_scope: appended to error messages  */
 };
 
 /* Counted heap allocation (the counter behind tg_heap_allocs). */

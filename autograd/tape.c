@@ -170,6 +170,8 @@ int tg_fail(tg_tape *tp, tg_status st, const char *op, const char *fmt, ...) {
     if (tp && tp->status == TG_OK) {
         tp->status = st;
         tg__vformat_error(tp->msg, sizeof tp->msg, op, fmt, ap);
+        size_t used = strlen(tp->msg);
+        if (tp->scope) snprintf(tp->msg + used, sizeof tp->msg - used, " (in %s)", tp->scope);
     } else if (!tp) {
         char msg[512];
         tg__vformat_error(msg, sizeof msg, op, fmt, ap);
@@ -177,6 +179,13 @@ int tg_fail(tg_tape *tp, tg_status st, const char *op, const char *fmt, ...) {
     }
     va_end(ap);
     return -1;
+}
+
+const char *tg_tape_set_scope(tg_tape *tp, const char *scope) {
+    if (!tp) return NULL;
+    const char *prev = tp->scope;
+    tp->scope = scope;
+    return prev;
 }
 
 tg_status tg_tape_status(const tg_tape *tp) { return tp ? tp->status : TG_ERR_ARG; }

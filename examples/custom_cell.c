@@ -88,8 +88,8 @@ static tg_status model_init(model *m, cell_kind kind, tg_params *p, int64_t H, t
     if (kind == CELL_MGU) {
         st = mgu_init(&m->mgu, p, "mgu", C, H, dt, rng);
     } else {
-        tg_rnn_opts o = tg_rnn_opts_default(kind == CELL_GRU ? TG_RNN_GRU : TG_RNN_LSTM, C, H);
-        st = tg_rnn_cell_init(&m->builtin, p, kind == CELL_GRU ? "gru" : "lstm", &o, C, dt, rng);
+        tg_rnn_opts o = tg_rnn_opts_default(kind == CELL_GRU ? &tg_cell_gru : &tg_cell_lstm, C, H);
+        st = tg_rnn_cell_init(&m->builtin, p, kind == CELL_GRU ? "gru" : "lstm", &o, 0, C, dt, rng);
     }
     m->w_y = tg_params_create(p, "readout.w", dt, 2, (int64_t[]){H, 1});
     m->b_y = tg_params_create(p, "readout.b", dt, 1, (int64_t[]){1});
@@ -105,7 +105,7 @@ static tg_tensor *forward(tg_tape *tp, const model *m, tg_tensor *const *xs, int
         h = tg_tape_tensor(tp, tg_tensor_dtype(m->w_y), 2, (int64_t[]){B, m->H});   /* h_0 = 0 */
         for (int64_t t = 0; t < T; t++) h = mgu_step(tp, &m->mgu, xs[t], h);
     } else {
-        tg_rnn_state s = {0};   /* NULL members: zeros */
+        tg_rnn_state s = {{{0}}};   /* NULL members: zeros */
         for (int64_t t = 0; t < T; t++) {
             tg_rnn_state next;
             h = tg_rnn_cell_step(tp, &m->builtin, xs[t], &s, &next);

@@ -283,7 +283,7 @@ typedef struct model {
 } model;
 
 static tg_rnn_opts lstm_opts(const options *o, int64_t in) {
-    tg_rnn_opts r = tg_rnn_opts_default(TG_RNN_LSTM, in, o->hidden);
+    tg_rnn_opts r = tg_rnn_opts_default(&tg_cell_lstm, in, o->hidden);
     r.dropout = r.recurrent_dropout = o->kind == M_CNN_LSTM ? 0 : o->dropout;
     r.bidirectional = o->kind == M_BILSTM;
     r.num_layers = o->kind == M_STACKED ? 2 : 1;
@@ -325,7 +325,7 @@ static tg_tensor *model_forward(tg_tape *tp, const model *m, tg_tensor *ids, tg_
     switch (m->kind) {
     case M_LSTM:
     case M_BILSTM:
-    case M_STACKED: h = tg_rnn_forward(tp, &m->rnn, e, &call, NULL); break;
+    case M_STACKED: h = tg_rnn_forward(tp, &m->rnn, e, &call, NULL, 0); break;
     case M_CNN: {
         tg_tensor *x = tg_transpose(tp, tg_spatial_dropout1d(tp, e, m->dropout, rng), 1, 2);
         h = tg_global_max_pool1d(tp, tg_conv1d_layer_forward(tp, &m->conv, x));   /* [B, F] */
@@ -334,7 +334,7 @@ static tg_tensor *model_forward(tg_tape *tp, const model *m, tg_tensor *ids, tg_
     case M_CNN_LSTM: {
         tg_tensor *x = tg_transpose(tp, tg_dropout(tp, e, m->dropout, rng), 1, 2);   /* [B, C, T] */
         tg_tensor *c = tg_max_pool1d(tp, tg_conv1d_layer_forward(tp, &m->conv, x), 4, 4);
-        h = tg_rnn_forward(tp, &m->rnn, tg_transpose(tp, c, 1, 2), &call, NULL);
+        h = tg_rnn_forward(tp, &m->rnn, tg_transpose(tp, c, 1, 2), &call, NULL, 0);
         break;
     }
     }
@@ -612,6 +612,7 @@ static int run(options *o, corpus *c) {
     rc = 0;
 out:
     trainer_free(&t);
+    tg_rnn_free(&m.rnn);
     tg_params_free(m.params);
     free_encoded(&train);
     free_encoded(&val);

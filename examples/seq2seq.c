@@ -216,7 +216,7 @@ static bool parse_score(const char *name, tg_score_kind *k) {
 }
 
 static int make_model(tg_seq2seq *m, tg_params *p, const config *c, tg_rng *rng) {
-    tg_seq2seq_opts o = tg_seq2seq_opts_default(TG_RNN_LSTM, SRC_VOCAB, TGT_VOCAB, c->embed,
+    tg_seq2seq_opts o = tg_seq2seq_opts_default(&tg_cell_lstm, SRC_VOCAB, TGT_VOCAB, c->embed,
                                                 c->hidden);
     o.attention = c->attention;
     if (!parse_score(c->score, &o.score)) {
@@ -541,6 +541,7 @@ int main(int argc, char **argv) {
     tg_rng rng = tg_rng_seeded((uint64_t)c.seed);
     dataset d;
     tg_seq2seq m;
+    memset(&m, 0, sizeof m);
     trainer t = {0};
     rc = make_dataset(&d, &c, &rng) || setup(&t, &m, &c, &rng);
     if (!rc) {
@@ -562,6 +563,7 @@ int main(int argc, char **argv) {
         }
     }
     teardown(&t);
+    tg_seq2seq_free(&m);
     free_dataset(&d);
     return rc;
 }

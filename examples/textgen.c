@@ -40,6 +40,9 @@
 #include <string.h>
 
 enum { N_CONFIG = 4 };                         /* cell kind, layers, hidden, embedding */
+enum { MAX_LAYERS = 8 };
+/* the cell kinds as numbers in textgen.config */
+typedef enum cell_kind { CELL_RNN = 0, CELL_LSTM = 2, CELL_GRU = 3 } cell_kind;
 
 typedef struct options {
     const char *data, *cell, *optim, *save, *load, *plot, *prime;
@@ -52,7 +55,7 @@ typedef struct options {
 
 typedef struct model {
     tg_params *p;
-    tg_rnn_kind kind;
+    cell_kind kind;
     int64_t L, H, E, V;
     tg_embedding_layer emb;
     tg_rnn rnn;
@@ -63,24 +66,28 @@ typedef struct model {
 /* The recurrent state carried between calls, caller-owned so it outlives tape resets. */
 typedef struct carry {
     int L;
-    tg_tensor *h[TG_RNN_MAX_LAYERS], *c[TG_RNN_MAX_LAYERS];   /* [B, H] */
-    tg_rnn_state init[TG_RNN_MAX_LAYERS], fin[TG_RNN_MAX_LAYERS];
+    tg_tensor *h[MAX_LAYERS], *c[MAX_LAYERS];   /* [B, H] */
+    tg_rnn_state init[MAX_LAYERS], fin[MAX_LAYERS];
 } carry;
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) { (void)sig; interrupted = 1; }
 
 /* ---- model --------------------------------------------------------------------------- */
-static bool parse_cell(const char *s, tg_rnn_kind *k) {
-    if (!strcmp(s, "rnn")) *k = TG_RNN_ELMAN;
-    else if (!strcmp(s, "lstm")) *k = TG_RNN_LSTM;
-    else if (!strcmp(s, "gru")) *k = TG_RNN_GRU;
+static bool parse_cell(const char *s, cell_kind *k) {
+    if (!strcmp(s, "rnn")) *k = CELL_RNN;
+    else if (!strcmp(s, "lstm")) *k = CELL_LSTM;
+    else if (!strcmp(s, "gru")) *k = CELL_GRU;
     else return false;
     return true;
 }
 
-static const char *cell_name(tg_rnn_kind k) {
-    return k == TG_RNN_LSTM ? "lstm" : k == TG_RNN_GRU ? "gru" : "rnn";
+static const char *cell_name(cell_kind k) {
+    return k == CELL_LSTM ? "lstm" : k == CELL_GRU ? "gru" : "rnn";
+}
+
+static const tg_cell *cell_of(cell_kind k) {
+    return k == CELL_LSTM ? &tg_cell_lstm : k == CELL_GRU ? &tg_cell_gru : &tg_cell_elman;
 }
 
 static tg_tensor *buffer(tg_params *p, const char *name, int64_t n) {
@@ -92,7 +99,7 @@ static tg_tensor *buffer(tg_params *p, const char *name, int64_t n) {
 /* Builds the layers of m (kind, L, H, E, V set) and its buffers from cp's vocabulary. */
 static int model_build(model *m, const corpus *cp, double dropout, tg_rng *rng) {
     m->p = tg_params_new();
-    tg_rnn_opts ro = tg_rnn_opts_default(m->kind, m->E, m->H);
+    tg_rnn_opts ro = tg_rnn_opts_default(cell_of(m->kind), m->E, m->H);
     ro.num_layers = (int)m->L;
     ro.return_sequences = true;
     ro.dropout = dropout;
@@ -110,11 +117,11 @@ static int model_build(model *m, const corpus *cp, double dropout, tg_rng *rng) 
     return 0;
 }
 
-/* cell kind one of ours, layers in 1..TG_RNN_MAX_LAYERS, hidden and embedding in 1..EX_MAX_SIZE */
+/* cell kind one of ours, layers in 1..MAX_LAYERS, hidden and embedding in 1..EX_MAX_SIZE */
 static bool config_ok(const tg_tensor *cfg) {
     double k = tg_tensor_get(cfg, 0), l = tg_tensor_get(cfg, 1);
-    bool ok = (k == TG_RNN_ELMAN || k == TG_RNN_LSTM || k == TG_RNN_GRU) && l >= 1 &&
-              l <= TG_RNN_MAX_LAYERS && l == floor(l);
+    bool ok = (k == CELL_RNN || k == CELL_LSTM || k == CELL_GRU) && l >= 1 &&
+              l <= MAX_LAYERS && l == floor(l);
     for (int i = 2; i < N_CONFIG; i++) {
         double v = tg_tensor_get(cfg, i);
         ok = ok && v >= 1 && v <= EX_MAX_SIZE && v == floor(v);
@@ -135,7 +142,7 @@ static int read_header(const tg_safetensors *f, const char *path, model *m, corp
         rc = ex_bad_data(path, 0, "textgen.config holds an unknown cell or sizes out of range",
                          NULL);
     } else {
-        m->kind = (tg_rnn_kind)tg_tensor_get(cfg, 0);
+        m->kind = (cell_kind)tg_tensor_get(cfg, 0);
         m->L = (int64_t)tg_tensor_get(cfg, 1), m->H = (int64_t)tg_tensor_get(cfg, 2);
         m->E = (int64_t)tg_tensor_get(cfg, 3), m->V = tg_tensor_numel(voc);
         cp->V = (int)m->V;
@@ -154,16 +161,19 @@ static int read_header(const tg_safetensors *f, const char *path, model *m, corp
     return rc;
 }
 
-static void model_free(model *m) { tg_params_free(m->p); }
+static void model_free(model *m) {
+    tg_rnn_free(&m->rnn);
+    tg_params_free(m->p);
+}
 
 static int carry_open(carry *s, const model *m, int64_t B) {
     memset(s, 0, sizeof *s);
     s->L = (int)m->L;
     for (int l = 0; l < s->L; l++) {
         s->h[l] = tg_tensor_new(TG_F32, 2, (int64_t[]){B, m->H});
-        if (m->kind == TG_RNN_LSTM) s->c[l] = tg_tensor_new(TG_F32, 2, (int64_t[]){B, m->H});
-        if (!s->h[l] || (m->kind == TG_RNN_LSTM && !s->c[l])) return -1;
-        s->init[l] = (tg_rnn_state){s->h[l], s->c[l]};
+        if (m->kind == CELL_LSTM) s->c[l] = tg_tensor_new(TG_F32, 2, (int64_t[]){B, m->H});
+        if (!s->h[l] || (m->kind == CELL_LSTM && !s->c[l])) return -1;
+        s->init[l] = (tg_rnn_state){.h = s->h[l], .c = s->c[l]};
     }
     return 0;
 }
@@ -191,9 +201,9 @@ static void carry_close(carry *s) {
 
 /* x ids [B, T] -> logits [B, T, V], from the state in s (final state into s->fin). */
 static tg_tensor *forward(tg_tape *tp, const model *m, tg_tensor *x, carry *s, tg_rng *rng) {
-    tg_rnn_call call = {.initial = s->init, .rng = rng};
+    tg_rnn_call call = {.initial = s->init, .n_initial = s->L, .rng = rng};
     tg_tensor *e = tg_embedding_layer_forward(tp, &m->emb, x);   /* [B, T, E] */
-    tg_tensor *h = tg_rnn_forward(tp, &m->rnn, e, &call, s->fin);  /* [B, T, H] */
+    tg_tensor *h = tg_rnn_forward(tp, &m->rnn, e, &call, s->fin, s->L);  /* [B, T, H] */
     return tg_linear_forward(tp, &m->fc, h);                      /* [B, T, V] */
 }
 
@@ -554,7 +564,7 @@ static bool fits_memory(const model *m, int64_t B, int64_t T) {
 }
 
 static int check_options(const options *o) {
-    tg_rnn_kind k;
+    cell_kind k;
     const char *bad = !parse_cell(o->cell, &k) ? "--cell must be rnn, lstm or gru"
         : o->sample_only && !o->load ? "--sample-only needs --load PATH" : NULL;
     if (bad) fprintf(stderr, "textgen: %s (see --help)\n", bad);
@@ -615,7 +625,7 @@ int main(int argc, char **argv) {
         {"data", EX_STR, &o.data, "text file (default: the fortunes in " FORTUNE_DIR "/)",
          EX_NONE},
         {"cell", EX_STR, &o.cell, "rnn (Elman), lstm or gru", EX_NONE},
-        {"layers", EX_INT, &o.layers, "stacked recurrent layers", EX_IN(1, TG_RNN_MAX_LAYERS)},
+        {"layers", EX_INT, &o.layers, "stacked recurrent layers", EX_IN(1, MAX_LAYERS)},
         {"hidden", EX_INT, &o.hidden, "hidden size H", EX_IN(1, EX_MAX_SIZE)},
         {"embed", EX_INT, &o.embed, "character embedding size E", EX_IN(1, EX_MAX_SIZE)},
         {"batch", EX_INT, &o.batch, "streams per batch B", EX_IN(1, EX_MAX_SIZE)},

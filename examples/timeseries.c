@@ -159,15 +159,16 @@ static void free_windows(windows *w) {
 }
 
 /* ---- models ----------------------------------------------------------------------------- */
-static int model_init(model *m, const char *name, int kind, const options *o, tg_rng *rng) {
+static int model_init(model *m, const char *name, const tg_cell *cell, const options *o,
+                      tg_rng *rng) {
     memset(m, 0, sizeof *m);
     m->name = name;
     m->params = tg_params_new();
     if (!m->params) return -1;
-    m->recurrent = kind >= 0;
+    m->recurrent = cell != NULL;
     int64_t in = o->window;
     if (m->recurrent) {
-        tg_rnn_opts ro = tg_rnn_opts_default((tg_rnn_kind)kind, 1, o->hidden);
+        tg_rnn_opts ro = tg_rnn_opts_default(cell, 1, o->hidden);
         if (tg_rnn_init(&m->rnn, m->params, "rnn", &ro, TG_F32, rng) != TG_OK) return -1;
         in = o->hidden;
     }
@@ -176,7 +177,7 @@ static int model_init(model *m, const char *name, int kind, const options *o, tg
 
 /* Predicted standardised changes [N, 1]. */
 static tg_tensor *model_forward(tg_tape *tp, const model *m, const windows *w) {
-    tg_tensor *h = m->recurrent ? tg_rnn_forward(tp, &m->rnn, w->seq, NULL, NULL) : w->flat;
+    tg_tensor *h = m->recurrent ? tg_rnn_forward(tp, &m->rnn, w->seq, NULL, NULL, 0) : w->flat;
     return tg_linear_forward(tp, &m->head, h);
 }
 
@@ -256,9 +257,9 @@ static int run(const options *o, series *s) {
     if (tp && o->threads > 0) tg_tape_set_threads(tp, (int)o->threads);
     if (!tp || make_windows(&train, s, o->window, o->window + 1, s->n_train) ||
         make_windows(&test, s, o->window, s->n_train, s->n) ||
-        model_init(&ms[0], "perceptron", -1, o, &rng) ||
-        model_init(&ms[1], "SimpleRNN", TG_RNN_ELMAN, o, &rng) ||
-        model_init(&ms[2], "LSTM", TG_RNN_LSTM, o, &rng)) {
+        model_init(&ms[0], "perceptron", NULL, o, &rng) ||
+        model_init(&ms[1], "SimpleRNN", &tg_cell_elman, o, &rng) ||
+        model_init(&ms[2], "LSTM", &tg_cell_lstm, o, &rng)) {
         fprintf(stderr, "setup failed: %s\n", tg_last_error());
         goto out;
     }
@@ -287,7 +288,7 @@ static int run(const options *o, series *s) {
     if (o->plot && *o->plot) plot(o, s, ms, persist);
     rc = 0;
 out:
-    for (int i = 0; i < N_MODELS; i++) tg_params_free(ms[i].params);
+    for (int i = 0; i < N_MODELS; i++) tg_rnn_free(&ms[i].rnn), tg_params_free(ms[i].params);
     free_windows(&train);
     free_windows(&test);
     tg_tape_free(tp);

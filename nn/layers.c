@@ -86,24 +86,39 @@ tg_status tg_layer_norm_init(tg_layer_norm *ln, tg_params *p, const char *name, 
 }
 
 /* x [..., C]: mu = mean(x), d = x - mu, var = mean(d^2),
- * y = d / sqrt(var + eps) * gamma + beta */
-tg_tensor *tg_layer_norm_forward(tg_tape *tp, const tg_layer_norm *ln, tg_tensor *x) {
-    if (!ln || !ln->gamma) {
-        tg_fail(tp, TG_ERR_ARG, "layer_norm", "layer is not initialised");
+ * y = d * rsqrt(var + eps) (* weight + bias) */
+tg_tensor *tg_layer_norm_fn(tg_tape *tp, tg_tensor *x, tg_tensor *weight, tg_tensor *bias,
+                            double eps) {
+    if (!x) return NULL;
+    char s[160], sw[160], sb[160];
+    int64_t C = tg_tensor_ndim(x) >= 1 ? tg_tensor_dim(x, -1) : 0;
+    bool w_ok = !weight || (tg_tensor_ndim(weight) == 1 && tg_tensor_dim(weight, 0) == C);
+    bool b_ok = !bias || (tg_tensor_ndim(bias) == 1 && tg_tensor_dim(bias, 0) == C);
+    if (C < 1 || !w_ok || !b_ok) {
+        tg_fail(tp, TG_ERR_SHAPE, "layer_norm", "x [..., C] with weight and bias [C] or NULL: "
+                "x %s weight %s bias %s", tg_shape_str(x, s, sizeof s),
+                weight ? tg_shape_str(weight, sw, sizeof sw) : "NULL",
+                bias ? tg_shape_str(bias, sb, sizeof sb) : "NULL");
         return NULL;
     }
-    if (!x) return NULL;
-    if (tg_tensor_ndim(x) < 1 || tg_tensor_dim(x, -1) != ln->dim) {
-        char s[160];
-        tg_fail(tp, TG_ERR_SHAPE, "layer_norm", "last axis of x must be %lld: x %s",
-                (long long)ln->dim, tg_shape_str(x, s, sizeof s));
+    if (!(eps > 0 && eps < INFINITY)) {
+        tg_fail(tp, TG_ERR_ARG, "layer_norm", "eps must be finite and > 0: %g", eps);
         return NULL;
     }
     tg_tensor *mu = tg_mean_axis(tp, x, -1, true);
     tg_tensor *d = tg_sub(tp, x, mu);
     tg_tensor *var = tg_mean_axis(tp, tg_mul(tp, d, d), -1, true);
-    tg_tensor *xhat = tg_div(tp, d, tg_sqrt(tp, tg_shift(tp, var, ln->eps)));
-    return tg_add(tp, tg_mul(tp, xhat, ln->gamma), ln->beta);
+    tg_tensor *y = tg_mul(tp, d, tg_rsqrt(tp, tg_shift(tp, var, eps)));
+    if (weight) y = tg_mul(tp, y, weight);
+    return bias ? tg_add(tp, y, bias) : y;
+}
+
+tg_tensor *tg_layer_norm_forward(tg_tape *tp, const tg_layer_norm *ln, tg_tensor *x) {
+    if (!ln || !ln->gamma) {
+        tg_fail(tp, TG_ERR_ARG, "layer_norm", "layer is not initialised");
+        return NULL;
+    }
+    return tg_layer_norm_fn(tp, x, ln->gamma, ln->beta, ln->eps);
 }
 
 /* ---- SpatialDropout1D -------------------------------------------------------------- */

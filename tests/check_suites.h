@@ -25,6 +25,7 @@ Suite *suite_dropout(void);
 Suite *suite_loss(void);
 Suite *suite_sizes(void);
 Suite *suite_numerics(void);
+Suite *suite_select(void);
 
 /* ---- shared helpers: literal tensors, comparisons that fail on NaN/Inf, errors ---- */
 

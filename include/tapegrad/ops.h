@@ -44,6 +44,16 @@ TG_API tg_tensor *tg_pow(tg_tape *tp, tg_tensor *x, double p);       /* x^p; d/d
  * (0,1), 0 at and beyond the two kinks (as PyTorch). */
 TG_API tg_tensor *tg_hard_sigmoid(tg_tape *tp, tg_tensor *x);
 TG_API tg_tensor *tg_hard_sigmoid_ex(tg_tape *tp, tg_tensor *x, double slope, double offset);
+TG_API tg_tensor *tg_rsqrt(tg_tape *tp, tg_tensor *x);               /* 1/sqrt(x)     */
+/* a * x + b (a, b finite); 1 - x is tg_affine(tp, x, -1, 1). */
+TG_API tg_tensor *tg_affine(tg_tape *tp, tg_tensor *x, double a, double b);
+
+/* ---- selection ----------------------------------------------------------- */
+/* cond (float or int32; non-zero = true), a, b (floats of one dtype), all
+ * bcast -> cond ? a : b. Never reads the value it discards, so a NaN or Inf
+ * there cannot leak into y or into any gradient (keep*a + (1-keep)*b would:
+ * 0 * NaN is NaN). da = cond ? dy : 0, db = cond ? 0 : dy; cond gets none. */
+TG_API tg_tensor *tg_where(tg_tape *tp, tg_tensor *cond, tg_tensor *a, tg_tensor *b);
 
 /* ---- softmax ------------------------------------------------------------- */
 TG_API tg_tensor *tg_softmax(tg_tape *tp, tg_tensor *x, int axis);      /* max-shifted */
@@ -69,6 +79,13 @@ TG_API tg_tensor *tg_sum(tg_tape *tp, tg_tensor *x);                 /* all -> s
 TG_API tg_tensor *tg_mean(tg_tape *tp, tg_tensor *x);                /* all -> shape [] */
 TG_API tg_tensor *tg_sum_axis(tg_tape *tp, tg_tensor *x, int axis, bool keepdim);
 TG_API tg_tensor *tg_mean_axis(tg_tape *tp, tg_tensor *x, int axis, bool keepdim);
+/* The same under PyTorch's word for an axis (torch.sum(x, dim, keepdim)). */
+static inline tg_tensor *tg_sum_dim(tg_tape *tp, tg_tensor *x, int dim, bool keepdim) {
+    return tg_sum_axis(tp, x, dim, keepdim);
+}
+static inline tg_tensor *tg_mean_dim(tg_tape *tp, tg_tensor *x, int dim, bool keepdim) {
+    return tg_mean_axis(tp, x, dim, keepdim);
+}
 /* Max along axis; the gradient goes to the first maximal element. */
 TG_API tg_tensor *tg_max_axis(tg_tape *tp, tg_tensor *x, int axis, bool keepdim);
 

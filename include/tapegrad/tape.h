@@ -52,6 +52,12 @@ TG_API tg_tensor *tg_tape_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64
 TG_API tg_status tg_tape_status(const tg_tape *tp);
 TG_API const char *tg_tape_error(const tg_tape *tp);  /* "" when fine */
 TG_API void tg_tape_clear_error(tg_tape *tp);
+/* Name what is running, for error messages: an error recorded while a scope
+ * is set ends with " (in <scope>)", e.g.
+ *   "matmul: inner dimensions differ: [4,9] x [8,8] (in rnn 'enc': cell mgu, layer 1 reverse, step 3)".
+ * The tape keeps the pointer: the text must stay valid while it is the scope.
+ * NULL clears it. Returns the previous scope, to restore when done. */
+TG_API const char *tg_tape_set_scope(tg_tape *tp, const char *scope);
 
 /* Recording control. No-grad scopes nest. */
 TG_API void tg_no_grad_begin(tg_tape *tp);
