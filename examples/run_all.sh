@@ -17,18 +17,22 @@ build=${BUILD:-build-release}
 out=$build/results
 doc=docs/results.md
 
-# name | full-size arguments | label | check | target | wall-time limit in s (optional)
+# name | full-size arguments | label | check | target | wall-time limit in s (optional) | program
 # label: the text printed just before the headline figure (the last such line counts);
 # check: how the first number after it meets the target. {out} in the arguments
-# stands for the results folder.
+# stands for the results folder. program: the example to run when it is not the
+# row's name (one program measured two ways). PNGs named <name>*.png in the results
+# folder are copied to docs/img/ and shown under the row's section.
 table=$(cat <<'EOF'
 mlp | --epochs 15 --batch 128 --hidden 256 --dropout 0.2 --lr 1e-3 --seed 1 --threads 1 --plot {out}/mlp.png | test accuracy (MLP): | >= 0.87 | test accuracy of the MLP >= 0.87 (Fashion-MNIST) | 300
 timeseries | --data ../shared/data/airline-passengers.csv --window 12 --hidden 8 --epochs 400 --lr 0.01 --seed 1 --threads 1 --plot {out}/timeseries.png | LSTM RMSE / persistence RMSE: | < 1 | LSTM test RMSE below persistence (airline passengers) | 120
 textgen | --data ../shared/data/tinyshakespeare.txt --cell lstm --layers 2 --hidden 256 --batch 64 --seq 100 --steps 1400 --lr 2e-3 --lr-min 1e-4 --threads 1 --eval-every 100 --sample-every 700 --save {out}/textgen.safetensors --plot {out}/textgen-loss.png | validation cross-entropy: | <= 1.60 | validation cross-entropy <= 1.60 nats/char (2 x 256 LSTM, tinyshakespeare) within 15 minutes | 900
 sentiment | --data ../shared/data/umich-sentiment-train.tsv --model lstm --epochs 10 --batch 32 --seed 1 --split-seed 42 --threads 1 --plot {out}/sentiment.png | validation accuracy (lstm): | >= 0.97 | validation accuracy >= 0.97 (default LSTM model) | 300
 seq2seq | --beam 3 --threads 1 --seed 1 | test exact-match accuracy (greedy): | >= 0.99 | exact-match accuracy >= 0.99 on 2000 held-out addition questions, 3-digit operands (LSTM encoder-decoder, reversed input, greedy; beam k=3 printed too) | 300
+seq2seq-attention | --attention --beam 3 --threads 1 --seed 1 | test exact-match accuracy (greedy): | >= 0.99 | the same with attention (greedy; beam k=3 printed too) | 600 | seq2seq
 transformer | --task sort --threads 1 --seed 1 --plot {out}/transformer-attention.png | test exact-match accuracy: | >= 0.99 | exact-match accuracy >= 0.99 on 2000 held-out digit strings of length 10 (sorting; 2 layers, d_model 64, 4 heads) + attention heatmap PNG | 180
 custom_cell | --compare --threads 1 --seed 1 | new cell (MGU) test accuracy on the adding problem, T = 50: | >= 0.95 | new cell (MGU) from primitives passes tg_gradcheck and learns the adding problem (T = 50; GRU and LSTM alongside) | 180
+cnn | --epochs 12 --batch 128 --seed 1 --threads 1 --plot-filters {out}/cnn-filters.png --plot-confusion {out}/cnn-confusion.png | test accuracy (CNN): | >= 0.91 | test accuracy of a 2-block CNN >= 0.91 (Fashion-MNIST; per class, confusion matrix and first-layer filters as PNGs) | 2400
 EOF
 )
 
@@ -46,12 +50,13 @@ figure_of() {
 }
 
 run_one() {
-    local row=$1 name args label check target limit exe log start secs rc value met
+    local row=$1 name args label check target limit prog exe log start secs rc value met
     name=$(field "$row" 1); args=$(field "$row" 2 | sed "s|{out}|$out|g"); label=$(field "$row" 3)
     check=$(field "$row" 4); target=$(field "$row" 5); limit=$(field "$row" 6)
-    exe=$build/examples/$name
+    prog=$(field "$row" 7); prog=${prog:-$name}
+    exe=$build/examples/$prog
     log=$out/$name.log
-    if [ -z "$label" ] || ! ninja -C "$build" "examples/$name" >/dev/null 2>&1; then
+    if [ -z "$label" ] || ! ninja -C "$build" "examples/$prog" >/dev/null 2>&1; then
         echo "$name: skipped (not built, or no full-size settings yet)"
         printf '| %s | not run | %s | - | - |\n' "$name" "$target" >"$out/$name.row"
         return 0
@@ -128,6 +133,19 @@ details() {
     echo '```'
     grep -vE '^step [0-9]+/[0-9]+ ' "$out/$1.log" | tail -n 30
     echo '```'
+    pictures "$1"
+}
+
+# The run's PNGs, copied beside this document (docs/img/) and shown.
+pictures() {
+    local png base
+    for png in "$out/$1".png "$out/$1"-*.png; do
+        [ -f "$png" ] || continue
+        base=$(basename "$png")
+        mkdir -p docs/img
+        cp "$png" "docs/img/$base"
+        printf '\n![%s](img/%s)\n' "$base" "$base"
+    done
 }
 
 write_doc() {

@@ -196,7 +196,10 @@ static int conv2d_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void 
                         T *r = row + i * w->out;                                                   \
                         const T *xr = x + (c * h->n + i * h->s + offh) * w->n + offw;              \
                         for (int64_t j = 0; j < jlo; j++) r[j] = 0;                                \
-                        for (int64_t j = jlo; j < jhi; j++) r[j] = xr[j * w->s];                   \
+                        if (w->s == 1) /* the common case: a contiguous copy */                  \
+                            memcpy(r + jlo, xr + jlo, (size_t)(jhi - jlo) * sizeof(T));            \
+                        else                                                                       \
+                            for (int64_t j = jlo; j < jhi; j++) r[j] = xr[j * w->s];               \
                         for (int64_t j = jhi; j < w->out; j++) r[j] = 0;                           \
                     }                                                                              \
                     memset(row + ihi * w->out, 0, (size_t)((h->out - ihi) * w->out) * sizeof(T));  \
@@ -215,7 +218,10 @@ static int conv2d_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void 
                     for (int64_t i = ilo; i < ihi; i++) {                                          \
                         const T *r = row + i * w->out;                                             \
                         T *dxr = dx + (c * h->n + i * h->s + offh) * w->n + offw;                  \
-                        for (int64_t j = jlo; j < jhi; j++) dxr[j * w->s] += r[j];                 \
+                        if (w->s == 1) /* contiguous: the compiler vectorizes it */              \
+                            for (int64_t j = jlo; j < jhi; j++) dxr[j] += r[j];                    \
+                        else                                                                       \
+                            for (int64_t j = jlo; j < jhi; j++) dxr[j * w->s] += r[j];             \
                     }                                                                              \
                 }                                                                                  \
     }                                                                                              \
@@ -401,24 +407,27 @@ static void window(const win_axis *a, int64_t t, int64_t *lo, int64_t *hi) {
 }
 
 #define POOL2D_LOOPS(T)                                                                            \
-    /* arg gets each window's argmax as a flat index into x */                                     \
+    /* arg gets each window's argmax as a flat index into x. "!(v <= best) && best == best":  \
+     * v wins when larger or NaN, unless best is already a NaN (the first NaN stays). */          \
     static void max_pool2d_fwd_##T(const T *x, T *y, int64_t *arg, const pool2d_dims *d) {         \
         int64_t H = d->h.n, W = d->w.n;                                                            \
         for (int64_t r = 0, o = 0; r < d->planes; r++)                                             \
-            for (int64_t i = 0; i < d->h.out; i++)                                                 \
+            for (int64_t i = 0; i < d->h.out; i++) {                                               \
+                int64_t i0, i1, j0, j1;                                                            \
+                window(&d->h, i, &i0, &i1);                                                        \
                 for (int64_t j = 0; j < d->w.out; j++, o++) {                                      \
-                    int64_t i0, i1, j0, j1, best = -1;                                             \
-                    window(&d->h, i, &i0, &i1);                                                    \
                     window(&d->w, j, &j0, &j1);                                                    \
+                    int64_t at = (r * H + i0) * W + j0;                                            \
+                    T best = x[at];                                                                \
                     for (int64_t u = i0; u < i1; u++)                                              \
                         for (int64_t v = j0; v < j1; v++) {                                        \
-                            int64_t at = (r * H + u) * W + v;                                      \
-                            if (best < 0 || x[at] > x[best] || (isnan(x[at]) && !isnan(x[best])))  \
-                                best = at;                                                         \
+                            T xv = x[(r * H + u) * W + v];                                         \
+                            if (!(xv <= best) && best == best) best = xv, at = (r * H + u) * W + v; \
                         }                                                                          \
-                    y[o] = x[best];                                                                \
-                    arg[o] = best;                                                                 \
+                    y[o] = best;                                                                   \
+                    arg[o] = at;                                                                   \
                 }                                                                                  \
+            }                                                                                      \
     }                                                                                              \
     static void max_pool2d_vjp_##T(const T *dy, T *dx, const int64_t *arg, int64_t n) {            \
         for (int64_t i = 0; i < n; i++) dx[arg[i]] += dy[i];                                       \
