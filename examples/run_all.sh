@@ -5,10 +5,12 @@
 #
 #   bash examples/run_all.sh                  # every example
 #   bash examples/run_all.sh textgen mlp      # only these; other rows keep their last result
+#   bash examples/run_all.sh sentiment-seeds  # only the sentiment table over five split seeds (with PyTorch)
 #
 # Builds a release build in $BUILD (default build-release) first. Logs, plots and
 # checkpoints go to $BUILD/results/; each finished run leaves a table row there,
-# and docs/results.md is rewritten from all rows present. On a machine shared with
+# with the machine it ran on (<name>.machine), and docs/results.md is rewritten
+# from all rows present, each naming its machine. On a machine shared with
 # others, hold the CPU lock so that timings mean something:
 #   flock /work/notes/cpu.lock bash examples/run_all.sh
 set -euo pipefail
@@ -21,8 +23,10 @@ doc=docs/results.md
 # label: the text printed just before the headline figure (the last such line counts);
 # check: how the first number after it meets the target. {out} in the arguments
 # stands for the results folder. program: the example to run when it is not the
-# row's name (one program measured two ways). PNGs named <name>*.png in the results
-# folder are copied to docs/img/ and shown under the row's section.
+# row's name (one program measured two ways), or log:NAME to read a second figure
+# from row NAME's run (listed before it) without running anything. PNGs named
+# <name>*.png in the results folder are copied to docs/img/ and shown under the
+# row's section.
 table=$(cat <<'EOF'
 mlp | --epochs 15 --batch 128 --hidden 256 --dropout 0.2 --lr 1e-3 --seed 1 --threads 1 --plot {out}/mlp.png | test accuracy (MLP): | >= 0.87 | test accuracy of the MLP >= 0.87 (Fashion-MNIST) | 300
 timeseries | --data ../shared/data/airline-passengers.csv --window 12 --hidden 8 --epochs 400 --lr 0.01 --seed 1 --threads 1 --plot {out}/timeseries.png | LSTM RMSE / persistence RMSE: | < 1 | LSTM test RMSE below persistence (airline passengers) | 120
@@ -32,7 +36,9 @@ seq2seq | --beam 3 --threads 1 --seed 1 | test exact-match accuracy (greedy): | 
 seq2seq-attention | --attention --beam 3 --threads 1 --seed 1 | test exact-match accuracy (greedy): | >= 0.99 | the same with attention (greedy; beam k=3 printed too) | 600 | seq2seq
 transformer | --task sort --threads 1 --seed 1 --plot {out}/transformer-attention.png | test exact-match accuracy: | >= 0.99 | exact-match accuracy >= 0.99 on 2000 held-out digit strings of length 10 (sorting; 2 layers, d_model 64, 4 heads) + attention heatmap PNG | 180
 custom_cell | --compare --threads 1 --seed 1 | new cell (MGU) test accuracy on the adding problem, T = 50: | >= 0.95 | new cell (MGU) from primitives passes tg_gradcheck and learns the adding problem (T = 50; GRU and LSTM alongside) | 180
-cnn | --epochs 12 --batch 128 --seed 1 --threads 1 --plot-filters {out}/cnn-filters.png --plot-confusion {out}/cnn-confusion.png | test accuracy (CNN): | >= 0.91 | test accuracy of a 2-block CNN >= 0.91 (Fashion-MNIST; per class, confusion matrix and first-layer filters as PNGs) | 2400
+cnn | --epochs 12 --batch 128 --seed 1 --threads 1 --plot-filters {out}/cnn-filters.png --plot-confusion {out}/cnn-confusion.png | test accuracy (CNN): | >= 0.91 | test accuracy of a 2-block CNN >= 0.91 (Fashion-MNIST; per class, confusion matrix and first-layer filters as PNGs) |
+autoencoder | --k 18 --epochs 10 --seed 1 --threads 1 --plot {out}/autoencoder.png | linear autoencoder error / PCA error: | <= 1.01 | linear autoencoder (k = 18) within 1% of the test reconstruction error of PCA with 18 components (LAPACK); principal angles to the PCA subspace printed; reconstructions PNG |
+autoencoder-nonlinear | | non-linear autoencoder error / PCA error: | < 1 | non-linear autoencoder (784-256-18-256-784, ReLU) below PCA's error at k = 18 | | log:autoencoder
 EOF
 )
 
@@ -49,6 +55,18 @@ figure_of() {
         head -n 1
 }
 
+# A row whose figure comes from another row's log (the same run measures two things).
+figure_row() {
+    local name=$1 label=$2 check=$3 target=$4 from=$5 value met=no
+    [ -f "$out/$from.log" ] || { echo "$name: skipped ($from has not run)"; return 0; }
+    value=$(figure_of "$out/$from.log" "$label")
+    if [ -n "$value" ] && awk "BEGIN { exit !($value $check) }"; then met=yes; fi
+    echo "$name: ${label} ${value:-?} (target: $check): $met"
+    cp "$out/$from.machine" "$out/$name.machine"
+    printf '| %s | %s %s | %s | %s | (the %s run) | %s |\n' "$name" "$label" "${value:-?}" \
+        "$target" "$met" "$from" "$(cpu_name)" >"$out/$name.row"
+}
+
 run_one() {
     local row=$1 name args label check target limit prog exe log start secs rc value met
     name=$(field "$row" 1); args=$(field "$row" 2 | sed "s|{out}|$out|g"); label=$(field "$row" 3)
@@ -56,9 +74,10 @@ run_one() {
     prog=$(field "$row" 7); prog=${prog:-$name}
     exe=$build/examples/$prog
     log=$out/$name.log
+    if [ "${prog#log:}" != "$prog" ]; then figure_row "$name" "$label" "$check" "$target" "${prog#log:}"; return 0; fi
     if [ -z "$label" ] || ! ninja -C "$build" "examples/$prog" >/dev/null 2>&1; then
         echo "$name: skipped (not built, or no full-size settings yet)"
-        printf '| %s | not run | %s | - | - |\n' "$name" "$target" >"$out/$name.row"
+        printf '| %s | not run | %s | - | - | - |\n' "$name" "$target" >"$out/$name.row"
         return 0
     fi
     echo "$name: running $exe $args"
@@ -75,10 +94,13 @@ run_one() {
         { [ -z "$limit" ] || [ "$secs" -le "$limit" ]; }; then met=yes; fi
     [ "$rc" -eq 0 ] || met="no (exit status $rc)"
     echo "$name: ${label} ${value:-?} (target: $check) in ${secs}s: $met"
-    printf '| %s | %s %s | %s | %s | %d min %02d s |\n' "$name" "$label" "${value:-?}" "$target" \
-        "$met" $((secs / 60)) $((secs % 60)) >"$out/$name.row"
+    machine >"$out/$name.machine"
+    printf '| %s | %s %s | %s | %s | %d min %02d s | %s |\n' "$name" "$label" "${value:-?}" "$target" \
+        "$met" $((secs / 60)) $((secs % 60)) "$(cpu_name)" >"$out/$name.row"
     printf '%s\n' "$exe $args" | sed "s|^$build/|./$build/|" >"$out/$name.cmd"
 }
+
+cpu_name() { lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1 | sed 's/([RTMrtm]*)//g'; }
 
 machine() {
     local cpu mem os blis
@@ -148,6 +170,41 @@ pictures() {
     done
 }
 
+# Each machine the rows ran on, with the rows it ran.
+machine_key() { md5sum <"$out/$1.machine" | cut -c1-12; }
+machines() {
+    local seen="" name key names other
+    while IFS= read -r row; do
+        name=$(field "$row" 1)
+        [ -f "$out/$name.machine" ] || continue
+        key=$(machine_key "$name")
+        case " $seen " in *" $key "*) continue ;; esac
+        seen="$seen $key"
+        names=""
+        while IFS= read -r other; do
+            other=$(field "$other" 1)
+            if [ -f "$out/$other.machine" ] && [ "$(machine_key "$other")" = "$key" ]; then
+                names="$names${names:+, }$other"
+            fi
+        done <<<"$table"
+        echo "$names:"
+        echo
+        cat "$out/$name.machine"
+        echo
+    done <<<"$table"
+}
+
+# The tapegrad / PyTorch table of examples/sentiment_seeds.sh, when it has run.
+seeds_section() {
+    [ -f "$out/sentiment-seeds.md" ] || return 0
+    echo "## Sentiment over five split seeds, beside PyTorch"
+    echo
+    notes_for sentiment-seeds
+    echo
+    cat "$out/sentiment-seeds.md"
+    echo
+}
+
 write_doc() {
     local name commit
     commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -159,18 +216,18 @@ write_doc() {
         echo "The examples ran one after another; the run time is the wall time of the whole"
         echo "program (data loading, training, evaluation, plots)."
         echo
-        echo "| example | figure | target | met | run time |"
-        echo "|---|---|---|---|---|"
+        echo "| example | figure | target | met | run time | machine |"
+        echo "|---|---|---|---|---|---|"
         while IFS= read -r row; do
             name=$(field "$row" 1)
             if [ -f "$out/$name.row" ]; then cat "$out/$name.row"
-            else printf '| %s | not run | %s | - | - |\n' "$name" "$(field "$row" 5)"; fi
+            else printf '| %s | not run | %s | - | - | - |\n' "$name" "$(field "$row" 5)"; fi
         done <<<"$table"
         echo
-        echo "## Machine"
+        echo "## Machines"
         echo
-        machine
-        echo
+        machines
+        seeds_section
         echo "## Commands"
         echo
         echo "Run from the repository root after \`meson setup $build -Dbuildtype=release && ninja -C $build\`:"
@@ -194,6 +251,7 @@ if [ -d "$build" ]; then meson setup --reconfigure -Dbuildtype=release "$build" 
 else meson setup "$build" -Dbuildtype=release >/dev/null; fi
 mkdir -p "$out"
 for want in "${@:-}"; do
+    [ "$want" = sentiment-seeds ] && continue
     if [ -n "$want" ] && ! printf '%s\n' "$table" | awk -F'|' '{print $1}' | grep -qx "$want *"; then
         echo "run_all.sh: no example named '$want'" >&2
         exit 2
@@ -203,4 +261,8 @@ while IFS= read -r row; do
     name=$(field "$row" 1)
     if [ $# -eq 0 ] || printf '%s\n' "$@" | grep -qx "$name"; then run_one "$row"; fi
 done <<<"$table"
+# tapegrad and PyTorch over five split seeds (a table of its own, not a row)
+if [ $# -eq 0 ] || printf '%s\n' "$@" | grep -qx sentiment-seeds; then
+    ninja -C "$build" examples/sentiment >/dev/null && bash examples/sentiment_seeds.sh "$build" "$out"
+fi
 write_doc
