@@ -333,7 +333,7 @@ static int run(const options *o, const fm_split *train, const fm_split *test, tg
     }
     for (int m = 0; !rc && m < n; m++) {
         printf("%s test error (MSE per pixel): %.6f\n", ms[m].name, ms[m].test_error);
-        printf("%s error / PCA error: %.4f\n", ms[m].name, ms[m].test_error / pca_err);
+        printf("test error / PCA's, %s: %.4f\n", ms[m].name, ms[m].test_error / pca_err);
         if (ms[m].n_layers == 2) report_angles(&ms[m], &p);
     }
     if (!rc && o->plot && *o->plot) plot(o, tp, &p, ms, n, test);
