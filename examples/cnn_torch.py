@@ -8,8 +8,8 @@ Model (as examples/cnn.c): conv3x3(1->32, pad 1) relu maxpool2, conv3x3(32->64,
 pad 1) relu maxpool2, flatten, dropout, dense 128 relu, dropout, dense 10;
 cross-entropy, Adam with the learning rate cosine-decayed to lr/20 over the
 run. --bench times training steps (forward, backward, Adam) after 3 warm-up
-steps on one thread and prints the milliseconds per batch in the same words
-as examples/cnn --bench.
+steps on one thread and prints the milliseconds per batch, wall and process
+CPU time, in the same words as examples/cnn --bench.
 """
 import argparse
 import gzip
@@ -52,12 +52,13 @@ def bench(a, net, opt, x, y):
     n = len(x) - a.batch + 1
     for s in range(WARMUP + a.bench):
         if s == WARMUP:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
         i = (s * a.batch) % n
         loss = step(net, opt, x[i:i + a.batch], y[i:i + a.batch])
     ms = 1e3 * (time.perf_counter() - start) / a.bench
-    print("pytorch: %.2f ms per batch of %d (training step: forward, backward, Adam), %d steps, "
-          "loss %.4f" % (ms, a.batch, a.bench, loss))
+    cpu_ms = 1e3 * (time.process_time() - cpu) / a.bench
+    print("pytorch: %.2f ms per batch of %d (training step: forward, backward, Adam), %.2f ms CPU, "
+          "%d steps, loss %.4f" % (ms, a.batch, cpu_ms, a.bench, loss))
 
 
 def train(a, net, opt, x, y):
