@@ -271,7 +271,7 @@ static void report_angles(const autoencoder *lin, const pca *p) {
 static void plot(const options *o, tg_tape *tp, const pca *p, const autoencoder *ms, int n_models,
                  const fm_split *test) {
     enum { N = FM_CLASSES };
-    float *tiles = malloc((size_t)(2 + n_models) * N * D * sizeof *tiles);
+    float *tiles = malloc((size_t)(2 + n_models) * N * D * sizeof *tiles + 64);   /* + BLIS slack */
     double *xd = malloc((size_t)N * D * sizeof *xd + 64), *z = malloc((size_t)N * p->k * sizeof *z + 64);
     const char *labels[4] = {"test images", "PCA"};
     bool ok = tiles && xd && z;
