@@ -52,7 +52,7 @@ static win_axis axis_of(int64_t n, int64_t k, int64_t s, int64_t p, int64_t d) {
 /* Output positions t in [*lo, *hi) whose tap at offset off (= tap*d - p) lands
  * inside the input: 0 <= t*s + off < n. */
 static void axis_range(const win_axis *a, int64_t off, int64_t *lo, int64_t *hi) {
-    int64_t first = off >= 0 ? 0 : (-off + a->s - 1) / a->s;
+    int64_t first = off >= 0 ? 0 : (-off - 1) / a->s + 1;   /* ceil(-off / s), no overflow */
     int64_t end = a->n - off <= 0 ? 0 : (a->n - off - 1) / a->s + 1;
     *lo = first < a->out ? first : a->out;
     *hi = end < a->out ? end : a->out;
@@ -97,8 +97,10 @@ static conv2d_dims conv2d_dims_of(const tg_tensor *x, const tg_tensor *w, const 
         axis_of(x->shape[3], w->shape[3], at->stride[1], at->padding[1], at->dilation[1]),
         0,
         0};
-    d.rows_g = w->shape[1] * d.h.k * d.w.k;
-    d.plane = d.h.out * d.w.out;
+    d.rows_g = w->shape[1] * d.h.k * d.w.k;   /* part of w's element count: no overflow */
+    /* Ho * Wo can overflow for hostile padding; infer rejects those sizes before any
+     * kernel uses plane, so saturating here is enough */
+    if (__builtin_mul_overflow(d.h.out, d.w.out, &d.plane)) d.plane = INT64_MAX;
     return d;
 }
 

@@ -345,11 +345,20 @@ START_TEST(conv2d_hostile_settings_fail_cleanly) {
         tg_conv2d_ex(tp, x, w, NULL,
                      &(tg_conv2d_opts){.padding = {(int64_t)1 << 28, (int64_t)1 << 27}}),
         TG_ERR_SHAPE, "or its im2col buffer is too large");
-    /* the largest stride is valid: one output position per axis */
+    /* the largest stride is valid: one output position per axis, also with padding
+     * (window offsets below zero divided by the stride: the kernels must not overflow) */
     tg_tape_clear_error(tp);
     tg_tensor *y = tg_conv2d_ex(tp, x, w, NULL, &(tg_conv2d_opts){.stride = {big, big}});
     ck_assert_ptr_nonnull(y);
     ck_assert_int_eq(tg_tensor_numel(y), 2);
+    tg_tensor_fill(x, 1);
+    tg_tensor_fill(w, 1);
+    tg_tensor_set_requires_grad(x, true);
+    y = tg_conv2d_ex(tp, x, w, NULL, &(tg_conv2d_opts){.stride = {big, big}, .padding = {1, 1}});
+    ck_assert_ptr_nonnull(y);
+    ck_assert_tensor_near(y, TGT_VALS(2, 2), 2, 0);   /* the window at (-1,-1) sees x[.,.,0,0] */
+    ck_assert_int_eq(tg_backward(tp, tg_sum(tp, y)), TG_OK);
+    ck_assert_double_eq(tg_tensor_grad_get(x, 0), 2);
     tg_tape_free(tp);
 }
 END_TEST
