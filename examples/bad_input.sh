@@ -52,6 +52,20 @@ mlp)
     if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
         diverges --lr 1e308 --epochs 1 --steps 20 --plot ''
     fi ;;
+cnn)
+    range threads -1; range batch 0; range filters1 99999; range dropout 1.5
+    too_big --batch 60000 --filters1 4096
+    fifo "$tmp/mnist/train-images-idx3-ubyte.gz" --data "$tmp/mnist"
+    if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+        diverges --lr 1e308 --epochs 1 --steps 3 --limit 512 --plot-filters '' --plot-confusion ''
+    fi ;;
+autoencoder)
+    range threads -1; range k 0; range width 99999999; range batch 0
+    too_big --width 65536 --batch 65536
+    fifo "$tmp/mnist/train-images-idx3-ubyte.gz" --data "$tmp/mnist"
+    if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+        diverges --lr 1e308 --models linear --epochs 1 --steps 3 --limit 512 --plot ''
+    fi ;;
 timeseries)
     range threads -1; range hidden 99999999; range window 0
     too_big --hidden 65536 --window 40

@@ -16,6 +16,7 @@ int main(void) {
     srunner_add_suite(sr, suite_shape());
     srunner_add_suite(sr, suite_softmax());
     srunner_add_suite(sr, suite_conv());
+    srunner_add_suite(sr, suite_conv2d());
     srunner_add_suite(sr, suite_embedding());
     srunner_add_suite(sr, suite_dropout());
     srunner_add_suite(sr, suite_loss());

@@ -20,6 +20,7 @@ Suite *suite_reduce(void);
 Suite *suite_shape(void);
 Suite *suite_softmax(void);
 Suite *suite_conv(void);
+Suite *suite_conv2d(void);
 Suite *suite_embedding(void);
 Suite *suite_dropout(void);
 Suite *suite_loss(void);

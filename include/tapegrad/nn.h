@@ -28,7 +28,8 @@
  *                 Keras or PyTorch defaults; PyTorch import and export
  * nn_attention.h  additive / dot / general / scaled dot-product and multi-head
  *                 attention, positional encoding, transformer blocks
- * nn_seq2seq.h    encoder-decoder with teacher forcing, greedy and beam search */
+ * nn_seq2seq.h    encoder-decoder with teacher forcing, greedy and beam search
+ * nn_conv2d.h     Conv2D (PyTorch's nn.Conv2d names and initialisation) */
 #ifndef TAPEGRAD_NN_H
 #define TAPEGRAD_NN_H
 
@@ -37,5 +38,6 @@
 #include "nn_rnn.h"
 #include "nn_attention.h"
 #include "nn_seq2seq.h"
+#include "nn_conv2d.h"
 
 #endif

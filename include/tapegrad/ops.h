@@ -104,6 +104,37 @@ TG_API tg_tensor *tg_conv1d(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *
 /* [B, C, L] -> [B, C, (L - kernel)/stride + 1]; stride 0 means kernel. */
 TG_API tg_tensor *tg_max_pool1d(tg_tape *tp, tg_tensor *x, int64_t kernel, int64_t stride);
 
+/* ---- 2-D convolution and pooling (x is [B, C, H, W], NCHW) ----------------
+ * Pairs are (height, width). In option structs 0 means the default. */
+typedef struct tg_conv2d_opts {
+    int64_t stride[2];     /* default 1                                        */
+    int64_t padding[2];    /* zeros on both sides of each axis                 */
+    int64_t dilation[2];   /* default 1                                        */
+    int64_t groups;        /* default 1; divides Cin and Cout                  */
+} tg_conv2d_opts;
+/* x [B, Cin, H, W], w [Cout, Cin/groups, KH, KW], bias [Cout] or NULL -> [B, Cout, Ho, Wo],
+ * Ho = (H + 2*padding - dilation*(KH-1) - 1) / stride + 1 (Wo likewise).
+ * out[b,o,i,j] = bias[o] + sum_{c,p,q} w[o,c,p,q] * x[b, g*Cin/groups + c,
+ *                i*stride - padding + p*dilation, j*stride - padding + q*dilation],
+ * g = o / (Cout/groups) (cross-correlation, as PyTorch's Conv2d). */
+TG_API tg_tensor *tg_conv2d(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *bias);
+TG_API tg_tensor *tg_conv2d_ex(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *bias,
+                               const tg_conv2d_opts *o);
+typedef struct tg_pool2d_opts {
+    int64_t stride[2];     /* default: the kernel                              */
+    int64_t padding[2];    /* at most half the kernel; max ignores it, avg counts zeros */
+    bool exclude_pad;      /* avg: divide by the positions inside x, not KH*KW
+                              (PyTorch's count_include_pad=False)              */
+} tg_pool2d_opts;
+/* [B, C, H, W] -> [B, C, Ho, Wo], Ho = (H + 2*padding - KH) / stride + 1: the max
+ * (gradient to the first maximum) or the mean of each KH x KW window. */
+TG_API tg_tensor *tg_max_pool2d(tg_tape *tp, tg_tensor *x, int64_t kh, int64_t kw);
+TG_API tg_tensor *tg_max_pool2d_ex(tg_tape *tp, tg_tensor *x, int64_t kh, int64_t kw,
+                                   const tg_pool2d_opts *o);
+TG_API tg_tensor *tg_avg_pool2d(tg_tape *tp, tg_tensor *x, int64_t kh, int64_t kw);
+TG_API tg_tensor *tg_avg_pool2d_ex(tg_tape *tp, tg_tensor *x, int64_t kh, int64_t kw,
+                                   const tg_pool2d_opts *o);
+
 /* ---- embedding, dropout -------------------------------------------------- */
 /* weight [V, C], idx TG_I32 of any shape S -> [S..., C]. Index outside [0,V)
  * is an error naming the index. Gradient flows to weight only. */
