@@ -86,19 +86,27 @@ static tg_status seed_output_grad(tg_tape *tp, tg_tensor *y, const tg_tensor *dy
     return TG_OK;
 }
 
+/* Work a VJP left pending (ops/gemm_defer.c merges the weight-gradient GEMMs
+ * of successive steps): grad is complete once this returns; NULL: all of it. */
+static void flush_deferred(tg_tape *tp, const void *grad) {
+    if (tp->flush_deferred) tp->flush_deferred(tp, grad);
+}
+
 tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
     if (!tp) return TG_ERR_ARG;
     if (tp->status != TG_OK) return tp->status; /* a failed forward has nothing to replay */
     tg_status st = backward_check(tp, y, dy);
     if (st == TG_OK) st = seed_output_grad(tp, y, dy);
     if (st != TG_OK) return st;
-    for (int64_t i = y->node; i >= 0; i--) {
+    for (int64_t i = y->node; i >= 0 && st == TG_OK; i--) {
         tg_node *n = &tp->nodes[i];
         if (!n->out->grad) continue; /* nothing flowed into this op */
+        flush_deferred(tp, n->out->grad);   /* the VJP reads its output's gradient */
         if (n->op->vjp(n) != 0 || tp->status != TG_OK)
-            return tp->status != TG_OK ? tp->status : TG_ERR_STATE;
+            st = tp->status != TG_OK ? tp->status : TG_ERR_STATE;
     }
-    return TG_OK;
+    flush_deferred(tp, NULL);   /* leaves: complete when backward returns */
+    return st;
 }
 
 tg_status tg_backward(tg_tape *tp, tg_tensor *loss) {

@@ -53,6 +53,14 @@ struct tg_tape {
     char msg[512];
     uint64_t heap_allocs;
     const char *current_op; /* name of the op inside tg_apply, for messages */
+    bool fusion_off;       /* tg_tape_set_fusion(tp, false); see tg__fusion_enabled */
+    /* ops/gemm_*.c: this recording's packed operands and deferred weight
+     * gradients, in the arena; tg_tape_reset drops them (NULL). */
+    struct tg_gemm_state *gemm;
+    /* Deferred work: backward calls it with a gradient buffer before the VJP
+     * that reads that buffer, and with NULL at its end. NULL: none pending. */
+    void (*flush_deferred)(tg_tape *tp, const void *grad);
+    uint64_t gemm_packed, gemm_deferred, gemm_merged;   /* tg_tape_stats, since reset */
 };
 
 /* Counted heap allocation (the counter behind tg_heap_allocs). */
@@ -69,6 +77,10 @@ TG_HIDDEN tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const 
 TG_HIDDEN void *tg__arena_alloc(tg_tape *tp, size_t bytes, bool zero);
 TG_HIDDEN int64_t tg__numel(int ndim, const int64_t *shape);
 TG_HIDDEN bool tg__is_float(tg_dtype dt);
+/* Whether the engine may reorder floating-point sums on tp to go faster
+ * (merged weight-gradient GEMMs): off with TG_FUSE=0 in the environment or
+ * tg_tape_set_fusion(tp, false). */
+TG_HIDDEN bool tg__fusion_enabled(const tg_tape *tp);
 /* Normalise axis for ndim; -1 when out of range. */
 TG_HIDDEN int tg__axis(int axis, int ndim);
 /* "[2,3]" from a shape. */

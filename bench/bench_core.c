@@ -5,6 +5,8 @@
  *       over 16 floats (scale, tanh, scale, ...), forward + backward + reset;
  *   (b) sgemm GFLOP/s through tg_matmul against bli_sgemm_ex called directly;
  *   (c) heap allocations per warm training step of a 64 -> 128 -> 10 MLP;
+ *   (d) W1's recurrent products: per-step BLIS calls against the engine's
+ *       packed-once path;
  * then the 1- vs 2-thread rate of direct BLIS at small shapes, to check the
  * GEMM_PARALLEL_MIN_FLOPS threshold of ops/gemm.c against measurement.
  *
@@ -259,6 +261,80 @@ static int bench_matmul(const int *threads, int n_threads, tg_rng *rng) {
     return 0;
 }
 
+/* ---- (d) recurrent products: per-step BLIS calls vs the packed-once path ----------
+ * W1's per-step products: z = h W_hh^T (forward) and dh = dz W_hh (backward),
+ * W_hh [1024, 256], 32 rows, 64 steps per recording. The engine path is
+ * tg_matmul on a recording tape (W requires grad): from the second step on
+ * it runs on W packed once per recording (ops/gemm_pack.c). The BLIS path is
+ * bli_sgemm_ex per step, which repacks W at every call. */
+enum { REC_B = 32, REC_H = 256, REC_G = 1024, REC_T = 64 };
+
+typedef struct rec_ctx {
+    tg_tape *tp;
+    tg_tensor *x, *w;      /* x [32, 256] (forward) or [32, 1024]; w [1024, 256] */
+    float *c;
+    bool backward;         /* dh = dz W (W as stored) instead of h W^T          */
+    int threads, failed;
+} rec_ctx;
+
+/* One recording: T products on the tape, then reset. */
+static void rec_engine(void *p) {
+    rec_ctx *r = p;
+    tg_matmul_opts o = {.trans_b = !r->backward};
+    for (int t = 0; t < REC_T; t++)
+        if (!tg_matmul_ex(r->tp, r->x, r->w, &o)) r->failed = 1;
+    tg_tape_reset(r->tp);
+}
+
+static void rec_blis(void *p) {
+    rec_ctx *r = p;
+    float one = 1.0f, zero = 0.0f;
+    rntm_t rntm = BLIS_RNTM_INITIALIZER;
+    bli_rntm_set_num_threads(r->threads, &rntm);
+    int64_t n = r->backward ? REC_H : REC_G, k = r->backward ? REC_G : REC_H;
+    for (int t = 0; t < REC_T; t++)
+        bli_sgemm_ex(BLIS_NO_TRANSPOSE, r->backward ? BLIS_NO_TRANSPOSE : BLIS_TRANSPOSE, REC_B,
+                     n, k, &one, tg_tensor_data(r->x), k, 1, tg_tensor_data(r->w), REC_H, 1,
+                     &zero, r->c, n, 1, NULL, &rntm);
+}
+
+static int bench_recurrent(const int *threads, int n_threads, tg_rng *rng) {
+    printf("\n(d) recurrent products at W1's shapes, %d per recording: per-step bli_sgemm_ex vs\n"
+           "    the engine (tg_matmul, W packed once per recording); GFLOP/s, median (best) of %d\n",
+           REC_T, REPEATS);
+    printf("    product                     threads | per-step BLIS  | engine, packed | ratio\n");
+    for (int dir = 0; dir < 2; dir++)
+        for (int ti = 0; ti < n_threads; ti++) {
+            rec_ctx r = {.tp = tg_tape_new(), .backward = dir == 1, .threads = threads[ti]};
+            int64_t k = r.backward ? REC_G : REC_H;
+            r.x = tg_tensor_new(TG_F32, 2, (int64_t[]){REC_B, k});
+            r.w = tg_tensor_new(TG_F32, 2, (int64_t[]){REC_G, REC_H});
+            r.c = aligned_alloc(64, (size_t)REC_B * REC_G * sizeof(float));
+            if (!r.tp || !r.x || !r.w || !r.c) return die("recurrent setup", r.tp);
+            tg_tape_set_threads(r.tp, threads[ti]);
+            fill_uniform(r.x, rng, -1, 1);
+            fill_uniform(r.w, rng, -0.1, 0.1);
+            tg_tensor_set_requires_grad(r.w, true);
+            int64_t ne = calibrate(rec_engine, &r, 0.05), nb = calibrate(rec_blis, &r, 0.05);
+            double se[REPEATS], sb[REPEATS];
+            for (int i = 0; i < REPEATS; i++) {
+                se[i] = time_calls(rec_engine, &r, ne);
+                sb[i] = time_calls(rec_blis, &r, nb);
+            }
+            if (r.failed) return die("recurrent matmul", r.tp);
+            double fl = 2.0 * REC_B * REC_H * REC_G * REC_T * 1e-9;
+            double me = median(se, REPEATS), mb = median(sb, REPEATS);   /* sorts: [0] is best */
+            printf("    %-27s %7d | %6.1f (%5.1f) | %6.1f (%5.1f) | %.2fx\n",
+                   r.backward ? "dh = dz W_hh  (32x1024x256)" : "z = h W_hh^T  (32x256x1024)",
+                   threads[ti], fl / mb, fl / sb[0], fl / me, fl / se[0], mb / me);
+            tg_tape_free(r.tp);
+            tg_tensor_free(r.x);
+            tg_tensor_free(r.w);
+            free(r.c);
+        }
+    return 0;
+}
+
 /* ---- GEMM thread policy: direct BLIS, 1 vs 2 threads, at small shapes ------------ */
 enum { POLICY_MIN_FLOPS = 8 * 1000 * 1000 };   /* GEMM_PARALLEL_MIN_FLOPS in ops/gemm.c */
 
@@ -433,7 +509,8 @@ int main(int argc, char **argv) {
     );
     double t0 = now_s();
     if (bench_tape_overhead(threads, 2) || bench_matmul(threads, 2, &rng) ||
-        bench_gemm_policy(&rng) || bench_heap(threads, 2, &rng))
+        bench_recurrent(threads, 2, &rng) || bench_gemm_policy(&rng) ||
+        bench_heap(threads, 2, &rng))
         return 1;
     if (BENCH_COUNT_MALLOC)
         printf("\nprocess-wide malloc/calloc/realloc counter is live: %llu calls in this run\n",
