@@ -308,6 +308,7 @@ typedef struct bench_report {
     const bench_floor *floor;   /* NULL: none                       */
     const tg_tape *tp;          /* arena figures from it, or NULL   */
     uint64_t nodes;             /* ops recorded per iteration       */
+    const char *side;           /* "tapegrad" (NULL) or "onednn"    */
 } bench_report;
 
 static inline void bench_print(const bench_report *rp) {
@@ -315,7 +316,7 @@ static inline void bench_print(const bench_report *rp) {
     const bench_floor *f = rp->floor;
     double ms = r->sec * 1e3;
     printf("%s  %s  threads %d  BLIS %s%s\n", rp->workload, rp->variant, rp->threads,
-           tg_blas_arch(),
+           rp->side ? "(not used)" : tg_blas_arch(),
 #ifdef __OPTIMIZE__
            ""
 #else
@@ -338,9 +339,9 @@ static inline void bench_print(const bench_report *rp) {
     printf("  peak RSS %.1f MB; tape arena %.1f MB, %llu ops recorded per iteration\n",
            (double)rss / 1024.0, (double)st.arena_capacity / 1048576.0,
            (unsigned long long)rp->nodes);
-    printf("{\"side\": \"tapegrad\", \"workload\": \"%s\", \"variant\": \"%s\", \"threads\": %d, "
+    printf("{\"side\": \"%s\", \"workload\": \"%s\", \"variant\": \"%s\", \"threads\": %d, "
            "\"ms\": %.6f, \"iters\": %d, \"tokens_per_s\": ",
-           rp->workload, rp->variant, rp->threads, ms, r->iters);
+           rp->side ? rp->side : "tapegrad", rp->workload, rp->variant, rp->threads, ms, r->iters);
     if (rp->tokens) printf("%.3f", (double)rp->tokens / r->sec);
     else printf("null");
     if (rp->ops > 0) printf(", \"ns_per_op\": %.3f", r->sec * 1e9 / rp->ops);

@@ -102,9 +102,10 @@ static int char_main(int argc, char **argv, tg_rnn_kind kind) {
     int ng = char_gemms(gs, s.T, s.B, lstm ? 4 : 3);
     bool floor_ok = !o.no_floor && bench_gemm_floor(gs, ng, o.threads, o.verbose, &f) == 0;
     printf("  loss %.4f (ln V = %.4f at the start)\n", t.loss, first_loss);
-    bench_print(&(bench_report){name, lstm ? "composed (tg_rnn LSTM)" : "composed (tg_rnn GRU)",
-                                o.threads, s.T * s.B, 0, &r, floor_ok ? &f : NULL, t.tp,
-                                t.nodes});
+    bench_print(&(bench_report){.workload = name,
+                                .variant = lstm ? "composed (tg_rnn LSTM)" : "composed (tg_rnn GRU)",
+                                .threads = o.threads, .tokens = s.T * s.B, .r = &r,
+                                .floor = floor_ok ? &f : NULL, .tp = t.tp, .nodes = t.nodes});
     bench_train_close(&t);
     tg_tensor_free(m.x);
     tg_tensor_free(m.y);

@@ -75,8 +75,9 @@ int main(int argc, char **argv) {
     int ng = sent_gemms(gs);
     bool floor_ok = !o.no_floor && bench_gemm_floor(gs, ng, o.threads, o.verbose, &f) == 0;
     printf("  loss %.4f (ln 2 = 0.6931 at the start)\n", t.loss);
-    bench_print(&(bench_report){"W3", "composed (tg_rnn LSTM)", o.threads, ST * SB, 0, &r,
-                                floor_ok ? &f : NULL, t.tp, t.nodes});
+    bench_print(&(bench_report){.workload = "W3", .variant = "composed (tg_rnn LSTM)",
+                                .threads = o.threads, .tokens = ST * SB, .r = &r,
+                                .floor = floor_ok ? &f : NULL, .tp = t.tp, .nodes = t.nodes});
     bench_train_close(&t);
     tg_tensor_free(m.ids);
     tg_tensor_free(m.target);
