@@ -62,14 +62,14 @@ static int char_open(char_model *m, tg_params *p, tg_rnn_kind kind, char_shape s
 static int char_gemms(bench_gemm *g, int64_t T, int64_t B, int64_t gates) {
     int64_t N = T * B, H = CHAR_H, G = gates * CHAR_H, V = CHAR_V;
     int n = 0;
-    g[n++] = (bench_gemm){"x W_ih^T (all steps)", N, G, V, false, true, 1};
-    g[n++] = (bench_gemm){"h W_hh^T (per step)", B, G, H, false, true, T};
-    g[n++] = (bench_gemm){"h W_fc^T", N, V, H, false, true, 1};
-    g[n++] = (bench_gemm){"dlogits W_fc", N, H, V, false, false, 1};
-    g[n++] = (bench_gemm){"dW_fc = dlogits^T h", V, H, N, true, false, 1};
-    g[n++] = (bench_gemm){"dZ W_hh (per step)", B, H, G, false, false, T - 1};
-    g[n++] = (bench_gemm){"dW_hh = dZ^T h_prev", G, H, N, true, false, 1};
-    g[n++] = (bench_gemm){"dW_ih = dZ^T x", G, V, N, true, false, 1};
+    g[n++] = (bench_gemm){"x W_ih^T (all steps)", N, G, V, false, true, 1, false};
+    g[n++] = (bench_gemm){"h W_hh^T (per step)", B, G, H, false, true, T, true};
+    g[n++] = (bench_gemm){"h W_fc^T", N, V, H, false, true, 1, false};
+    g[n++] = (bench_gemm){"dlogits W_fc", N, H, V, false, false, 1, false};
+    g[n++] = (bench_gemm){"dW_fc = dlogits^T h", V, H, N, true, false, 1, false};
+    g[n++] = (bench_gemm){"dZ W_hh (per step)", B, H, G, false, false, T - 1, true};
+    g[n++] = (bench_gemm){"dW_hh = dZ^T h_prev", G, H, N, true, false, 1, false};
+    g[n++] = (bench_gemm){"dW_ih = dZ^T x", G, V, N, true, false, 1, false};
     return n;
 }
 
@@ -105,7 +105,8 @@ static int char_main(int argc, char **argv, tg_rnn_kind kind) {
     bench_print(&(bench_report){.workload = name,
                                 .variant = lstm ? "composed (tg_rnn LSTM)" : "composed (tg_rnn GRU)",
                                 .threads = o.threads, .tokens = s.T * s.B, .r = &r,
-                                .floor = floor_ok ? &f : NULL, .tp = t.tp, .nodes = t.nodes});
+                                .floor = floor_ok ? &f : NULL, .tp = t.tp, .nodes = t.nodes,
+                                .step = &t.step});
     bench_train_close(&t);
     tg_tensor_free(m.x);
     tg_tensor_free(m.y);
