@@ -52,7 +52,7 @@ TG_HIDDEN void tg__gemm_native(const tg_tape *tp, tg_dtype dt, bool trans_a, boo
 /* ---- packed right operands (gemm_pack.c) -------------------------------------------
  * c = op(A) op(B) + beta c, where b is the data of a tensor that stays
  * unmodified until tg_tape_reset (a matmul operand of a recorded node:
- * backward reads it too). With few rows (m <= the kernel's MC) it runs on
+ * backward reads it too). With few rows (MR <= m <= MC of the kernel) it runs on
  * BLIS's micro-kernel: on op(B) packed once per recording when b has been
  * the right operand of at least two forward products (`forward` true for
  * those), else through tg__gemm_native; both round the same, so a product

@@ -261,7 +261,9 @@ bool tg__gemm_packed(tg_tape *tp, bool forward, tg_dtype dt, bool trans_a, bool 
     if (m < 1 || n < 1 || k < 1 || (dt != TG_F32 && dt != TG_F64)) return false;
     tg_init();
     ukr_geom g = geom_of(dt);
-    if (!g.ukr || m > g.mc) return false;   /* many rows: BLIS amortises its own packing */
+    /* Fewer rows than a micro-tile: BLIS's small-matrix kernels do better than
+     * a mostly empty tile. More than MC: BLIS amortises its own packing. */
+    if (!g.ukr || m < g.ra || m > g.mc) return false;
     struct pack_cache *s = cache_of(tp);
     pack_entry *e = s ? entry_for(s, dt, b, trans_b ? n : k, trans_b ? k : n, ldb) : NULL;
     if (e && forward) e->forward_uses++;
