@@ -81,11 +81,18 @@ static void check_forward(tg_dtype dt, const mm_shape *s, tg_rng *rng) {
     tg_tape_free(tp);
 }
 
-START_TEST(a_repeated_right_operand_is_packed_once_and_rounds_like_blis) {
-    tg_rng rng = tg_rng_seeded(11);
+typedef void (*shape_check)(tg_dtype dt, const mm_shape *s, tg_rng *rng);
+
+/* check at every shape, in both dtypes */
+static void each_shape(shape_check check, uint64_t seed) {
+    tg_rng rng = tg_rng_seeded(seed);
     for (int d = 0; d < 2; d++)
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-            check_forward(d ? TG_F64 : TG_F32, &shapes[i], &rng);
+            check(d ? TG_F64 : TG_F32, &shapes[i], &rng);
+}
+
+START_TEST(a_repeated_right_operand_is_packed_once_and_rounds_like_blis) {
+    each_shape(check_forward, 11);
 }
 END_TEST
 
@@ -131,10 +138,7 @@ static void check_backward(tg_dtype dt, const mm_shape *s, tg_rng *rng) {
 }
 
 START_TEST(the_backward_product_uses_the_other_packed_orientation) {
-    tg_rng rng = tg_rng_seeded(12);
-    for (int d = 0; d < 2; d++)
-        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-            check_backward(d ? TG_F64 : TG_F32, &shapes[i], &rng);
+    each_shape(check_backward, 12);
 }
 END_TEST
 
