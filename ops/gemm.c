@@ -40,10 +40,23 @@ static void blis_gemm(const tg_tape *tp, tg_dtype dt, bool trans_a, bool trans_b
     tg__gemm_threads_end(&tm);
 }
 
+/* BLIS takes its small-matrix ("sup") path whenever one dimension is under a
+ * threshold (zen: 512, 512, 440). Those kernels do not pack: they win with few
+ * rows or columns, and lose up to 4x on large batched products with one short
+ * dimension (2048 x 1024 x 65, the input projection of all steps: 19 against
+ * 76 GFLOP/s on zen; the whole-sequence weight gradient 1024 x 256 x 2048:
+ * 20 against 34). Measured over m 32..2048, n 65..1024, k 65..2048 in the
+ * three layouts (docs/performance.md): the native path is as fast or faster
+ * from m >= 128 with n >= 256, and from m >= 512 with n >= 128. */
+static bool sup_pays(int64_t m, int64_t n) {
+    return !((m >= 128 && n >= 256) || (m >= 512 && n >= 128));
+}
+
 void tg_gemm(const tg_tape *tp, tg_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n,
              int64_t k, double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
              double beta, void *c, int64_t ldc) {
-    blis_gemm(tp, dt, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, true);
+    blis_gemm(tp, dt, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+              sup_pays(m, n));
 }
 
 void tg__gemm_native(const tg_tape *tp, tg_dtype dt, bool trans_a, bool trans_b, int64_t m,
