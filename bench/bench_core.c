@@ -7,8 +7,9 @@
  *   (c) heap allocations per warm training step of a 64 -> 128 -> 10 MLP;
  *   (d) W1's recurrent products: per-step BLIS calls against the engine's
  *       packed-once path;
+ *   (e) BLIS's sup path against its native path at the workloads' shapes;
  * then the 1- vs 2-thread rate of direct BLIS at small shapes, to check the
- * GEMM_PARALLEL_MIN_FLOPS threshold of ops/gemm.c against measurement.
+ * PARALLEL_MIN_FLOPS threshold of ops/gemm_guard.c against measurement.
  *
  * Every figure is timed with CLOCK_MONOTONIC. The machine is shared, so
  * repeats are interleaved (engine, BLIS, engine, ...) and medians reported. */
@@ -335,8 +336,62 @@ static int bench_recurrent(const int *threads, int n_threads, tg_rng *rng) {
     return 0;
 }
 
+/* ---- (e) BLIS's sup path against its native path at the workloads' shapes -------------
+ * ops/gemm.c turns BLIS's small-matrix (sup) kernels off from m >= 128 with
+ * n >= 256 and from m >= 512 with n >= 128; this prints both paths, 1 thread,
+ * best of the interleaved repeats, at W1-W4's batched shapes and two per-step
+ * ones (which keep sup, or go to the packed path). */
+typedef struct sup_ctx { gemm_ctx g; bool ta, tb, sup; } sup_ctx;
+
+static void sup_or_native(void *p) {
+    sup_ctx *s = p;
+    float one = 1.0f, zero = 0.0f;
+    rntm_t rntm = BLIS_RNTM_INITIALIZER;
+    bli_rntm_set_num_threads(1, &rntm);
+    if (!s->sup) bli_rntm_disable_l3_sup(&rntm);
+    bli_sgemm_ex(s->ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
+                 s->tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, s->g.m, s->g.n, s->g.k, &one,
+                 tg_tensor_data(s->g.a), s->ta ? s->g.m : s->g.k, 1, tg_tensor_data(s->g.b),
+                 s->tb ? s->g.k : s->g.n, 1, &zero, s->g.c, s->g.n, 1, NULL, &rntm);
+}
+
+static int bench_sup(tg_rng *rng) {
+    static const struct { const char *what; int64_t m, n, k; bool ta, tb; } shapes[] = {
+        {"W1 x W_ih^T", 2048, 1024, 65, false, true}, {"W1 h W_fc^T", 2048, 65, 256, false, true},
+        {"W1 dlogits W_fc", 2048, 256, 65, false, false},
+        {"W1 dW_hh", 1024, 256, 2048, true, false}, {"W1 dW_ih", 1024, 65, 2048, true, false},
+        {"W3 x W_ih^T", 1280, 256, 128, false, true}, {"W4 x W^T", 2048, 128, 128, false, true},
+        {"W4 x W_1^T", 2048, 512, 128, false, true}, {"W1 h W_hh^T", 32, 1024, 256, false, true},
+        {"W1 dz W_hh", 32, 256, 1024, false, false}};
+    printf("\n(e) BLIS sup path vs native path, 1 thread, GFLOP/s (best of %d interleaved)\n",
+           REPEATS);
+    printf("    shape               (m, n, k)        | sup    | native | ops/gemm.c takes\n");
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        sup_ctx s = {.ta = shapes[i].ta, .tb = shapes[i].tb};
+        /* gemm_ctx's a [m, k] and b [k, n] hold the same element counts either way */
+        if (gemm_open(&s.g, shapes[i].m, shapes[i].k, shapes[i].n, 1, rng))
+            return die("sup setup", s.g.tp);
+        sup_ctx native = s;
+        s.sup = true;
+        int64_t ns = calibrate(sup_or_native, &s, 0.02), nn = calibrate(sup_or_native, &native, 0.02);
+        double ts[REPEATS], tn[REPEATS];
+        for (int r = 0; r < REPEATS; r++) {
+            ts[r] = time_calls(sup_or_native, &s, ns);
+            tn[r] = time_calls(sup_or_native, &native, nn);
+        }
+        median(ts, REPEATS);   /* sorts: [0] is the best */
+        median(tn, REPEATS);
+        bool native_rule = (s.g.m >= 128 && s.g.n >= 256) || (s.g.m >= 512 && s.g.n >= 128);
+        printf("    %-18s (%4lld,%5lld,%5lld) | %6.1f | %6.1f | %s\n", shapes[i].what,
+               (long long)s.g.m, (long long)s.g.n, (long long)s.g.k, gflops(&s.g, ts[0]),
+               gflops(&s.g, tn[0]), native_rule ? "native" : "BLIS's choice");
+        gemm_close(&s.g);
+    }
+    return 0;
+}
+
 /* ---- GEMM thread policy: direct BLIS, 1 vs 2 threads, at small shapes ------------ */
-enum { POLICY_MIN_FLOPS = 8 * 1000 * 1000 };   /* GEMM_PARALLEL_MIN_FLOPS in ops/gemm.c */
+enum { POLICY_MIN_FLOPS = 8 * 1000 * 1000 };   /* PARALLEL_MIN_FLOPS in ops/gemm_guard.c */
 
 typedef struct policy_row { int64_t m, k, n; double flops, g1, g2; } policy_row;
 
@@ -350,7 +405,7 @@ static int bench_gemm_policy(tg_rng *rng) {
     enum { N = sizeof shapes / sizeof shapes[0] };
     policy_row rows[N];
     printf("\n    GEMM thread policy: direct bli_sgemm_ex, 1 vs 2 threads (GFLOP/s, median)\n");
-    printf("    ops/gemm.c uses 1 thread below GEMM_PARALLEL_MIN_FLOPS = %d\n", POLICY_MIN_FLOPS);
+    printf("    ops/gemm_guard.c uses 1 thread below PARALLEL_MIN_FLOPS = %d\n", POLICY_MIN_FLOPS);
     printf("    (m, k, n)         MFLOP | 1 thread | 2 threads | 2T/1T | policy picks | best\n");
     for (int s = 0; s < N; s++) {
         gemm_ctx g1, g2;
@@ -509,7 +564,7 @@ int main(int argc, char **argv) {
     );
     double t0 = now_s();
     if (bench_tape_overhead(threads, 2) || bench_matmul(threads, 2, &rng) ||
-        bench_recurrent(threads, 2, &rng) || bench_gemm_policy(&rng) ||
+        bench_recurrent(threads, 2, &rng) || bench_sup(&rng) || bench_gemm_policy(&rng) ||
         bench_heap(threads, 2, &rng))
         return 1;
     if (BENCH_COUNT_MALLOC)
