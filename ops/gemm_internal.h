@@ -25,10 +25,10 @@ struct tg_gemm_state {
 TG_HIDDEN struct tg_gemm_state *tg__gemm_state(tg_tape *tp);
 
 /* ---- threads (gemm_guard.c) --------------------------------------------------------
- * A multi-threaded call is timed; when it runs far slower than the same
- * shape has run before, a thread was waiting for a core someone else holds,
- * and GEMMs run on one thread for a while (doubling while it persists) before
- * two are tried again. */
+ * Calls are timed: multi-threaded ones are weighed against the same shapes on
+ * one thread, and when threads waiting for a core someone else holds make two
+ * threads lose, GEMMs run on one thread for a while (doubling while it
+ * persists) before two are tried again. */
 typedef struct tg__gemm_timing {
     int threads;        /* what the call should use                       */
     int slot;           /* shape's slot in the history, -1: not timed      */
