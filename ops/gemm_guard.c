@@ -15,7 +15,7 @@
  *     kept: the first call of a shape is often slower, its memory cold);
  *   - multi-threaded calls are summed against what the same calls take on one
  *     thread. When they have cost WASTE_NS more than one thread would, or
- *     have not been faster over a window of WINDOW calls, every GEMM runs on
+ *     were a quarter slower over a window of WINDOW calls, every GEMM runs on
  *     one thread for a while. The first window after that probes again: the
  *     while doubles as long as two threads lose (up to a second, so probing
  *     costs a few percent at most) and halves with each window they win.
@@ -37,7 +37,7 @@ enum {
     YARDSTICK_EVERY = 1024,      /* ... and one in this many after them                */
 };
 static const double PARALLEL_MIN_FLOPS = 8e6;
-static const uint64_t WASTE_NS = 2000000;    /* lost to waiting: one thread now       */
+static const uint64_t WASTE_NS = 8000000;    /* lost to waiting: one thread now       */
 static const uint64_t PENALTY_MIN_NS = 50000000, PENALTY_MAX_NS = 1000000000;
 
 typedef struct shape_seen {
@@ -140,7 +140,7 @@ void tg__gemm_threads_end(const tg__gemm_timing *tm) {
     if (many > one + WASTE_NS) {
         penalise(t);
     } else if (calls >= WINDOW) {
-        if (many > one) {
+        if (many > one + one / 4) {   /* clearly slower than one thread */
             penalise(t);
         } else {
             STORE(penalty_ns, LOAD(penalty_ns) / 2);
