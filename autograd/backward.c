@@ -18,16 +18,72 @@ static void *alloc_grad(tg_node *n, tg_tensor *t, bool zero) {
     return t->grad;
 }
 
+/* ---- leaves shared between threads ----------------------------------------------
+ * A leaf (any tensor no node of this tape produced) keeps its gradient across
+ * backward calls. Two threads backpropagating into one leaf at the same time
+ * lost updates (dx += ... is not atomic). The contract (tape.h): one tape per
+ * thread, each with its own leaves, gradients summed afterwards. It is
+ * enforced, not assumed: a backward claims each leaf it writes (an atomic owner
+ * mark, held until tg_backward_ex returns), and one that finds a leaf claimed
+ * by another tape fails with TG_ERR_STATE instead of racing. */
+static bool is_leaf_of(const tg_tape *tp, const tg_tensor *t) {
+    return !(t->owner == TG_OWN_ARENA && t->tape == tp && t->node >= 0);
+}
+
+static bool remember_claim(tg_tape *tp, tg_tensor *t) {
+    if (tp->n_claimed == tp->cap_claimed) {
+        int64_t cap = tp->cap_claimed ? tp->cap_claimed * 2 : 64;
+        tg_tensor **grown = realloc(tp->claimed, (size_t)cap * sizeof *grown);
+        if (!grown) return false;
+        tg__count_alloc();
+        tp->heap_allocs++;
+        tp->claimed = grown;
+        tp->cap_claimed = cap;
+    }
+    tp->claimed[tp->n_claimed++] = t;
+    return true;
+}
+
+static bool claim_leaf(tg_node *n, tg_tensor *t) {
+    tg_tape *me = n->tape, *none = NULL;
+    if (__atomic_load_n(&t->grad_claim, __ATOMIC_ACQUIRE) == me) return true;
+    if (__atomic_compare_exchange_n(&t->grad_claim, &none, me, false, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED)) {
+        if (remember_claim(me, t)) return true;
+        __atomic_store_n(&t->grad_claim, NULL, __ATOMIC_RELEASE);
+        tg_fail(me, TG_ERR_NOMEM, "backward", "out of memory");
+        return false;
+    }
+    char s[160];
+    tg_fail(me, TG_ERR_STATE, n->op->name,
+            "leaf %s is being written by another tape's backward at the same time (another "
+            "thread?): give each thread its own leaves and sum their gradients (tape.h)",
+            tg_shape_str(t, s, sizeof s));
+    return false;
+}
+
+static void release_claims(tg_tape *tp) {
+    for (int64_t i = 0; i < tp->n_claimed; i++)
+        __atomic_store_n(&tp->claimed[i]->grad_claim, NULL, __ATOMIC_RELEASE);
+    tp->n_claimed = 0;
+}
+
+/* The gradient buffer of input i may be touched: false (error set) if it is a
+ * leaf another tape's backward holds. */
+static bool may_write_grad(tg_node *n, tg_tensor *t) {
+    return !is_leaf_of(n->tape, t) || claim_leaf(n, t);
+}
+
 void *tg_input_grad(tg_node *n, int i) {
     tg_tensor *t = n->in[i];
-    if (!t->requires_grad) return NULL;
+    if (!t->requires_grad || !may_write_grad(n, t)) return NULL;
     return t->grad ? t->grad : alloc_grad(n, t, true);
 }
 
 void *tg_input_grad_fresh(tg_node *n, int i, bool *fresh) {
     tg_tensor *t = n->in[i];
     *fresh = false;
-    if (!t->requires_grad) return NULL;
+    if (!t->requires_grad || !may_write_grad(n, t)) return NULL;
     if (t->grad) return t->grad;
     /* Only arena gradients start uninitialised; a leaf's is zeroed once, when
      * it is first made, and accumulates from then on. */
@@ -37,11 +93,24 @@ void *tg_input_grad_fresh(tg_node *n, int i, bool *fresh) {
 
 const void *tg_output_grad(const tg_node *n) { return n->out->grad; }
 
+/* The VJP of an op with an empty result: a zero gradient for every input that
+ * wants one (as PyTorch gives), without running kernels that could loop over
+ * the other dims of the empty shape. */
+static bool zero_vjp(tg_node *n) {
+    for (int i = 0; i < n->n_in; i++)
+        if (n->in[i]->requires_grad && !tg_input_grad(n, i)) return false;
+    return true;
+}
+
 static tg_status backward_check(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
     char a[160], b[160];
     if (!y) {
         tg_fail(tp, TG_ERR_ARG, "backward", "output is NULL");
         return TG_ERR_ARG;
+    }
+    if (tg__tensor_stale(y)) {
+        tg_fail(tp, TG_ERR_STATE, "backward", "output: %s", TG_STALE_TEXT);
+        return TG_ERR_STATE;
     }
     if (y->tape != tp || y->node < 0 || y->node >= tp->n_nodes || tp->nodes[y->node].out != y) {
         tg_fail(tp, TG_ERR_STATE, "backward",
@@ -50,6 +119,10 @@ static tg_status backward_check(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) 
         return TG_ERR_STATE;
     }
     if (!dy) return TG_OK;
+    if (tg__tensor_stale(dy)) {
+        tg_fail(tp, TG_ERR_STATE, "backward", "output gradient: %s", TG_STALE_TEXT);
+        return TG_ERR_STATE;
+    }
     if (dy->numel != y->numel || dy->ndim != y->ndim ||
         memcmp(dy->shape, y->shape, (size_t)y->ndim * sizeof y->shape[0]) != 0) {
         tg_fail(tp, TG_ERR_SHAPE, "backward", "output gradient shape %s differs from output %s",
@@ -92,25 +165,40 @@ static void flush_deferred(tg_tape *tp, const void *grad) {
     if (tp->flush_deferred) tp->flush_deferred(tp, grad);
 }
 
+static tg_status replay_nodes(tg_tape *tp, tg_tensor *y) {
+    for (int64_t i = y->node; i >= 0; i--) {
+        tg_node *n = &tp->nodes[i];
+        if (!n->out->grad) continue; /* nothing flowed into this op */
+        flush_deferred(tp, n->out->grad);   /* the VJP reads its output's gradient */
+        if (n->out->numel == 0) {   /* forward did not run (tg_apply): the VJP is 0 */
+            if (!zero_vjp(n)) return tp->status;
+            continue;
+        }
+        if (n->op->vjp(n) != 0 || tp->status != TG_OK)
+            return tp->status != TG_OK ? tp->status : TG_ERR_STATE;
+    }
+    return TG_OK;
+}
+
+static tg_status replay(tg_tape *tp, tg_tensor *y) {
+    tg_status st = replay_nodes(tp, y);
+    flush_deferred(tp, NULL);   /* leaves: complete when backward returns; nothing stays pending */
+    return st;
+}
+
 tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
-    if (!tp) return TG_ERR_ARG;
+    if (!tp) return tg_set_last_error(TG_ERR_ARG, "backward: tape is NULL");
     if (tp->status != TG_OK) return tp->status; /* a failed forward has nothing to replay */
     tg_status st = backward_check(tp, y, dy);
     if (st == TG_OK) st = seed_output_grad(tp, y, dy);
     if (st != TG_OK) return st;
-    for (int64_t i = y->node; i >= 0 && st == TG_OK; i--) {
-        tg_node *n = &tp->nodes[i];
-        if (!n->out->grad) continue; /* nothing flowed into this op */
-        flush_deferred(tp, n->out->grad);   /* the VJP reads its output's gradient */
-        if (n->op->vjp(n) != 0 || tp->status != TG_OK)
-            st = tp->status != TG_OK ? tp->status : TG_ERR_STATE;
-    }
-    flush_deferred(tp, NULL);   /* leaves: complete when backward returns */
+    st = replay(tp, y);
+    release_claims(tp);
     return st;
 }
 
 tg_status tg_backward(tg_tape *tp, tg_tensor *loss) {
-    if (tp && loss && loss->numel != 1) {
+    if (tp && loss && !tg__tensor_stale(loss) && loss->numel != 1) {
         char a[160];
         tg_fail(tp, TG_ERR_SHAPE, "backward",
                 "loss must have one element, got %s (use tg_backward_ex with an output gradient)",

@@ -3,7 +3,14 @@
 #ifndef TG_INTERNAL_H
 #define TG_INTERNAL_H
 
-#include "tapegrad.h"
+/* Only the core's own headers: the core knows nothing of nn, optim or io. */
+#include "tapegrad/core.h"
+#include "tapegrad/gradcheck.h"
+#include "tapegrad/op.h"
+#include "tapegrad/ops.h"
+#include "tapegrad/params.h"
+#include "tapegrad/tape.h"
+#include "tapegrad/tensor.h"
 
 #include <stdarg.h>
 
@@ -29,6 +36,9 @@ struct tg_tensor {
     void *grad;            /* NULL until a gradient reaches this tensor       */
     tg_tape *tape;         /* owning tape for arena tensors                   */
     int64_t node;          /* index of the producing node, -1 if not recorded */
+    uint64_t gen;          /* arena tensors: the tape's generation when made  */
+    tg_tape *grad_claim;   /* leaves: the tape whose backward is writing the
+                              gradient (atomic; backward.c), else NULL          */
     uint8_t owner;         /* tg_owner                                        */
     bool requires_grad;
     bool grad_on_heap;     /* leaf gradient, malloc'd, freed with the tensor  */
@@ -42,6 +52,7 @@ typedef struct tg_chunk {
 
 struct tg_tape {
     tg_chunk *chunks;      /* current chunk first                             */
+    tg_chunk *retired;     /* chunks merged away at the last reset, freed at the next */
     size_t capacity;       /* sum of chunk sizes                              */
     size_t used_before;    /* bytes used in chunks behind the current one     */
     tg_node *nodes;
@@ -61,6 +72,10 @@ struct tg_tape {
      * that reads that buffer, and with NULL at its end. NULL: none pending. */
     void (*flush_deferred)(tg_tape *tp, const void *grad);
     uint64_t gemm_packed, gemm_deferred, gemm_merged;   /* tg_tape_stats, since reset */
+    uint64_t generation;   /* tg_tape_reset count: arena tensors of an older one are stale */
+    tg_tensor **claimed;   /* leaves the running backward has claimed (backward.c) */
+    int64_t n_claimed, cap_claimed;
+    const char *scope;      /* tg_tape_set_scope: appended to error messages  */
 };
 
 /* Counted heap allocation (the counter behind tg_heap_allocs). */
@@ -71,11 +86,47 @@ TG_HIDDEN void tg__count_alloc(void);   /* for realloc growth */
 TG_HIDDEN void tg__vformat_error(char *buf, size_t size, const char *op, const char *fmt,
                                  va_list ap);
 
+/* An arena tensor whose tape has been reset since it was made (see tensor.c:
+ * the generation check). Inline: tg_apply asks it for every input. */
+static inline bool tg__tensor_stale(const tg_tensor *t) {
+    return t->owner == TG_OWN_ARENA && t->gen != t->tape->generation;
+}
+#define TG_STALE_TEXT                                                                          \
+    "tensor is from before the last tg_tape_reset of its tape (its memory is reused); keep "   \
+    "values across steps in caller-owned tensors (tg_tensor_clone)"
+
+/* Thread counts: at most TG_THREADS_PER_CORE (4) per online core (runtime.c).
+ * clamp: n < 1 gives 0 (the default); parse: TG_NUM_THREADS's text, clamped,
+ * or all cores when unset or not a positive number. */
+TG_HIDDEN int tg__max_threads(void);
+TG_HIDDEN int tg__clamp_threads(int n);
+TG_HIDDEN int tg__parse_threads(const char *s, int cores);
+
 /* Arena tensor with an uninitialised data buffer (ops write every element). */
 TG_HIDDEN tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape,
                                       bool zero);
 TG_HIDDEN void *tg__arena_alloc(tg_tape *tp, size_t bytes, bool zero);
+/* Product of dims the caller knows to be checked (tensor shapes, parts of them). */
 TG_HIDDEN int64_t tg__numel(int ndim, const int64_t *shape);
+
+/* ---- sizes ------------------------------------------------------------------
+ * The largest tensor has 2^40 elements (8 TiB of float64); the arena hands out
+ * at most that many bytes of float64 at once. Every shape that becomes a tensor
+ * is checked against it: the constructors, tg_tape_tensor, and every op's
+ * result (tg_apply checks what infer produced). Below the cap, no product of
+ * dims, no element offset and no numel * dtype size can overflow. */
+#define TG_MAX_NUMEL ((int64_t)1 << 40)
+#define TG_MAX_BYTES ((size_t)TG_MAX_NUMEL * sizeof(double))
+
+/* numel of shape, or -1 with *why saying what is wrong (a negative dim, more
+ * than TG_MAX_NUMEL elements). A zero dim does not end the check: the other
+ * dims' product must stay under the cap as well, so an empty [0, 2^62] cannot
+ * carry a dimension kernels would loop over. ndim must be in [0, TG_MAX_DIMS]. */
+TG_HIDDEN int64_t tg__checked_numel(int ndim, const int64_t *shape, const char **why);
+/* dtype, ndim and shape of a new tensor, reported as "<op>: ..." on tp (or in
+ * the per-thread last error when tp is NULL). 0 when fine, else -1. */
+TG_HIDDEN int tg__check_new_shape(tg_tape *tp, const char *op, tg_dtype dt, int ndim,
+                                  const int64_t *shape);
 TG_HIDDEN bool tg__is_float(tg_dtype dt);
 /* Whether the engine may reorder floating-point sums on tp to go faster
  * (merged weight-gradient GEMMs): off with TG_FUSE=0 in the environment or

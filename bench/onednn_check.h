@@ -27,17 +27,17 @@ static int dn_hh_block(const dn_model *m, int g) { return m->gru && g == 2 ? 3 :
 static tg_tensor *tg_side_loss(tg_tape *tp, const tg_side *s, bool w3) {
     if (w3) {
         tg_tensor *h = tg_rnn_forward(tp, &s->rnn, tg_embedding_layer_forward(tp, &s->emb, s->x),
-                                      NULL, NULL);
+                                      NULL, NULL, 0);
         return tg_bce_with_logits(tp, tg_linear_forward(tp, &s->fc, h), s->target);
     }
-    tg_tensor *h = tg_rnn_forward(tp, &s->rnn, s->x, NULL, NULL);
+    tg_tensor *h = tg_rnn_forward(tp, &s->rnn, s->x, NULL, NULL, 0);
     return tg_cross_entropy(tp, tg_linear_forward(tp, &s->fc, h), s->y);
 }
 
 /* tapegrad's model at dn's shapes, its data copied from dn (time-major there). */
 static int tg_side_open(tg_side *s, const dn_model *m, tg_rng *rng) {
     *s = (tg_side){.p = tg_params_new()};
-    tg_rnn_opts o = tg_rnn_opts_default(m->gru ? TG_RNN_GRU : TG_RNN_LSTM, m->E, m->H);
+    tg_rnn_opts o = tg_rnn_opts_default(m->gru ? &tg_cell_gru : &tg_cell_lstm, m->E, m->H);
     o.return_sequences = !m->w3;
     if (!s->p || tg_rnn_init(&s->rnn, s->p, "rnn", &o, TG_F32, rng) != TG_OK ||
         tg_linear_init(&s->fc, s->p, "fc", m->H, m->w3 ? 1 : m->V, TG_F32, rng, NULL) != TG_OK ||
@@ -66,19 +66,25 @@ static size_t dn_w_index(const dn_model *m, int64_t row, int64_t i) {
     return (size_t)((i * m->rnn.G + dn_gate(m, (int)g)) * m->H + o);
 }
 
+/* The layer's parameter by its leaf name ("weight_ih"). */
+static const tg_tensor *tg_side_param(const tg_side *s, const char *leaf) {
+    return tg_rnn_cell_param(tg_rnn_cell_at(&s->rnn, 0, 0), leaf);
+}
+
 static void copy_weights_to_dn(dn_model *m, const tg_side *s) {
-    const tg_rnn_cell *c = &s->rnn.cell[0][0];
+    const tg_tensor *w_ih = tg_side_param(s, "weight_ih"), *w_hh = tg_side_param(s, "weight_hh");
+    const tg_tensor *b_ih = tg_side_param(s, "bias_ih"), *b_hh = tg_side_param(s, "bias_hh");
     int64_t GH = m->rnn.G * m->H;
     memset(m->rnn.bias.p, 0, m->rnn.bias.n * sizeof(float));
     for (int64_t row = 0; row < GH; row++) {
         int g = (int)(row / m->H);
         int64_t o = row % m->H;
         for (int64_t i = 0; i < m->E; i++)
-            m->rnn.w_x.p[dn_w_index(m, row, i)] = (float)tg_tensor_get(c->weight_ih, row * m->E + i);
+            m->rnn.w_x.p[dn_w_index(m, row, i)] = (float)tg_tensor_get(w_ih, row * m->E + i);
         for (int64_t i = 0; i < m->H; i++)
-            m->rnn.w_h.p[dn_w_index(m, row, i)] = (float)tg_tensor_get(c->weight_hh, row * m->H + i);
-        m->rnn.bias.p[dn_gate(m, g) * m->H + o] += (float)tg_tensor_get(c->bias_ih, row);
-        m->rnn.bias.p[dn_hh_block(m, g) * m->H + o] += (float)tg_tensor_get(c->bias_hh, row);
+            m->rnn.w_h.p[dn_w_index(m, row, i)] = (float)tg_tensor_get(w_hh, row * m->H + i);
+        m->rnn.bias.p[dn_gate(m, g) * m->H + o] += (float)tg_tensor_get(b_ih, row);
+        m->rnn.bias.p[dn_hh_block(m, g) * m->H + o] += (float)tg_tensor_get(b_hh, row);
     }
     for (size_t i = 0; i < m->fc.w.n; i++) m->fc.w.p[i] = (float)tg_tensor_get(s->fc.weight, (int64_t)i);
     for (size_t i = 0; i < m->fc.b.n; i++) m->fc.b.p[i] = (float)tg_tensor_get(s->fc.bias, (int64_t)i);
@@ -143,17 +149,17 @@ static int check_against_tapegrad(const char *workload) {
     printf("%s: one step, tapegrad vs oneDNN %d.%d (%s)\n  loss tapegrad %.7f oneDNN %.7f  %s\n",
            workload, dnnl_version()->major, dnnl_version()->minor, m.gru ? "lbr_gru" : "LSTM", lt,
            m.loss, ok ? "ok" : "DIFFERS");
-    const tg_rnn_cell *c = &s.rnn.cell[0][0];
-    ok &= agree("weight_ih", c->weight_ih, &m, dn_dw_ih);
-    ok &= agree("weight_hh", c->weight_hh, &m, dn_dw_hh);
-    ok &= agree("bias_ih", c->bias_ih, &m, dn_db_ih);
-    ok &= agree("bias_hh", c->bias_hh, &m, dn_db_hh);
+    ok &= agree("weight_ih", tg_side_param(&s, "weight_ih"), &m, dn_dw_ih);
+    ok &= agree("weight_hh", tg_side_param(&s, "weight_hh"), &m, dn_dw_hh);
+    ok &= agree("bias_ih", tg_side_param(&s, "bias_ih"), &m, dn_db_ih);
+    ok &= agree("bias_hh", tg_side_param(&s, "bias_hh"), &m, dn_db_hh);
     ok &= agree("fc.weight", s.fc.weight, &m, dn_dfc_w);
     ok &= agree("fc.bias", s.fc.bias, &m, dn_dfc_b);
     if (m.w3) ok &= agree("emb.weight", s.emb.weight, &m, dn_demb);
     printf("%s\n", ok ? "gradients agree" : "GRADIENTS DIFFER");
     tg_tape_free(tp);
     tg_tensor_free(s.x), tg_tensor_free(s.y), tg_tensor_free(s.target);
+    tg_rnn_free(&s.rnn);
     tg_params_free(s.p);
     model_close(&m);
     return ok ? 0 : 1;

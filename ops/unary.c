@@ -94,11 +94,13 @@ UNARY_OP(scale,         a * x,                       a)
 UNARY_OP(shift,         x + b,                       1)
 UNARY_OP(sigmoid,       SIGMOID(x),                  y * (1 - y))
 UNARY_OP(tanh,          tanh(x),                     1 - y * y)
-UNARY_OP(relu,          x > 0 ? x : 0,               x > 0 ? 1 : 0)
+/* as PyTorch: NaN stays NaN (a diverging run stays visible), and so does -0 */
+UNARY_OP(relu,          x < 0 ? 0 : x,               x <= 0 ? 0 : 1)
 UNARY_OP(exp,           exp(x),                      y)
 UNARY_OP(log,           log(x),                      1 / x)
 UNARY_OP(sqrt,          sqrt(x),                     1 / (y + y))
-UNARY_OP(pow,           pow(x, a),                   a * pow(x, a - 1))
+/* x^0 is 1 everywhere: its derivative is 0, also at x = 0 where 0 * 0^-1 is NaN */
+UNARY_OP(pow,           pow(x, a),                   a == 0 ? 0 : a * pow(x, a - 1))
 /* slope a strictly inside the linear part, 0 at and beyond the kinks */
 UNARY_OP(hard_sigmoid,  CLIP01(a * x + b),           (a * x + b > 0 && a * x + b < 1) ? a : 0)
 
