@@ -198,15 +198,21 @@ static void engine_matmul(void *p) {
     tg_tape_reset(g->tp);
 }
 
-/* Row-major C[m,n] = A[m,k] B[k,n], as ops/gemm.c calls it. */
+/* Row-major C[m,n] = op(A)[m,k] op(B)[k,n] straight through BLIS, as
+ * ops/gemm.c calls it; rntm says how (threads, sup kernels). */
+static void blis_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a,
+                       int64_t lda, const float *b, int64_t ldb, float *c, rntm_t *rntm) {
+    float one = 1.0f, zero = 0.0f;
+    bli_sgemm_ex(ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
+                 m, n, k, &one, (float *)a, lda, 1, (float *)b, ldb, 1, &zero, c, n, 1, NULL, rntm);
+}
+
 static void direct_sgemm(void *p) {
     gemm_ctx *g = p;
-    float one = 1.0f, zero = 0.0f;
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
     bli_rntm_set_num_threads(g->threads, &rntm);
-    bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, g->m, g->n, g->k, &one,
-                 tg_tensor_data(g->a), g->k, 1, tg_tensor_data(g->b), g->n, 1, &zero, g->c, g->n,
-                 1, NULL, &rntm);
+    blis_sgemm(false, false, g->m, g->n, g->k, tg_tensor_data(g->a), g->k, tg_tensor_data(g->b),
+               g->n, g->c, &rntm);
 }
 
 static int gemm_open(gemm_ctx *g, int64_t m, int64_t k, int64_t n, int threads, tg_rng *rng) {
@@ -289,14 +295,12 @@ static void rec_engine(void *p) {
 
 static void rec_blis(void *p) {
     rec_ctx *r = p;
-    float one = 1.0f, zero = 0.0f;
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
     bli_rntm_set_num_threads(r->threads, &rntm);
     int64_t n = r->backward ? REC_H : REC_G, k = r->backward ? REC_G : REC_H;
     for (int t = 0; t < REC_T; t++)
-        bli_sgemm_ex(BLIS_NO_TRANSPOSE, r->backward ? BLIS_NO_TRANSPOSE : BLIS_TRANSPOSE, REC_B,
-                     n, k, &one, tg_tensor_data(r->x), k, 1, tg_tensor_data(r->w), REC_H, 1,
-                     &zero, r->c, n, 1, NULL, &rntm);
+        blis_sgemm(false, !r->backward, REC_B, n, k, tg_tensor_data(r->x), k,
+                   tg_tensor_data(r->w), REC_H, r->c, &rntm);
 }
 
 static int bench_recurrent(const int *threads, int n_threads, tg_rng *rng) {
@@ -345,14 +349,12 @@ typedef struct sup_ctx { gemm_ctx g; bool ta, tb, sup; } sup_ctx;
 
 static void sup_or_native(void *p) {
     sup_ctx *s = p;
-    float one = 1.0f, zero = 0.0f;
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
     bli_rntm_set_num_threads(1, &rntm);
     if (!s->sup) bli_rntm_disable_l3_sup(&rntm);
-    bli_sgemm_ex(s->ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
-                 s->tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, s->g.m, s->g.n, s->g.k, &one,
-                 tg_tensor_data(s->g.a), s->ta ? s->g.m : s->g.k, 1, tg_tensor_data(s->g.b),
-                 s->tb ? s->g.k : s->g.n, 1, &zero, s->g.c, s->g.n, 1, NULL, &rntm);
+    blis_sgemm(s->ta, s->tb, s->g.m, s->g.n, s->g.k, tg_tensor_data(s->g.a),
+               s->ta ? s->g.m : s->g.k, tg_tensor_data(s->g.b), s->tb ? s->g.k : s->g.n, s->g.c,
+               &rntm);
 }
 
 static int bench_sup(tg_rng *rng) {

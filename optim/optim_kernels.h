@@ -45,6 +45,14 @@ TG_OPTIM_CLONES static void K(sgd)(const upd_ctx *c, int64_t n, REAL *p, const R
         K(sgd_loop)(n, p, g, NULL, c->h, false, false);
 }
 
+/* The running mean of squares RMSprop (rate alpha) and Adadelta (rate rho)
+ * keep: v[i] = rate v[i] + keep d d with keep = 1 - rate; returns the new v[i]. */
+TG_OPTIM_INLINE REAL K(mean_square)(REAL *restrict v, int64_t i, REAL rate, REAL keep, REAL d) {
+    REAL vi = v[i] * rate + keep * d * d;
+    v[i] = vi;
+    return vi;
+}
+
 /* ---- RMSprop: v = alpha v + (1 - alpha) d d; avg = sqrt(v (- a a)) + eps ----- */
 TG_OPTIM_INLINE void K(rmsprop_loop)(int64_t n, REAL *restrict p, const REAL *restrict g,
                                      REAL *restrict v, REAL *restrict b, REAL *restrict a,
@@ -55,8 +63,7 @@ TG_OPTIM_INLINE void K(rmsprop_loop)(int64_t n, REAL *restrict p, const REAL *re
     TG_OPTIM_SIMD
     for (int64_t i = 0; i < n; i++) {
         REAL d = decay ? g[i] + wd * p[i] : g[i];
-        REAL vi = v[i] * al + keep * d * d;
-        v[i] = vi;
+        REAL vi = K(mean_square)(v, i, al, keep, d);
         REAL avg;
         if (with_a) {
             REAL ai = a[i] * al + keep * d;
@@ -158,8 +165,7 @@ TG_OPTIM_CLONES static void K(adadelta)(const upd_ctx *c, int64_t n, REAL *p, co
     TG_OPTIM_SIMD
     for (int64_t i = 0; i < n; i++) {
         REAL d = decay ? g[i] + wd * p[i] : g[i];
-        REAL vi = v[i] * rho + keep * d * d;
-        v[i] = vi;
+        REAL vi = K(mean_square)(v, i, rho, keep, d);
         REAL std = sqrt(vi + eps);
         REAL delta = sqrt(u[i] + eps) / std * d;
         u[i] = u[i] * rho + keep * delta * delta;
