@@ -11,7 +11,8 @@
  * them), and the list lives in the tape's arena: a warm step allocates
  * nothing. A replay that runs several nodes at once, or defers part of a
  * node's gradient, keeps the contract by calling tg__ready_passed only once
- * every gradient up to that node has been written. */
+ * every gradient up to that node has been written (deferred weight-gradient
+ * GEMMs are flushed for each leaf as it is reported). */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -83,6 +84,12 @@ tg_status tg__ready_begin(tg_tape *tp, int64_t y_node, tg__ready_list *r) {
     return TG_OK;
 }
 
-void tg__ready_passed(tg__ready_list *r, int64_t i) {
-    while (r->next < r->n && r->at[r->next].node >= i) r->fn(r->at[r->next++].leaf, r->ctx);
+/* A leaf's weight-gradient GEMMs may still be pending (ops/gemm_defer.c):
+ * they are run before the leaf is reported, so the callback reads it whole. */
+void tg__ready_passed(tg_tape *tp, tg__ready_list *r, int64_t i) {
+    while (r->next < r->n && r->at[r->next].node >= i) {
+        tg_tensor *leaf = r->at[r->next++].leaf;
+        if (tp->flush_deferred && leaf->grad) tp->flush_deferred(tp, leaf->grad);
+        r->fn(leaf, r->ctx);
+    }
 }

@@ -64,6 +64,14 @@ struct tg_tape {
     char msg[512];
     uint64_t heap_allocs;
     const char *current_op; /* name of the op inside tg_apply, for messages */
+    bool fusion_off;       /* tg_tape_set_fusion(tp, false); see tg__fusion_enabled */
+    /* ops/gemm_*.c: this recording's packed operands and deferred weight
+     * gradients, in the arena; tg_tape_reset drops them (NULL). */
+    struct tg_gemm_state *gemm;
+    /* Deferred work: backward calls it with a gradient buffer before the VJP
+     * that reads that buffer, and with NULL at its end. NULL: none pending. */
+    void (*flush_deferred)(tg_tape *tp, const void *grad);
+    uint64_t gemm_packed, gemm_deferred, gemm_merged;   /* tg_tape_stats, since reset */
     uint64_t generation;   /* tg_tape_reset count: arena tensors of an older one are stale */
     tg_tensor **claimed;   /* leaves the running backward has claimed (backward.c) */
     int64_t n_claimed, cap_claimed;
@@ -84,7 +92,7 @@ typedef struct tg__ready_list {
  * its last consumer in the replay; TG_ERR_NOMEM (set on tp) if the arena is full. */
 TG_HIDDEN tg_status tg__ready_begin(tg_tape *tp, int64_t y_node, tg__ready_list *r);
 /* The replay has passed node i: report the leaves whose last consumer it was. */
-TG_HIDDEN void tg__ready_passed(tg__ready_list *r, int64_t i);
+TG_HIDDEN void tg__ready_passed(tg_tape *tp, tg__ready_list *r, int64_t i);
 
 /* Counted heap allocation (the counter behind tg_heap_allocs). */
 TG_HIDDEN void *tg__malloc(size_t bytes);
@@ -136,6 +144,10 @@ TG_HIDDEN int64_t tg__checked_numel(int ndim, const int64_t *shape, const char *
 TG_HIDDEN int tg__check_new_shape(tg_tape *tp, const char *op, tg_dtype dt, int ndim,
                                   const int64_t *shape);
 TG_HIDDEN bool tg__is_float(tg_dtype dt);
+/* Whether the engine may reorder floating-point sums on tp to go faster
+ * (merged weight-gradient GEMMs): off with TG_FUSE=0 in the environment or
+ * tg_tape_set_fusion(tp, false). */
+TG_HIDDEN bool tg__fusion_enabled(const tg_tape *tp);
 /* Normalise axis for ndim; -1 when out of range. */
 TG_HIDDEN int tg__axis(int axis, int ndim);
 /* "[2,3]" from a shape. */

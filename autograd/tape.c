@@ -2,6 +2,7 @@
  * backward lives in backward.c. */
 #include "internal.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,9 @@ void tg_tape_free(tg_tape *tp) {
 void tg_tape_reset(tg_tape *tp) {
     if (!tp) return;
     arena_reset(tp);
+    tp->gemm = NULL;            /* lived in the arena */
+    tp->flush_deferred = NULL;  /* a failed backward may leave work pending: dropped */
+    tp->gemm_packed = tp->gemm_deferred = tp->gemm_merged = 0;
     tp->generation++;
     tp->n_nodes = 0;
     tp->status = TG_OK;
@@ -122,6 +126,9 @@ void tg_tape_stats_get(const tg_tape *tp, tg_tape_stats *out) {
     out->arena_used = tp->used_before + (tp->chunks ? tp->chunks->used : 0);
     out->arena_capacity = tp->capacity;
     out->heap_allocs = tp->heap_allocs;
+    out->gemm_packed = tp->gemm_packed;
+    out->gemm_deferred = tp->gemm_deferred;
+    out->gemm_merged = tp->gemm_merged;
 }
 
 /* The struct of an arena tensor (shape and data still to set), stamped with
@@ -213,6 +220,22 @@ void tg_tape_set_threads(tg_tape *tp, int n) {
 }
 int tg_tape_threads(const tg_tape *tp) {
     return (tp && tp->threads > 0) ? tp->threads : tg_default_threads();
+}
+void tg_tape_set_fusion(tg_tape *tp, bool on) {
+    if (tp) tp->fusion_off = !on;
+}
+bool tg_tape_fusion(const tg_tape *tp) { return tg__fusion_enabled(tp); }
+
+/* TG_FUSE=0 is read once: the switch is for a whole run (tests run both ways). */
+static pthread_once_t fuse_env_once = PTHREAD_ONCE_INIT;
+static bool fuse_env_off;
+static void read_fuse_env(void) {
+    const char *s = getenv("TG_FUSE");
+    fuse_env_off = s && strcmp(s, "0") == 0;
+}
+bool tg__fusion_enabled(const tg_tape *tp) {
+    pthread_once(&fuse_env_once, read_fuse_env);
+    return tp && !tp->fusion_off && !fuse_env_off;
 }
 
 tg_tensor *tg_detach(tg_tape *tp, tg_tensor *x) {

@@ -5,8 +5,11 @@
  *       over 16 floats (scale, tanh, scale, ...), forward + backward + reset;
  *   (b) sgemm GFLOP/s through tg_matmul against bli_sgemm_ex called directly;
  *   (c) heap allocations per warm training step of a 64 -> 128 -> 10 MLP;
+ *   (d) W1's recurrent products: per-step BLIS calls against the engine's
+ *       packed-once path;
+ *   (e) BLIS's sup path against its native path at the workloads' shapes;
  * then the 1- vs 2-thread rate of direct BLIS at small shapes, to check the
- * GEMM_PARALLEL_MIN_FLOPS threshold of ops/gemm.c against measurement.
+ * PARALLEL_MIN_FLOPS threshold of ops/gemm_guard.c against measurement.
  *
  * Every figure is timed with CLOCK_MONOTONIC. The machine is shared, so
  * repeats are interleaved (engine, BLIS, engine, ...) and medians reported. */
@@ -195,15 +198,21 @@ static void engine_matmul(void *p) {
     tg_tape_reset(g->tp);
 }
 
-/* Row-major C[m,n] = A[m,k] B[k,n], as ops/gemm.c calls it. */
+/* Row-major C[m,n] = op(A)[m,k] op(B)[k,n] straight through BLIS, as
+ * ops/gemm.c calls it; rntm says how (threads, sup kernels). */
+static void blis_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a,
+                       int64_t lda, const float *b, int64_t ldb, float *c, rntm_t *rntm) {
+    float one = 1.0f, zero = 0.0f;
+    bli_sgemm_ex(ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
+                 m, n, k, &one, (float *)a, lda, 1, (float *)b, ldb, 1, &zero, c, n, 1, NULL, rntm);
+}
+
 static void direct_sgemm(void *p) {
     gemm_ctx *g = p;
-    float one = 1.0f, zero = 0.0f;
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
     bli_rntm_set_num_threads(g->threads, &rntm);
-    bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, g->m, g->n, g->k, &one,
-                 tg_tensor_data(g->a), g->k, 1, tg_tensor_data(g->b), g->n, 1, &zero, g->c, g->n,
-                 1, NULL, &rntm);
+    blis_sgemm(false, false, g->m, g->n, g->k, tg_tensor_data(g->a), g->k, tg_tensor_data(g->b),
+               g->n, g->c, &rntm);
 }
 
 static int gemm_open(gemm_ctx *g, int64_t m, int64_t k, int64_t n, int threads, tg_rng *rng) {
@@ -259,8 +268,132 @@ static int bench_matmul(const int *threads, int n_threads, tg_rng *rng) {
     return 0;
 }
 
+/* ---- (d) recurrent products: per-step BLIS calls vs the packed-once path ----------
+ * W1's per-step products: z = h W_hh^T (forward) and dh = dz W_hh (backward),
+ * W_hh [1024, 256], 32 rows, 64 steps per recording. The engine path is
+ * tg_matmul on a recording tape (W requires grad): from the second step on
+ * it runs on W packed once per recording (ops/gemm_pack.c). The BLIS path is
+ * bli_sgemm_ex per step, which repacks W at every call. */
+enum { REC_B = 32, REC_H = 256, REC_G = 1024, REC_T = 64 };
+
+typedef struct rec_ctx {
+    tg_tape *tp;
+    tg_tensor *x, *w;      /* x [32, 256] (forward) or [32, 1024]; w [1024, 256] */
+    float *c;
+    bool backward;         /* dh = dz W (W as stored) instead of h W^T          */
+    int threads, failed;
+} rec_ctx;
+
+/* One recording: T products on the tape, then reset. */
+static void rec_engine(void *p) {
+    rec_ctx *r = p;
+    tg_matmul_opts o = {.trans_b = !r->backward};
+    for (int t = 0; t < REC_T; t++)
+        if (!tg_matmul_ex(r->tp, r->x, r->w, &o)) r->failed = 1;
+    tg_tape_reset(r->tp);
+}
+
+static void rec_blis(void *p) {
+    rec_ctx *r = p;
+    rntm_t rntm = BLIS_RNTM_INITIALIZER;
+    bli_rntm_set_num_threads(r->threads, &rntm);
+    int64_t n = r->backward ? REC_H : REC_G, k = r->backward ? REC_G : REC_H;
+    for (int t = 0; t < REC_T; t++)
+        blis_sgemm(false, !r->backward, REC_B, n, k, tg_tensor_data(r->x), k,
+                   tg_tensor_data(r->w), REC_H, r->c, &rntm);
+}
+
+static int bench_recurrent(const int *threads, int n_threads, tg_rng *rng) {
+    printf("\n(d) recurrent products at W1's shapes, %d per recording: per-step bli_sgemm_ex vs\n"
+           "    the engine (tg_matmul, W packed once per recording); GFLOP/s, median (best) of %d\n",
+           REC_T, REPEATS);
+    printf("    product                     threads | per-step BLIS  | engine, packed | ratio\n");
+    for (int dir = 0; dir < 2; dir++)
+        for (int ti = 0; ti < n_threads; ti++) {
+            rec_ctx r = {.tp = tg_tape_new(), .backward = dir == 1, .threads = threads[ti]};
+            int64_t k = r.backward ? REC_G : REC_H;
+            r.x = tg_tensor_new(TG_F32, 2, (int64_t[]){REC_B, k});
+            r.w = tg_tensor_new(TG_F32, 2, (int64_t[]){REC_G, REC_H});
+            r.c = aligned_alloc(64, (size_t)REC_B * REC_G * sizeof(float));
+            if (!r.tp || !r.x || !r.w || !r.c) return die("recurrent setup", r.tp);
+            tg_tape_set_threads(r.tp, threads[ti]);
+            fill_uniform(r.x, rng, -1, 1);
+            fill_uniform(r.w, rng, -0.1, 0.1);
+            tg_tensor_set_requires_grad(r.w, true);
+            int64_t ne = calibrate(rec_engine, &r, 0.05), nb = calibrate(rec_blis, &r, 0.05);
+            double se[REPEATS], sb[REPEATS];
+            for (int i = 0; i < REPEATS; i++) {
+                se[i] = time_calls(rec_engine, &r, ne);
+                sb[i] = time_calls(rec_blis, &r, nb);
+            }
+            if (r.failed) return die("recurrent matmul", r.tp);
+            double fl = 2.0 * REC_B * REC_H * REC_G * REC_T * 1e-9;
+            double me = median(se, REPEATS), mb = median(sb, REPEATS);   /* sorts: [0] is best */
+            printf("    %-27s %7d | %6.1f (%5.1f) | %6.1f (%5.1f) | %.2fx\n",
+                   r.backward ? "dh = dz W_hh  (32x1024x256)" : "z = h W_hh^T  (32x256x1024)",
+                   threads[ti], fl / mb, fl / sb[0], fl / me, fl / se[0], mb / me);
+            tg_tape_free(r.tp);
+            tg_tensor_free(r.x);
+            tg_tensor_free(r.w);
+            free(r.c);
+        }
+    return 0;
+}
+
+/* ---- (e) BLIS's sup path against its native path at the workloads' shapes -------------
+ * ops/gemm.c turns BLIS's small-matrix (sup) kernels off from m >= 128 with
+ * n >= 256 and from m >= 512 with n >= 128; this prints both paths, 1 thread,
+ * best of the interleaved repeats, at W1-W4's batched shapes and two per-step
+ * ones (which keep sup, or go to the packed path). */
+typedef struct sup_ctx { gemm_ctx g; bool ta, tb, sup; } sup_ctx;
+
+static void sup_or_native(void *p) {
+    sup_ctx *s = p;
+    rntm_t rntm = BLIS_RNTM_INITIALIZER;
+    bli_rntm_set_num_threads(1, &rntm);
+    if (!s->sup) bli_rntm_disable_l3_sup(&rntm);
+    blis_sgemm(s->ta, s->tb, s->g.m, s->g.n, s->g.k, tg_tensor_data(s->g.a),
+               s->ta ? s->g.m : s->g.k, tg_tensor_data(s->g.b), s->tb ? s->g.k : s->g.n, s->g.c,
+               &rntm);
+}
+
+static int bench_sup(tg_rng *rng) {
+    static const struct { const char *what; int64_t m, n, k; bool ta, tb; } shapes[] = {
+        {"W1 x W_ih^T", 2048, 1024, 65, false, true}, {"W1 h W_fc^T", 2048, 65, 256, false, true},
+        {"W1 dlogits W_fc", 2048, 256, 65, false, false},
+        {"W1 dW_hh", 1024, 256, 2048, true, false}, {"W1 dW_ih", 1024, 65, 2048, true, false},
+        {"W3 x W_ih^T", 1280, 256, 128, false, true}, {"W4 x W^T", 2048, 128, 128, false, true},
+        {"W4 x W_1^T", 2048, 512, 128, false, true}, {"W1 h W_hh^T", 32, 1024, 256, false, true},
+        {"W1 dz W_hh", 32, 256, 1024, false, false}};
+    printf("\n(e) BLIS sup path vs native path, 1 thread, GFLOP/s (best of %d interleaved)\n",
+           REPEATS);
+    printf("    shape               (m, n, k)        | sup    | native | ops/gemm.c takes\n");
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        sup_ctx s = {.ta = shapes[i].ta, .tb = shapes[i].tb};
+        /* gemm_ctx's a [m, k] and b [k, n] hold the same element counts either way */
+        if (gemm_open(&s.g, shapes[i].m, shapes[i].k, shapes[i].n, 1, rng))
+            return die("sup setup", s.g.tp);
+        sup_ctx native = s;
+        s.sup = true;
+        int64_t ns = calibrate(sup_or_native, &s, 0.02), nn = calibrate(sup_or_native, &native, 0.02);
+        double ts[REPEATS], tn[REPEATS];
+        for (int r = 0; r < REPEATS; r++) {
+            ts[r] = time_calls(sup_or_native, &s, ns);
+            tn[r] = time_calls(sup_or_native, &native, nn);
+        }
+        median(ts, REPEATS);   /* sorts: [0] is the best */
+        median(tn, REPEATS);
+        bool native_rule = (s.g.m >= 128 && s.g.n >= 256) || (s.g.m >= 512 && s.g.n >= 128);
+        printf("    %-18s (%4lld,%5lld,%5lld) | %6.1f | %6.1f | %s\n", shapes[i].what,
+               (long long)s.g.m, (long long)s.g.n, (long long)s.g.k, gflops(&s.g, ts[0]),
+               gflops(&s.g, tn[0]), native_rule ? "native" : "BLIS's choice");
+        gemm_close(&s.g);
+    }
+    return 0;
+}
+
 /* ---- GEMM thread policy: direct BLIS, 1 vs 2 threads, at small shapes ------------ */
-enum { POLICY_MIN_FLOPS = 8 * 1000 * 1000 };   /* GEMM_PARALLEL_MIN_FLOPS in ops/gemm.c */
+enum { POLICY_MIN_FLOPS = 8 * 1000 * 1000 };   /* PARALLEL_MIN_FLOPS in ops/gemm_guard.c */
 
 typedef struct policy_row { int64_t m, k, n; double flops, g1, g2; } policy_row;
 
@@ -274,7 +407,7 @@ static int bench_gemm_policy(tg_rng *rng) {
     enum { N = sizeof shapes / sizeof shapes[0] };
     policy_row rows[N];
     printf("\n    GEMM thread policy: direct bli_sgemm_ex, 1 vs 2 threads (GFLOP/s, median)\n");
-    printf("    ops/gemm.c uses 1 thread below GEMM_PARALLEL_MIN_FLOPS = %d\n", POLICY_MIN_FLOPS);
+    printf("    ops/gemm_guard.c uses 1 thread below PARALLEL_MIN_FLOPS = %d\n", POLICY_MIN_FLOPS);
     printf("    (m, k, n)         MFLOP | 1 thread | 2 threads | 2T/1T | policy picks | best\n");
     for (int s = 0; s < N; s++) {
         gemm_ctx g1, g2;
@@ -433,7 +566,8 @@ int main(int argc, char **argv) {
     );
     double t0 = now_s();
     if (bench_tape_overhead(threads, 2) || bench_matmul(threads, 2, &rng) ||
-        bench_gemm_policy(&rng) || bench_heap(threads, 2, &rng))
+        bench_recurrent(threads, 2, &rng) || bench_sup(&rng) || bench_gemm_policy(&rng) ||
+        bench_heap(threads, 2, &rng))
         return 1;
     if (BENCH_COUNT_MALLOC)
         printf("\nprocess-wide malloc/calloc/realloc counter is live: %llu calls in this run\n",

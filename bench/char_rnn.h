@@ -62,14 +62,14 @@ static int char_open(char_model *m, tg_params *p, const tg_cell *cell, char_shap
 static int char_gemms(bench_gemm *g, int64_t T, int64_t B, int64_t gates) {
     int64_t N = T * B, H = CHAR_H, G = gates * CHAR_H, V = CHAR_V;
     int n = 0;
-    g[n++] = (bench_gemm){"x W_ih^T (all steps)", N, G, V, false, true, 1};
-    g[n++] = (bench_gemm){"h W_hh^T (per step)", B, G, H, false, true, T};
-    g[n++] = (bench_gemm){"h W_fc^T", N, V, H, false, true, 1};
-    g[n++] = (bench_gemm){"dlogits W_fc", N, H, V, false, false, 1};
-    g[n++] = (bench_gemm){"dW_fc = dlogits^T h", V, H, N, true, false, 1};
-    g[n++] = (bench_gemm){"dZ W_hh (per step)", B, H, G, false, false, T - 1};
-    g[n++] = (bench_gemm){"dW_hh = dZ^T h_prev", G, H, N, true, false, 1};
-    g[n++] = (bench_gemm){"dW_ih = dZ^T x", G, V, N, true, false, 1};
+    g[n++] = (bench_gemm){"x W_ih^T (all steps)", N, G, V, false, true, 1, false};
+    g[n++] = (bench_gemm){"h W_hh^T (per step)", B, G, H, false, true, T, true};
+    g[n++] = (bench_gemm){"h W_fc^T", N, V, H, false, true, 1, false};
+    g[n++] = (bench_gemm){"dlogits W_fc", N, H, V, false, false, 1, false};
+    g[n++] = (bench_gemm){"dW_fc = dlogits^T h", V, H, N, true, false, 1, false};
+    g[n++] = (bench_gemm){"dZ W_hh (per step)", B, H, G, false, false, T - 1, true};
+    g[n++] = (bench_gemm){"dW_hh = dZ^T h_prev", G, H, N, true, false, 1, false};
+    g[n++] = (bench_gemm){"dW_ih = dZ^T x", G, V, N, true, false, 1, false};
     return n;
 }
 
@@ -102,9 +102,11 @@ static int char_main(int argc, char **argv, const tg_cell *cell) {
     int ng = char_gemms(gs, s.T, s.B, lstm ? 4 : 3);
     bool floor_ok = !o.no_floor && bench_gemm_floor(gs, ng, o.threads, o.verbose, &f) == 0;
     printf("  loss %.4f (ln V = %.4f at the start)\n", t.loss, first_loss);
-    bench_print(&(bench_report){name, lstm ? "composed (tg_rnn LSTM)" : "composed (tg_rnn GRU)",
-                                o.threads, s.T * s.B, 0, &r, floor_ok ? &f : NULL, t.tp,
-                                t.nodes});
+    bench_print(&(bench_report){.workload = name,
+                                .variant = lstm ? "composed (tg_rnn LSTM)" : "composed (tg_rnn GRU)",
+                                .threads = o.threads, .tokens = s.T * s.B, .r = &r,
+                                .floor = floor_ok ? &f : NULL, .tp = t.tp, .nodes = t.nodes,
+                                .step = &t.step});
     bench_train_close(&t);
     tg_rnn_free(&m.rnn);
     tg_tensor_free(m.x);

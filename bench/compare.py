@@ -14,6 +14,11 @@ One command:  /usr/bin/python3 bench/compare.py            (about 12-15 minutes)
    median over rounds of each run's median ms/iter.
 4. Prints the table (and writes it with --out FILE as markdown, --json FILE raw).
 
+oneDNN (issue 10's anchor): where the build has bench/onednn_reference (meson
+builds it when libdnnl-dev is installed), W1-W3 also run with oneDNN's fused
+RNN primitives, alternating with the other sides; the table gets a oneDNN
+column. --no-onednn leaves it out.
+
 The machine is shared: every run records how many cores other processes kept
 busy meanwhile (from /proc/stat minus the run's own CPU time). A run whose
 threads had to share a core (other load > idle cores + --busy-limit) is
@@ -36,6 +41,8 @@ PY = "/usr/bin/python3"
 TORCH_REF = os.path.join(HERE, "torch_reference.py")
 PROGRAMS = {"W1": "w1_char_lstm", "W2": "w2_char_gru", "W3": "w3_sentiment_lstm",
             "W4": "w4_transformer", "W5": "w5_tape_overhead"}
+ONEDNN_PROGRAM = "onednn_reference"
+ONEDNN_WORKLOADS = ("W1", "W2", "W3")
 # Torch variants compared per workload: (variant, label)
 TORCH_VARIANTS = {
     "W1": [("fused", "nn.LSTM (fused)"), ("composed", "LSTM composed in Python")],
@@ -60,6 +67,7 @@ def parse_args():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--no-sweep", action="store_true",
                     help="PyTorch: coretype unset, threads to torch (no config search)")
+    ap.add_argument("--no-onednn", action="store_true", help="leave oneDNN's column out")
     ap.add_argument("--busy-limit", type=float, default=0.3)
     ap.add_argument("--retries", type=int, default=2)
     ap.add_argument("--max-wait", type=float, default=20.0,
@@ -107,6 +115,15 @@ def build(a):
             missing.append(w)
     a.workloads = [w for w in a.workloads
                    if w not in missing and not (w == "W6" and "W1" in missing)]
+    if not a.no_onednn:   # optional: built only where libdnnl-dev is installed
+        p = subprocess.run(["ninja", "-C", bd, "bench/" + ONEDNN_PROGRAM], capture_output=True,
+                           text=True)
+        if p.returncode != 0:
+            log("no %s (libdnnl-dev missing?): no oneDNN column" % ONEDNN_PROGRAM)
+
+
+def onednn_available(a):
+    return not a.no_onednn and os.path.exists(os.path.join(a.build_dir, "bench", ONEDNN_PROGRAM))
 
 
 def environment_notes(a):
@@ -202,6 +219,11 @@ def ours_cmd(a, w, threads, seq=None, batch=None):
     return cmd
 
 
+def onednn_cmd(a, w, threads):
+    return [os.path.join(a.build_dir, "bench", ONEDNN_PROGRAM), w, "--threads", str(threads),
+            "--min-time", str(a.min_time)]
+
+
 def torch_cmd(a, w, variant, threads, split, coretype, min_time=None):
     return [PY, TORCH_REF, w, "--variant", variant, "--threads", str(threads), "--split", split,
             "--coretype", coretype, "--min-time", str(min_time or a.min_time)]
@@ -268,11 +290,15 @@ def measure(a, plan, best):
                 if w == "W5" and t > 1:
                     continue
                 runs = [("tapegrad", None)] + [("pytorch", v) for v, _ in variants]
+                if w in ONEDNN_WORKLOADS and onednn_available(a):
+                    runs.append(("onednn", None))
                 if rnd % 2:
                     runs.reverse()   # alternate who goes first
                 for side, variant in runs:
                     if side == "tapegrad":
                         r = run(ours_cmd(a, w, t, seq, batch), a)
+                    elif side == "onednn":
+                        r = run(onednn_cmd(a, w, t), a)
                     else:
                         split, core = config_for(best, w, variant, t)
                         r = run(torch_cmd(a, w, variant, t, split, core), a)
@@ -288,7 +314,7 @@ def measure(a, plan, best):
 # ---- aggregation and the table ---------------------------------------------------------------
 def agg(results, key, side, threads, variant=None):
     rs = [r for r in results if r["key"] == key and r["side"] == side and r["threads"] == threads
-          and (side == "tapegrad" or r["tvariant"] == variant) and not r.get("failed")]
+          and (side != "pytorch" or r["tvariant"] == variant) and not r.get("failed")]
     if not rs:
         return None
     out = dict(rs[0])
@@ -296,7 +322,8 @@ def agg(results, key, side, threads, variant=None):
     out["ms_all"] = [round(r["ms"], 3) for r in rs]
     out["contended"] = all(r.get("contended") for r in rs)
     out["rss_kb"] = max(r["rss_kb"] for r in rs)
-    for k in ("ns_per_op", "floor_ms", "floor_best_ms", "lib_allocs", "all_allocs"):
+    for k in ("ns_per_op", "floor_ms", "floor_best_ms", "floor_packed_ms", "floor_packed_best_ms",
+              "lib_allocs", "all_allocs"):
         if k in rs[0] and rs[0][k] is not None:
             out[k] = statistics.median(r[k] for r in rs)
     if rs[0].get("tokens_per_s"):
@@ -318,29 +345,37 @@ def cfg_name(r):
 def report(a, plan, best, results, notes, elapsed):
     L = []
     L.append("| workload | thr | tapegrad ms/iter | PyTorch ms/iter | PyTorch variant, best config |"
-             " torch/tapegrad | tapegrad tok/s | PyTorch tok/s | GEMM floor ms | tapegrad/floor |"
-             " allocs/step |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+             " torch/tapegrad | oneDNN ms/iter | oneDNN/tapegrad | tapegrad tok/s | PyTorch tok/s |"
+             " GEMM floor ms: per-step calls / packed once | tapegrad/floor | allocs/step |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    flag = lambda r: "!" if r and r.get("contended") else ""
     for w, seq, batch, variants in plan:
         if w == "W5":
             continue
         for t in a.threads:
             ours = agg(results, w, "tapegrad", t)
+            dnn = agg(results, w, "onednn", t)
+            floor = ours.get("floor_best_ms") if ours else None
+            packed = ours.get("floor_packed_best_ms") if ours else None
             for variant, label in variants:
                 th = agg(results, w, "pytorch", t, variant)
                 ratio = th["ms"] / ours["ms"] if ours and th else None
-                floor = ours.get("floor_best_ms") if ours else None
-                flag = lambda r: "!" if r and r.get("contended") else ""
-                L.append("| %s | %d | %s%s | %s%s | %s; %s | %s | %s | %s | %s | %s | %s |" % (
+                L.append("| %s | %d | %s%s | %s%s | %s; %s | %s | %s%s | %s | %s | %s | %s / %s |"
+                         " %s / %s | %s |" % (
                     w, t, fmt(ours and ours["ms"], "%.2f"), flag(ours),
                     fmt(th and th["ms"], "%.2f"), flag(th), label, cfg_name(th),
-                    fmt(ratio, "**%.2fx**"), fmt(ours and ours.get("tokens_per_s"), "%.0f"),
+                    fmt(ratio, "**%.2fx**"), fmt(dnn and dnn["ms"], "%.2f"), flag(dnn),
+                    fmt(dnn["ms"] / ours["ms"] if ours and dnn else None, "**%.2fx**"),
+                    fmt(ours and ours.get("tokens_per_s"), "%.0f"),
                     fmt(th and th.get("tokens_per_s"), "%.0f"), fmt(floor, "%.2f"),
-                    fmt(ours["ms"] / floor if ours and floor else None, "%.2fx"),
+                    fmt(packed, "%.2f"), fmt(ours["ms"] / floor if ours and floor else None, "%.2fx"),
+                    fmt(ours["ms"] / packed if ours and packed else None, "%.2fx"),
                     fmt(ours and ours.get("lib_allocs"), "%.0f")))
     L.append("")
     L.append("Ratio > 1: tapegrad is faster. GEMM floor: the step's GEMMs timed by calling "
-             "bli_sgemm_ex alone at the same shapes (each at the best of 1..thr threads); "
+             "bli_sgemm_ex alone at the same shapes (each at the best of 1..thr threads); in the "
+             "packed-once formulation the per-step recurrent products (h W_hh^T, dZ W_hh) are "
+             "timed through the engine instead, on W_hh packed once per recording; "
              "'!' = every run of that cell had to share its cores with other processes "
              "(other load > idle cores + %.1f)." % a.busy_limit)
     # W5
@@ -391,9 +426,11 @@ def report(a, plan, best, results, notes, elapsed):
                 continue
             o1, o2 = agg(results, w, "tapegrad", 1), agg(results, w, "tapegrad", 2)
             p1, p2 = agg(results, w, "pytorch", 1, "fused"), agg(results, w, "pytorch", 2, "fused")
-            parts.append("%s tapegrad %s, PyTorch %s" % (
+            d1, d2 = agg(results, w, "onednn", 1), agg(results, w, "onednn", 2)
+            parts.append("%s tapegrad %s, PyTorch %s%s" % (
                 w, fmt(o1["ms"] / o2["ms"] if o1 and o2 else None, "%.2fx"),
-                fmt(p1["ms"] / p2["ms"] if p1 and p2 else None, "%.2fx")))
+                fmt(p1["ms"] / p2["ms"] if p1 and p2 else None, "%.2fx"),
+                ", oneDNN %.2fx" % (d1["ms"] / d2["ms"]) if d1 and d2 else ""))
         L.append("**2-thread speed-up** (1-thread time / 2-thread time): " + "; ".join(parts) +
                  ". Target for W1: >= 1.6x.")
     L.append("")
@@ -460,11 +497,19 @@ def targets(a, results):
             o, p = ms(w, "tapegrad", t), ms(w, "pytorch", t)
             g = goal or (1.3 if t == 1 else 1.5)
             check("%s %dT: PyTorch fused / tapegrad" % (w, t), p / o if o and p else None, g, True)
+    for w in ONEDNN_WORKLOADS:
+        for t in a.threads:
+            o, d = ms(w, "tapegrad", t), ms(w, "onednn", t)
+            if o and d:
+                check("%s %dT: oneDNN fused / tapegrad" % (w, t), d / o, 1.0, True)
     for w in ("W1", "W2", "W3"):
         for t in a.threads:
             o = agg(results, w, "tapegrad", t) if w in a.workloads else None
             if o and o.get("floor_best_ms"):
                 check("%s %dT: time / GEMM floor" % (w, t), o["ms"] / o["floor_best_ms"], 1.25, False)
+            if o and o.get("floor_packed_best_ms"):
+                check("%s %dT: time / packed-once GEMM floor" % (w, t),
+                      o["ms"] / o["floor_packed_best_ms"], 1.25, False)
     o5 = agg(results, "W5", "tapegrad", 1)
     if o5:
         check("W5: ns per op, fwd+bwd", o5["ns_per_op"], 100, False, " ns")
@@ -483,7 +528,7 @@ def targets(a, results):
         check("heap allocations per steady step (max over runs)", max(allocs), 0, False, "")
     if not rows:
         return []
-    return ["", "**Targets of issue 6**:", "", "| target | measured | goal | verdict |",
+    return ["", "**Targets of issues 6 and 10**:", "", "| target | measured | goal | verdict |",
             "|---|---|---|---|"] + rows
 
 

@@ -43,15 +43,15 @@ static int sent_open(sent_model *m, tg_params *p, tg_rng *rng) {
 static int sent_gemms(bench_gemm *g) {
     int64_t N = ST * SB, G = 4 * SH;
     int n = 0;
-    g[n++] = (bench_gemm){"x W_ih^T (all steps)", N, G, SE, false, true, 1};
-    g[n++] = (bench_gemm){"h W_hh^T (per step)", SB, G, SH, false, true, ST};
-    g[n++] = (bench_gemm){"h_T W_fc^T", SB, 1, SH, false, true, 1};
-    g[n++] = (bench_gemm){"dlogit W_fc", SB, SH, 1, false, false, 1};
-    g[n++] = (bench_gemm){"dW_fc = dlogit^T h_T", 1, SH, SB, true, false, 1};
-    g[n++] = (bench_gemm){"dZ W_hh (per step)", SB, SH, G, false, false, ST - 1};
-    g[n++] = (bench_gemm){"dW_hh = dZ^T h_prev", G, SH, N, true, false, 1};
-    g[n++] = (bench_gemm){"dW_ih = dZ^T x", G, SE, N, true, false, 1};
-    g[n++] = (bench_gemm){"dx = dZ W_ih", N, SE, G, false, false, 1};
+    g[n++] = (bench_gemm){"x W_ih^T (all steps)", N, G, SE, false, true, 1, false};
+    g[n++] = (bench_gemm){"h W_hh^T (per step)", SB, G, SH, false, true, ST, true};
+    g[n++] = (bench_gemm){"h_T W_fc^T", SB, 1, SH, false, true, 1, false};
+    g[n++] = (bench_gemm){"dlogit W_fc", SB, SH, 1, false, false, 1, false};
+    g[n++] = (bench_gemm){"dW_fc = dlogit^T h_T", 1, SH, SB, true, false, 1, false};
+    g[n++] = (bench_gemm){"dZ W_hh (per step)", SB, SH, G, false, false, ST - 1, true};
+    g[n++] = (bench_gemm){"dW_hh = dZ^T h_prev", G, SH, N, true, false, 1, false};
+    g[n++] = (bench_gemm){"dW_ih = dZ^T x", G, SE, N, true, false, 1, false};
+    g[n++] = (bench_gemm){"dx = dZ W_ih", N, SE, G, false, false, 1, false};
     return n;
 }
 
@@ -75,8 +75,10 @@ int main(int argc, char **argv) {
     int ng = sent_gemms(gs);
     bool floor_ok = !o.no_floor && bench_gemm_floor(gs, ng, o.threads, o.verbose, &f) == 0;
     printf("  loss %.4f (ln 2 = 0.6931 at the start)\n", t.loss);
-    bench_print(&(bench_report){"W3", "composed (tg_rnn LSTM)", o.threads, ST * SB, 0, &r,
-                                floor_ok ? &f : NULL, t.tp, t.nodes});
+    bench_print(&(bench_report){.workload = "W3", .variant = "composed (tg_rnn LSTM)",
+                                .threads = o.threads, .tokens = ST * SB, .r = &r,
+                                .floor = floor_ok ? &f : NULL, .tp = t.tp, .nodes = t.nodes,
+                                .step = &t.step});
     bench_train_close(&t);
     tg_rnn_free(&m.lstm);
     tg_tensor_free(m.ids);

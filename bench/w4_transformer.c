@@ -29,23 +29,23 @@ static tg_tensor *xf_forward(tg_tape *tp, void *model) {
 static int xf_gemms(bench_gemm *g) {
     int64_t N = XB * XT, C = XC, d = XC / XH, T = XT, BH = XB * XH, F = XF;
     int n = 0;
-    g[n++] = (bench_gemm){"x W_{q,k,v}^T", N, C, C, false, true, 3};
-    g[n++] = (bench_gemm){"q k^T (per b, head)", T, T, d, false, true, BH};
-    g[n++] = (bench_gemm){"W v (per b, head)", T, d, T, false, false, BH};
-    g[n++] = (bench_gemm){"ctx W_o^T", N, C, C, false, true, 1};
-    g[n++] = (bench_gemm){"x1 W_1^T", N, F, C, false, true, 1};
-    g[n++] = (bench_gemm){"relu W_2^T", N, C, F, false, true, 1};
-    g[n++] = (bench_gemm){"dY W_2", N, F, C, false, false, 1};
-    g[n++] = (bench_gemm){"dW_2", C, F, N, true, false, 1};
-    g[n++] = (bench_gemm){"dH W_1", N, C, F, false, false, 1};
-    g[n++] = (bench_gemm){"dW_1", F, C, N, true, false, 1};
-    g[n++] = (bench_gemm){"dO W_o", N, C, C, false, false, 1};
-    g[n++] = (bench_gemm){"dW_o", C, C, N, true, false, 1};
-    g[n++] = (bench_gemm){"dW = dctx v^T", T, T, d, false, true, BH};
-    g[n++] = (bench_gemm){"dv = W^T dctx", T, d, T, true, false, BH};
-    g[n++] = (bench_gemm){"dq = dS k", T, d, T, false, false, BH};
-    g[n++] = (bench_gemm){"dk = dS^T q", T, d, T, true, false, BH};
-    g[n++] = (bench_gemm){"dW_{q,k,v}", C, C, N, true, false, 3};
+    g[n++] = (bench_gemm){"x W_{q,k,v}^T", N, C, C, false, true, 3, false};
+    g[n++] = (bench_gemm){"q k^T (per b, head)", T, T, d, false, true, BH, false};
+    g[n++] = (bench_gemm){"W v (per b, head)", T, d, T, false, false, BH, false};
+    g[n++] = (bench_gemm){"ctx W_o^T", N, C, C, false, true, 1, false};
+    g[n++] = (bench_gemm){"x1 W_1^T", N, F, C, false, true, 1, false};
+    g[n++] = (bench_gemm){"relu W_2^T", N, C, F, false, true, 1, false};
+    g[n++] = (bench_gemm){"dY W_2", N, F, C, false, false, 1, false};
+    g[n++] = (bench_gemm){"dW_2", C, F, N, true, false, 1, false};
+    g[n++] = (bench_gemm){"dH W_1", N, C, F, false, false, 1, false};
+    g[n++] = (bench_gemm){"dW_1", F, C, N, true, false, 1, false};
+    g[n++] = (bench_gemm){"dO W_o", N, C, C, false, false, 1, false};
+    g[n++] = (bench_gemm){"dW_o", C, C, N, true, false, 1, false};
+    g[n++] = (bench_gemm){"dW = dctx v^T", T, T, d, false, true, BH, false};
+    g[n++] = (bench_gemm){"dv = W^T dctx", T, d, T, true, false, BH, false};
+    g[n++] = (bench_gemm){"dq = dS k", T, d, T, false, false, BH, false};
+    g[n++] = (bench_gemm){"dk = dS^T q", T, d, T, true, false, BH, false};
+    g[n++] = (bench_gemm){"dW_{q,k,v}", C, C, N, true, false, 3, false};
     return n;
 }
 
@@ -74,8 +74,11 @@ int main(int argc, char **argv) {
     int ng = xf_gemms(gs);
     bool floor_ok = !o.no_floor && bench_gemm_floor(gs, ng, o.threads, o.verbose, &f) == 0;
     printf("  loss %.4f\n", t.loss);
-    bench_print(&(bench_report){"W4", "composed (tg_transformer_encoder, post-norm, dropout 0)",
-                                o.threads, XT * XB, 0, &r, floor_ok ? &f : NULL, t.tp, t.nodes});
+    bench_print(&(bench_report){.workload = "W4",
+                                .variant = "composed (tg_transformer_encoder, post-norm, dropout 0)",
+                                .threads = o.threads, .tokens = XT * XB, .r = &r,
+                                .floor = floor_ok ? &f : NULL, .tp = t.tp, .nodes = t.nodes,
+                                .step = &t.step});
     bench_train_close(&t);
     tg_tensor_free(m.x);
     tg_params_free(p);

@@ -1,28 +1,30 @@
-/* ops/gemm.c - the one place that calls BLIS for GEMM.
+/* ops/gemm.c - the one place that calls BLIS's GEMM API (tg_gemm).
  *
- * Threads are chosen per call: below GEMM_PARALLEL_MIN_FLOPS a second BLIS
- * thread costs more in start-up and packing than it saves (measured with
- * bench/bench_core on skx: 32x64x256 runs at 91 GFLOP/s on one thread and
- * 53 on two; 32x320x1024 runs at 110 on one and 160 on two). */
-#include "../autograd/internal.h"
+ * The thread count is chosen per call by gemm_guard.c (by size, and one
+ * thread while another process holds the second core). The packed-operand
+ * path of repeated matmuls (gemm_pack.c) calls BLIS's micro-kernel instead;
+ * see gemm_internal.h for the layer as a whole. */
+#include "gemm_internal.h"
 
 #include <blis.h>
 
-enum { GEMM_PARALLEL_MIN_FLOPS = 8 * 1000 * 1000 };
-
-static int gemm_threads(const tg_tape *tp, int64_t m, int64_t n, int64_t k) {
-    int nt = tg_tape_threads(tp);
-    double flops = 2.0 * (double)m * (double)n * (double)k;
-    return flops < GEMM_PARALLEL_MIN_FLOPS ? 1 : nt;
+struct tg_gemm_state *tg__gemm_state(tg_tape *tp) {
+    if (!tp->gemm) tp->gemm = tg__arena_alloc(tp, sizeof *tp->gemm, true);
+    return tp->gemm;
 }
 
-void tg_gemm(const tg_tape *tp, tg_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n,
-             int64_t k, double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
-             double beta, void *c, int64_t ldc) {
+/* tg_gemm, or with sup false without BLIS's small-matrix ("sup") kernels:
+ * then every product goes through the native micro-kernel in KC-deep blocks,
+ * rounding exactly as gemm_pack.c's packed products do. */
+static void blis_gemm(const tg_tape *tp, tg_dtype dt, bool trans_a, bool trans_b, int64_t m,
+                      int64_t n, int64_t k, double alpha, const void *a, int64_t lda,
+                      const void *b, int64_t ldb, double beta, void *c, int64_t ldc, bool sup) {
     if (m <= 0 || n <= 0) return;
     tg_init();
+    tg__gemm_timing tm;
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
-    bli_rntm_set_num_threads(gemm_threads(tp, m, n, k), &rntm);
+    bli_rntm_set_num_threads(tg__gemm_threads_begin(tp, dt, m, n, k, &tm), &rntm);
+    if (!sup) bli_rntm_disable_l3_sup(&rntm);
     trans_t ta = trans_a ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE;
     trans_t tb = trans_b ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE;
     /* Row-major storage: row stride = leading dimension, column stride 1;
@@ -35,4 +37,30 @@ void tg_gemm(const tg_tape *tp, tg_dtype dt, bool trans_a, bool trans_b, int64_t
         bli_dgemm_ex(ta, tb, m, n, k, &alpha, (double *)a, lda, 1, (double *)b, ldb, 1, &beta,
                      (double *)c, ldc, 1, NULL, &rntm);
     }
+    tg__gemm_threads_end(&tm);
+}
+
+/* BLIS takes its small-matrix ("sup") path whenever one dimension is under a
+ * threshold (zen: 512, 512, 440). Those kernels do not pack: they win with few
+ * rows or columns, and lose up to 4x on large batched products with one short
+ * dimension (2048 x 1024 x 65, the input projection of all steps: 19 against
+ * 76 GFLOP/s on zen; the whole-sequence weight gradient 1024 x 256 x 2048:
+ * 20 against 34). Measured over m 32..2048, n 65..1024, k 65..2048 in the
+ * three layouts (docs/performance.md): the native path is as fast or faster
+ * from m >= 128 with n >= 256, and from m >= 512 with n >= 128. */
+static bool sup_pays(int64_t m, int64_t n) {
+    return !((m >= 128 && n >= 256) || (m >= 512 && n >= 128));
+}
+
+void tg_gemm(const tg_tape *tp, tg_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n,
+             int64_t k, double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
+             double beta, void *c, int64_t ldc) {
+    blis_gemm(tp, dt, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+              sup_pays(m, n));
+}
+
+void tg__gemm_native(const tg_tape *tp, tg_dtype dt, bool trans_a, bool trans_b, int64_t m,
+                     int64_t n, int64_t k, const void *a, int64_t lda, const void *b, int64_t ldb,
+                     double beta, void *c, int64_t ldc) {
+    blis_gemm(tp, dt, trans_a, trans_b, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc, false);
 }

@@ -4,7 +4,7 @@
  * stored matrices). Leading (batch) dims must match, or b is 2-D and shared;
  * in that case, without trans_a, the whole batch is one GEMM of (batch*M) rows.
  * VJP: da = dc op(b)^T, db = op(a)^T dc, mapped back through the flags. */
-#include "../autograd/internal.h"
+#include "gemm_internal.h"
 
 #include <string.h>
 
@@ -61,6 +61,23 @@ static int matmul_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void 
 static int64_t lda_of(const mm_dims *d, bool t) { return t ? d->m : d->k; }
 static int64_t ldb_of(const mm_dims *d, bool t) { return t ? d->k : d->n; }
 
+/* c [m, n] = op(A) op(B) + beta c where B is the data of the node's b, shared
+ * by the batch. A recorded node's b stays as it is until tg_tape_reset, so when
+ * it recurs (an RNN's W_hh, step after step) the product runs on b packed once
+ * per recording (gemm_pack.c); otherwise through BLIS. `forward`: a forward
+ * product, which counts as a use of b. */
+static void product_on_b(tg_node *nd, bool forward, bool ta, bool tb, int64_t m, int64_t n,
+                         int64_t k, const void *a, int64_t lda, int64_t ldb, double beta, void *c,
+                         int64_t ldc) {
+    tg_dtype dt = nd->out->dtype;
+    const void *b = nd->in[1]->data;
+    bool recorded = nd->out->node >= 0;
+    if (recorded && tg__gemm_packed(nd->tape, forward, dt, ta, tb, m, n, k, a, lda, b, ldb, beta,
+                                    c, ldc))
+        return;
+    tg_gemm(nd->tape, dt, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
+}
+
 static int matmul_forward(tg_node *nd) {
     const matmul_attr *at = nd->attr;
     tg_tensor *a = nd->in[0], *b = nd->in[1], *c = nd->out;
@@ -68,14 +85,19 @@ static int matmul_forward(tg_node *nd) {
     size_t es = tg_dtype_size(a->dtype);
     int64_t lda = lda_of(&d, at->trans_a), ldb = ldb_of(&d, at->trans_b);
     if (d.b_shared && !at->trans_a) { /* fold the batch into the rows */
-        tg_gemm(nd->tape, a->dtype, false, at->trans_b, d.batch * d.m, d.n, d.k, 1.0, a->data,
-                lda, b->data, ldb, 0.0, c->data, d.n);
+        product_on_b(nd, true, false, at->trans_b, d.batch * d.m, d.n, d.k, a->data, lda, ldb,
+                     0.0, c->data, d.n);
         return 0;
     }
     for (int64_t i = 0; i < d.batch; i++) {
         const char *ab = (const char *)a->data + (size_t)(i * d.m * d.k) * es;
-        const char *bb = (const char *)b->data + (d.b_shared ? 0 : (size_t)(i * d.k * d.n) * es);
         char *cb = (char *)c->data + (size_t)(i * d.m * d.n) * es;
+        if (d.b_shared) {
+            product_on_b(nd, true, at->trans_a, at->trans_b, d.m, d.n, d.k, ab, lda, ldb, 0.0, cb,
+                         d.n);
+            continue;
+        }
+        const char *bb = (const char *)b->data + (size_t)(i * d.k * d.n) * es;
         tg_gemm(nd->tape, a->dtype, at->trans_a, at->trans_b, d.m, d.n, d.k, 1.0, ab, lda, bb, ldb,
                 0.0, cb, d.n);
     }
@@ -87,7 +109,10 @@ static void grad_a(tg_node *nd, const mm_dims *d, const void *dc, const void *b,
                    double beta) {
     const matmul_attr *at = nd->attr;
     int64_t ldb = ldb_of(d, at->trans_b);
-    if (!at->trans_a)
+    if (!at->trans_a && d->b_shared && b == nd->in[1]->data)  /* b's other orientation */
+        product_on_b(nd, false, false, !at->trans_b, d->m, d->k, d->n, dc, d->n, ldb, beta, da,
+                     d->k);
+    else if (!at->trans_a)
         tg_gemm(nd->tape, nd->out->dtype, false, !at->trans_b, d->m, d->k, d->n, 1.0, dc, d->n, b,
                 ldb, beta, da, d->k);
     else
@@ -106,6 +131,31 @@ static void grad_b(tg_node *nd, const mm_dims *d, int64_t rows, const void *a, c
     else
         tg_gemm(nd->tape, nd->out->dtype, true, at->trans_a, d->n, d->k, rows, 1.0, dc, d->n, a,
                 lda, beta, db, d->k);
+}
+
+/* As grad_b over all rows of a folded product (a not transposed), left for
+ * gemm_defer.c to merge with the other steps' contributions to the same
+ * weight. db must hold valid values. false: not deferred (fusion off). */
+static bool defer_grad_b(tg_node *nd, const mm_dims *all, const void *a, const void *dc,
+                         void *db) {
+    const matmul_attr *at = nd->attr;
+    tg_dtype dt = nd->out->dtype;
+    if (!at->trans_b)   /* db [k, n] += a^T dc */
+        return tg__gemm_defer_xty(nd->tape, dt, all->k, all->n, all->m, a, all->k, dc, all->n, db);
+    return tg__gemm_defer_xty(nd->tape, dt, all->n, all->k, all->m, dc, all->n, a, all->k, db);
+}
+
+/* db for a folded product: deferred when the engine may reorder sums (it
+ * then needs db initialised, so a new one is zeroed), else one GEMM. */
+static void fold_grad_b(tg_node *nd, const mm_dims *all, const void *a, const void *dc) {
+    bool fresh;
+    if (tg__fusion_enabled(nd->tape)) {
+        void *db = tg_input_grad(nd, 1);
+        if (db && !defer_grad_b(nd, all, a, dc, db)) grad_b(nd, all, all->m, a, dc, db, 1.0);
+        return;
+    }
+    void *db = tg_input_grad_fresh(nd, 1, &fresh);
+    if (db) grad_b(nd, all, all->m, a, dc, db, fresh ? 0.0 : 1.0);
 }
 
 /* A fresh (uninitialised) gradient is written with beta = 0 instead of being
@@ -129,10 +179,12 @@ static int matmul_vjp(tg_node *nd) {
         size_t bo = d.b_shared ? 0 : (size_t)(i * d.k * d.n) * es;
         grad_a(nd, &d, dc + co, (const char *)b->data + bo, da + ao, fresh ? 0.0 : 1.0);
     }
+    if (fold) {
+        if (b->requires_grad) fold_grad_b(nd, &all, a->data, dc);
+        return 0;
+    }
     char *db = tg_input_grad_fresh(nd, 1, &fresh);
-    if (db && fold)
-        grad_b(nd, &all, all.m, a->data, dc, db, fresh ? 0.0 : 1.0);
-    for (int64_t i = 0; db && !fold && i < d.batch; i++) {
+    for (int64_t i = 0; db && i < d.batch; i++) {
         size_t ao = (size_t)(i * d.m * d.k) * es, co = (size_t)(i * d.m * d.n) * es;
         size_t bo = d.b_shared ? 0 : (size_t)(i * d.k * d.n) * es;
         /* a shared b sums over the batch: only its first term may overwrite */

@@ -1,18 +1,17 @@
 /* optim/optim.c - SGD, RMSprop, Adam, AdamW, Adagrad, Adadelta over the
  * parameter registry, with parameter groups.
  *
- * Each update is one kernel over doubles, written in the operation order of
- * PyTorch 1.13's single-tensor implementation (the formulas are in optim.h).
- * float64 parameters are updated in place; float32 ones go through the same
- * kernel in chunks converted to double and back. */
+ * Each update is one kernel per dtype (optim_kernels.h), written in the
+ * operation order of PyTorch 1.13's single-tensor implementation (the
+ * formulas are in optim.h); parameters are updated in place, float32 ones in
+ * float32 arithmetic as PyTorch does. */
 #include "optim_internal.h"
 
 #include <fnmatch.h>
-#include <math.h>
+#include <tgmath.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK 256
 
 /* ---- names and defaults ------------------------------------------------- */
 static const char *const kind_names[] = {"sgd", "rmsprop", "adam", "adamw", "adagrad", "adadelta"};
@@ -235,7 +234,7 @@ void tg_optim_zero_grad(tg_optim *o) {
     if (o) tg_params_zero_grad(o->params);
 }
 
-/* ---- update kernels (doubles; s[k] is slot k or NULL) ------------------------- */
+/* ---- update kernels (optim_kernels.h; s[k] is slot k or NULL) ------------------ */
 typedef struct upd_ctx {
     const tg_optim_opts *h;
     int64_t t;          /* this parameter's step count, after the increment */
@@ -243,123 +242,39 @@ typedef struct upd_ctx {
     bool decoupled;     /* AdamW                                            */
 } upd_ctx;
 
-typedef void (*kernel_fn)(const upd_ctx *c, int64_t n, double *p, const double *g, double **s);
+/* Each kernel is compiled for AVX-512, AVX2 and baseline x86-64, picked at
+ * load time (as ops/ does for its elementwise kernels). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define TG_OPTIM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define TG_OPTIM_CLONES
+#endif
+#define TG_OPTIM_SIMD _Pragma("omp simd")
 
-static void sgd_kernel(const upd_ctx *c, int64_t n, double *p, const double *g, double **s) {
-    const tg_optim_opts *h = c->h;
-    for (int64_t i = 0; i < n; i++) {
-        double d = g[i];
-        if (h->weight_decay != 0) d = d + h->weight_decay * p[i];
-        if (h->momentum != 0) {
-            double *b = s[0];
-            b[i] = c->first ? d : b[i] * h->momentum + (1 - h->dampening) * d;
-            d = h->nesterov ? d + h->momentum * b[i] : b[i];
-        }
-        p[i] = p[i] + -h->lr * d;
-    }
-}
+#define REAL double
+#define K(name) name##_f64
+#include "optim_kernels.h"
+#undef REAL
+#undef K
+#define REAL float
+#define K(name) name##_f32
+#include "optim_kernels.h"
+#undef REAL
+#undef K
 
-static void rmsprop_kernel(const upd_ctx *c, int64_t n, double *p, const double *g, double **s) {
-    const tg_optim_opts *h = c->h;
-    double *v = s[0], *b = s[1], *a = s[2];
-    for (int64_t i = 0; i < n; i++) {
-        double d = g[i];
-        if (h->weight_decay != 0) d = d + h->weight_decay * p[i];
-        v[i] = v[i] * h->alpha + (1 - h->alpha) * d * d;
-        double avg;
-        if (h->centered) {
-            a[i] = a[i] * h->alpha + (1 - h->alpha) * d;
-            avg = sqrt(v[i] + -1.0 * a[i] * a[i]);
-        } else {
-            avg = sqrt(v[i]);
-        }
-        avg = avg + h->eps;
-        if (h->momentum > 0) {
-            b[i] = b[i] * h->momentum + d / avg;
-            p[i] = p[i] + -h->lr * b[i];
-        } else {
-            p[i] = p[i] + -h->lr * d / avg;
-        }
-    }
-}
+typedef void (*kernel_f64)(const upd_ctx *c, int64_t n, double *p, const double *g, double **s);
+typedef void (*kernel_f32)(const upd_ctx *c, int64_t n, float *p, const float *g, float **s);
 
-static void adam_kernel(const upd_ctx *c, int64_t n, double *p, const double *g, double **s) {
-    const tg_optim_opts *h = c->h;
-    double *m = s[0], *v = s[1], *vmax = s[2];
-    double step_size = h->lr / (1 - pow(h->beta1, (double)c->t));
-    double bc2_sqrt = sqrt(1 - pow(h->beta2, (double)c->t));
-    for (int64_t i = 0; i < n; i++) {
-        double d = g[i];
-        if (c->decoupled)
-            p[i] = p[i] * (1 - h->lr * h->weight_decay);
-        else if (h->weight_decay != 0)
-            d = d + h->weight_decay * p[i];
-        m[i] = m[i] * h->beta1 + (1 - h->beta1) * d;
-        v[i] = v[i] * h->beta2 + (1 - h->beta2) * d * d;
-        double vv = v[i];
-        if (h->amsgrad) {
-            if (!(vmax[i] >= v[i])) vmax[i] = v[i];   /* NaN propagates, as torch.maximum */
-            vv = vmax[i];
-        }
-        double denom = sqrt(vv) / bc2_sqrt + h->eps;
-        p[i] = p[i] + -step_size * m[i] / denom;
-    }
-}
-
-static void adagrad_kernel(const upd_ctx *c, int64_t n, double *p, const double *g, double **s) {
-    const tg_optim_opts *h = c->h;
-    double *sum = s[0];
-    double clr = h->lr / (1 + (double)(c->t - 1) * h->lr_decay);
-    for (int64_t i = 0; i < n; i++) {
-        double d = g[i];
-        if (h->weight_decay != 0) d = d + h->weight_decay * p[i];
-        sum[i] = sum[i] + 1.0 * d * d;
-        double std = sqrt(sum[i]) + h->eps;
-        p[i] = p[i] + -clr * d / std;
-    }
-}
-
-static void adadelta_kernel(const upd_ctx *c, int64_t n, double *p, const double *g, double **s) {
-    const tg_optim_opts *h = c->h;
-    double *v = s[0], *u = s[1];
-    for (int64_t i = 0; i < n; i++) {
-        double d = g[i];
-        if (h->weight_decay != 0) d = d + h->weight_decay * p[i];
-        v[i] = v[i] * h->rho + (1 - h->rho) * d * d;
-        double std = sqrt(v[i] + h->eps);
-        double delta = sqrt(u[i] + h->eps) / std * d;
-        u[i] = u[i] * h->rho + (1 - h->rho) * delta * delta;
-        p[i] = p[i] + -h->lr * delta;
-    }
-}
-
-static const kernel_fn kernels[] = {
-    [TG_OPTIM_SGD] = sgd_kernel,         [TG_OPTIM_RMSPROP] = rmsprop_kernel,
-    [TG_OPTIM_ADAM] = adam_kernel,       [TG_OPTIM_ADAMW] = adam_kernel,
-    [TG_OPTIM_ADAGRAD] = adagrad_kernel, [TG_OPTIM_ADADELTA] = adadelta_kernel,
+static const kernel_f64 kernels_f64[] = {
+    [TG_OPTIM_SGD] = sgd_f64,         [TG_OPTIM_RMSPROP] = rmsprop_f64,
+    [TG_OPTIM_ADAM] = adam_f64,       [TG_OPTIM_ADAMW] = adam_f64,
+    [TG_OPTIM_ADAGRAD] = adagrad_f64, [TG_OPTIM_ADADELTA] = adadelta_f64,
 };
-
-/* float32 parameters: the same kernel over chunks widened to double. */
-static void run_f32(kernel_fn fn, const upd_ctx *c, tg_tensor *t, void **slot) {
-    double pb[CHUNK], gb[CHUNK], sb[TG_OPTIM_SLOTS][CHUNK];
-    float *p = t->data;
-    const float *g = t->grad;
-    for (int64_t off = 0; off < t->numel; off += CHUNK) {
-        int64_t n = t->numel - off < CHUNK ? t->numel - off : CHUNK;
-        double *s[TG_OPTIM_SLOTS] = {NULL, NULL, NULL};
-        for (int64_t i = 0; i < n; i++) pb[i] = p[off + i], gb[i] = g[off + i];
-        for (int k = 0; k < TG_OPTIM_SLOTS; k++) {
-            if (!slot[k]) continue;
-            s[k] = sb[k];
-            for (int64_t i = 0; i < n; i++) sb[k][i] = ((float *)slot[k])[off + i];
-        }
-        fn(c, n, pb, gb, s);
-        for (int64_t i = 0; i < n; i++) p[off + i] = (float)pb[i];
-        for (int k = 0; k < TG_OPTIM_SLOTS; k++)
-            if (slot[k])
-                for (int64_t i = 0; i < n; i++) ((float *)slot[k])[off + i] = (float)sb[k][i];
-    }
-}
+static const kernel_f32 kernels_f32[] = {
+    [TG_OPTIM_SGD] = sgd_f32,         [TG_OPTIM_RMSPROP] = rmsprop_f32,
+    [TG_OPTIM_ADAM] = adam_f32,       [TG_OPTIM_ADAMW] = adam_f32,
+    [TG_OPTIM_ADAGRAD] = adagrad_f32, [TG_OPTIM_ADADELTA] = adadelta_f32,
+};
 
 /* Which slots a group's settings use. */
 static void slots_needed(tg_optim_kind k, const tg_optim_opts *h, bool need[TG_OPTIM_SLOTS]) {
@@ -426,9 +341,10 @@ tg_status tg_optim_step(tg_optim *o) {
         ps->fresh = 0;
         if (t->dtype == TG_F64) {
             double *s[TG_OPTIM_SLOTS] = {ps->slot[0], ps->slot[1], ps->slot[2]};
-            kernels[o->kind](&c, t->numel, t->data, t->grad, s);
+            kernels_f64[o->kind](&c, t->numel, t->data, t->grad, s);
         } else {
-            run_f32(kernels[o->kind], &c, t, ps->slot);
+            float *s[TG_OPTIM_SLOTS] = {ps->slot[0], ps->slot[1], ps->slot[2]};
+            kernels_f32[o->kind](&c, t->numel, t->data, t->grad, s);
         }
     }
     o->steps++;

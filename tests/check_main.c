@@ -11,6 +11,7 @@ int main(void) {
     srunner_add_suite(sr, suite_gradcheck());
     srunner_add_suite(sr, suite_unary());
     srunner_add_suite(sr, suite_matmul());
+    srunner_add_suite(sr, suite_gemm());
     srunner_add_suite(sr, suite_binary());
     srunner_add_suite(sr, suite_reduce());
     srunner_add_suite(sr, suite_shape());

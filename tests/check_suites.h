@@ -15,6 +15,7 @@ Suite *suite_tape(void);
 Suite *suite_gradcheck(void);
 Suite *suite_unary(void);
 Suite *suite_matmul(void);
+Suite *suite_gemm(void);
 Suite *suite_binary(void);
 Suite *suite_reduce(void);
 Suite *suite_shape(void);

@@ -18,7 +18,10 @@ extern "C" {
 /* ---- linear algebra ------------------------------------------------------ */
 typedef struct tg_matmul_opts { bool trans_a, trans_b; } tg_matmul_opts;
 /* a [..., M, K] x b [..., K, N] -> [..., M, N]; leading dims equal, or b 2-D
- * (shared by every batch). Transposes use strides, never copies. */
+ * (shared by every batch). Transposes use strides, never copies. A 2-D b that
+ * recurs in a recording with few rows of a (M <= BLIS's MC block, e.g. an
+ * RNN's h W_hh^T) is packed once per recording (see tape.h); the products of
+ * its steps then round identically whether packed or not. */
 TG_API tg_tensor *tg_matmul(tg_tape *tp, tg_tensor *a, tg_tensor *b);
 TG_API tg_tensor *tg_matmul_ex(tg_tape *tp, tg_tensor *a, tg_tensor *b, const tg_matmul_opts *o);
 

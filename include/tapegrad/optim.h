@@ -17,7 +17,8 @@
  * tg_params_zero_grad its gradient is zeros and the step does apply
  * (momentum, weight decay), as PyTorch 1.13's zero_grad(set_to_none=False).
  * Parameters added to the registry after the optimizer join group 0.
- * State is kept in the parameter's dtype; the arithmetic runs in double.
+ * State is kept in the parameter's dtype, and so is the arithmetic (float32
+ * parameters are updated in float32, as PyTorch does).
  *
  * ---- update formulas (PyTorch 1.13, per element) -------------------------
  * g is the gradient, p the parameter, t the step count of p after increment,

@@ -8,6 +8,12 @@
  * drops them all at once but keeps the arena's memory, so a loop that
  * records the same computation every step allocates nothing once warm.
  *
+ * A recording is open from one tg_tape_reset to the next. While it is open,
+ * do not modify in place (nor free) a tensor an op of it has read: backward
+ * reads the inputs again, and a matmul's right operand that recurs (an RNN's
+ * W_hh at every step) is packed once per recording and reused. Update
+ * parameters (tg_optim_step) after backward, then reset: the usual loop.
+ *
  * Threads: one tape per thread. Leaves (tensors no node of the tape made) may
  * be shared between threads for reading, but their gradients may not be
  * written by two backwards at once: a backward that finds a leaf held by
@@ -33,6 +39,11 @@ typedef struct tg_tape_stats {
     uint64_t arena_used;      /* bytes in use in the arena              */
     uint64_t arena_capacity;  /* bytes the arena holds                  */
     uint64_t heap_allocs;     /* heap allocations made by this tape, ever */
+    /* GEMM engine, since reset: products run on a right operand packed once
+     * per recording (an RNN's h W_hh^T, forward and backward); weight-gradient
+     * contributions deferred by matmul VJPs, and the GEMMs they ran as (fewer
+     * when successive steps' rows lie next to each other in memory). */
+    uint64_t gemm_packed, gemm_deferred, gemm_merged;
 } tg_tape_stats;
 
 TG_API tg_tape *tg_tape_new(void);
@@ -71,6 +82,11 @@ TG_API bool tg_tape_training(const tg_tape *tp);
  * faster. */
 TG_API void tg_tape_set_threads(tg_tape *tp, int n);
 TG_API int tg_tape_threads(const tg_tape *tp);
+/* Optimisations that reorder floating-point sums (results move within
+ * rounding): on by default, off for this tape with false, off for every tape
+ * with TG_FUSE=0 in the environment. tg_tape_fusion says whether they are on. */
+TG_API void tg_tape_set_fusion(tg_tape *tp, bool on);
+TG_API bool tg_tape_fusion(const tg_tape *tp);
 
 /* Same data, no gradient flows back through the result. */
 TG_API tg_tensor *tg_detach(tg_tape *tp, tg_tensor *x);

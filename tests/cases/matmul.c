@@ -9,3 +9,11 @@ tg_tensor *build_matmul(tg_tape *tp, tg_tensor *const *in, void *u) { (void)u; r
 tg_tensor *build_matmul_ta(tg_tape *tp, tg_tensor *const *in, void *u) { (void)u; return mm(tp, in, true, false); }
 tg_tensor *build_matmul_tb(tg_tape *tp, tg_tensor *const *in, void *u) { (void)u; return mm(tp, in, false, true); }
 tg_tensor *build_matmul_tab(tg_tape *tp, tg_tensor *const *in, void *u) { (void)u; return mm(tp, in, true, true); }
+/* h_{t+1} = tanh(h_t W^T), four steps from h_0 = in[0]: the engine packs W
+ * from its second use and defers the per-step contributions to dW. */
+tg_tensor *build_matmul_rec(tg_tape *tp, tg_tensor *const *in, void *u) {
+    (void)u;
+    tg_tensor *h = in[0];
+    for (int t = 0; t < 4; t++) h = tg_tanh(tp, mm(tp, (tg_tensor *[]){h, in[1]}, false, true));
+    return h;
+}

@@ -1,0 +1,78 @@
+/* ops/gemm_internal.h - the GEMM layer behind tg_gemm and tg_matmul (private).
+ *
+ *   gemm.c         tg_gemm: one BLIS call, threads chosen per call
+ *   gemm_guard.c   the thread count: by size, and one thread while a second
+ *                  core is not to be had (contention is timed, not guessed)
+ *   gemm_pack.c    a right operand packed once per recording, BLIS's own
+ *                  micro-kernel driven over it (an RNN's h_{t-1} W_hh^T)
+ *   gemm_defer.c   weight-gradient GEMMs of successive steps merged into one
+ *
+ * All matrices are row-major with a leading dimension; "op(B)" is the stored
+ * matrix or its transpose, as the trans flag says. Shapes: op(A) [m, k],
+ * op(B) [k, n], C [m, n]. */
+#ifndef TG_GEMM_INTERNAL_H
+#define TG_GEMM_INTERNAL_H
+
+#include "../autograd/internal.h"
+
+/* Per-recording state, in the tape's arena (tg_tape_reset drops it); each
+ * file keeps its own part, made on first use. */
+struct tg_gemm_state {
+    struct pack_cache *pack;     /* gemm_pack.c  */
+    struct defer_list *defer;    /* gemm_defer.c */
+};
+/* tp's state, made on first use; NULL when out of memory. */
+TG_HIDDEN struct tg_gemm_state *tg__gemm_state(tg_tape *tp);
+
+/* ---- threads (gemm_guard.c) --------------------------------------------------------
+ * Calls are timed: multi-threaded ones are weighed against the same shapes on
+ * one thread, and when threads waiting for a core someone else holds make two
+ * threads lose, GEMMs run on one thread for a while (doubling while it
+ * persists) before two are tried again. */
+typedef struct tg__gemm_timing {
+    int threads;        /* what the call should use                       */
+    int slot;           /* shape's slot in the history, -1: not timed      */
+    uint64_t key;       /* shape, dtype and thread count                   */
+    uint64_t t0;        /* ns                                              */
+} tg__gemm_timing;
+
+/* Threads for a GEMM of op(A) [m, k] x op(B) [k, n] on tp; starts its timing. */
+TG_HIDDEN int tg__gemm_threads_begin(const tg_tape *tp, tg_dtype dt, int64_t m, int64_t n,
+                                     int64_t k, tg__gemm_timing *tm);
+TG_HIDDEN void tg__gemm_threads_end(const tg__gemm_timing *tm);
+/* Below this many flops one thread is faster than two (measured, see gemm_guard.c). */
+TG_HIDDEN double tg__gemm_parallel_min_flops(void);
+
+/* c = op(A) op(B) + beta c through BLIS's native micro-kernel path only (no
+ * small-matrix kernels): rounds exactly as the packed path below does. */
+TG_HIDDEN void tg__gemm_native(const tg_tape *tp, tg_dtype dt, bool trans_a, bool trans_b,
+                               int64_t m, int64_t n, int64_t k, const void *a, int64_t lda,
+                               const void *b, int64_t ldb, double beta, void *c, int64_t ldc);
+
+/* ---- packed right operands (gemm_pack.c) -------------------------------------------
+ * c = op(A) op(B) + beta c, where b is the data of a tensor that stays
+ * unmodified until tg_tape_reset (a matmul operand of a recorded node:
+ * backward reads it too). With few rows (MR <= m <= MC of the kernel) it runs on
+ * BLIS's micro-kernel: on op(B) packed once per recording when b has been
+ * the right operand of at least two forward products (`forward` true for
+ * those), else through tg__gemm_native; both round the same, so a product
+ * does not change with how often its operand has been seen. Returns false
+ * (nothing done) for other shapes: the caller then calls tg_gemm. */
+TG_HIDDEN bool tg__gemm_packed(tg_tape *tp, bool forward, tg_dtype dt, bool trans_a,
+                               bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
+                               int64_t lda, const void *b, int64_t ldb, double beta, void *c,
+                               int64_t ldc);
+
+/* ---- deferred weight gradients (gemm_defer.c) --------------------------------------
+ * dst [P, Q] += X^T Y, with X [rows, P] and Y [rows, Q] row blocks (leading
+ * dimensions ldx, ldy), to be run later: contributions to the same dst whose
+ * X and Y rows continue each other in memory become one GEMM over all their
+ * rows. dst must already hold valid values (it is accumulated into, never
+ * overwritten); X and Y must stay unmodified until the flush. backward
+ * flushes a gradient before the VJP that reads it and everything at its end.
+ * Returns false (nothing deferred) when deferral is off for tp. */
+TG_HIDDEN bool tg__gemm_defer_xty(tg_tape *tp, tg_dtype dt, int64_t P, int64_t Q, int64_t rows,
+                                  const void *x, int64_t ldx, const void *y, int64_t ldy,
+                                  void *dst);
+
+#endif

@@ -1,0 +1,285 @@
+/* ops/gemm_pack.c - products whose right operand is packed once per recording.
+ *
+ * BLIS 0.9's API packs both operands on every call and cannot reuse a packed
+ * matrix (flame/blis issue #135). An RNN multiplies the same W_hh by a new
+ * h_{t-1} at every step with few rows (m = batch): there, repacking the whole
+ * W_hh is about half of each call. Here op(B) is packed once per recording,
+ * in the micro-panel layout of the micro-kernel BLIS picked for this CPU
+ * (bli_cntx_get_l3_nat_ukr_dt), and that kernel runs over the panels; only
+ * the small A (m <= MC rows) is packed per call. The forward product (W^T)
+ * and the backward one (W) each get their own copy: the other orientation
+ * would cost up to 1.6x.
+ *
+ * Layout. op(B) [k, n] is cut into KC-deep blocks; block b holds ceil(n / R)
+ * panels of kc x R elements stored depth-major (R consecutive elements per
+ * depth p), the last panel zero-padded; panels start on 64-byte boundaries.
+ * R is the kernel's NR; a column-preferring kernel (skx, sandybridge) gets
+ * the transposed problem C^T = op(B)^T op(A)^T, so there R is MR and the roles
+ * of the two packed operands in the kernel call swap. A is packed the same
+ * way into panels of the other width.
+ *
+ * Threads split the panels of op(B) (OpenMP); every thread reads all of A. */
+#include "gemm_internal.h"
+
+#include <blis.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+enum {
+    PACK_ENTRIES = 16,                           /* distinct right operands per recording */
+};
+/* Packed copies a recording may hold (arena memory until reset). */
+static const size_t PACK_MAX_BYTES = (size_t)256 << 20;
+
+/* ---- the kernel BLIS chose, and its block sizes ------------------------------------------ */
+typedef struct ukr_geom {
+    gemm_ukr_vft ukr;
+    cntx_t *cx;
+    size_t es;               /* element size                                         */
+    int64_t kc, kc_max, mc;  /* block depth (the last may reach kc_max); rows of A   */
+    int64_t rb, ra;          /* panel widths of packed op(B) and op(A)               */
+    bool swap;               /* column-preferring kernel: it computes C^T            */
+} ukr_geom;
+
+static ukr_geom geom_of(tg_dtype dt) {
+    cntx_t *cx = bli_gks_query_cntx();
+    num_t bd = dt == TG_F32 ? BLIS_FLOAT : BLIS_DOUBLE;
+    ukr_geom g = {.ukr = (gemm_ukr_vft)bli_cntx_get_l3_nat_ukr_dt(bd, BLIS_GEMM_UKR, cx),
+                  .cx = cx, .es = tg_dtype_size(dt),
+                  .kc = bli_cntx_get_blksz_def_dt(bd, BLIS_KC, cx),
+                  .kc_max = bli_cntx_get_blksz_max_dt(bd, BLIS_KC, cx),
+                  .mc = bli_cntx_get_blksz_def_dt(bd, BLIS_MC, cx),
+                  .swap = !bli_cntx_l3_nat_ukr_prefers_rows_dt(bd, BLIS_GEMM_UKR, cx)};
+    int64_t mr = bli_cntx_get_blksz_def_dt(bd, BLIS_MR, cx);
+    int64_t nr = bli_cntx_get_blksz_def_dt(bd, BLIS_NR, cx);
+    g.rb = g.swap ? mr : nr;
+    g.ra = g.swap ? nr : mr;
+    return g;
+}
+
+/* ---- packing ------------------------------------------------------------------------------
+ * X is a logical [depth, width] matrix with X(p, j) at src + (p*rs + j*cs)
+ * elements. Its packed form: KC-deep blocks of R-wide panels (see the top). */
+static size_t panel_bytes(const ukr_geom *g, int64_t kc, int64_t R) {
+    return ((size_t)(kc * R) * g->es + TG_ALIGN - 1) & ~(size_t)(TG_ALIGN - 1);
+}
+
+/* Depth of the block starting at p0, as BLIS cuts k: KC, except that a rest
+ * of at most KC's maximum is one block (so the rounding is BLIS's). */
+static int64_t block_depth(const ukr_geom *g, int64_t p0, int64_t depth) {
+    return depth - p0 <= g->kc_max ? depth - p0 : g->kc;
+}
+
+static size_t packed_bytes(const ukr_geom *g, int64_t depth, int64_t width, int64_t R) {
+    int64_t panels = (width + R - 1) / R;
+    size_t bytes = 0;
+    for (int64_t p0 = 0, kc; p0 < depth; p0 += kc) {
+        kc = block_depth(g, p0, depth);
+        bytes += (size_t)panels * panel_bytes(g, kc, R);
+    }
+    return bytes;
+}
+
+/* Block starting at depth pc: all blocks before it are KC deep. */
+static size_t block_offset(const ukr_geom *g, int64_t pc, int64_t width, int64_t R) {
+    int64_t panels = (width + R - 1) / R;
+    return (size_t)(pc / g->kc) * (size_t)panels * panel_bytes(g, g->kc, R);
+}
+
+/* One panel: dst[p*R + j] = X(p, j0 + j) for j < w, 0 for w <= j < R.
+ * Inlined with a constant es, the element copies become plain moves. */
+static inline __attribute__((always_inline)) void
+pack_panel(size_t es, char *restrict dst, const char *restrict src, int64_t rs, int64_t cs,
+           int64_t kc, int64_t w, int64_t R) {
+    if (w < R) memset(dst, 0, (size_t)(kc * R) * es);
+    if (cs == 1) {   /* a panel row is contiguous in X */
+        for (int64_t p = 0; p < kc; p++)
+            memcpy(dst + (size_t)(p * R) * es, src + (size_t)(p * rs) * es, (size_t)w * es);
+        return;
+    }
+    for (int64_t j = 0; j < w; j++)   /* transposing: read X's columns contiguously when rs == 1 */
+        for (int64_t p = 0; p < kc; p++)
+            memcpy(dst + (size_t)(p * R + j) * es, src + (size_t)(p * rs + j * cs) * es, es);
+}
+
+static inline __attribute__((always_inline)) void
+pack_all(size_t es, const ukr_geom *g, char *dst, const char *src, int64_t rs, int64_t cs,
+         int64_t depth, int64_t width, int64_t R) {
+    for (int64_t pc = 0, kc; pc < depth; pc += kc) {
+        kc = block_depth(g, pc, depth);
+        size_t pb = panel_bytes(g, kc, R);
+        char *blk = dst + block_offset(g, pc, width, R);
+        for (int64_t j0 = 0, i = 0; j0 < width; j0 += R, i++)
+            pack_panel(es, blk + (size_t)i * pb, src + (size_t)(pc * rs + j0 * cs) * es, rs, cs,
+                       kc, width - j0 < R ? width - j0 : R, R);
+    }
+}
+
+static void pack(const ukr_geom *g, char *dst, const char *src, int64_t rs, int64_t cs,
+                 int64_t depth, int64_t width, int64_t R) {
+    if (g->es == sizeof(float))
+        pack_all(sizeof(float), g, dst, src, rs, cs, depth, width, R);
+    else
+        pack_all(sizeof(double), g, dst, src, rs, cs, depth, width, R);
+}
+
+/* ---- the per-recording cache -------------------------------------------------------------- */
+typedef struct pack_entry {
+    const void *b;                 /* stored B [rows, cols], leading dimension ld */
+    int64_t rows, cols, ld;
+    tg_dtype dt;
+    int64_t forward_uses;
+    void *packed[2];               /* op(B) = B, op(B) = B^T; NULL until needed */
+} pack_entry;
+
+struct pack_cache {
+    pack_entry ent[PACK_ENTRIES];
+    int n_ent;
+    size_t held;                   /* bytes of packed copies                   */
+    void *a_buf;                   /* A packed per call                        */
+    size_t a_cap;
+};
+
+static struct pack_cache *cache_of(tg_tape *tp) {
+    struct tg_gemm_state *s = tg__gemm_state(tp);
+    if (s && !s->pack) s->pack = tg__arena_alloc(tp, sizeof *s->pack, true);
+    return s ? s->pack : NULL;
+}
+
+static pack_entry *entry_for(struct pack_cache *s, tg_dtype dt, const void *b, int64_t rows,
+                             int64_t cols, int64_t ld) {
+    for (int i = 0; i < s->n_ent; i++) {
+        pack_entry *e = &s->ent[i];
+        if (e->b == b && e->dt == dt && e->rows == rows && e->cols == cols && e->ld == ld)
+            return e;
+    }
+    if (s->n_ent == PACK_ENTRIES) return NULL;
+    pack_entry *e = &s->ent[s->n_ent++];
+    *e = (pack_entry){.b = b, .rows = rows, .cols = cols, .ld = ld, .dt = dt};
+    return e;
+}
+
+/* op(B) of e packed (once), or NULL when over the budget or out of memory. */
+static const char *packed_b(tg_tape *tp, struct pack_cache *s, pack_entry *e,
+                            const ukr_geom *g, bool trans_b) {
+    if (e->packed[trans_b]) return e->packed[trans_b];
+    int64_t k = trans_b ? e->cols : e->rows, n = trans_b ? e->rows : e->cols;
+    size_t bytes = packed_bytes(g, k, n, g->rb);
+    if (bytes > PACK_MAX_BYTES - s->held) return NULL;
+    char *p = tg__arena_alloc(tp, bytes, false);
+    if (!p) return NULL;
+    /* op(B)(p, j) = B[p, j] or B[j, p] */
+    pack(g, p, e->b, trans_b ? 1 : e->ld, trans_b ? e->ld : 1, k, n, g->rb);
+    s->held += bytes;
+    return e->packed[trans_b] = p;
+}
+
+static char *a_scratch(tg_tape *tp, struct pack_cache *s, size_t bytes) {
+    if (bytes > s->a_cap) {
+        void *p = tg__arena_alloc(tp, bytes, false);
+        if (!p) return NULL;
+        s->a_buf = p;
+        s->a_cap = bytes;
+    }
+    return s->a_buf;
+}
+
+/* ---- the product over packed panels ---------------------------------------------------------- */
+typedef struct packed_call {
+    const ukr_geom *g;
+    int64_t m, n, k;
+    const char *pa, *pb;         /* packed op(A), op(B) */
+    double beta;
+    char *c;
+    int64_t ldc;
+} packed_call;
+
+/* Panels [j0, j1) of op(B) against every panel of A, all blocks (one thread). */
+static void run_panels(const packed_call *pc, int64_t j0, int64_t j1) {
+    const ukr_geom *g = pc->g;
+    size_t es = g->es;
+    union { float f; double d; } one, beta0, beta1;
+    if (es == sizeof(float)) one.f = 1, beta0.f = (float)pc->beta, beta1.f = 1;
+    else one.d = 1, beta0.d = pc->beta, beta1.d = 1;
+    int64_t na = (pc->m + g->ra - 1) / g->ra;
+    auxinfo_t aux;
+    memset(&aux, 0, sizeof aux);
+    bli_auxinfo_set_schema_a(BLIS_PACKED_ROW_PANELS, &aux);
+    bli_auxinfo_set_schema_b(BLIS_PACKED_COL_PANELS, &aux);
+    bli_auxinfo_set_is_a(1, &aux);
+    bli_auxinfo_set_is_b(1, &aux);
+    for (int64_t p0 = 0, kc; p0 < pc->k; p0 += kc) {
+        kc = block_depth(g, p0, pc->k);
+        size_t sa = panel_bytes(g, kc, g->ra), sb = panel_bytes(g, kc, g->rb);
+        const char *ablk = pc->pa + block_offset(g, p0, pc->m, g->ra);
+        const char *bblk = pc->pb + block_offset(g, p0, pc->n, g->rb);
+        void *beta = p0 == 0 ? (void *)&beta0 : (void *)&beta1;
+        for (int64_t j = j0; j < j1; j++) {
+            const char *bp = bblk + (size_t)j * sb;
+            int64_t nn = pc->n - j * g->rb < g->rb ? pc->n - j * g->rb : g->rb;
+            for (int64_t i = 0; i < na; i++) {
+                const char *ap = ablk + (size_t)i * sa;
+                int64_t mm = pc->m - i * g->ra < g->ra ? pc->m - i * g->ra : g->ra;
+                char *c = pc->c + (size_t)(i * g->ra * pc->ldc + j * g->rb) * es;
+                /* prefetch hints: the next A panel, or the next B panel after the last A */
+                bli_auxinfo_set_next_a((void *)(i + 1 < na ? ap + sa : ablk), &aux);
+                bli_auxinfo_set_next_b((void *)(i + 1 < na ? bp : bp + sb), &aux);
+                if (!g->swap)
+                    g->ukr(mm, nn, kc, &one, (void *)ap, (void *)bp, beta, c, pc->ldc, 1, &aux,
+                           g->cx);
+                else   /* C^T [n, m] = op(B)^T op(A)^T: C^T's rows are C's columns */
+                    g->ukr(nn, mm, kc, &one, (void *)bp, (void *)ap, beta, c, 1, pc->ldc, &aux,
+                           g->cx);
+            }
+        }
+    }
+}
+
+static void run_packed(const packed_call *pc, int threads) {
+    int64_t nb = (pc->n + pc->g->rb - 1) / pc->g->rb;
+    if (threads > nb) threads = (int)nb;
+    if (threads <= 1) {
+        run_panels(pc, 0, nb);
+        return;
+    }
+#pragma omp parallel num_threads(threads)
+    {
+#ifdef _OPENMP
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+        int t = 0, nt = 1;
+#endif
+        run_panels(pc, nb * t / nt, nb * (t + 1) / nt);
+    }
+}
+
+bool tg__gemm_packed(tg_tape *tp, bool forward, tg_dtype dt, bool trans_a, bool trans_b,
+                     int64_t m, int64_t n, int64_t k, const void *a, int64_t lda, const void *b,
+                     int64_t ldb, double beta, void *c, int64_t ldc) {
+    if (m < 1 || n < 1 || k < 1 || (dt != TG_F32 && dt != TG_F64)) return false;
+    tg_init();
+    ukr_geom g = geom_of(dt);
+    /* Fewer rows than a micro-tile: BLIS's small-matrix kernels do better than
+     * a mostly empty tile. More than MC: BLIS amortises its own packing. */
+    if (!g.ukr || m < g.ra || m > g.mc) return false;
+    struct pack_cache *s = cache_of(tp);
+    pack_entry *e = s ? entry_for(s, dt, b, trans_b ? n : k, trans_b ? k : n, ldb) : NULL;
+    if (e && forward) e->forward_uses++;
+    /* used once so far (nothing to amortise), or no room: BLIS, same rounding */
+    const char *pb = e && e->forward_uses >= 2 ? packed_b(tp, s, e, &g, trans_b) : NULL;
+    char *pa = pb ? a_scratch(tp, s, packed_bytes(&g, k, m, g.ra)) : NULL;
+    if (!pa) {
+        tg__gemm_native(tp, dt, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
+        return true;
+    }
+    /* op(A)^T as the packed matrix: X(p, i) = op(A)[i, p] */
+    pack(&g, pa, a, trans_a ? lda : 1, trans_a ? 1 : lda, k, m, g.ra);
+    packed_call pc = {&g, m, n, k, pa, pb, beta, c, ldc};
+    tg__gemm_timing tm;
+    run_packed(&pc, tg__gemm_threads_begin(tp, dt, m, n, k, &tm));
+    tg__gemm_threads_end(&tm);
+    tp->gemm_packed++;
+    return true;
+}

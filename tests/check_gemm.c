@@ -1,0 +1,302 @@
+/* tests/check_gemm.c - the GEMM engine behind matmul: a right operand packed
+ * once per recording (edge tiles, deep k, both dtypes, both orientations),
+ * its life cycle, and weight gradients of contiguous steps merged into one
+ * GEMM. Expected values are plain triple loops in double. */
+#include "check_suites.h"
+#include "tg_test.h"
+
+/* Uniform [-1, 1) values into t. */
+static void fill_rand(tg_tensor *t, tg_rng *rng) {
+    for (int64_t i = 0; i < tg_tensor_numel(t); i++)
+        tg_tensor_set(t, i, 2 * tg_rng_uniform(rng) - 1);
+}
+
+static tg_tensor *rand_tensor(tg_dtype dt, int64_t r, int64_t c, tg_rng *rng) {
+    tg_tensor *t = tg_tensor_new(dt, 2, TGT_SHAPE(r, c));
+    fill_rand(t, rng);
+    return t;
+}
+
+/* Element (i, j) of op(X) for a stored 2-D X. */
+static double op_at(const tg_tensor *x, bool trans, int64_t i, int64_t j) {
+    int64_t cols = tg_tensor_dim(x, 1);
+    return trans ? tg_tensor_get(x, j * cols + i) : tg_tensor_get(x, i * cols + j);
+}
+
+/* Worst |c - op(A) op(B)| over c [m, n]. */
+static double product_error(const tg_tensor *c, const tg_tensor *a, bool ta, const tg_tensor *b,
+                            bool tb, int64_t m, int64_t n, int64_t k) {
+    double worst = 0;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double s = 0;
+            for (int64_t p = 0; p < k; p++) s += op_at(a, ta, i, p) * op_at(b, tb, p, j);
+            tgt_diff_update(&worst, tg_tensor_get(c, i * n + j), s);
+        }
+    return worst;
+}
+
+static double tolerance(tg_dtype dt, int64_t k) {
+    return (dt == TG_F32 ? 2e-6 : 1e-14) * (double)(k + 8);
+}
+
+typedef struct mm_shape { int64_t m, n, k; bool tb; } mm_shape;
+
+/* Edge tiles in m and n (kernels are 6x16, 6x8, 32x12, 8x8, ...), k below,
+ * at and above a KC block (256-384), and beyond two blocks. */
+static const mm_shape shapes[] = {
+    {1, 1, 1, false},   {5, 17, 7, true},    {6, 16, 256, false}, {7, 33, 300, true},
+    {13, 100, 600, false}, {32, 64, 257, true}, {40, 15, 513, true}, {3, 2, 1000, false},
+    {35, 17, 1100, false}, {64, 40, 100, true},
+};
+
+/* c1 = A W, again A W, then A2 W: the second and third run on W packed once;
+ * all three agree with the plain product, the repeat bit for bit. */
+static void check_forward(tg_dtype dt, const mm_shape *s, tg_rng *rng) {
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *w = s->tb ? rand_tensor(dt, s->n, s->k, rng) : rand_tensor(dt, s->k, s->n, rng);
+    tg_tensor *a = rand_tensor(dt, s->m, s->k, rng), *a2 = rand_tensor(dt, s->m, s->k, rng);
+    tg_tensor_set_requires_grad(w, true);
+    tg_matmul_opts o = {.trans_b = s->tb};
+    tg_tensor *c1 = tg_matmul_ex(tp, a, w, &o), *c1b = tg_matmul_ex(tp, a, w, &o);
+    tg_tensor *c2 = tg_matmul_ex(tp, a2, w, &o);
+    ck_assert_msg(c1 && c1b && c2, "%s", tg_tape_error(tp));
+    tg_tape_stats st;
+    tg_tape_stats_get(tp, &st);
+    /* fewer rows than the kernel's tile (MR 6 to 32): BLIS's own small kernels */
+    ck_assert_msg(s->m < 32 || st.gemm_packed == 2, "m %lld n %lld k %lld: %llu packed products, "
+                  "want 2", (long long)s->m, (long long)s->n, (long long)s->k,
+                  (unsigned long long)st.gemm_packed);
+    size_t bytes = (size_t)(s->m * s->n) * tg_dtype_size(dt);
+    ck_assert_msg(memcmp(tg_tensor_data(c1), tg_tensor_data(c1b), bytes) == 0,
+                  "the packed repeat rounds differently from the first product");
+    double e1 = product_error(c1, a, false, w, s->tb, s->m, s->n, s->k);
+    double e2 = product_error(c2, a2, false, w, s->tb, s->m, s->n, s->k);
+    ck_assert_msg(tgt_within(e1, tolerance(dt, s->k)) && tgt_within(e2, tolerance(dt, s->k)),
+                  "%s m %lld n %lld k %lld%s: worst error %g, %g", tg_dtype_name(dt),
+                  (long long)s->m, (long long)s->n, (long long)s->k, s->tb ? " (W^T)" : "", e1,
+                  e2);
+    tg_tensor *all[] = {w, a, a2};
+    for (int i = 0; i < 3; i++) tg_tensor_free(all[i]);
+    tg_tape_free(tp);
+}
+
+typedef void (*shape_check)(tg_dtype dt, const mm_shape *s, tg_rng *rng);
+
+/* check at every shape, in both dtypes */
+static void each_shape(shape_check check, uint64_t seed) {
+    tg_rng rng = tg_rng_seeded(seed);
+    for (int d = 0; d < 2; d++)
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            check(d ? TG_F64 : TG_F32, &shapes[i], &rng);
+}
+
+START_TEST(a_repeated_right_operand_is_packed_once_and_rounds_like_blis) {
+    each_shape(check_forward, 11);
+}
+END_TEST
+
+/* Backward of the third product: dA2 = dy op(W)^T runs on W packed in its
+ * other orientation, dW = op-dependent A2^T dy. */
+static void check_backward(tg_dtype dt, const mm_shape *s, tg_rng *rng) {
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *w = s->tb ? rand_tensor(dt, s->n, s->k, rng) : rand_tensor(dt, s->k, s->n, rng);
+    tg_tensor *a = rand_tensor(dt, s->m, s->k, rng), *a2 = rand_tensor(dt, s->m, s->k, rng);
+    tg_tensor *dy = rand_tensor(dt, s->m, s->n, rng);
+    tg_tensor_set_requires_grad(w, true);
+    tg_tensor_set_requires_grad(a2, true);
+    tg_matmul_opts o = {.trans_b = s->tb};
+    tg_matmul_ex(tp, a, w, &o);
+    tg_matmul_ex(tp, a, w, &o);
+    tg_tensor *c2 = tg_matmul_ex(tp, a2, w, &o);
+    ck_assert_int_eq(tg_backward_ex(tp, c2, dy), TG_OK);
+    /* dA2 [m, k] = dy [m, n] op(W)^T; dW = A2^T dy, stored transposed for W^T */
+    double worst_a = 0, worst_w = 0;
+    for (int64_t i = 0; i < s->m; i++)
+        for (int64_t p = 0; p < s->k; p++) {
+            double v = 0;
+            for (int64_t j = 0; j < s->n; j++) v += tg_tensor_get(dy, i * s->n + j) * op_at(w, s->tb, p, j);
+            tgt_diff_update(&worst_a, tg_tensor_grad_get(a2, i * s->k + p), v);
+        }
+    for (int64_t p = 0; p < s->k; p++)
+        for (int64_t j = 0; j < s->n; j++) {
+            double v = 0;
+            for (int64_t i = 0; i < s->m; i++) v += tg_tensor_get(a2, i * s->k + p) * tg_tensor_get(dy, i * s->n + j);
+            tgt_diff_update(&worst_w, tg_tensor_grad_get(w, s->tb ? j * s->k + p : p * s->n + j), v);
+        }
+    double tol = tolerance(dt, s->k > s->n ? (s->k > s->m ? s->k : s->m) : (s->n > s->m ? s->n : s->m));
+    ck_assert_msg(tgt_within(worst_a, tol) && tgt_within(worst_w, tol),
+                  "%s m %lld n %lld k %lld%s: dA worst %g, dW worst %g", tg_dtype_name(dt),
+                  (long long)s->m, (long long)s->n, (long long)s->k, s->tb ? " (W^T)" : "",
+                  worst_a, worst_w);
+    tg_tape_stats st;
+    tg_tape_stats_get(tp, &st);
+    ck_assert(s->m < 32 || st.gemm_packed == 3);   /* two forward, dA2 */
+    tg_tensor *all[] = {w, a, a2, dy};
+    for (int i = 0; i < 4; i++) tg_tensor_free(all[i]);
+    tg_tape_free(tp);
+}
+
+START_TEST(the_backward_product_uses_the_other_packed_orientation) {
+    each_shape(check_backward, 12);
+}
+END_TEST
+
+/* The packed copy belongs to one recording: after tg_tape_reset a changed
+ * W is seen (the documented rule is only: no change while recording). */
+START_TEST(a_packed_operand_lives_until_tape_reset) {
+    tg_rng rng = tg_rng_seeded(13);
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *w = rand_tensor(TG_F32, 64, 48, &rng), *a = rand_tensor(TG_F32, 32, 64, &rng);
+    tg_tensor_set_requires_grad(w, true);
+    for (int round = 0; round < 2; round++) {
+        tg_tensor *c = NULL;
+        for (int i = 0; i < 3; i++) c = tg_matmul(tp, a, w);
+        double e = product_error(c, a, false, w, false, 32, 48, 64);
+        ck_assert_msg(tgt_within(e, tolerance(TG_F32, 64)), "round %d: error %g", round, e);
+        tg_tape_stats st;
+        tg_tape_stats_get(tp, &st);
+        ck_assert_uint_eq(st.gemm_packed, 2);
+        tg_tape_reset(tp);
+        fill_rand(w, &rng);   /* between recordings: allowed */
+    }
+    tg_tensor_free(w);
+    tg_tensor_free(a);
+    tg_tape_free(tp);
+}
+END_TEST
+
+/* ---- weight gradients of successive steps ------------------------------------------- */
+enum { ST = 5, SB = 4, SH = 3, SG = 8 };   /* SB * SG elements: whole 64-byte lines */
+
+typedef struct steps {
+    tg_tensor *h[ST];      /* [SB, SH] each */
+    tg_tensor *w;          /* [SG, SH], requires grad */
+    tg_tensor *dy;         /* [ST*SB, SG] */
+    double *hbuf;          /* NULL: each h its own tensor */
+} steps;
+
+/* h_t rows of one [ST*SB, SH] buffer (contiguous) or separate tensors. */
+static steps steps_new(tg_dtype dt, bool contiguous, tg_rng *rng) {
+    steps s = {0};
+    size_t es = tg_dtype_size(dt), step_bytes = (size_t)(SB * SH) * es;
+    char *buf = contiguous ? calloc(1, (size_t)ST * step_bytes + 64) : NULL;
+    for (int t = 0; t < ST; t++) {
+        s.h[t] = contiguous ? tg_tensor_wrap(dt, 2, TGT_SHAPE(SB, SH), buf + (size_t)t * step_bytes)
+                            : tg_tensor_new(dt, 2, TGT_SHAPE(SB, SH));
+        fill_rand(s.h[t], rng);
+    }
+    s.hbuf = (double *)buf;
+    s.w = rand_tensor(dt, SG, SH, rng);
+    tg_tensor_set_requires_grad(s.w, true);
+    s.dy = rand_tensor(dt, ST * SB, SG, rng);
+    return s;
+}
+
+static void steps_free(steps *s) {
+    for (int t = 0; t < ST; t++) tg_tensor_free(s->h[t]);
+    free(s->hbuf);
+    tg_tensor_free(s->w);
+    tg_tensor_free(s->dy);
+}
+
+/* z_t = h_t W'^T for every step, Z = concat over steps [ST*SB, SG], backward
+ * with dy. W' is W itself or, with via_op, 2 W (an op whose VJP reads W''s
+ * gradient: it must be complete by then). Returns the worst error of dW. */
+static double steps_backward(tg_tape *tp, steps *s, bool via_op) {
+    tg_tensor *wp = via_op ? tg_scale(tp, s->w, 2.0) : s->w;
+    tg_tensor *z[ST];
+    tg_matmul_opts tb = {.trans_b = true};
+    for (int t = 0; t < ST; t++) z[t] = tg_matmul_ex(tp, s->h[t], wp, &tb);
+    tg_tensor *zall = tg_concat(tp, ST, z, 0);
+    ck_assert_msg(zall != NULL, "%s", tg_tape_error(tp));
+    ck_assert_int_eq(tg_backward_ex(tp, zall, s->dy), TG_OK);
+    double worst = 0, scale = via_op ? 2.0 : 1.0;
+    for (int64_t g = 0; g < SG; g++)
+        for (int64_t j = 0; j < SH; j++) {
+            double v = 0;   /* dW[g, j] = sum over all rows r of dy[r, g] h[r, j] */
+            for (int t = 0; t < ST; t++)
+                for (int64_t b = 0; b < SB; b++)
+                    v += tg_tensor_get(s->dy, (t * SB + b) * SG + g) *
+                         tg_tensor_get(s->h[t], b * SH + j);
+            tgt_diff_update(&worst, tg_tensor_grad_get(s->w, g * SH + j), scale * v);
+        }
+    return worst;
+}
+
+static void check_merge(tg_dtype dt, bool contiguous, bool fusion, bool via_op, uint64_t merged) {
+    tg_rng rng = tg_rng_seeded(14);
+    steps s = steps_new(dt, contiguous, &rng);
+    tg_tape *tp = tg_tape_new();
+    tg_tape_set_fusion(tp, fusion);
+    double worst = steps_backward(tp, &s, via_op);
+    tg_tape_stats st;
+    tg_tape_stats_get(tp, &st);
+    ck_assert_msg(tgt_within(worst, tolerance(dt, ST * SB)), "%s%s%s: dW worst error %g",
+                  tg_dtype_name(dt), contiguous ? " contiguous" : "", via_op ? " via an op" : "",
+                  worst);
+    ck_assert_uint_eq(st.gemm_deferred, fusion ? ST : 0);
+    ck_assert_msg(st.gemm_merged == merged, "%s%s: %llu GEMMs, want %llu", tg_dtype_name(dt),
+                  contiguous ? " contiguous" : "", (unsigned long long)st.gemm_merged,
+                  (unsigned long long)merged);
+    tg_tape_free(tp);
+    steps_free(&s);
+}
+
+START_TEST(weight_gradients_of_contiguous_steps_run_as_one_gemm) {
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F64 : TG_F32;
+        check_merge(dt, true, true, false, 1);
+        check_merge(dt, false, true, false, ST);   /* rows elsewhere: one GEMM per step */
+        check_merge(dt, true, false, false, 0);    /* switched off: per step, not deferred */
+    }
+}
+END_TEST
+
+START_TEST(a_deferred_gradient_is_complete_before_its_producer_reads_it) {
+    for (int d = 0; d < 2; d++) {
+        check_merge(d ? TG_F64 : TG_F32, true, true, true, 1);
+        check_merge(d ? TG_F64 : TG_F32, false, true, true, ST);
+    }
+}
+END_TEST
+
+/* A second backward over the same recording adds the gradient again (leaves
+ * accumulate): the first one's merged run was computed, none is left over. */
+START_TEST(backward_twice_accumulates_merged_gradients_twice) {
+    tg_rng rng = tg_rng_seeded(15);
+    steps s = steps_new(TG_F64, true, &rng);
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *z[ST];
+    tg_matmul_opts tb = {.trans_b = true};
+    for (int t = 0; t < ST; t++) z[t] = tg_matmul_ex(tp, s.h[t], s.w, &tb);
+    tg_tensor *zall = tg_concat(tp, ST, z, 0);
+    ck_assert_int_eq(tg_backward_ex(tp, zall, s.dy), TG_OK);
+    tg_tensor *once = tg_tensor_new(TG_F64, 2, TGT_SHAPE(SG, SH));
+    for (int64_t i = 0; i < SG * SH; i++) tg_tensor_set(once, i, tg_tensor_grad_get(s.w, i));
+    ck_assert_int_eq(tg_backward_ex(tp, zall, s.dy), TG_OK);
+    double worst = 0;
+    for (int64_t i = 0; i < SG * SH; i++)
+        tgt_diff_update(&worst, tg_tensor_grad_get(s.w, i), 2 * tg_tensor_get(once, i));
+    ck_assert_msg(tgt_within(worst, 1e-12), "worst %g", worst);
+    tg_tape_stats st;
+    tg_tape_stats_get(tp, &st);
+    ck_assert_uint_eq(st.gemm_merged, 2);
+    tg_tensor_free(once);
+    tg_tape_free(tp);
+    steps_free(&s);
+}
+END_TEST
+
+Suite *suite_gemm(void) {
+    Suite *s = suite_create("gemm");
+    TCase *tc = tcase_create("gemm");
+    tcase_add_test(tc, a_repeated_right_operand_is_packed_once_and_rounds_like_blis);
+    tcase_add_test(tc, the_backward_product_uses_the_other_packed_orientation);
+    tcase_add_test(tc, a_packed_operand_lives_until_tape_reset);
+    tcase_add_test(tc, weight_gradients_of_contiguous_steps_run_as_one_gemm);
+    tcase_add_test(tc, a_deferred_gradient_is_complete_before_its_producer_reads_it);
+    tcase_add_test(tc, backward_twice_accumulates_merged_gradients_twice);
+    suite_add_tcase(s, tc);
+    return s;
+}
