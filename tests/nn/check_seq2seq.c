@@ -61,9 +61,53 @@ START_TEST(seq2seq_init_rejects_bad_options) {
     o = tg_seq2seq_opts_default(&tg_cell_gru, 10, 9, 5, 6);
     o.attention = true;
     o.score = TG_SCORE_DOT;
-    o.num_layers = TG_SEQ2SEQ_MAX_LAYERS + 1;
+    o.num_layers = 0;
     ck_assert_int_eq(tg_seq2seq_init(&m, p, "a", &o, TG_F64, &rng), TG_ERR_ARG);
+    ck_assert_last_error(TG_ERR_ARG, "layers >= 1: vocabularies 10, 9, embed 5, hidden 6, layers 0");
     ck_assert_int_eq(tg_params_count(p), 0);
+    tg_params_free(p);
+}
+END_TEST
+
+/* seq2seq capped its layers at 8 (a fixed decoder array) while tg_rnn has no
+ * limit: nine layers must be named, run and have correct gradients. */
+typedef struct deep_batch { tg_seq2seq *m; tg_tensor *src, *tgt; } deep_batch;
+static tg_tensor *deep_loss(tg_tape *tp, void *user) {
+    deep_batch *d = user;
+    return tg_seq2seq_loss(tp, d->m, d->src, d->tgt, NULL);
+}
+
+START_TEST(a_seq2seq_deeper_than_eight_layers_is_named_and_has_correct_gradients) {
+    tg_params *p = tg_params_new();
+    tg_rng rng = tg_rng_seeded(5);
+    tg_seq2seq m;
+    tg_seq2seq_opts o = tg_seq2seq_opts_default(&tg_cell_gru, 6, 6, 2, 3);
+    o.num_layers = 9;
+    o.attention = true;
+    ck_assert_msg(tg_seq2seq_init(&m, p, "deep", &o, TG_F64, &rng) == TG_OK, "%s", tg_last_error());
+    ck_assert_ptr_nonnull(tg_params_find(p, "deep.encoder.rnn.bias_hh_l8"));
+    ck_assert_ptr_nonnull(tg_params_find(p, "deep.decoder.rnn.weight_hh_l8"));
+    ck_assert_ptr_null(tg_params_find(p, "deep.decoder.rnn.weight_hh_l9"));
+    /* embeddings 2, encoder 9 x 4, decoder 9 x 4, general attention 1, combine 2, out 2 */
+    ck_assert_int_eq(tg_params_count(p), 79);
+    deep_batch d = {&m, ids(2, 3, (double[]){4, 5, 4, 5, PAD, PAD}),
+                    ids(2, 3, (double[]){5, 4, EOS, 4, EOS, PAD})};
+    tg_gradcheck_report r;
+    ck_assert_int_eq(tg_gradcheck_params(p, deep_loss, &d, 0, NULL, NULL, &r), TG_OK);
+    ck_assert_msg(r.passed, "%s", r.message);
+    ck_assert_int_gt(r.checked, 500);
+    tg_tensor_free(d.src);
+    tg_tensor_free(d.tgt);
+    tg_seq2seq_free(&m);
+    tg_seq2seq_free(&m);   /* twice is fine, and the model is then refused */
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *src = ids(1, 2, (double[]){4, 5});
+    int32_t out[4];
+    tg_decoded res;
+    ck_assert_int_eq(tg_seq2seq_greedy(tp, &m, src, 4, out, &res), TG_ERR_ARG);
+    ck_assert_tape_error(tp, TG_ERR_ARG, "seq2seq: model is not initialised");
+    tg_tensor_free(src);
+    tg_tape_free(tp);
     tg_params_free(p);
 }
 END_TEST
@@ -405,6 +449,11 @@ START_TEST(beam_width_one_equals_greedy_stacked_lstm_with_general_attention) {
     check_width_one_is_greedy(&tg_cell_lstm, true, TG_SCORE_GENERAL, 2, 23);
 }
 END_TEST
+/* nine layers: past the old cap of 8; the search reorders every layer's state */
+START_TEST(beam_width_one_equals_greedy_nine_layer_gru_with_dot_attention) {
+    check_width_one_is_greedy(&tg_cell_gru, true, TG_SCORE_DOT, 9, 24);
+}
+END_TEST
 
 /* ---- the search over a callback model ---------------------------------------------------- */
 typedef struct table_model {
@@ -503,6 +552,7 @@ Suite *suite_nn_seq2seq(void) {
     TCase *c = tcase_create("model");
     tcase_add_test(c, seq2seq_registers_named_parameters_with_zero_pad_rows);
     tcase_add_test(c, seq2seq_init_rejects_bad_options);
+    tcase_add_test(c, a_seq2seq_deeper_than_eight_layers_is_named_and_has_correct_gradients);
     tcase_add_test(c, teacher_forcing_feeds_reference_tokens_and_ignores_pad_targets);
     tcase_add_test(c, seq2seq_reports_bad_token_tensors);
     suite_add_tcase(s, c);
@@ -517,6 +567,7 @@ Suite *suite_nn_seq2seq(void) {
     tcase_add_test(c, beam_width_one_equals_greedy_lstm_without_attention);
     tcase_add_test(c, beam_width_one_equals_greedy_gru_with_additive_attention);
     tcase_add_test(c, beam_width_one_equals_greedy_stacked_lstm_with_general_attention);
+    tcase_add_test(c, beam_width_one_equals_greedy_nine_layer_gru_with_dot_attention);
     tcase_add_test(c, beam_search_over_a_callback_stops_at_max_len_and_passes_errors_on);
     suite_add_tcase(s, c);
     return s;
