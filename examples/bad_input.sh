@@ -104,8 +104,10 @@ transformer)
     too_big --batch 65536 --length 18 --dim 4096
     diverges --lr 1e308 --steps 20 --batch 16 --val 50 --test 100 --plot '' ;;
 custom_cell)
-    range threads -1; range batch 999999999; range hidden 99999999
+    range threads -1; range batch 999999999; range hidden 99999999; range layers 17
+    range directions 3
     too_big --batch 65536 --length 1000 --hidden 4096
+    too_big --layers 16 --directions 2 --length 1000 --hidden 2048
     diverges --lr 1e308 --steps 20 --length 10 ;;
 *)
     echo "bad_input: no cases for $name"; exit 1 ;;
