@@ -26,13 +26,46 @@ static tg_status fail(tg_gradcheck_report *r, tg_status st, const char *what, co
     return st;
 }
 
-/* sum(w * y) in double, w drawn from the seeded RNG (same every call). */
-static double weighted_sum(const tg_tensor *y, uint64_t seed) {
+/* ---- what tg_gradcheck_params (gradcheck_params.c) shares --------------------------- */
+/* The output weighting w, uniform in [-1, 1) from the seed, the same every call. */
+static double weight(tg_rng *rng) { return tg_rng_uniform(rng) * 2 - 1; }
+
+tg_tensor *tg__gradcheck_weights(const tg_tensor *y, uint64_t seed) {
+    tg_tensor *w = tg_tensor_new(y->dtype, y->ndim, y->shape);
+    tg_rng rng = tg_rng_seeded(seed);
+    for (int64_t i = 0; w && i < w->numel; i++) tg_tensor_set(w, i, weight(&rng));
+    return w;
+}
+
+double tg__gradcheck_weighted_sum(const tg_tensor *y, uint64_t seed) {
     tg_rng rng = tg_rng_seeded(seed);
     double s = 0;
-    for (int64_t i = 0; i < y->numel; i++) s += (tg_rng_uniform(&rng) * 2 - 1) * tg_tensor_get(y, i);
+    for (int64_t i = 0; i < y->numel; i++) s += weight(&rng) * tg_tensor_get(y, i);
     return s;
 }
+
+void tg__gradcheck_compare(tg_gradcheck_report *r, const tg_gradcheck_opts *o, bool f32, int input,
+                           int64_t index, double analytic, double numeric) {
+    /* float32 defaults: every float32 case of the three gtest tables passes down
+     * to atol 1e-5 / rtol 1e-4 and some fail at 3e-6 / 3e-5; these keep a 10x
+     * margin, and a derivative 1% wrong fails wherever |dL/dx| > 0.011. */
+    double atol = o->atol > 0 ? o->atol : (f32 ? 1e-4 : 1e-6);
+    double rtol = o->rtol > 0 ? o->rtol : (f32 ? 1e-3 : 1e-4);
+    double abs_err = fabs(analytic - numeric), rel = abs_err / fmax(fabs(numeric), 1e-12);
+    r->checked++;
+    /* NaN is the worst, and the first NaN stays (nothing compares above it) */
+    if (r->worst_input < 0 || (!isnan(r->max_abs_err) && !(abs_err <= r->max_abs_err))) {
+        r->max_abs_err = abs_err;
+        r->worst_input = input;
+        r->worst_index = index;
+        r->worst_analytic = analytic;
+        r->worst_numeric = numeric;
+    }
+    if (rel > r->max_rel_err && abs_err > atol) r->max_rel_err = rel;
+    if (!(abs_err <= atol + rtol * fabs(numeric))) r->passed = false;
+}
+
+/* ---- tg_gradcheck ---------------------------------------------------------------- */
 
 /* Analytic pass: backward of L = sum(w*y) in the inputs' own dtype.
  * grads[i] (float64, caller-owned) receives dL/dinput_i. */
@@ -54,11 +87,9 @@ static tg_status analytic(const gc_ctx *c, tg_tensor **grads) {
         st = fail(c->r, tp && tp->status ? tp->status : TG_ERR_ARG, "function failed",
                   tp ? tp->msg : "no tape");
     } else {
-        tg_tensor *w = tg_tensor_new(y->dtype, y->ndim, y->shape);
-        tg_rng rng = tg_rng_seeded(c->o->seed);
-        for (int64_t i = 0; w && i < w->numel; i++) tg_tensor_set(w, i, tg_rng_uniform(&rng) * 2 - 1);
-        st = tg_backward_ex(tp, y, w);
-        if (st != TG_OK) fail(c->r, st, "backward failed", tp->msg);
+        tg_tensor *w = tg__gradcheck_weights(y, c->o->seed);
+        st = w ? tg_backward_ex(tp, y, w) : TG_ERR_NOMEM;
+        if (st != TG_OK) fail(c->r, st, "backward failed", w ? tp->msg : "out of memory");
         tg_tensor_free(w);
     }
     for (int i = 0; i < c->n; i++) {
@@ -80,11 +111,6 @@ static tg_status numeric_compare(const gc_ctx *c, tg_tensor **grads, bool f32) {
     tg_status st = TG_OK;
     tg_tape *tp = tg_tape_new();
     double eps = c->o->eps > 0 ? c->o->eps : 1e-6;
-    /* float32 defaults: every float32 case of the three gtest tables passes down
-     * to atol 1e-5 / rtol 1e-4 and some fail at 3e-6 / 3e-5; these keep a 10x
-     * margin, and a derivative 1% wrong fails wherever |dL/dx| > 0.011. */
-    double atol = c->o->atol > 0 ? c->o->atol : (f32 ? 1e-4 : 1e-6);
-    double rtol = c->o->rtol > 0 ? c->o->rtol : (f32 ? 1e-3 : 1e-4);
     tg_gradcheck_report *r = c->r;
     for (int i = 0; i < c->n && st == TG_OK; i++) {
         x[i] = tg_tensor_clone(c->inputs[i], tg__is_float(c->inputs[i]->dtype) ? TG_F64 : TG_I32);
@@ -106,22 +132,12 @@ static tg_status numeric_compare(const gc_ctx *c, tg_tensor **grads, bool f32) {
                               tp->msg);
                     break;
                 }
-                f[side] = weighted_sum(y, c->o->seed);
+                f[side] = tg__gradcheck_weighted_sum(y, c->o->seed);
             }
             v[j] = keep;
             if (st != TG_OK) break;
-            double num = (f[0] - f[1]) / (2 * eps), ana = tg_tensor_get(grads[i], j);
-            double abs_err = fabs(ana - num), rel = abs_err / fmax(fabs(num), 1e-12);
-            r->checked++;
-            if (abs_err > r->max_abs_err || r->worst_input < 0) {
-                r->max_abs_err = abs_err;
-                r->worst_input = i;
-                r->worst_index = j;
-                r->worst_analytic = ana;
-                r->worst_numeric = num;
-            }
-            if (rel > r->max_rel_err && abs_err > atol) r->max_rel_err = rel;
-            if (!(abs_err <= atol + rtol * fabs(num))) r->passed = false;
+            tg__gradcheck_compare(r, c->o, f32, i, j, tg_tensor_get(grads[i], j),
+                                  (f[0] - f[1]) / (2 * eps));
         }
     }
     for (int i = 0; i < c->n; i++) tg_tensor_free(x[i]);

@@ -8,7 +8,6 @@
  * the end, whatever happened. */
 #include "internal.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,9 +53,7 @@ static tg_status gp_analytic(gp_ctx *c) {
         st = gp_fail(c->r, tp->status ? tp->status : TG_ERR_ARG, "gradcheck: function failed: %.200s%s",
                      tp->msg, NULL);
     } else {
-        tg_tensor *w = tg_tensor_new(y->dtype, y->ndim, y->shape);
-        tg_rng rng = tg_rng_seeded(c->o->seed);
-        for (int64_t j = 0; w && j < w->numel; j++) tg_tensor_set(w, j, tg_rng_uniform(&rng) * 2 - 1);
+        tg_tensor *w = tg__gradcheck_weights(y, c->o->seed);
         st = w ? tg_backward_ex(tp, y, w) : TG_ERR_NOMEM;
         if (st != TG_OK) gp_fail(c->r, st, "gradcheck: backward failed: %.200s%s", tp->msg, NULL);
         tg_tensor_free(w);
@@ -97,31 +94,6 @@ static void gp_swap_out(gp_ctx *c) {
     c->n_sw = 0;
 }
 
-/* sum(w * y) in double with the same weighting as the analytic pass. */
-static double gp_weighted(const tg_tensor *y, uint64_t seed) {
-    tg_rng rng = tg_rng_seeded(seed);
-    double s = 0;
-    for (int64_t j = 0; j < y->numel; j++) s += (tg_rng_uniform(&rng) * 2 - 1) * tg_tensor_get(y, j);
-    return s;
-}
-
-static void gp_compare(gp_ctx *c, int i, int64_t j, double ana, double num, bool f32) {
-    tg_gradcheck_report *r = c->r;
-    double atol = c->o->atol > 0 ? c->o->atol : (f32 ? 1e-3 : 1e-6);
-    double rtol = c->o->rtol > 0 ? c->o->rtol : (f32 ? 1e-2 : 1e-4);
-    double abs_err = fabs(ana - num), rel = abs_err / fmax(fabs(num), 1e-12);
-    r->checked++;
-    if (!(abs_err <= r->max_abs_err) || r->worst_input < 0) {   /* NaN is the worst */
-        r->max_abs_err = abs_err;
-        r->worst_input = i;
-        r->worst_index = j;
-        r->worst_analytic = ana;
-        r->worst_numeric = num;
-    }
-    if (rel > r->max_rel_err && abs_err > atol) r->max_rel_err = rel;
-    if (!(abs_err <= atol + rtol * fabs(num))) r->passed = false;
-}
-
 /* Central differences of every checked element, in float64. */
 static tg_status gp_numeric(gp_ctx *c, bool f32) {
     tg_tape *tp = tg_tape_new();
@@ -143,10 +115,11 @@ static tg_status gp_numeric(gp_ctx *c, bool f32) {
                     st = gp_fail(c->r, tp->status ? tp->status : TG_ERR_ARG,
                                  "gradcheck: function failed in float64: %.200s%s", tp->msg, NULL);
                 else
-                    f[side] = gp_weighted(y, c->o->seed);
+                    f[side] = tg__gradcheck_weighted_sum(y, c->o->seed);
             }
             v[j] = keep;
-            if (st == TG_OK) gp_compare(c, i, j, c->grads[i][j], (f[0] - f[1]) / (2 * eps), f32);
+            if (st == TG_OK)
+                tg__gradcheck_compare(c->r, c->o, f32, i, j, c->grads[i][j], (f[0] - f[1]) / (2 * eps));
         }
     }
     tg_tape_free(tp);

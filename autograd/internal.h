@@ -125,6 +125,37 @@ TG_HIDDEN void *tg__arena_alloc(tg_tape *tp, size_t bytes, bool zero);
 /* Product of dims the caller knows to be checked (tensor shapes, parts of them). */
 TG_HIDDEN int64_t tg__numel(int ndim, const int64_t *shape);
 
+/* ---- names (name_index.c) ----------------------------------------------------
+ * A hash index from names to ids, for the parameter registry and io/'s files.
+ * It points at the names: they must outlive it. Zero-initialised means empty. */
+typedef struct tg__name_index {
+    const char **key;
+    int *id;
+    size_t cap, n;
+} tg__name_index;
+
+enum { TG__NAME_ADDED = -1, TG__NAME_NOMEM = -2 };
+/* A 64-bit hash of a name (FNV-1a). */
+TG_HIDDEN uint64_t tg__name_hash(const char *s);
+/* The id of name, or -1. */
+TG_HIDDEN int tg__name_index_find(const tg__name_index *x, const char *name);
+/* Adds name -> id: TG__NAME_ADDED, the id already held by name, or TG__NAME_NOMEM. */
+TG_HIDDEN int tg__name_index_add(tg__name_index *x, const char *name, int id);
+TG_HIDDEN void tg__name_index_free(tg__name_index *x);
+
+/* ---- gradcheck (gradcheck.c), shared by tg_gradcheck and tg_gradcheck_params ---------
+ * The output weighting w of L = sum(w * y): uniform in [-1, 1) from seed, the
+ * same every call; as a tensor like y (NULL when out of memory), or summed
+ * against y in double. */
+TG_HIDDEN tg_tensor *tg__gradcheck_weights(const tg_tensor *y, uint64_t seed);
+TG_HIDDEN double tg__gradcheck_weighted_sum(const tg_tensor *y, uint64_t seed);
+/* One element: counts it in r, keeps it as the worst when its error is the
+ * largest so far (NaN counts as the largest), and fails r when
+ * |analytic - numeric| > atol + rtol |numeric| (o's tolerances, else the
+ * defaults for float64, or float32 when f32). */
+TG_HIDDEN void tg__gradcheck_compare(tg_gradcheck_report *r, const tg_gradcheck_opts *o, bool f32,
+                                     int input, int64_t index, double analytic, double numeric);
+
 /* ---- sizes ------------------------------------------------------------------
  * The largest tensor has 2^40 elements (8 TiB of float64); the arena hands out
  * at most that many bytes of float64 at once. Every shape that becomes a tensor

@@ -9,6 +9,11 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/tg_bad_input.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 mkfifo "$tmp/fifo"
 mkdir "$tmp/mnist" && mkfifo "$tmp/mnist/train-images-idx3-ubyte.gz"
+# Fashion-MNIST images that are not IDX, and an IDX header of 60000 28x28 images with 3 bytes
+mkdir "$tmp/notidx" "$tmp/short"
+echo "not an image file" | gzip > "$tmp/notidx/train-images-idx3-ubyte.gz"
+printf '\000\000\010\003\000\000\352\140\000\000\000\034\000\000\000\034abc' |
+    gzip > "$tmp/short/train-images-idx3-ubyte.gz"
 data=${TG_DATA:-../shared/data}
 fails=0 runs=0
 
@@ -34,6 +39,12 @@ diverges() {
     expect 1 "training diverged at step [0-9]+: the loss is (nan|inf).*try a lower --lr" "$@"
 }
 fifo() { f=$1; shift; expect 1 "$f: cannot open: not a regular file \(a FIFO\)" "$@"; }
+# the Fashion-MNIST reader (examples/fashion_mnist.c) on malformed images: one message each
+bad_images() {
+    expect 1 "malformed data file '$tmp/notidx/.*': not a gzipped IDX image file" --data "$tmp/notidx" "$@"
+    expect 1 "malformed data file '$tmp/short/.*': file ends before all images were read" \
+        --data "$tmp/short" "$@"
+}
 have_data() { [ -f "$data/$1" ]; }
 
 case $name in
@@ -49,6 +60,7 @@ mlp)
     range threads -1; range hidden 99999999; range batch 999999999
     too_big --hidden 65536 --batch 65536
     fifo "$tmp/mnist/train-images-idx3-ubyte.gz" --data "$tmp/mnist"
+    bad_images
     if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
         diverges --lr 1e308 --epochs 1 --steps 20 --plot ''
     fi ;;
@@ -56,6 +68,7 @@ cnn)
     range threads -1; range batch 0; range filters1 99999; range dropout 1.5
     too_big --batch 60000 --filters1 4096
     fifo "$tmp/mnist/train-images-idx3-ubyte.gz" --data "$tmp/mnist"
+    bad_images
     if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
         diverges --lr 1e308 --epochs 1 --steps 3 --limit 512 --plot-filters '' --plot-confusion ''
     fi ;;
@@ -63,6 +76,7 @@ autoencoder)
     range threads -1; range k 0; range width 99999999; range batch 0
     too_big --width 65536 --batch 65536
     fifo "$tmp/mnist/train-images-idx3-ubyte.gz" --data "$tmp/mnist"
+    bad_images
     if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
         diverges --lr 1e308 --models linear --epochs 1 --steps 3 --limit 512 --plot ''
     fi ;;
@@ -90,8 +104,10 @@ transformer)
     too_big --batch 65536 --length 18 --dim 4096
     diverges --lr 1e308 --steps 20 --batch 16 --val 50 --test 100 --plot '' ;;
 custom_cell)
-    range threads -1; range batch 999999999; range hidden 99999999
+    range threads -1; range batch 999999999; range hidden 99999999; range layers 17
+    range directions 3
     too_big --batch 65536 --length 1000 --hidden 4096
+    too_big --layers 16 --directions 2 --length 1000 --hidden 2048
     diverges --lr 1e308 --steps 20 --length 10 ;;
 *)
     echo "bad_input: no cases for $name"; exit 1 ;;

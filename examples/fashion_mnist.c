@@ -10,6 +10,8 @@
 
 #include <tapegrad.h>
 
+#include "common.h"
+
 const char *const FM_CLASS_NAMES[FM_CLASSES] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
                                                 "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                                                 "Ankle boot"};
@@ -17,52 +19,66 @@ const char *const FM_CLASS_NAMES[FM_CLASSES] = {"T-shirt/top", "Trouser", "Pullo
 /* Largest decompressed file accepted: the training images take 47 MB. */
 #define MAX_FILE_BYTES ((size_t)1 << 30)
 
-static int fail(const char *path, const char *what) {
-    fprintf(stderr, "error: %s '%s'\n  %s\n", what, path, FM_HINT);
+/* "error: malformed data file '<path>': <what>" and where to get the data; returns 1. */
+static int bad(const char *path, const char *what) { return ex_bad_data(path, 0, what, FM_HINT); }
+
+static int out_of_memory(const char *path) {
+    fprintf(stderr, "error: out of memory reading '%s'\n", path);
     return 1;
+}
+
+/* Opens path (a regular file only: a FIFO or device is refused, never read)
+ * for gzip reading; NULL after a message. */
+static gzFile gz_open(const char *path) {
+    int fd = tg_file_open(path, "data file");
+    gzFile f = fd >= 0 ? gzdopen(fd, "rb") : NULL;
+    if (!f && fd >= 0) {
+        close(fd);
+        fprintf(stderr, "error: data file: %s: cannot open: out of memory\n", path);
+    } else if (!f) {
+        fprintf(stderr, "error: %s\n  %s\n", tg_last_error(), FM_HINT);
+    }
+    return f;
 }
 
 /* The whole decompressed file; NULL after a message. */
 static unsigned char *gz_slurp(const char *path, size_t *len) {
-    int fd = tg_file_open(path, "data file");   /* a FIFO or device is refused, never read */
-    gzFile f = fd >= 0 ? gzdopen(fd, "rb") : NULL;
-    if (!f) {
-        if (fd >= 0) close(fd);
-        fprintf(stderr, "error: %s\n  %s\n", fd >= 0 ? "out of memory" : tg_last_error(), FM_HINT);
-        return NULL;
-    }
+    gzFile f = gz_open(path);
+    if (!f) return NULL;
     size_t cap = (size_t)1 << 20, n = 0;
     unsigned char *buf = malloc(cap);
     int got = 0;
+    bool too_large = false;
     while (buf && (got = gzread(f, buf + n, (unsigned)(cap - n))) > 0) {
         n += (size_t)got;
         if (n < cap) continue;
-        unsigned char *grown = cap < MAX_FILE_BYTES ? realloc(buf, 2 * cap) : NULL;
-        if (!grown) {
-            free(buf);
-            buf = NULL;
-        }
+        too_large = cap >= MAX_FILE_BYTES;
+        unsigned char *grown = too_large ? NULL : realloc(buf, 2 * cap);
+        if (!grown) free(buf);
         buf = grown;
         cap *= 2;
     }
     gzclose(f);
-    if (!buf || got < 0) {
-        free(buf);
-        return fail(path, got < 0 ? "cannot decompress data file" : "out of memory or too large:"),
-               NULL;
+    if (buf && got == 0) {
+        *len = n;
+        return buf;
     }
-    *len = n;
-    return buf;
+    free(buf);
+    if (too_large) bad(path, "larger than 1 GB decompressed");
+    else if (got < 0) bad(path, "cannot decompress it (a damaged gzip file)");
+    else out_of_memory(path);
+    return NULL;
 }
 
 /* Checks an IDX header of ndim sizes (magic 0x0000080<ndim>) against the file
  * length; dims[] gets the sizes. Returns the payload, NULL after a message. */
 static const unsigned char *idx_payload(const char *path, const unsigned char *buf, size_t len,
                                         int ndim, int64_t *dims) {
+    bool images = ndim == 3;
     size_t head = 4 + 4 * (size_t)ndim, count = 1;
     if (len < head || buf[0] || buf[1] || buf[2] != 0x08 || buf[3] != ndim) {
-        fail(path, ndim == 3 ? "not a gzipped IDX image file (magic 0x00000803):"
-                             : "not a gzipped IDX label file (magic 0x00000801):");
+        bad(path, images ? "not a gzipped IDX image file (magic 0x00000803)"
+                         : "not a gzipped IDX label file (magic 0x00000801)");
         return NULL;
     }
     for (int i = 0; i < ndim; i++) {
@@ -71,21 +87,26 @@ static const unsigned char *idx_payload(const char *path, const unsigned char *b
         count *= (size_t)dims[i];   /* < 2^32 each; the file length bounds the product below */
         if (count > len) break;
     }
-    if (count != len - head) {
-        fail(path, "sizes in the header do not match the file length:");
+    if (count > len - head) {
+        bad(path, images ? "file ends before all images were read"
+                         : "file ends before all labels were read");
+        return NULL;
+    }
+    if (count < len - head) {
+        bad(path, "sizes in the header do not match the file length");
         return NULL;
     }
     return buf + head;
 }
 
 static int fill(fm_split *d, const unsigned char *px, const unsigned char *lab, int64_t n,
-                const char *lpath) {
+                const char *ipath, const char *lpath) {
     d->x = malloc((size_t)n * FM_PIXELS * sizeof *d->x + 64);
     d->y = malloc((size_t)n * sizeof *d->y);
-    if (!d->x || !d->y) return fail(lpath, "out of memory reading");
+    if (!d->x || !d->y) return out_of_memory(ipath);
     for (size_t i = 0; i < (size_t)n * FM_PIXELS; i++) d->x[i] = (float)px[i] / 255.0f;
     for (int64_t i = 0; i < n; i++) {
-        if (lab[i] >= FM_CLASSES) return fail(lpath, "label outside 0..9 in");
+        if (lab[i] >= FM_CLASSES) return bad(lpath, "label outside 0..9");
         d->y[i] = lab[i];
     }
     d->n = n;
@@ -99,14 +120,16 @@ int fm_load(const char *dir, const char *prefix, fm_split *d) {
     memset(d, 0, sizeof *d);
     size_t ilen = 0, llen = 0;
     int64_t idims[3], ldims[1];
-    unsigned char *ibuf = gz_slurp(ipath, &ilen), *lbuf = ibuf ? gz_slurp(lpath, &llen) : NULL;
+    /* the labels are read once the images are known good: one message, about the first bad file */
+    unsigned char *ibuf = gz_slurp(ipath, &ilen);
     const unsigned char *px = ibuf ? idx_payload(ipath, ibuf, ilen, 3, idims) : NULL;
-    const unsigned char *lab = px && lbuf ? idx_payload(lpath, lbuf, llen, 1, ldims) : NULL;
+    unsigned char *lbuf = px ? gz_slurp(lpath, &llen) : NULL;
+    const unsigned char *lab = lbuf ? idx_payload(lpath, lbuf, llen, 1, ldims) : NULL;
     int rc = 1;
     if (lab && (idims[0] < 1 || idims[1] != FM_SIDE || idims[2] != FM_SIDE || ldims[0] != idims[0]))
-        fail(ipath, "expected N images of 28x28 and as many labels:");
+        bad(ipath, "expected N images of 28x28 and as many labels");
     else if (lab)
-        rc = fill(d, px, lab, idims[0], lpath);
+        rc = fill(d, px, lab, idims[0], ipath, lpath);
     free(ibuf);
     free(lbuf);
     if (rc) fm_free(d);

@@ -1,5 +1,5 @@
 /* examples/fashion_mnist.h - the Fashion-MNIST images for the image examples
- * (cnn, autoencoder): loading Debian's dataset-fashion-mnist files, and
+ * (mlp, cnn, autoencoder): loading Debian's dataset-fashion-mnist files, and
  * pictures made of image tiles (learned filters, reconstructions).
  *
  * The files are gzipped IDX: a big-endian header (magic 0x00000803 for
@@ -27,7 +27,9 @@ typedef struct fm_split {
 
 /* Reads <dir>/<prefix>-images-idx3-ubyte.gz and -labels-idx1-ubyte.gz
  * (prefix "train" or "t10k"). 0, or 1 after a message naming the file and
- * where to get it; d is then empty (fm_free is still safe). */
+ * where to get it, e.g. "error: malformed data file '<path>': file ends
+ * before all images were read" (a FIFO or device is refused, never read);
+ * d is then empty (fm_free is still safe). */
 int fm_load(const char *dir, const char *prefix, fm_split *d);
 void fm_free(fm_split *d);
 

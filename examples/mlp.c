@@ -2,7 +2,8 @@
  * Fashion-MNIST (28x28 grey images of clothing, 10 classes).
  *
  * Data: Debian's dataset-fashion-mnist package, gzipped IDX files in
- * /usr/share/datasets/fashion-mnist, read with zlib; pixels scaled to [0, 1].
+ * /usr/share/datasets/fashion-mnist, read by fashion_mnist.c (as for cnn and
+ * autoencoder); pixels scaled to [0, 1].
  *
  * Models, for a batch X [B, 784] of flattened images:
  *   perceptron   logits = X W^T + b                              W [10, 784]
@@ -21,22 +22,13 @@
 #include <tapegrad.h>
 
 #include "common.h"
+#include "fashion_mnist.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <zlib.h>
 
-#define DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
-#define DATA_HINT "install Debian's package: apt-get install dataset-fashion-mnist (or give --data DIR " \
-                  "holding the four *-ubyte.gz files)"
-
-enum { CLASSES = 10, EVAL_CHUNK = 1000, MAX_EPOCHS = 1000 };
-
-static const char *const CLASS_NAMES[CLASSES] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
-                                                 "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                                                 "Ankle boot"};
+enum { CLASSES = FM_CLASSES, PIXELS = FM_PIXELS, EVAL_CHUNK = 1000, MAX_EPOCHS = 1000 };
 
 typedef struct options {
     const char *data, *plot;
@@ -44,104 +36,6 @@ typedef struct options {
     double lr, dropout;
     ex_dist_opts dist;
 } options;
-
-typedef struct dataset {
-    float *x;          /* [n, pixels], in [0, 1]; 64 bytes of slack for BLIS */
-    int32_t *y;        /* [n], 0..9                                          */
-    int64_t n, pixels;
-} dataset;
-
-/* ---- IDX files (big-endian header: magic 0x0000080<ndim>, then ndim sizes) ---- */
-static bool read_exact(gzFile f, void *dst, size_t n) {
-    unsigned char *p = dst;
-    while (n > 0) {
-        unsigned chunk = n > (1u << 30) ? (1u << 30) : (unsigned)n;
-        int got = gzread(f, p, chunk);
-        if (got <= 0) return false;
-        p += got;
-        n -= (size_t)got;
-    }
-    return true;
-}
-
-/* Opens path and reads its header; dims[] gets the sizes. NULL after a message. */
-static gzFile idx_open(const char *path, int ndim, int64_t *dims) {
-    int fd = tg_file_open(path, "data file");   /* a FIFO or device is refused, never read */
-    gzFile f = fd >= 0 ? gzdopen(fd, "rb") : NULL;
-    if (!f && fd >= 0) {
-        close(fd);
-        fprintf(stderr, "error: data file: %s: cannot open: out of memory\n", path);
-    } else if (!f) {
-        fprintf(stderr, "error: %s\n  %s\n", tg_last_error(), DATA_HINT);
-    }
-    if (!f) return NULL;
-    unsigned char head[4 + 4 * 3];
-    size_t len = 4 + 4 * (size_t)ndim;
-    if (!read_exact(f, head, len) || head[0] || head[1] || head[2] != 0x08 || head[3] != ndim) {
-        ex_bad_data(path, 0, ndim == 3 ? "not a gzipped IDX image file (magic 0x00000803)"
-                                       : "not a gzipped IDX label file (magic 0x00000801)", DATA_HINT);
-        gzclose(f);
-        return NULL;
-    }
-    for (int i = 0; i < ndim; i++) {
-        const unsigned char *b = head + 4 + 4 * i;
-        dims[i] = (int64_t)b[0] << 24 | (int64_t)b[1] << 16 | (int64_t)b[2] << 8 | b[3];
-    }
-    return f;
-}
-
-/* Reads images and labels into d; 0, or 1 after a message. */
-static int load_split(const char *dir, const char *prefix, dataset *d) {
-    char ipath[1024], lpath[1024];
-    snprintf(ipath, sizeof ipath, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
-    snprintf(lpath, sizeof lpath, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
-    int64_t idims[3], ldims[1];
-    gzFile fi = idx_open(ipath, 3, idims), fl = fi ? idx_open(lpath, 1, ldims) : NULL;
-    int rc = 1;
-    unsigned char *raw = NULL;
-    if (!fi || !fl) goto out;
-    if (idims[0] < 1 || idims[1] != 28 || idims[2] != 28 || ldims[0] != idims[0]) {
-        ex_bad_data(ipath, 0, "expected N images of 28x28 and as many labels", DATA_HINT);
-        goto out;
-    }
-    d->n = idims[0];
-    d->pixels = 28 * 28;
-    size_t npx = (size_t)d->n * (size_t)d->pixels;
-    raw = malloc(npx);
-    d->x = malloc(npx * sizeof *d->x + 64);
-    d->y = malloc((size_t)d->n * sizeof *d->y);
-    if (!raw || !d->x || !d->y) {
-        fprintf(stderr, "error: out of memory reading '%s'\n", ipath);
-        goto out;
-    }
-    if (!read_exact(fi, raw, npx)) {
-        ex_bad_data(ipath, 0, "file ends before all images were read", DATA_HINT);
-        goto out;
-    }
-    for (size_t i = 0; i < npx; i++) d->x[i] = (float)raw[i] / 255.0f;
-    if (!read_exact(fl, raw, (size_t)d->n)) {
-        ex_bad_data(lpath, 0, "file ends before all labels were read", DATA_HINT);
-        goto out;
-    }
-    for (int64_t i = 0; i < d->n; i++) {
-        if (raw[i] >= CLASSES) {
-            ex_bad_data(lpath, 0, "label outside 0..9", DATA_HINT);
-            goto out;
-        }
-        d->y[i] = raw[i];
-    }
-    rc = 0;
-out:
-    free(raw);
-    if (fi) gzclose(fi);
-    if (fl) gzclose(fl);
-    return rc;
-}
-
-static void free_dataset(dataset *d) {
-    free(d->x);
-    free(d->y);
-}
 
 /* ---- models ---------------------------------------------------------------------------- */
 typedef struct model {
@@ -203,20 +97,20 @@ static void shuffle(int64_t *a, int64_t n, tg_rng *rng) {
     }
 }
 
-static void fill_batch(trainer *t, const dataset *d, int64_t first) {
+static void fill_batch(trainer *t, const fm_split *d, int64_t first) {
     int64_t B = tg_tensor_dim(t->xb, 0);
     float *x = tg_tensor_data(t->xb);
     int32_t *y = tg_tensor_data(t->yb);
     for (int64_t b = 0; b < B; b++) {
         int64_t i = t->order[first + b];
-        memcpy(x + b * d->pixels, d->x + i * d->pixels, (size_t)d->pixels * sizeof *x);
+        memcpy(x + b * PIXELS, d->x + i * PIXELS, (size_t)PIXELS * sizeof *x);
         y[b] = d->y[i];
     }
 }
 
 /* Test accuracy, in chunks over views of the test images; -1 on error.
  * hits/seen (optional) count right answers and images per class. */
-static double evaluate(trainer *t, const model *m, const dataset *test, int64_t *hits,
+static double evaluate(trainer *t, const model *m, const fm_split *test, int64_t *hits,
                        int64_t *seen) {
     tg_tape_set_training(t->tp, false);
     tg_no_grad_begin(t->tp);
@@ -259,8 +153,8 @@ static double train_step(trainer *t, const model *m, tg_optim *opt) {
     return v;
 }
 
-static int train_model(trainer *t, model *m, const options *o, const dataset *train,
-                       const dataset *test) {
+static int train_model(trainer *t, model *m, const options *o, const fm_split *train,
+                       const fm_split *test) {
     tg_optim *opt = tg_optim_new(TG_OPTIM_ADAM, m->params, o->lr);
     if (!opt || ex_dist_attach(t->dist, m->params, t->tp)) {
         tg_optim_free(opt);
@@ -301,14 +195,14 @@ static int train_model(trainer *t, model *m, const options *o, const dataset *tr
 }
 
 /* rows: this rank's share of a batch, from row shard on. */
-static int trainer_init(trainer *t, const options *o, const dataset *train, const dataset *test,
+static int trainer_init(trainer *t, const options *o, const fm_split *train, const fm_split *test,
                         ex_dist *dist, int64_t shard, int64_t rows) {
     memset(t, 0, sizeof *t);
     t->dist = dist, t->shard = shard;
     t->tp = tg_tape_new();
     if (t->tp && o->threads > 0) tg_tape_set_threads(t->tp, (int)o->threads);
     t->rng = tg_rng_seeded((uint64_t)o->seed + 1);
-    t->xb = tg_tensor_new(TG_F32, 2, (int64_t[]){rows, train->pixels});
+    t->xb = tg_tensor_new(TG_F32, 2, (int64_t[]){rows, PIXELS});
     t->yb = tg_tensor_new(TG_I32, 1, (int64_t[]){rows});
     t->order = malloc((size_t)train->n * sizeof *t->order);
     t->n_eval_chunks = (test->n + EVAL_CHUNK - 1) / EVAL_CHUNK;
@@ -317,8 +211,8 @@ static int trainer_init(trainer *t, const options *o, const dataset *train, cons
     for (int64_t i = 0; i < train->n; i++) t->order[i] = i;
     for (int64_t c = 0; c < t->n_eval_chunks; c++) {
         int64_t rows = test->n - c * EVAL_CHUNK < EVAL_CHUNK ? test->n - c * EVAL_CHUNK : EVAL_CHUNK;
-        t->eval_x[c] = tg_tensor_wrap(TG_F32, 2, (int64_t[]){rows, test->pixels},
-                                      test->x + c * EVAL_CHUNK * test->pixels);
+        t->eval_x[c] = tg_tensor_wrap(TG_F32, 2, (int64_t[]){rows, PIXELS},
+                                      test->x + c * EVAL_CHUNK * PIXELS);
         if (!t->eval_x[c]) return -1;
     }
     return 0;
@@ -343,15 +237,15 @@ static void plot(const options *o, const model *ms) {
                   names, ys);
 }
 
-static void print_classes(trainer *t, const model *m, const dataset *test) {
+static void print_classes(trainer *t, const model *m, const fm_split *test) {
     int64_t hits[CLASSES] = {0}, seen[CLASSES] = {0};
     if (evaluate(t, m, test, hits, seen) < 0) return;
     printf("MLP test accuracy per class:\n");
     for (int k = 0; k < CLASSES; k++)
-        printf("  %-12s %.3f\n", CLASS_NAMES[k], seen[k] ? (double)hits[k] / (double)seen[k] : 0.0);
+        printf("  %-12s %.3f\n", FM_CLASS_NAMES[k], seen[k] ? (double)hits[k] / (double)seen[k] : 0.0);
 }
 
-static int run(const options *o, const dataset *train, const dataset *test, ex_dist *dist) {
+static int run(const options *o, const fm_split *train, const fm_split *test, ex_dist *dist) {
     tg_rng init_rng = tg_rng_seeded((uint64_t)o->seed);
     model ms[2];
     memset(ms, 0, sizeof ms);
@@ -411,7 +305,7 @@ static bool fits_memory(const options *o, const char *prog) {
 }
 
 int main(int argc, char **argv) {
-    options o = {.data = DEFAULT_DIR, .plot = "mlp.png", .epochs = 15, .steps = 0, .batch = 128,
+    options o = {.data = FM_DEFAULT_DIR, .plot = "mlp.png", .epochs = 15, .steps = 0, .batch = 128,
                  .hidden = 256, .seed = 1, .threads = 1, .lr = 1e-3, .dropout = 0.2};
     ex_opt opts[] = {
         {"data", EX_STR, &o.data, "folder with the Fashion-MNIST *-ubyte.gz files", EX_NONE},
@@ -437,15 +331,15 @@ int main(int argc, char **argv) {
     ex_dist dist;
     if ((prc = ex_dist_start(&dist, &o.dist, argv[0], &argc, &argv)) != 0) return prc;
     if (!ex_dist_root(&dist)) o.plot = "";   /* rank 0 draws */
-    dataset train = {0}, test = {0};
-    int rc = load_split(o.data, "train", &train) || load_split(o.data, "t10k", &test);
+    fm_split train = {0}, test = {0};
+    int rc = fm_load(o.data, "train", &train) || fm_load(o.data, "t10k", &test);
     if (!rc && o.batch > train.n) {
         fprintf(stderr, "%s: --batch %lld exceeds the %lld training images\n", argv[0],
                 (long long)o.batch, (long long)train.n);
         rc = 2;
     }
     if (!rc) rc = run(&o, &train, &test, &dist);
-    free_dataset(&train);
-    free_dataset(&test);
+    fm_free(&train);
+    fm_free(&test);
     return ex_dist_end(&dist, rc);
 }

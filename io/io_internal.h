@@ -17,23 +17,7 @@
 /* True when s is valid UTF-8; else *bad_at (may be NULL) is the first bad byte's offset. */
 TG_HIDDEN bool tg__utf8_valid(const char *s, size_t *bad_at);
 
-/* A 64-bit hash of a name (FNV-1a). */
-TG_HIDDEN uint64_t tg__name_hash(const char *s);
-
-/* A hash index from names to ids. It points at the names: they must outlive
- * it. Zero-initialised means empty. */
-typedef struct tg__name_index {
-    const char **key;
-    int *id;
-    size_t cap, n;
-} tg__name_index;
-
-enum { TG__NAME_ADDED = -1, TG__NAME_NOMEM = -2 };
-/* The id of name, or -1. */
-TG_HIDDEN int tg__name_index_find(const tg__name_index *x, const char *name);
-/* Adds name -> id: TG__NAME_ADDED, the id already held by name, or TG__NAME_NOMEM. */
-TG_HIDDEN int tg__name_index_add(tg__name_index *x, const char *name, int id);
-TG_HIDDEN void tg__name_index_free(tg__name_index *x);
+/* The hash index of names (tg__name_index) is declared in autograd/internal.h. */
 /* Index of a registry's names (ids: registry positions); TG_ERR_NOMEM or TG_OK. */
 TG_HIDDEN tg_status tg__params_index(const tg_params *p, tg__name_index *x);
 

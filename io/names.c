@@ -1,11 +1,9 @@
-/* io/names.c - tensor names: UTF-8 validation and a hash index.
+/* io/names.c - tensor names: UTF-8 validation, and a registry's names in a
+ * hash index (the index itself is the core's: autograd/name_index.c).
  *
  * The reference safetensors implementation refuses a header that is not
  * UTF-8, so names are checked both when a file is read and before one is
- * written. Files and registries can hold 100k names; looking each one up
- * with a linear scan made loading such a file quadratic (22.7 s), so lookups
- * go through an open-addressing hash table (FNV-1a, linear probing, at most
- * half full). */
+ * written. */
 #include "io_internal.h"
 
 #include <stdlib.h>
@@ -38,56 +36,6 @@ bool tg__utf8_valid(const char *s, size_t *bad_at) {
         i += (size_t)n;
     }
     return true;
-}
-
-uint64_t tg__name_hash(const char *s) {   /* FNV-1a */
-    uint64_t h = 14695981039346656037ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-/* Slot of name, or of the empty slot where it would go. */
-static size_t probe(const tg__name_index *x, const char *name) {
-    size_t i = (size_t)tg__name_hash(name) & (x->cap - 1);
-    while (x->key[i] && strcmp(x->key[i], name) != 0) i = (i + 1) & (x->cap - 1);
-    return i;
-}
-
-static bool grow(tg__name_index *x) {
-    size_t cap = x->cap ? 2 * x->cap : 64;
-    tg__name_index g = {tg__calloc(cap, sizeof *g.key), tg__calloc(cap, sizeof *g.id), cap, 0};
-    if (!g.key || !g.id) {
-        tg__name_index_free(&g);
-        return false;
-    }
-    for (size_t i = 0; i < x->cap; i++)
-        if (x->key[i]) {
-            size_t j = probe(&g, x->key[i]);
-            g.key[j] = x->key[i], g.id[j] = x->id[i], g.n++;
-        }
-    tg__name_index_free(x);
-    *x = g;
-    return true;
-}
-
-int tg__name_index_find(const tg__name_index *x, const char *name) {
-    if (!x->cap || !name) return -1;
-    size_t i = probe(x, name);
-    return x->key[i] ? x->id[i] : -1;
-}
-
-int tg__name_index_add(tg__name_index *x, const char *name, int id) {
-    if (2 * (x->n + 1) > x->cap && !grow(x)) return TG__NAME_NOMEM;
-    size_t i = probe(x, name);
-    if (x->key[i]) return x->id[i];
-    x->key[i] = name, x->id[i] = id, x->n++;
-    return TG__NAME_ADDED;
-}
-
-void tg__name_index_free(tg__name_index *x) {
-    free(x->key);
-    free(x->id);
-    memset(x, 0, sizeof *x);
 }
 
 tg_status tg__params_index(const tg_params *p, tg__name_index *x) {

@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 tg_seq2seq_opts tg_seq2seq_opts_default(const tg_cell *cell, int64_t src_vocab, int64_t tgt_vocab,
@@ -18,10 +19,12 @@ tg_seq2seq_opts tg_seq2seq_opts_default(const tg_cell *cell, int64_t src_vocab, 
 static tg_status check_opts(const tg_seq2seq_opts *o) {
     if (!o->cell) return nn_error(TG_ERR_ARG, "seq2seq: needs a cell (e.g. &tg_cell_lstm)");
     if (o->src_vocab < 4 || o->tgt_vocab < 4 || o->embed_dim < 1 || o->hidden_size < 1 ||
-        o->num_layers < 1 || o->num_layers > TG_SEQ2SEQ_MAX_LAYERS)
+        o->num_layers < 1)
         return nn_error(TG_ERR_ARG,
-                        "seq2seq: needs vocabularies >= 4, sizes >= 1, layers in [1, %d]",
-                        TG_SEQ2SEQ_MAX_LAYERS);
+                        "seq2seq: needs vocabularies >= 4, sizes >= 1 and layers >= 1: "
+                        "vocabularies %lld, %lld, embed %lld, hidden %lld, layers %d",
+                        (long long)o->src_vocab, (long long)o->tgt_vocab, (long long)o->embed_dim,
+                        (long long)o->hidden_size, o->num_layers);
     if (!(o->dropout >= 0 && o->dropout < 1))
         return nn_error(TG_ERR_ARG, "seq2seq: dropout must be in [0, 1): %g", o->dropout);
     return TG_OK;
@@ -39,6 +42,9 @@ static tg_status init_decoder(tg_seq2seq *m, tg_params *p, const char *name, tg_
     int64_t E = o->embed_dim, H = o->hidden_size;
     char buf[NN_NAME_MAX];
     tg_rnn_opts ro = tg_rnn_opts_default(o->cell, E, H);
+    m->decoder = calloc((size_t)o->num_layers, sizeof *m->decoder);
+    if (!m->decoder)
+        return nn_error(TG_ERR_NOMEM, "seq2seq: out of memory for %d decoder layers", o->num_layers);
     for (int l = 0; l < o->num_layers; l++) {
         tg_status st = tg_rnn_cell_init(&m->decoder[l], p, sub(buf, sizeof buf, name, "decoder.rnn"),
                                         &ro, l, l ? H : E, dt, rng);
@@ -82,11 +88,14 @@ tg_status tg_seq2seq_init(tg_seq2seq *m, tg_params *p, const char *name, const t
 }
 
 void tg_seq2seq_free(tg_seq2seq *m) {
-    if (m) tg_rnn_free(&m->encoder);
+    if (!m) return;
+    tg_rnn_free(&m->encoder);
+    free(m->decoder);
+    m->decoder = NULL;
 }
 
 static bool ready(tg_tape *tp, const tg_seq2seq *m) {
-    if (m && m->out.weight) return true;
+    if (m && m->out.weight && m->decoder) return true;
     tg_fail(tp, TG_ERR_ARG, "seq2seq", "model is not initialised");
     return false;
 }
@@ -116,12 +125,14 @@ tg_status tg_seq2seq_encode(tg_tape *tp, const tg_seq2seq *m, tg_tensor *src, tg
     if (!mem || !ready(tp, m)) return mem ? tg_tape_status(tp) : TG_ERR_ARG;
     if (!src || !ids_ok(tp, "src", src, 0)) return src ? tg_tape_status(tp) : TG_ERR_ARG;
     int64_t B = tg_tensor_dim(src, 0), S = tg_tensor_dim(src, 1);
+    int L = m->opts.num_layers;
     int64_t *len = tg_tape_alloc(tp, (size_t)B * sizeof *len);
-    if (!len || tg_seq_lengths(src, TG_TOKEN_PAD, len) != TG_OK) return TG_ERR_NOMEM;
+    mem->state = tg_tape_alloc(tp, (size_t)L * sizeof *mem->state);
+    if (!len || !mem->state || tg_seq_lengths(src, TG_TOKEN_PAD, len) != TG_OK) return TG_ERR_NOMEM;
     /* outputs [B, S, H], final state of each layer = the decoder's initial state */
     tg_rnn_call call = {.lengths = len, .rng = rng};
     tg_tensor *x = embed(tp, m, &m->src_embed, src, rng);
-    mem->outputs = tg_rnn_forward(tp, &m->encoder, x, &call, mem->state, TG_SEQ2SEQ_MAX_LAYERS);
+    mem->outputs = tg_rnn_forward(tp, &m->encoder, x, &call, mem->state, L);
     mem->mask = tg_padding_mask(tp, tg_tensor_dtype(m->out.weight), B, S, len);
     if (mem->outputs && mem->mask) return TG_OK;
     tg_status st = tg_tape_status(tp);
@@ -287,8 +298,8 @@ tg_status tg_seq2seq_greedy(tg_tape *tp, const tg_seq2seq *m, tg_tensor *src, in
 typedef struct beam_ctx {
     tg_tape *tp;
     const tg_seq2seq *m;
-    tg_seq2seq_memory mem;                   /* one source: outputs [1, S, H]          */
-    tg_rnn_state state[TG_SEQ2SEQ_MAX_LAYERS];   /* rows = the previous call's hypotheses */
+    tg_seq2seq_memory mem;   /* one source: outputs [1, S, H]                          */
+    tg_rnn_state *state;     /* [num_layers], rows = the previous call's hypotheses    */
 } beam_ctx;
 
 /* rows idx [n] of x [m, D] -> [n, D]: the embedding lookup is a row gather */
@@ -337,7 +348,7 @@ static tg_status beam_run(tg_tape *tp, const tg_seq2seq *m, tg_tensor *src, cons
     for (int64_t b = 0; b < tg_tensor_dim(src, 0); b++) {
         beam_ctx c = {.tp = tp, .m = m};
         tg_status st = tg_seq2seq_encode(tp, m, src_row(tp, src, b), NULL, &c.mem);
-        memcpy(c.state, c.mem.state, sizeof c.state);
+        c.state = c.mem.state;   /* the search reorders it in place, step by step */
         if (st == TG_OK)
             st = tg_beam_search(beam_step, &c, m->opts.tgt_vocab, TG_TOKEN_GO, TG_TOKEN_EOS, o,
                                 out + b * max_len, &res[b]);

@@ -133,6 +133,61 @@ START_TEST(a_derivative_one_percent_wrong_fails_in_float32_too) {
 }
 END_TEST
 
+/* tg_gradcheck_params kept its own copy of the comparison, with the old
+ * float32 defaults (atol 1e-3, rtol 1e-2): a model whose derivative was 1%
+ * wrong passed it in float32. Both checks now share one comparison. */
+static tg_tensor *square_1pct_of_param(tg_tape *tp, void *user) {
+    tg_tensor *x = user;
+    return tg_apply(tp, &square_1pct, 1, &x, NULL);
+}
+
+START_TEST(gradcheck_params_fails_a_derivative_one_percent_wrong_in_float32_too) {
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = tt_dtype_of(d);
+        tg_params *p = tg_params_new();
+        tg_tensor *x = tg_params_create(p, "sq.x", dt, 1, TGT_SHAPE(6));
+        const double *v = TGT_VALS(0.7, -1.2, 0.9, 1.5, -0.6, 1.1);
+        for (int i = 0; i < 6; i++) tg_tensor_set(x, i, v[i]);
+        tg_gradcheck_report r;
+        ck_assert_int_eq(tg_gradcheck_params(p, square_1pct_of_param, x, 0, NULL, NULL, &r), TG_OK);
+        ck_assert_msg(!r.passed, "%s: a 1%% error passed (max rel err %g)", tg_dtype_name(dt),
+                      r.max_rel_err);
+        ck_assert_near(r.worst_analytic / r.worst_numeric, 1.01, 1e-4);
+        ck_assert_msg(strstr(r.message, "gradcheck: sq.x[") != NULL, "%s", r.message);
+        tg_params_free(p);
+    }
+}
+END_TEST
+
+/* y = x^2 whose VJP writes NaN for element 1: the check fails, and the report
+ * names that element as the worst (tg_gradcheck kept the first finite error
+ * as the worst, since NaN > worst is false). */
+static int sq_vjp_nan(tg_node *n) {
+    double *dx = tg_input_grad(n, 0);
+    const double *dy = tg_output_grad(n);
+    for (int64_t i = 0; dx && i < tg_tensor_numel(n->out); i++)
+        dx[i] += i == 1 ? NAN : 2 * tg_tensor_get(n->in[0], i) * dy[i];
+    return 0;
+}
+static const tg_op square_nan = {.name = "square_nan", .n_in = 1, .infer = tg_infer_same_as_input0,
+                                 .forward = sq_forward, .vjp = sq_vjp_nan};
+static tg_tensor *call_nan(tg_tape *tp, tg_tensor *const *in, void *u) {
+    (void)u;
+    return tg_apply(tp, &square_nan, 1, in, NULL);
+}
+
+START_TEST(a_nan_gradient_fails_and_is_named_the_worst) {
+    tg_tensor *x = tg_tensor_from(TG_F64, 1, TGT_SHAPE(3), TGT_VALS(0.3, -0.2, 0.9));
+    tg_gradcheck_report r;
+    ck_assert_int_eq(tg_gradcheck(call_nan, NULL, 1, &x, NULL, &r), TG_OK);
+    ck_assert(!r.passed);
+    ck_assert_int_eq(r.worst_index, 1);
+    ck_assert(isnan(r.worst_analytic));
+    ck_assert(isnan(r.max_abs_err));
+    tg_tensor_free(x);
+}
+END_TEST
+
 static tg_tensor *reads_a_second_input(tg_tape *tp, tg_tensor *const *in, void *u) {
     (void)u;
     return tg_mul(tp, in[0], in[1]);
@@ -177,6 +232,8 @@ Suite *suite_gradcheck(void) {
     tcase_add_test(tc, a_failing_function_is_reported_not_crashed);
     tcase_add_test(tc, inputs_past_n_are_null_and_n_is_bounded);
     tcase_add_test(tc, a_derivative_one_percent_wrong_fails_in_float32_too);
+    tcase_add_test(tc, gradcheck_params_fails_a_derivative_one_percent_wrong_in_float32_too);
+    tcase_add_test(tc, a_nan_gradient_fails_and_is_named_the_worst);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -184,6 +184,145 @@ START_TEST(conv1d_attributes_near_int64_max_are_refused) {
 }
 END_TEST
 
+/* ---- conv1d and max_pool1d over every hostile setting ------------------------------------
+ * The conv2d review found ops/conv.c overflowing under UBSan with stride
+ * 2^63-1 and padding > 0. Rather than that one case, every combination of
+ * settings at the edges infer and the index arithmetic have: 0 (the default),
+ * small values, the 2^40 cap and its neighbours, and values whose sums and
+ * products pass INT64_MAX. Each call must either fail with an error naming the
+ * op, exactly when the definition says the settings are invalid or the result
+ * too large, or give the definition's values and gradients. Under UBSan (the
+ * asan setup halts on the first report) an overflow anywhere fails it. */
+static const int64_t HOSTILE[] = {INT64_MIN, -1, 0, 1, 2, 3, 7, G40 - 1, G40, G40 + 1,
+                                  (int64_t)1 << 62, INT64_MAX};
+enum { N_HOSTILE = sizeof HOSTILE / sizeof HOSTILE[0], CIN = 2, COUT = 2 };
+
+/* The definition's numbers, in 128 bits so that the test itself cannot overflow. */
+typedef struct conv_def { __int128 S, P, D, L, K, Lout; } conv_def;
+
+/* True when conv1d must accept the settings: each in range (stride and
+ * dilation in [1, 2^40], 0 meaning 1; padding in [0, 2^40]), the dilated kernel
+ * inside the padded input, and the im2col buffer [Cin*K, Lout] within 2^40. */
+static bool conv_def_valid(conv_def *d, int64_t L, int64_t K, const tg_conv1d_opts *o) {
+    d->S = o->stride ? o->stride : 1;
+    d->D = o->dilation ? o->dilation : 1;
+    d->P = o->padding, d->L = L, d->K = K;
+    if (d->S < 1 || d->S > G40 || d->D < 1 || d->D > G40 || d->P < 0 || d->P > G40) return false;
+    __int128 span = L + 2 * d->P - d->D * (K - 1) - 1;
+    if (span < 0) return false;
+    d->Lout = span / d->S + 1;
+    return d->Lout * CIN * K <= G40;
+}
+
+/* x position read by output t and kernel tap k: t*S - P + k*D (maybe outside [0, L)) */
+static __int128 conv_def_at(const conv_def *d, int64_t t, int64_t k) {
+    return t * d->S - d->P + k * d->D;
+}
+
+/* y = conv1d(x, w, bias) and the gradients of sum(y) against the definition
+ * (x, w, bias hold x_i = i + 1, w_i = 0.5 - i / 8, bias_o = o). */
+static void conv_matches_definition(tg_tape *tp, tg_tensor *y, tg_tensor *x, tg_tensor *w,
+                                    tg_tensor *bias, const conv_def *d) {
+    int64_t L = (int64_t)d->L, K = (int64_t)d->K, Lout = (int64_t)d->Lout;
+    ck_assert_int_eq(tg_tensor_dim(y, 2), Lout);
+    ck_assert_int_eq(tg_backward(tp, tg_sum(tp, y)), TG_OK);
+    double dx[CIN * 8] = {0}, dw[COUT * CIN * 3] = {0};
+    for (int64_t o = 0; o < COUT; o++)
+        for (int64_t t = 0; t < Lout; t++) {
+            double want = (double)o;
+            for (int64_t c = 0; c < CIN; c++)
+                for (int64_t k = 0; k < K; k++) {
+                    __int128 at = conv_def_at(d, t, k);
+                    if (at < 0 || at >= L) continue;   /* padding */
+                    want += tg_tensor_get(w, (o * CIN + c) * K + k) * tg_tensor_get(x, c * L + (int64_t)at);
+                    dx[c * L + (int64_t)at] += tg_tensor_get(w, (o * CIN + c) * K + k);
+                    dw[(o * CIN + c) * K + k] += tg_tensor_get(x, c * L + (int64_t)at);
+                }
+            ck_assert_near(tg_tensor_get(y, o * Lout + t), want, 1e-12);
+        }
+    ck_assert_grad_near(x, dx, CIN * L, 1e-12);
+    ck_assert_grad_near(w, dw, COUT * CIN * K, 1e-12);
+    ck_assert_grad_near(bias, TGT_VALS((double)Lout, (double)Lout), COUT, 0);
+}
+
+/* One call: refused exactly when the definition says so, else the definition.
+ * The tape is reset afterwards (one tape for the sweep: a new one per case
+ * made it slow under ASan). */
+static void conv_hostile_case(tg_tape *tp, int64_t L, int64_t K, const tg_conv1d_opts *o) {
+    tg_tensor *x = tg_tape_tensor(tp, TG_F64, 3, TGT_SHAPE(1, CIN, L));
+    tg_tensor *w = tg_tape_tensor(tp, TG_F64, 3, TGT_SHAPE(COUT, CIN, K));
+    tg_tensor *bias = tg_tape_tensor(tp, TG_F64, 1, TGT_SHAPE(COUT));
+    for (int64_t i = 0; i < CIN * L; i++) tg_tensor_set(x, i, (double)i + 1);
+    for (int64_t i = 0; i < COUT * CIN * K; i++) tg_tensor_set(w, i, 0.5 - (double)i / 8);
+    for (int64_t i = 0; i < COUT; i++) tg_tensor_set(bias, i, (double)i);
+    tg_tensor *in[3] = {x, w, bias};
+    for (int i = 0; i < 3; i++) tg_tensor_set_requires_grad(in[i], true);
+    conv_def d;
+    bool valid = conv_def_valid(&d, L, K, o);
+    /* valid but large (2^40 / 4 positions at most): nothing hostile left to run */
+    if (valid && d.Lout * CIN * K > 4096) {
+        tg_tape_reset(tp);
+        return;
+    }
+    tg_tensor *y = tg_conv1d(tp, x, w, bias, o);
+    ck_assert_msg((y != NULL) == valid, "L %lld K %lld stride %lld padding %lld dilation %lld: %s",
+                  (long long)L, (long long)K, (long long)o->stride, (long long)o->padding,
+                  (long long)o->dilation, y ? "accepted" : tg_tape_error(tp));
+    if (y) conv_matches_definition(tp, y, x, w, bias, &d);
+    else ck_assert_msg(strncmp(tg_tape_error(tp), "conv1d", 6) == 0, "%s", tg_tape_error(tp));
+    tg_tape_reset(tp);
+}
+
+START_TEST(conv1d_hostile_settings_fail_cleanly_or_match_the_definition) {
+    static const int64_t lengths[] = {1, 5}, kernels[] = {1, 3};
+    tg_tape *tp = tg_tape_new();
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            for (int s = 0; s < N_HOSTILE; s++)
+                for (int p = 0; p < N_HOSTILE; p++)
+                    for (int q = 0; q < N_HOSTILE; q++)
+                        conv_hostile_case(tp, lengths[a], kernels[b],
+                                          &(tg_conv1d_opts){HOSTILE[s], HOSTILE[p], HOSTILE[q]});
+    tg_tape_free(tp);
+}
+END_TEST
+
+/* max_pool1d: y[c,t] = max_k x[c, t*S + k] (S = kernel when stride is 0), the
+ * gradient of sum(y) one per window at its maximum (x increasing: the last tap). */
+START_TEST(max_pool1d_hostile_settings_fail_cleanly_or_match_the_definition) {
+    enum { L = 5 };
+    static const int64_t kernels[] = {INT64_MIN, -1, 0, 1, 2, L, L + 1, G40, INT64_MAX};
+    tg_tape *tp = tg_tape_new();
+    for (size_t a = 0; a < sizeof kernels / sizeof kernels[0]; a++)
+        for (int s = 0; s < N_HOSTILE; s++) {
+            int64_t kernel = kernels[a], stride = HOSTILE[s], S = stride ? stride : kernel;
+            bool valid = kernel >= 1 && kernel <= L && S >= 1 && S <= G40;
+            tg_tensor *x = tg_tape_tensor(tp, TG_F64, 3, TGT_SHAPE(1, 1, L));
+            for (int i = 0; i < L; i++) tg_tensor_set(x, i, i + 1);
+            tg_tensor_set_requires_grad(x, true);
+            tg_tensor *y = tg_max_pool1d(tp, x, kernel, stride);
+            ck_assert_msg((y != NULL) == valid, "kernel %lld stride %lld: %s", (long long)kernel,
+                          (long long)stride, y ? "accepted" : tg_tape_error(tp));
+            if (y) {
+                int64_t Lout = (L - kernel) / S + 1;
+                double dx[L] = {0};
+                ck_assert_int_eq(tg_tensor_numel(y), Lout);
+                for (int64_t t = 0; t < Lout; t++) {
+                    ck_assert_near(tg_tensor_get(y, t), (double)(t * S + kernel), 0);
+                    dx[t * S + kernel - 1] += 1;
+                }
+                ck_assert_int_eq(tg_backward(tp, tg_sum(tp, y)), TG_OK);
+                ck_assert_grad_near(x, dx, L, 0);
+            } else {
+                ck_assert_msg(strncmp(tg_tape_error(tp), "max_pool1d", 10) == 0, "%s",
+                              tg_tape_error(tp));
+            }
+            tg_tape_reset(tp);
+        }
+    tg_tape_free(tp);
+}
+END_TEST
+
 /* A user op's infer may describe anything: tg_apply checks it. */
 static int wild_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
                       tg_desc *out) {
@@ -231,6 +370,8 @@ Suite *suite_sizes(void) {
     tcase_add_test(tc, ops_on_an_empty_giant_return_at_once);
     tcase_add_test(tc, results_past_the_cap_are_refused_with_op_and_shapes);
     tcase_add_test(tc, conv1d_attributes_near_int64_max_are_refused);
+    tcase_add_test(tc, conv1d_hostile_settings_fail_cleanly_or_match_the_definition);
+    tcase_add_test(tc, max_pool1d_hostile_settings_fail_cleanly_or_match_the_definition);
     tcase_add_test(tc, a_user_infer_cannot_describe_an_impossible_result);
     suite_add_tcase(s, tc);
     return s;

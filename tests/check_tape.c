@@ -330,6 +330,42 @@ START_TEST(params_refuse_tape_tensors) {
 }
 END_TEST
 
+/* The duplicate-name check and tg_params_find scanned every name: creating
+ * 100,000 parameters took about 40 s (Xeon), over 3 minutes on this VM's
+ * EPYC under load. With the hash index it takes about 0.05 s; this test's
+ * tcase gives it 20 s. */
+START_TEST(a_hundred_thousand_parameters_are_created_and_found_at_once) {
+    enum { N = 100000 };
+    tg_params *p = tg_params_new();
+    char name[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "layer%d.weight", i);
+        ck_assert_msg(tg_params_create(p, name, TG_F32, 1, TGT_SHAPE(1)) != NULL, "%s: %s", name,
+                      tg_last_error());
+    }
+    ck_assert_int_eq(tg_params_count(p), N);
+    for (int i = 0; i < N; i += 7) {   /* found, and in creation order */
+        snprintf(name, sizeof name, "layer%d.weight", i);
+        ck_assert_ptr_eq(tg_params_find(p, name), tg_params_at(p, i));
+        ck_assert_str_eq(tg_params_name(p, i), name);
+    }
+    ck_assert_ptr_null(tg_params_find(p, "layer100000.weight"));
+    ck_assert_ptr_null(tg_params_find(p, "layer1.weigh"));
+    ck_assert_ptr_null(tg_params_find(p, NULL));
+    ck_assert_ptr_null(tg_params_create(p, "layer99999.weight", TG_F32, 1, TGT_SHAPE(1)));
+    ck_assert_last_error(TG_ERR_ARG, "params_create: duplicate parameter name 'layer99999.weight'");
+    tg_tensor *own = tg_tensor_new(TG_F32, 1, TGT_SHAPE(2));
+    ck_assert_int_eq(tg_params_add(p, "layer0.weight", own), TG_ERR_ARG);
+    ck_assert_last_error(TG_ERR_ARG, "params_add: duplicate parameter name 'layer0.weight'");
+    ck_assert_int_eq(tg_params_add(p, "extra", own), TG_OK);
+    ck_assert_ptr_eq(tg_params_find(p, "extra"), own);
+    ck_assert_int_eq(tg_params_count(p), N + 1);
+    ck_assert_int_eq(tg_params_numel(p), N + 2);
+    tg_params_free(p);
+    tg_tensor_free(own);
+}
+END_TEST
+
 /* The choice documented in tape.h: a second backward on the same tape
  * replays it; intermediate gradients start fresh, leaves accumulate again
  * (PyTorch with retain_graph=True). y = sum(tanh(2x)) with x = (0.1, -0.7):
@@ -419,5 +455,9 @@ Suite *suite_tape(void) {
     tcase_add_test(tc, a_second_backward_accumulates_like_retain_graph);
     tcase_add_test(tc, thread_counts_are_clamped_to_four_per_core);
     suite_add_tcase(s, tc);
+    TCase *big = tcase_create("params");
+    tcase_set_timeout(big, 20);   /* the linear scan took minutes: a timeout fails it */
+    tcase_add_test(big, a_hundred_thousand_parameters_are_created_and_found_at_once);
+    suite_add_tcase(s, big);
     return s;
 }

@@ -25,7 +25,10 @@
  *   mt.decoder.combine.weight / .bias, mt.decoder.out.weight / .bias.
  *
  * Decoding runs in inference mode (nothing recorded, no dropout) but allocates
- * in the tape's arena at every step: use a tape you reset afterwards. */
+ * in the tape's arena at every step: use a tape you reset afterwards.
+ *
+ * Layers: any number (as tg_rnn). The decoder's cells are a heap array made by
+ * tg_seq2seq_init and freed, with the encoder's, by tg_seq2seq_free. */
 #ifndef TAPEGRAD_NN_SEQ2SEQ_H
 #define TAPEGRAD_NN_SEQ2SEQ_H
 
@@ -36,14 +39,12 @@
 extern "C" {
 #endif
 
-#define TG_SEQ2SEQ_MAX_LAYERS 8
-
 typedef struct tg_seq2seq_opts {
     const tg_cell *cell;          /* &tg_cell_lstm, &tg_cell_gru, ... or your own      */
     int64_t src_vocab, tgt_vocab; /* V_s, V_t, special tokens included (each >= 4)     */
     int64_t embed_dim;            /* E                                                 */
     int64_t hidden_size;          /* H                                                 */
-    int num_layers;               /* encoder and decoder (1..TG_SEQ2SEQ_MAX_LAYERS)     */
+    int num_layers;               /* encoder and decoder, >= 1                         */
     bool attention;
     tg_score_kind score;          /* with attention: dot, general, additive, scaled_dot */
     int64_t attn_size;            /* additive: 0 means H                               */
@@ -59,7 +60,7 @@ typedef struct tg_seq2seq {
     tg_seq2seq_opts opts;
     tg_embedding_layer src_embed, tgt_embed;   /* PAD rows stay zero                */
     tg_rnn encoder;                            /* return_sequences                 */
-    tg_rnn_cell decoder[TG_SEQ2SEQ_MAX_LAYERS];
+    tg_rnn_cell *decoder;                      /* [num_layers] (tg_seq2seq_free)    */
     tg_attention attn;                         /* with attention                    */
     tg_linear combine;                         /* W_c [H, Dv + H], tanh (attention) */
     tg_linear out;                             /* W_o [V_t, H]                      */
@@ -67,14 +68,16 @@ typedef struct tg_seq2seq {
 
 TG_API tg_status tg_seq2seq_init(tg_seq2seq *m, tg_params *p, const char *name,
                                  const tg_seq2seq_opts *o, tg_dtype dt, tg_rng *rng);
-/* The encoder's cell array (tg_rnn_free); parameters stay in the registry. */
+/* The encoder's and the decoder's cell arrays; parameters stay in the registry.
+ * NULL and a model whose init failed are fine. */
 TG_API void tg_seq2seq_free(tg_seq2seq *m);
 
 /* The encoded source, for writing your own decoding loop. */
 typedef struct tg_seq2seq_memory {
     tg_tensor *outputs;                       /* [B, S, H], zero at padded steps    */
     tg_tensor *mask;                          /* [B, 1, S] source keep mask         */
-    tg_rnn_state state[TG_SEQ2SEQ_MAX_LAYERS];   /* the decoder's initial state     */
+    tg_rnn_state *state;                      /* [num_layers], the decoder's initial
+                                                 state (in the tape's arena)         */
 } tg_seq2seq_memory;
 
 /* src TG_I32 [B, S] -> *mem (arena tensors). rng: dropout draws (or NULL). */

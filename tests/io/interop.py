@@ -6,19 +6,17 @@ json + struct and holds the same numbers.
     /usr/bin/python3 tests/io/interop.py BUILD/tests/io/st_tool
 Exit 0 on success, 1 on a mismatch, 77 (meson: skipped) when st_tool is missing.
 """
-import json
 import os
 import struct
 import subprocess
 import sys
 import tempfile
 
-FMT = {"F64": "d", "F32": "f", "F16": "e", "I32": "i", "I64": "q"}
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import st_file  # noqa: E402  (tests/st_file.py: safetensors with json + struct)
 
-
-def bf16(x):
-    """bfloat16 bits of x (x exactly representable in bfloat16)."""
-    return struct.unpack("<I", struct.pack("<f", x))[0] >> 16
+FMT = st_file.CODES
 
 
 def write_python_file(path):
@@ -32,35 +30,9 @@ def write_python_file(path):
         ("zero.size", "F32", [0, 4], []),
         ("caf\u00e9 \u2713", "F32", [], [2.5]),
     ]
-    header, blob = {"__metadata__": {"format": "pt", "source": "interop.py"}}, b""
-    for name, dt, shape, vals in tensors:
-        if dt == "BF16":
-            raw = b"".join(struct.pack("<H", bf16(v)) for v in vals)
-        else:
-            raw = struct.pack("<%d%s" % (len(vals), FMT[dt]), *vals)
-        header[name] = {"dtype": dt, "shape": shape, "data_offsets": [len(blob), len(blob) + len(raw)]}
-        blob += raw
-    h = json.dumps(header).encode("utf-8")
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + blob)
+    st_file.write(path, [(name, dt, shape, st_file.pack(dt, vals)) for name, dt, shape, vals in tensors],
+                  {"format": "pt", "source": "interop.py"})
     return tensors
-
-
-def read_python(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    body = data[8 + n:]
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        b, end = e["data_offsets"]
-        count = (end - b) // struct.calcsize(FMT[e["dtype"]])
-        out[name] = (e["dtype"], e["shape"], list(struct.unpack("<%d%s" % (count, FMT[e["dtype"]]), body[b:end])))
-    return header.get("__metadata__", {}), out
 
 
 def torch_reads(path, want):
@@ -72,15 +44,12 @@ def torch_reads(path, want):
         print("tapegrad -> torch: skipped (no torch)")
         return 0
     dtypes = {"F32": torch.float32, "F64": torch.float64, "I32": torch.int32}
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
+    header, body = st_file.read_raw(path)
     bad = 0
     for name, (dt, shape, vals) in want.items():
         e = header[name]
         b, end = e["data_offsets"]
-        raw = bytearray(data[8 + n + b:8 + n + end])
+        raw = bytearray(body[b:end])
         t = (torch.frombuffer(raw, dtype=dtypes[dt]) if raw else torch.empty(0, dtype=dtypes[dt]))
         t = t.reshape(e["shape"])
         ref = torch.tensor(vals, dtype=dtypes[dt]).reshape(shape)
@@ -128,7 +97,7 @@ def main():
         c_file = os.path.join(d, "from_c.safetensors")
         if subprocess.run([tool, "write", c_file]).returncode != 0:
             return 1
-        meta, t = read_python(c_file)
+        meta, t = st_file.read(c_file)
         want = {
             "layer.weight": ("F32", [2, 3], [i * 0.5 - 1 for i in range(6)]),
             "layer.bias": ("F64", [3], [1e-300, -2.5, 3.25]),

@@ -125,10 +125,13 @@ tg_tensor *f_block(tg_tape *tp, tg_tensor *const *in, void *user) {
 tg_tensor *f_seq2seq(tg_tape *tp, tg_tensor *const *in, void *user) {
     const Ctx *c = static_cast<const Ctx *>(user);
     tg_seq2seq m = rebound(c->s2s, c, in);
-    // the encoder's cells live in an array of their own: rebind a copy of it too
+    // the encoder's and the decoder's cells live in arrays of their own: rebind copies too
     std::vector<tg_rnn_cell> cells(m.encoder.cells, m.encoder.cells + tg_rnn_num_states(&m.encoder));
+    std::vector<tg_rnn_cell> dec(m.decoder, m.decoder + m.opts.num_layers);
     for (tg_rnn_cell &cell : cells) cell = rebound(cell, c, in);
+    for (tg_rnn_cell &cell : dec) cell = rebound(cell, c, in);
     m.encoder.cells = cells.data();
+    m.decoder = dec.data();
     return tg_seq2seq_loss(tp, &m, in[0], in[1], nullptr);
 }
 

@@ -14,12 +14,14 @@
 Tolerance: 1e-5 in float32, 1e-10 in float64, on every output and gradient.
 Exit 0 when all match, 1 otherwise, 77 (skipped) when torch is missing.
 """
-import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
+
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import st_file  # noqa: E402  (tests/st_file.py: safetensors with json + struct)
 
 try:
     import torch
@@ -32,7 +34,6 @@ B, T, S = 2, 3, 4
 LAYERS = ["rnn", "lstm", "gru", "linear", "embedding", "conv1d", "layer_norm", "mha", "mha_kdim",
           "encoder", "encoder_pre", "decoder", "decoder_pre"]
 DTYPES = {"float32": (torch.float32, "F32", "f", 1e-5), "float64": (torch.float64, "F64", "d", 1e-10)}
-CODES = {"F32": "f", "F64": "d", "I32": "i", "I64": "q"}
 
 
 def build(name):
@@ -79,36 +80,22 @@ def forward(name, m, x, mem):
 
 
 def read_st(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    body = data[8 + n:]
+    """The file's tensors as torch tensors (integers as int64)."""
     out = {}
-    for key, e in header.items():
-        if key == "__metadata__":
-            continue
-        b, end = e["data_offsets"]
-        code = CODES[e["dtype"]]
-        count = (end - b) // struct.calcsize(code)
-        vals = struct.unpack("<%d%s" % (count, code), body[b:end])
-        dt = torch.int64 if e["dtype"] in ("I32", "I64") else (torch.float64 if e["dtype"] == "F64" else torch.float32)
-        out[key] = torch.tensor(vals, dtype=dt).reshape(e["shape"])
+    for key, (st_dt, shape, vals) in st_file.read(path)[1].items():
+        dt = torch.int64 if st_dt in ("I32", "I64") else (torch.float64 if st_dt == "F64" else torch.float32)
+        out[key] = torch.tensor(vals, dtype=dt).reshape(shape)
     return out
 
 
 def write_st(path, tensors):
-    header, blob = {"__metadata__": {"format": "pt"}}, b""
+    """A state_dict-like {key: tensor} as a safetensors file."""
+    entries = []
     for key, t in tensors.items():
         t = t.detach().contiguous()
         st_dt = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64"}[t.dtype]
-        raw = struct.pack("<%d%s" % (t.numel(), CODES[st_dt]), *t.reshape(-1).tolist())
-        header[key] = {"dtype": st_dt, "shape": list(t.shape), "data_offsets": [len(blob), len(blob) + len(raw)]}
-        blob += raw
-    h = json.dumps(header).encode("utf-8")
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + blob)
+        entries.append((key, st_dt, t.shape, st_file.pack(st_dt, t.reshape(-1).tolist())))
+    st_file.write(path, entries, {"format": "pt"})
 
 
 def max_diff(a, b):

@@ -1,5 +1,6 @@
 /* tests/optim/test_util.h - helpers the Check suites of optim/ and io/ share:
- * leaf gradients set by hand, scratch folders, last-error assertions. */
+ * leaf gradients set by hand, scratch folders; and through check_suites.h
+ * those of every Check suite (comparisons, error assertions). */
 #ifndef TG_OPTIM_TEST_UTIL_H
 #define TG_OPTIM_TEST_UTIL_H
 
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_suites.h"
 #include "tapegrad.h"
 #include "tapegrad/io.h"
 #include "tapegrad/optim.h"
@@ -23,13 +25,5 @@ char *ot_tmpdir(void);
 void ot_rmdir(char *dir);
 /* dir + "/" + name in a static buffer (one at a time). */
 const char *ot_path(const char *dir, const char *name);
-
-/* Assert the last (thread) error has this status and contains text. */
-#define ck_assert_last_error(code, text)                                                        \
-    do {                                                                                        \
-        ck_assert_int_eq(tg_last_status(), (code));                                             \
-        ck_assert_msg(strstr(tg_last_error(), (text)) != NULL, "message '%s' lacks '%s'",       \
-                      tg_last_error(), (text));                                                 \
-    } while (0)
 
 #endif
