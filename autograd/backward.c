@@ -1,38 +1,42 @@
 /* autograd/backward.c - replay the tape in reverse through each op's VJP. */
-#include "internal.h"
+#include "fuse.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static void *alloc_grad(tg_node *n, tg_tensor *t, bool zero) {
+static void *alloc_grad(tg_tape *tp, tg_tensor *t, const char *op, bool zero) {
     size_t bytes = (size_t)t->numel * tg_dtype_size(t->dtype);
     if (t->owner == TG_OWN_ARENA) {
-        t->grad = tg__arena_alloc(n->tape, bytes, zero);
+        t->grad = tg__arena_alloc(tp, bytes, zero);
     } else {
         /* A leaf: its gradient outlives the tape and accumulates across steps. */
         t->grad = tg__calloc(1, bytes + TG_SLACK);
         t->grad_on_heap = t->grad != NULL;
-        n->tape->heap_allocs++;
+        tp->heap_allocs++;
     }
-    if (!t->grad) tg_fail(n->tape, TG_ERR_NOMEM, n->op->name, "out of memory (gradient)");
+    if (!t->grad) tg_fail(tp, TG_ERR_NOMEM, op, "out of memory (gradient)");
     return t->grad;
 }
 
 void *tg_input_grad(tg_node *n, int i) {
     tg_tensor *t = n->in[i];
     if (!t->requires_grad) return NULL;
-    return t->grad ? t->grad : alloc_grad(n, t, true);
+    return t->grad ? t->grad : alloc_grad(n->tape, t, n->op->name, true);
 }
 
-void *tg_input_grad_fresh(tg_node *n, int i, bool *fresh) {
-    tg_tensor *t = n->in[i];
+void *tg__grad_buffer(tg_tape *tp, tg_tensor *t, const char *op, bool *fresh) {
     *fresh = false;
-    if (!t->requires_grad) return NULL;
     if (t->grad) return t->grad;
     /* Only arena gradients start uninitialised; a leaf's is zeroed once, when
      * it is first made, and accumulates from then on. */
     *fresh = t->owner == TG_OWN_ARENA;
-    return alloc_grad(n, t, !*fresh);
+    return alloc_grad(tp, t, op, !*fresh);
+}
+
+void *tg_input_grad_fresh(tg_node *n, int i, bool *fresh) {
+    *fresh = false;
+    return n->in[i]->requires_grad ? tg__grad_buffer(n->tape, n->in[i], n->op->name, fresh)
+                                   : NULL;
 }
 
 const void *tg_output_grad(const tg_node *n) { return n->out->grad; }
@@ -92,8 +96,13 @@ tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
     tg_status st = backward_check(tp, y, dy);
     if (st == TG_OK) st = seed_output_grad(tp, y, dy);
     if (st != TG_OK) return st;
+    tg__fuse_backward_begin(tp);
     for (int64_t i = y->node; i >= 0; i--) {
         tg_node *n = &tp->nodes[i];
+        /* a fused group runs its VJP once, at its last node reached */
+        int fused = n->out->fz ? tg__fuse_backward(tp, n->out->fz, y->node) : 1;
+        if (fused == 0) continue;
+        if (fused < 0) return tp->status != TG_OK ? tp->status : TG_ERR_STATE;
         if (!n->out->grad) continue; /* nothing flowed into this op */
         if (n->op->vjp(n) != 0 || tp->status != TG_OK)
             return tp->status != TG_OK ? tp->status : TG_ERR_STATE;

@@ -6,6 +6,7 @@
 #include "tapegrad.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 
 #define TG_HIDDEN __attribute__((visibility("hidden")))
 #define TG_ALIGN 64
@@ -32,6 +33,11 @@ struct tg_tensor {
     uint8_t owner;         /* tg_owner                                        */
     bool requires_grad;
     bool grad_on_heap;     /* leaf gradient, malloc'd, freed with the tensor  */
+    /* fusion (autograd/fuse.h): the group that computes this tensor (data is
+     * NULL while it is pending), and how many live groups read it */
+    struct fz_group *fz;
+    int32_t fz_index;
+    _Atomic uint32_t fz_holds;
 };
 
 typedef struct tg_chunk {
@@ -53,6 +59,9 @@ struct tg_tape {
     char msg[512];
     uint64_t heap_allocs;
     const char *current_op; /* name of the op inside tg_apply, for messages */
+    struct tg_fuse *fuse;   /* fusion state (autograd/fuse.c), NULL when off */
+    bool fusion;            /* tg_tape_set_fusion / TG_FUSE                   */
+    int64_t fuse_min;       /* smallest output fused (TG_FUSE_MIN, tests)     */
 };
 
 /* Counted heap allocation (the counter behind tg_heap_allocs). */
@@ -62,6 +71,20 @@ TG_HIDDEN void tg__count_alloc(void);   /* for realloc growth */
 #define tg__set_last_error tg_set_last_error
 TG_HIDDEN void tg__vformat_error(char *buf, size_t size, const char *op, const char *fmt,
                                  va_list ap);
+
+/* Fusion on for this tape (tg_tape_set_fusion, TG_FUSE=0 turns it off). The
+ * one switch other engine code reads. */
+TG_HIDDEN bool tg__fusion_enabled(const tg_tape *tp);
+/* Gradient buffer of t for a VJP (allocated on first use: uninitialised and
+ * *fresh for arena tensors, zeroed for leaves); NULL and an error on the
+ * tape when out of memory. */
+TG_HIDDEN void *tg__grad_buffer(tg_tape *tp, tg_tensor *t, const char *op, bool *fresh);
+
+/* Record op on the tape when recording is on and an input requires grad:
+ * inputs and attributes copied into the arena, *node set (NULL when not
+ * recorded), out marked. 0, or -1 with an error on the tape. */
+TG_HIDDEN int tg__record(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
+                         const void *attr, tg_tensor *out, tg_node **node);
 
 /* Arena tensor with an uninitialised data buffer (ops write every element). */
 TG_HIDDEN tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape,

@@ -1,6 +1,6 @@
 /* autograd/tape.c - the arena, recording (tg_apply) and errors.
  * backward lives in backward.c. */
-#include "internal.h"
+#include "fuse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,11 +73,16 @@ tg_tape *tg_tape_new(void) {
     }
     tp->heap_allocs = 1;
     tp->training = true;
+    const char *fuse = getenv("TG_FUSE");
+    tp->fusion = !(fuse && fuse[0] == '0' && fuse[1] == '\0');
+    const char *min = getenv("TG_FUSE_MIN");   /* tests fuse tiny tensors with 1 */
+    tp->fuse_min = min && atoll(min) > 0 ? atoll(min) : FZ_MIN_NUMEL;
     return tp;
 }
 
 void tg_tape_free(tg_tape *tp) {
     if (!tp) return;
+    tg__fuse_free(tp);
     for (tg_chunk *c = tp->chunks; c;) {
         tg_chunk *next = c->next;
         free(c);
@@ -89,6 +94,7 @@ void tg_tape_free(tg_tape *tp) {
 
 void tg_tape_reset(tg_tape *tp) {
     if (!tp) return;
+    tg__fuse_release(tp);
     arena_reset(tp);
     tp->n_nodes = 0;
     tp->status = TG_OK;
@@ -189,7 +195,7 @@ int tg_tape_threads(const tg_tape *tp) {
 }
 
 tg_tensor *tg_detach(tg_tape *tp, tg_tensor *x) {
-    if (!tp || !x) return NULL;
+    if (!tp || !x || tg__concrete(x) != 0) return NULL;
     tg_tensor *t = tg__arena_alloc(tp, sizeof *t, false);
     if (!t) {
         tg_fail(tp, TG_ERR_NOMEM, "detach", "out of memory");
@@ -202,6 +208,8 @@ tg_tensor *tg_detach(tg_tape *tp, tg_tensor *x) {
     t->owner = TG_OWN_ARENA;
     t->requires_grad = false;
     t->grad_on_heap = false;
+    t->fz = NULL;
+    atomic_init(&t->fz_holds, 0);
     return t;
 }
 
@@ -238,6 +246,39 @@ static bool inputs_present(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *co
     return true;
 }
 
+int tg__record(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in, const void *attr,
+               tg_tensor *out, tg_node **node) {
+    *node = NULL;
+    if (!wants_record(tp, op, n_in, in)) return 0;
+    tg_tensor **ins = tg__arena_alloc(tp, (size_t)n_in * sizeof *ins, false);
+    void *attr_copy = op->attr_size ? tg__arena_alloc(tp, op->attr_size, false) : NULL;
+    tg_node *n = ins && (!op->attr_size || attr_copy) ? push_node(tp) : NULL;
+    if (!n) return tg_fail(tp, TG_ERR_NOMEM, op->name, "out of memory");
+    memcpy(ins, in, (size_t)n_in * sizeof *ins);
+    if (attr_copy) memcpy(attr_copy, attr, op->attr_size);
+    *n = (tg_node){.op = op, .tape = tp, .n_in = n_in, .in = ins, .out = out, .attr = attr_copy};
+    out->node = tp->n_nodes - 1;
+    out->requires_grad = true;
+    *node = n;
+    return 0;
+}
+
+/* The output tensor: a view of input 0 or a fresh arena buffer. */
+static tg_tensor *output_of(tg_tape *tp, const tg_op *op, tg_tensor *const *in, const tg_desc *d) {
+    if (!(op->flags & TG_OP_VIEW)) return tg__arena_tensor(tp, d->dtype, d->ndim, d->shape, false);
+    tg_tensor *out = tg__arena_alloc(tp, sizeof *out, true);
+    if (!out) return NULL;
+    out->dtype = d->dtype;
+    out->ndim = d->ndim;
+    memcpy(out->shape, d->shape, sizeof d->shape);
+    out->numel = tg__numel(d->ndim, d->shape);
+    out->data = in[0]->data;
+    out->tape = tp;
+    out->node = -1;
+    out->owner = TG_OWN_ARENA;
+    return out;
+}
+
 tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
                     const void *attr) {
     if (!tp || !op) return NULL;
@@ -245,51 +286,23 @@ tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in
     tg_desc d = {0};
     tp->current_op = op->name;
     if (op->infer(tp, n_in, in, attr, &d) != 0) return NULL;
-
     tg_tensor *out;
-    if (op->flags & TG_OP_VIEW) {
-        out = tg__arena_alloc(tp, sizeof *out, true);
-        if (out) {
-            out->dtype = d.dtype;
-            out->ndim = d.ndim;
-            memcpy(out->shape, d.shape, sizeof d.shape);
-            out->numel = tg__numel(d.ndim, d.shape);
-            out->data = in[0]->data;
-            out->tape = tp;
-            out->node = -1;
-            out->owner = TG_OWN_ARENA;
-        }
-    } else {
-        out = tg__arena_tensor(tp, d.dtype, d.ndim, d.shape, false);
-    }
+    if ((op->eltwise || op->window) && tg__fusion_enabled(tp) &&
+        tg__fuse_apply(tp, op, n_in, in, attr, &d, &out))
+        return out;
+    for (int i = 0; i < n_in; i++) /* an unfused op reads data: compute pending inputs */
+        if (tg__concrete(in[i]) != 0) return NULL;
+    out = output_of(tp, op, in, &d);
     if (!out) {
         tg_fail(tp, TG_ERR_NOMEM, op->name, "out of memory");
         return NULL;
     }
-
-    bool record = wants_record(tp, op, n_in, in);
     tg_node local = {.op = op, .tape = tp, .n_in = n_in, .in = (tg_tensor **)in, .out = out,
                      .attr = attr};
-    tg_node *n = &local;
-    if (record) {
-        tg_tensor **ins = tg__arena_alloc(tp, (size_t)n_in * sizeof *ins, false);
-        void *attr_copy = op->attr_size ? tg__arena_alloc(tp, op->attr_size, false) : NULL;
-        n = push_node(tp);
-        if (!ins || (op->attr_size && !attr_copy) || !n) {
-            if (n) tp->n_nodes--;
-            tg_fail(tp, TG_ERR_NOMEM, op->name, "out of memory");
-            return NULL;
-        }
-        memcpy(ins, in, (size_t)n_in * sizeof *ins);
-        if (attr_copy) memcpy(attr_copy, attr, op->attr_size);
-        *n = local;
-        n->in = ins;
-        n->attr = attr_copy;
-        out->node = tp->n_nodes - 1;
-        out->requires_grad = true;
-    }
-    if (op->forward(n) != 0) {
-        if (record) tp->n_nodes--;
+    tg_node *n;
+    if (tg__record(tp, op, n_in, in, attr, out, &n) != 0) return NULL;
+    if (op->forward(n ? n : &local) != 0) {
+        if (n) tp->n_nodes--;
         return NULL;
     }
     return out;

@@ -1,5 +1,9 @@
-/* autograd/tensor.c - tensor creation, access and gradients. */
-#include "internal.h"
+/* autograd/tensor.c - tensor creation, access and gradients.
+ *
+ * Accessors give fused values their data first (a pending tensor is computed
+ * when read, autograd/fuse.c), and the ones that may write let the groups
+ * that read the tensor finish before it changes (tg__fuse_before_write). */
+#include "fuse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,7 +130,7 @@ tg_tensor *tg_tensor_from(tg_dtype dt, int ndim, const int64_t *shape, const dou
 }
 
 tg_tensor *tg_tensor_clone(const tg_tensor *src, tg_dtype dt) {
-    if (!src) {
+    if (!src || tg__concrete((tg_tensor *)src) != 0) {
         tg__set_last_error(TG_ERR_ARG, "tensor_clone: tensor is NULL");
         return NULL;
     }
@@ -137,6 +141,7 @@ tg_tensor *tg_tensor_clone(const tg_tensor *src, tg_dtype dt) {
 
 void tg_tensor_free(tg_tensor *t) {
     if (!t || t->owner == TG_OWN_ARENA) return;
+    tg__fuse_before_write(t);
     if (t->grad_on_heap) free(t->grad);
     if (t->owner == TG_OWN_HEAP) free(t->data);
     free(t);
@@ -146,8 +151,17 @@ tg_dtype tg_tensor_dtype(const tg_tensor *t) { return t->dtype; }
 int tg_tensor_ndim(const tg_tensor *t) { return t->ndim; }
 const int64_t *tg_tensor_shape(const tg_tensor *t) { return t->shape; }
 int64_t tg_tensor_numel(const tg_tensor *t) { return t->numel; }
-void *tg_tensor_data(tg_tensor *t) { return t ? t->data : NULL; }
-const void *tg_tensor_cdata(const tg_tensor *t) { return t ? t->data : NULL; }
+/* The caller may write through the pointer: from here on, until the next
+ * call, groups no longer read t. */
+void *tg_tensor_data(tg_tensor *t) {
+    if (!t || tg__concrete(t) != 0) return NULL;
+    tg__fuse_before_write(t);
+    return t->data;
+}
+
+const void *tg_tensor_cdata(const tg_tensor *t) {
+    return t && tg__concrete((tg_tensor *)t) == 0 ? t->data : NULL;
+}
 void *tg_tensor_grad(tg_tensor *t) { return t ? t->grad : NULL; }
 
 int64_t tg_tensor_dim(const tg_tensor *t, int axis) {
@@ -173,11 +187,14 @@ static void store(void *p, tg_dtype dt, int64_t i, double v) {
 }
 
 double tg_tensor_get(const tg_tensor *t, int64_t i) {
-    return (t && i >= 0 && i < t->numel) ? load(t->data, t->dtype, i) : 0.0;
+    if (!t || i < 0 || i >= t->numel || tg__concrete((tg_tensor *)t) != 0) return 0.0;
+    return load(t->data, t->dtype, i);
 }
 
 void tg_tensor_set(tg_tensor *t, int64_t i, double v) {
-    if (t && i >= 0 && i < t->numel) store(t->data, t->dtype, i, v);
+    if (!t || i < 0 || i >= t->numel || tg__concrete(t) != 0) return;
+    tg__fuse_before_write(t);
+    store(t->data, t->dtype, i, v);
 }
 
 double tg_tensor_grad_get(const tg_tensor *t, int64_t i) {
@@ -187,7 +204,8 @@ double tg_tensor_grad_get(const tg_tensor *t, int64_t i) {
 double tg_tensor_item(const tg_tensor *t) { return tg_tensor_get(t, 0); }
 
 void tg_tensor_fill(tg_tensor *t, double v) {
-    if (!t) return;
+    if (!t || tg__concrete(t) != 0) return;
+    tg__fuse_before_write(t);
     for (int64_t i = 0; i < t->numel; i++) store(t->data, t->dtype, i, v);
 }
 
@@ -196,6 +214,11 @@ tg_status tg_tensor_copy(tg_tensor *dst, const tg_tensor *src) {
         tg__set_last_error(TG_ERR_ARG, "tensor_copy: tensor is NULL");
         return TG_ERR_ARG;
     }
+    if (tg__concrete((tg_tensor *)src) != 0 || tg__concrete(dst) != 0) {
+        tg__set_last_error(TG_ERR_NOMEM, "tensor_copy: out of memory");
+        return TG_ERR_NOMEM;
+    }
+    tg__fuse_before_write(dst);
     if (dst->numel != src->numel) {
         char a[160], b[160];
         tg__set_last_error(TG_ERR_SHAPE, "tensor_copy: sizes differ: %s <- %s",

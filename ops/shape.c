@@ -188,8 +188,27 @@ static int slice_vjp(tg_node *n) {
     return 0;
 }
 
+/* Seen as matrices [rows, last dim]: a slice of the last axis is a block of
+ * columns; a slice of an axis with only size-1 dims before it is a block of
+ * rows (the time steps t*B.. of a [T*B, 4H] projection). */
+static bool slice_window(const tg_tensor *x, const void *attr, const tg_desc *out,
+                         tg_window *w) {
+    (void)out;
+    int64_t lo, hi;
+    int ax = slice_range(x, attr, &lo, &hi);
+    *w = (tg_window){0, 0};
+    if (ax == x->ndim - 1) {
+        w->col0 = lo;
+        return true;
+    }
+    if (tg__numel(ax, x->shape) != 1) return false;
+    w->row0 = lo * tg__numel(x->ndim - ax - 2, x->shape + ax + 1);
+    return true;
+}
+
 static const tg_op slice_op = {.name = "slice", .n_in = 1, .attr_size = sizeof(slice_attr),
-                               .infer = slice_infer, .forward = slice_forward, .vjp = slice_vjp};
+                               .infer = slice_infer, .forward = slice_forward, .vjp = slice_vjp,
+                               .window = slice_window};
 
 tg_tensor *tg_slice(tg_tape *tp, tg_tensor *x, int axis, int64_t start, int64_t stop) {
     slice_attr at = {axis, start, stop};
@@ -327,9 +346,19 @@ static int reshape_vjp(tg_node *n) {
     return 0;
 }
 
+/* A reshape that keeps the last dim keeps every row: the whole input. */
+static bool reshape_window(const tg_tensor *x, const void *attr, const tg_desc *out,
+                           tg_window *w) {
+    (void)attr;
+    *w = (tg_window){0, 0};
+    int64_t xc = x->ndim ? x->shape[x->ndim - 1] : 1, yc = out->ndim ? out->shape[out->ndim - 1] : 1;
+    return xc == yc;
+}
+
 static const tg_op reshape_op = {.name = "reshape", .n_in = 1, .attr_size = sizeof(reshape_attr),
                                  .flags = TG_OP_VIEW, .infer = reshape_infer,
-                                 .forward = reshape_forward, .vjp = reshape_vjp};
+                                 .forward = reshape_forward, .vjp = reshape_vjp,
+                                 .window = reshape_window};
 
 tg_tensor *tg_reshape(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape) {
     reshape_attr at = {.ndim = ndim, .has_shape = shape != NULL};

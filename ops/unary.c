@@ -14,9 +14,10 @@
 typedef struct unary_attr { double a, b; } unary_attr;
 
 /* sigmoid without overflow: exp only of a non-positive number, e = e^-|x|,
- * then 1/(1+e) or e/(1+e); written without a branch so it vectorizes. */
+ * then 1/(1+e) or e/(1+e); the select picks the numerator, so the loop has
+ * one unconditional division and vectorizes. */
 #define SIGMOID(x) sigmoid_of(x, exp(-fabs(x)))
-#define sigmoid_of(x, e) ((x) >= 0 ? 1 / (1 + (e)) : (e) / (1 + (e)))
+#define sigmoid_of(x, e) (((x) >= 0 ? 1 : (e)) / (1 + (e)))
 #define CLIP01(v) ((v) < 0 ? 0 : (v) > 1 ? 1 : (v))
 
 #define NEEDS_0 0

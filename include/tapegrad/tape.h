@@ -55,6 +55,12 @@ TG_API bool tg_tape_training(const tg_tape *tp);
 TG_API void tg_tape_set_threads(tg_tape *tp, int n);
 TG_API int tg_tape_threads(const tg_tape *tp);
 
+/* Fusion of elementwise chains (on by default; TG_FUSE=0 in the environment
+ * turns it off for new tapes): chains of elementwise ops run as one pass
+ * over memory, forward and backward. Results are the same either way. */
+TG_API void tg_tape_set_fusion(tg_tape *tp, bool on);
+TG_API bool tg_tape_fusion(const tg_tape *tp);
+
 /* Same data, no gradient flows back through the result. */
 TG_API tg_tensor *tg_detach(tg_tape *tp, tg_tensor *x);
 

@@ -1,0 +1,217 @@
+/* autograd/fuse_exec.c - running a group's program, block by block.
+ *
+ * A space [rows, cols] is cut into blocks: each row into runs of at most
+ * TG_BLOCK columns, or, when every operand window has the space's row
+ * stride, the whole space as one flat run (equal shapes). For each block
+ * the program's instructions run in order on registers of TG_BLOCK
+ * elements (L1-resident); a block at the end of a row is padded to a
+ * multiple of TG_VEC so the kernels see the same lengths as when an op runs
+ * alone (ops/eltwise.c). An operand read whole and unpadded is read in
+ * place, not copied; so is a seed gradient that nothing adds to. */
+#include "fuse_prog.h"
+
+#include "../ops/kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const double zeros[TG_BLOCK];
+
+enum { REG_BYTES = TG_BLOCK * sizeof(double) };
+
+typedef struct fz_run {
+    tg_tape *tp;
+    const fz_group *g;
+    const fz_prog *p;
+    tg_dtype dt;
+    size_t es;
+    unsigned char *regs;                      /* n_regs buffers of REG_BYTES */
+    const void **rp;                          /* where each register's block is now */
+    bool assign[FZ_MAX_OPERANDS];             /* scatters write (=) this gradient */
+} fz_run;
+
+static void *reg(const fz_run *r, int i) { return r->regs + (size_t)i * REG_BYTES; }
+
+static const void *rd(const fz_run *r, int i) { return i >= 0 ? r->rp[i] : zeros; }
+
+/* Registers for p: one heap block per tape, grown when a program needs more. */
+static int registers(tg_tape *tp, const fz_prog *p, fz_run *r) {
+    tg_fuse *f = tp->fuse;
+    size_t need = (size_t)p->n_regs * (REG_BYTES + sizeof(void *)) + TG_ALIGN;
+    if (need > f->regs_bytes) {
+        free(f->regs);
+        f->regs = tg__malloc(need);
+        f->regs_bytes = f->regs ? need : 0;
+        if (!f->regs) return tg_fail(tp, TG_ERR_NOMEM, "fusion", "out of memory (registers)");
+        tp->heap_allocs++;
+    }
+    uintptr_t base = ((uintptr_t)f->regs + TG_ALIGN - 1) & ~(uintptr_t)(TG_ALIGN - 1);
+    r->regs = (unsigned char *)base;
+    r->rp = (const void **)(r->regs + (size_t)p->n_regs * REG_BYTES);
+    return 0;
+}
+
+/* nb elements at src (column stride ac: 1, or 0 = one element repeated) as a
+ * block of npad: the memory itself when it needs no padding, else reg i. */
+static const void *fetch(const fz_run *r, int i, const void *src, int ac, int64_t nb,
+                         int64_t npad) {
+    void *dst = reg(r, i);
+    if (!ac) {
+        tg__ew_fill(r->dt, dst, r->dt == TG_F64 ? *(const double *)src : *(const float *)src,
+                    npad);
+        return dst;
+    }
+    if (nb == npad) return src;
+    tg__ew_copy(r->dt, dst, src, nb);
+    memset((char *)dst + (size_t)nb * r->es, 0, (size_t)(npad - nb) * r->es);
+    return dst;
+}
+
+/* Element (row, col) of operand o through map m, in its data or gradient. */
+static char *operand_at(const fz_run *r, const fz_operand *o, const void *base, fz_map m,
+                        int64_t row, int64_t col) {
+    int64_t i = o->off + (m.row0 + m.ar * row) * o->ld + m.col0 + m.ac * col;
+    return (char *)base + (size_t)i * r->es;
+}
+
+static void scatter(const fz_run *r, const fz_inst *in, int64_t row, int64_t cb, int64_t nb) {
+    const fz_operand *o = &r->g->o[in->ref];
+    char *dst = operand_at(r, o, o->t->grad, in->map, row, cb);
+    const void *src = r->rp[in->dst];
+    if (!in->map.ac) {   /* broadcast along the row: one element gets the block's sum */
+        double s = tg__ew_sum(r->dt, src, nb);
+        if (r->dt == TG_F64)
+            *(double *)dst += s;
+        else
+            *(float *)dst += (float)s;
+    } else if (r->assign[in->ref]) {
+        tg__ew_copy(r->dt, dst, src, nb);
+    } else {
+        tg__ew_add(r->dt, dst, src, nb);
+    }
+}
+
+/* The seed gradient of a value into register dst: read in place when
+ * nothing is added to it, else copied (or added). */
+static void load_grad(const fz_run *r, const fz_inst *in, int64_t row, int64_t cb, int64_t nb,
+                      int64_t npad) {
+    const fz_value *v = &r->g->v[in->ref];
+    const char *src = (const char *)v->t->grad + (size_t)(row * v->cols + cb) * r->es;
+    if (in->acc) {
+        tg__ew_add(r->dt, reg(r, in->dst), src, nb);
+        r->rp[in->dst] = reg(r, in->dst);
+    } else if (in->copy) {
+        void *d = reg(r, in->dst);
+        tg__ew_copy(r->dt, d, src, nb);
+        memset((char *)d + (size_t)nb * r->es, 0, (size_t)(npad - nb) * r->es);
+        r->rp[in->dst] = d;
+    } else {
+        r->rp[in->dst] = fetch(r, in->dst, src, 1, nb, npad);
+    }
+}
+
+static void run_op(const fz_run *r, const fz_inst *in, int64_t npad) {
+    const fz_value *v = &r->g->v[in->ref];
+    const tg_eltwise *ew = v->op->eltwise;
+    const void *xs[TG_ELTWISE_MAX_IN];
+    for (int k = 0; k < v->n_in; k++) xs[k] = rd(r, in->src[k]);
+    void *d = reg(r, in->dst);
+    int f64 = r->dt == TG_F64;
+    if (in->kind == FZ_OP)
+        ew->fwd[f64](npad, xs, d, v->attr);
+    else
+        ew->vjp[f64](in->k, npad, xs, rd(r, in->y), r->rp[in->dy], d, in->acc, v->attr);
+    r->rp[in->dst] = d;
+}
+
+static void run_block(const fz_run *r, const fz_space *s, int64_t row, int64_t cb, int64_t nb) {
+    int64_t npad = tg_vec_round(nb);
+    for (int i = s->first; i < s->first + s->count; i++) {
+        const fz_inst *in = &r->p->inst[i];
+        switch (in->kind) {
+        case FZ_LOAD: {
+            const fz_operand *o = &r->g->o[in->ref];
+            r->rp[in->dst] = fetch(r, in->dst, operand_at(r, o, o->t->data, in->map, row, cb),
+                                   in->map.ac, nb, npad);
+            break;
+        }
+        case FZ_OP:
+        case FZ_VJP: run_op(r, in, npad); break;
+        case FZ_STORE: {
+            const fz_value *v = &r->g->v[in->ref];
+            tg__ew_copy(r->dt, tg__at(r->dt, v->t->data, row * v->cols + cb), r->rp[in->dst], nb);
+            break;
+        }
+        case FZ_LOADG: load_grad(r, in, row, cb, nb, npad); break;
+        case FZ_SCATTER: scatter(r, in, row, cb, nb); break;
+        }
+    }
+}
+
+/* One flat run when every operand window is as wide as its stride and the
+ * space (or read as one element): then consecutive rows are consecutive. */
+static bool flat(const fz_run *r, const fz_space *s) {
+    for (int i = s->first; i < s->first + s->count; i++) {
+        const fz_inst *in = &r->p->inst[i];
+        if (in->kind != FZ_LOAD && in->kind != FZ_SCATTER) continue;
+        const fz_operand *o = &r->g->o[in->ref];
+        bool whole = in->map.ar && in->map.ac && o->ld == s->cols;
+        bool scalar = !in->map.ar && !in->map.ac;
+        if (!whole && !scalar) return false;
+    }
+    return true;
+}
+
+static void run_space(const fz_run *r, const fz_space *s) {
+    if (s->rows == 0 || s->cols == 0) return;
+    if (flat(r, s)) {
+        int64_t n = s->rows * s->cols;
+        for (int64_t cb = 0; cb < n; cb += TG_BLOCK) run_block(r, s, 0, cb, n - cb < TG_BLOCK ? n - cb : TG_BLOCK);
+        return;
+    }
+    for (int64_t row = 0; row < s->rows; row++)
+        for (int64_t cb = 0; cb < s->cols; cb += TG_BLOCK)
+            run_block(r, s, row, cb, s->cols - cb < TG_BLOCK ? s->cols - cb : TG_BLOCK);
+}
+
+static int start(tg_tape *tp, const fz_group *g, const fz_prog *p, fz_run *r) {
+    *r = (fz_run){.tp = tp, .g = g, .p = p, .dt = g->dt, .es = tg_dtype_size(g->dt)};
+    return registers(tp, p, r);
+}
+
+int tg__fz_run_forward(tg_tape *tp, fz_group *g, const fz_prog *p) {
+    fz_run r;
+    if (start(tp, g, p, &r) != 0) return -1;
+    for (int i = 0; i < p->n_inst; i++) {   /* buffers for the values stored */
+        const fz_inst *in = &p->inst[i];
+        tg_tensor *t = g->v[in->ref].t;
+        if (in->kind != FZ_STORE || t->data) continue;
+        t->data = tg__arena_alloc(tp, (size_t)t->numel * r.es, false);
+        if (!t->data) return tg_fail(tp, TG_ERR_NOMEM, "fusion", "out of memory");
+    }
+    for (int s = 0; s < p->n_spaces; s++) run_space(&r, &p->space[s]);
+    return 0;
+}
+
+/* Gradient buffers of the operands the program scatters into: a fresh one
+ * that one scatter covers whole is written, any other fresh one zeroed. */
+static int operand_grads(fz_run *r, uint32_t wants) {
+    const fz_group *g = r->g;
+    for (int i = 0; i < g->n_operands; i++) {
+        if (!(wants >> i & 1) || !(r->p->scattered >> i & 1)) continue;
+        tg_tensor *t = g->o[i].t;
+        bool fresh;
+        void *grad = tg__grad_buffer(r->tp, t, "fusion", &fresh);
+        if (!grad) return -1;
+        r->assign[i] = fresh && (r->p->write_ok >> i & 1);
+        if (fresh && !r->assign[i]) memset(grad, 0, (size_t)t->numel * r->es);
+    }
+    return 0;
+}
+
+int tg__fz_run_backward(tg_tape *tp, fz_group *g, const fz_prog *p, uint32_t wants) {
+    fz_run r;
+    if (start(tp, g, p, &r) != 0 || operand_grads(&r, wants) != 0) return -1;
+    for (int s = 0; s < p->n_spaces; s++) run_space(&r, &p->space[s]);
+    return 0;
+}
