@@ -62,6 +62,7 @@ struct tg_tape {
     struct tg_fuse *fuse;   /* fusion state (autograd/fuse.c), NULL when off */
     bool fusion;            /* tg_tape_set_fusion / TG_FUSE                   */
     int64_t fuse_min;       /* smallest output fused (TG_FUSE_MIN, tests)     */
+    bool poison;            /* TG_ARENA_POISON: uninitialised arena = NaNs   */
 };
 
 /* Counted heap allocation (the counter behind tg_heap_allocs). */

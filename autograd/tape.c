@@ -35,7 +35,7 @@ void *tg__arena_alloc(tg_tape *tp, size_t bytes, bool zero) {
     }
     void *p = c->base + c->used;
     c->used += bytes;
-    if (zero) memset(p, 0, bytes);
+    if (zero || tp->poison) memset(p, zero ? 0 : 0xff, bytes);   /* 0xff..: NaN */
     return p;
 }
 
@@ -77,6 +77,8 @@ tg_tape *tg_tape_new(void) {
     tp->fusion = !(fuse && fuse[0] == '0' && fuse[1] == '\0');
     const char *min = getenv("TG_FUSE_MIN");   /* tests fuse tiny tensors with 1 */
     tp->fuse_min = min && atoll(min) > 0 ? atoll(min) : FZ_MIN_NUMEL;
+    /* tests: memory handed out uninitialised reads as NaN, so a missing write shows */
+    tp->poison = getenv("TG_ARENA_POISON") != NULL;
     return tp;
 }
 

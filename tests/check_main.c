@@ -19,6 +19,7 @@ int main(void) {
     srunner_add_suite(sr, suite_embedding());
     srunner_add_suite(sr, suite_dropout());
     srunner_add_suite(sr, suite_loss());
+    srunner_add_suite(sr, suite_fuse());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

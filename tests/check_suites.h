@@ -22,6 +22,7 @@ Suite *suite_conv(void);
 Suite *suite_embedding(void);
 Suite *suite_dropout(void);
 Suite *suite_loss(void);
+Suite *suite_fuse(void);
 
 /* A caller-owned tensor from literal values: T_(TG_F64, ((int64_t[]){2,3}), 2, vals) */
 static inline tg_tensor *tt_make(tg_dtype dt, int ndim, const int64_t *shape, const double *v) {
