@@ -7,7 +7,7 @@
 static void *alloc_grad(tg_tape *tp, tg_tensor *t, const char *op, bool zero) {
     size_t bytes = (size_t)t->numel * tg_dtype_size(t->dtype);
     if (t->owner == TG_OWN_ARENA) {
-        t->grad = tg__arena_alloc(tp, bytes, zero);
+        t->grad = tg__arena_data(tp, bytes, zero, TG_ARENA_GRADIENT);
     } else {
         /* A leaf: its gradient outlives the tape and accumulates across steps. */
         t->grad = tg__calloc(1, bytes + TG_SLACK);
@@ -71,7 +71,8 @@ static tg_status backward_check(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) 
 static tg_status seed_output_grad(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
     /* Intermediate gradients start fresh each backward; leaves keep accumulating. */
     for (int64_t i = 0; i <= y->node; i++) tp->nodes[i].out->grad = NULL;
-    y->grad = tg__arena_alloc(tp, (size_t)y->numel * tg_dtype_size(y->dtype), true);
+    y->grad = tg__arena_data(tp, (size_t)y->numel * tg_dtype_size(y->dtype), true,
+                             TG_ARENA_GRADIENT);
     if (!y->grad) {
         tg_fail(tp, TG_ERR_NOMEM, "backward", "out of memory");
         return TG_ERR_NOMEM;

@@ -151,19 +151,92 @@ static int32_t operand_of(fz_group *g, tg_tensor *t, int64_t off, int64_t rows, 
     return ~g->n_operands++;
 }
 
+enum { CLONE_BUDGET = 8 };   /* values one read of a closed group may clone */
+
+/* Operand t's window (off, rows x cols at ld) as read through map m by a
+ * consumer of shape rows x cols: the map's offsets move into the window, so
+ * an LSTM's step t and step t+1 read "rows 0.. of their window" and share a
+ * signature. */
+static fz_ref window_ref(fz_group *g, tg_tensor *t, int64_t off, int64_t ld, fz_map m,
+                         int64_t rows, int64_t cols) {
+    off += m.row0 * ld + m.col0;
+    fz_map rest = {0, 0, m.ar, m.ac};
+    return (fz_ref){operand_of(g, t, off, m.ar ? rows : 1, m.ac ? cols : 1, ld), rest};
+}
+
+/* In open group g, what closed group G's reference in reads, for a consumer
+ * of shape rows x cols: G's operands become g's, stored values are read as
+ * operands, views are seen through, and cheap values are cloned (recomputed
+ * in g, as XLA duplicates cheap producers) instead of being stored in G and
+ * read back - an RNN's input projection plus bias is then never stored:
+ * each step adds its rows. A clone is made in the consumer's coordinates
+ * (the map pushed down to the operand windows), so every step's group has
+ * the same signature. 0, or 1 when that is not possible (no room, a costly
+ * value, no budget). */
+static int resolve(fz_group *g, const fz_group *G, fz_ref in, int64_t rows, int64_t cols,
+                   fz_ref *out, int *budget) {
+    if (in.id < 0) {
+        const fz_operand *o = &G->o[~in.id];
+        *out = window_ref(g, o->t, o->off, o->ld, in.map, rows, cols);
+        return out->id == 0;
+    }
+    const fz_value *v = &G->v[in.id];
+    if (v->t && v->t->data) {
+        *out = window_ref(g, v->t, 0, v->cols, in.map, rows, cols);
+        return out->id == 0;
+    }
+    if (v->view)
+        return resolve(g, G, (fz_ref){v->arg[0].id, compose(in.map, v->arg[0].map)}, rows, cols,
+                       out, budget);
+    /* the clone is v at (row0 + r, col0 + c), r and c over its own shape */
+    fz_map at = {in.map.row0, in.map.col0, 1, 1};
+    fz_ref self = {0, {0, 0, in.map.ar, in.map.ac}};
+    int64_t crows = in.map.ar ? rows : 1, ccols = in.map.ac ? cols : 1;
+    for (int i = 0; i < g->n_values; i++) {   /* cloned already */
+        const fz_value *c = &g->v[i];
+        if (c->clone_of == G && c->clone_index == in.id && c->rows == crows &&
+            c->cols == ccols && c->clone_at.row0 == at.row0 && c->clone_at.col0 == at.col0) {
+            self.id = i;
+            *out = self;
+            return 0;
+        }
+    }
+    if (!v->op->eltwise->cheap || (*budget)-- <= 0 || g->n_values + 1 >= FZ_MAX_VALUES) return 1;
+    fz_value c = *v;
+    c.t = NULL;
+    c.clone_of = G;
+    c.clone_index = in.id;
+    c.clone_at = at;
+    c.rows = crows;
+    c.cols = ccols;
+    for (int k = 0; k < v->n_in; k++)
+        if (resolve(g, G, (fz_ref){v->arg[k].id, compose(at, v->arg[k].map)}, crows, ccols,
+                    &c.arg[k], budget) != 0)
+            return 1;
+    g->v[g->n_values] = c;
+    self.id = g->n_values++;
+    *out = self;
+    return 0;
+}
+
 /* The reference by which the open group g reads x through map m: a value of
- * g (views seen through to their source), else x as an operand (a pending
- * value of a closed group is computed first). 0, 1 when g is full, -1 on error. */
-static int ref_of(fz_group *g, tg_tensor *x, fz_map m, fz_ref *r) {
+ * g (views seen through to their source), a clone of a cheap pending value
+ * of a closed group, else x as an operand (a pending value computed first).
+ * 0, 1 when g is full, -1 on error. */
+static int ref_of(fz_group *g, tg_tensor *x, fz_map m, int64_t rows, int64_t cols, fz_ref *r) {
     if (x->fz == g) {
         const fz_value *v = &g->v[x->fz_index];
         *r = v->view ? (fz_ref){v->arg[0].id, compose(m, v->arg[0].map)}
                      : (fz_ref){x->fz_index, m};
         return 0;
     }
+    int budget = CLONE_BUDGET;
+    if (tg__pending(x) &&
+        resolve(g, x->fz, (fz_ref){x->fz_index, m}, rows, cols, r, &budget) == 0)
+        return 0;
     if (tg__concrete(x) != 0) return -1;
-    int64_t cols = cols_of(x->ndim, x->shape);
-    int32_t id = operand_of(g, x, 0, rows_of(x->ndim, x->shape, x->numel), cols, cols);
+    int64_t xc = cols_of(x->ndim, x->shape);
+    int32_t id = operand_of(g, x, 0, rows_of(x->ndim, x->shape, x->numel), xc, xc);
     *r = (fz_ref){id, m};
     return id == 0 ? 1 : 0;
 }
@@ -206,6 +279,7 @@ static tg_tensor *append(tg_tape *tp, fz_group *g, fz_value *v, const tg_desc *d
         v->attr = a;
     }
     v->t = t;
+    v->recorded = t->node >= 0;
     v->rows = rows_of(d->ndim, d->shape, t->numel);
     v->cols = cols_of(d->ndim, d->shape);
     g->v[g->n_values++] = *v;
@@ -234,7 +308,11 @@ static int window_args(fz_group *g, const tg_op *op, tg_tensor *x, const void *a
     if (!op->window(x, attr, d, &w)) return 1;
     fz_map m = {w.row0, w.col0, 1, 1};
     v->view = true;
-    if (x->fz == g) return ref_of(g, x, m, &v->arg[0]);
+    if (x->fz == g) return ref_of(g, x, m, v->rows, v->cols, &v->arg[0]);
+    int budget = CLONE_BUDGET;
+    if (tg__pending(x) &&
+        resolve(g, x->fz, (fz_ref){x->fz_index, m}, v->rows, v->cols, &v->arg[0], &budget) == 0)
+        return 0;
     if (tg__concrete(x) != 0) return -1;
     int64_t ld = cols_of(x->ndim, x->shape);
     int32_t id = operand_of(g, x, w.row0 * ld + w.col0, v->rows, v->cols, ld);
@@ -266,7 +344,8 @@ int tg__fuse_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
     }
     int rc = 0;
     if (!op->eltwise) rc = window_args(g, op, in[0], attr, d, &v);
-    for (int i = 0; op->eltwise && rc == 0 && i < n_in; i++) rc = ref_of(g, in[i], maps[i], &v.arg[i]);
+    for (int i = 0; op->eltwise && rc == 0 && i < n_in; i++)
+        rc = ref_of(g, in[i], maps[i], v.rows, v.cols, &v.arg[i]);
     if (rc != 0) return rc < 0 ? 1 : 0;   /* an error, or no room: run unfused */
     *out = append(tp, g, &v, d, in, attr);
     return 1;
@@ -342,6 +421,9 @@ static void dissolve(tg_tape *tp, fz_group *g) {
     for (int i = 0; i < g->n_values; i++) {
         fz_value *v = &g->v[i];
         tg_tensor *t = v->t;
+        if (!t) continue;   /* a clone: its consumers read the original */
+        for (int k = 0; k < v->n_in; k++)
+            if (tg__concrete(v->in[k]) != 0) return;
         size_t bytes = (size_t)t->numel * tg_dtype_size(t->dtype);
         const void *shared = v->aliased ? t->data : NULL;
         bool stored = (g->stored >> i & 1) && !v->aliased;
@@ -351,7 +433,7 @@ static void dissolve(tg_tape *tp, fz_group *g) {
             t->data = v->in[0]->data;
             continue;
         }
-        t->data = tg__arena_alloc(tp, bytes, false);
+        t->data = tg__arena_data(tp, bytes, false, TG_ARENA_ACTIVATION);
         if (!t->data) {
             tg_fail(tp, TG_ERR_NOMEM, v->op->name, "out of memory");
             continue;
@@ -428,7 +510,7 @@ int tg__fuse_backward(tg_tape *tp, fz_group *g, int64_t limit) {
     uint32_t wants = 0;
     for (int i = 0; i < g->n_values; i++) {
         const tg_tensor *t = g->v[i].t;
-        if (t->grad && t->node >= 0 && t->node <= limit) seeds |= (uint64_t)1 << i;
+        if (t && t->grad && t->node >= 0 && t->node <= limit) seeds |= (uint64_t)1 << i;
     }
     for (int i = 0; i < g->n_operands; i++)
         if (g->o[i].t->requires_grad) wants |= (uint32_t)1 << i;

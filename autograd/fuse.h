@@ -37,8 +37,10 @@ typedef struct fz_ref {
     fz_map map;
 } fz_ref;
 
+typedef struct fz_group fz_group;
+
 typedef struct fz_value {
-    tg_tensor *t;                  /* the pending tensor                          */
+    tg_tensor *t;                  /* the pending tensor; NULL for a clone        */
     const tg_op *op;               /* the op: elementwise, or a window (a view)   */
     const void *attr;              /* arena copy (or NULL)                        */
     tg_tensor **in;                /* the op's inputs as given (for unfused runs) */
@@ -47,6 +49,12 @@ typedef struct fz_value {
     int64_t rows, cols;
     bool view;                     /* op->window: no arithmetic                   */
     bool aliased;                  /* stored as a view of an operand's memory     */
+    bool recorded;                 /* its node is on the tape (gradients flow)    */
+    /* A clone: a cheap value of a closed group recomputed here, instead of
+     * stored there and read back (fuse.c, resolve) */
+    const fz_group *clone_of;
+    int32_t clone_index;
+    fz_map clone_at;               /* which window of the original it is          */
 } fz_value;
 
 /* A concrete window the group reads: rows x cols at row stride ld, starting
@@ -58,7 +66,7 @@ typedef struct fz_operand {
 
 typedef struct fz_entry fz_entry;
 
-typedef struct fz_group {
+struct fz_group {
     struct fz_group *prev;         /* the tape's live groups, newest first        */
     fz_value *v;
     fz_operand *o;
@@ -68,7 +76,7 @@ typedef struct fz_group {
     uint64_t stored;               /* values with data                            */
     fz_entry *entry;               /* cache entry, or NULL (uncached)             */
     uint64_t bwd_stamp;            /* the backward pass that last ran it          */
-} fz_group;
+};
 
 /* The tape's fusion state (tp->fuse), made at the first fused op. */
 typedef struct fz_cache fz_cache;

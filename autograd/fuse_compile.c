@@ -23,6 +23,7 @@
  * summed where the operand was broadcast. */
 #include "fuse_prog.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,7 +103,7 @@ static void build_key(fz_cache *c, const fz_group *g) {
         k.rows = v->rows;
         k.cols = v->cols;
         k.view = v->view;
-        k.recorded = v->t->node >= 0;
+        k.recorded = v->recorded;
         key_put(c, &k, sizeof k);
         if (!v->view && v->op->attr_size) key_put(c, v->attr, v->op->attr_size);
     }
@@ -201,6 +202,7 @@ typedef struct cctx {
     fz_space space[FZ_MAX_SPACES];
     int n_spaces;
     bool overflow;
+    int16_t last[MAX_INST], phys[MAX_INST], free_list[MAX_INST];   /* allocate_registers */
 } cctx;
 
 static bool map_eq(fz_map a, fz_map b) {
@@ -294,10 +296,60 @@ static void leave_space(cctx *c) {
     s->count = c->n_inst - s->first;
 }
 
+/* Registers an instruction reads (dst too when it adds into it or stores it). */
+static int reads(const fz_inst *in, int16_t *r) {
+    int n = 0;
+    for (int k = 0; k < TG_ELTWISE_MAX_IN; k++)
+        if (in->src[k] >= 0) r[n++] = in->src[k];
+    if (in->y >= 0) r[n++] = in->y;
+    if (in->dy >= 0) r[n++] = in->dy;
+    bool reads_dst = in->kind == FZ_STORE || in->kind == FZ_SCATTER ||
+                     ((in->kind == FZ_VJP || in->kind == FZ_LOADG) && in->acc);
+    if (reads_dst) r[n++] = in->dst;
+    return n;
+}
+
+/* Give the registers back as soon as they are dead, so a program needs a
+ * few L1-sized blocks, not one per node: a linear scan over each space
+ * (a register never lives across spaces). */
+static void allocate_registers(cctx *c) {
+    int16_t *last = c->last, *phys = c->phys, *free_list = c->free_list;
+    int n_phys = 0;
+    for (int s = 0; s < c->n_spaces; s++) {
+        int first = c->space[s].first, end = first + c->space[s].count, n_free = 0, used = 0;
+        int16_t r[TG_ELTWISE_MAX_IN + 4];
+        for (int v = 0; v < c->n_regs; v++) last[v] = phys[v] = -1;
+        for (int i = first; i < end; i++)
+            for (int k = 0, n = reads(&c->inst[i], r); k < n; k++) last[r[k]] = (int16_t)i;
+        for (int i = first; i < end; i++) {
+            fz_inst *in = &c->inst[i];
+            int n = reads(in, r);
+            r[n++] = in->dst;
+            if (phys[in->dst] < 0) { /* a new value: a free register or a new one */
+                phys[in->dst] = n_free ? free_list[--n_free] : (int16_t)used++;
+                if (last[in->dst] < 0) last[in->dst] = (int16_t)i;
+            }
+            for (int k = 0; k < TG_ELTWISE_MAX_IN; k++)
+                if (in->src[k] >= 0) in->src[k] = phys[in->src[k]];
+            if (in->y >= 0) in->y = phys[in->y];
+            if (in->dy >= 0) in->dy = phys[in->dy];
+            in->dst = phys[in->dst];
+            for (int k = 0; k < n; k++) /* dead after this instruction */
+                if (last[r[k]] == i) {
+                    free_list[n_free++] = phys[r[k]];
+                    last[r[k]] = -2;
+                }
+        }
+        if (used > n_phys) n_phys = used;
+    }
+    c->n_regs = n_phys;
+}
+
 /* The program, copied out of the context: to the heap when it is cached
  * (replacing *slot), else to the arena. NULL on overflow or out of memory. */
 static fz_prog *finish(tg_tape *tp, cctx *c, fz_prog **slot) {
     if (c->overflow) return NULL;
+    allocate_registers(c);
     size_t bytes = sizeof(fz_prog) + (size_t)c->n_inst * sizeof(fz_inst);
     fz_prog *p = slot ? tg__malloc(bytes) : tg__arena_alloc(tp, bytes, false);
     if (!p) {
@@ -316,6 +368,33 @@ static fz_prog *finish(tg_tape *tp, cctx *c, fz_prog **slot) {
     memcpy(p->space, c->space, sizeof c->space);
     memcpy(p->inst, c->inst, (size_t)c->n_inst * sizeof(fz_inst));
     return p;
+}
+
+/* TG_FUSE_DUMP=1: every program compiled, to stderr (for looking at what
+ * a cell compiles to). */
+static void dump(const fz_group *g, const fz_prog *p, const char *what) {
+    static const char *const kind[] = {"load", "op", "store", "loadg", "vjp", "scatter"};
+    fprintf(stderr, "fusion: %s program, %d values, %d operands, %d registers\n", what,
+            g->n_values, g->n_operands, p->n_regs);
+    for (int s = 0; s < p->n_spaces; s++) {
+        fprintf(stderr, "  space [%lld, %lld]\n", (long long)p->space[s].rows,
+                (long long)p->space[s].cols);
+        for (int i = p->space[s].first; i < p->space[s].first + p->space[s].count; i++) {
+            const fz_inst *in = &p->inst[i];
+            bool value = in->kind == FZ_OP || in->kind == FZ_STORE || in->kind == FZ_LOADG ||
+                         in->kind == FZ_VJP;
+            fprintf(stderr, "    r%-3d %-7s %s%d", in->dst, kind[in->kind], value ? "v" : "o",
+                    in->ref);
+            if (value) fprintf(stderr, " (%s)", g->v[in->ref].op->name);
+            if (in->kind == FZ_LOAD || in->kind == FZ_SCATTER)
+                fprintf(stderr, " at (%lld + %d r, %lld + %d c)", (long long)in->map.row0,
+                        in->map.ar, (long long)in->map.col0, in->map.ac);
+            if (in->kind == FZ_OP || in->kind == FZ_VJP)
+                fprintf(stderr, " src r%d r%d y r%d dy r%d k %d%s", in->src[0], in->src[1], in->y,
+                        in->dy, in->k, in->acc ? " +=" : "");
+            fprintf(stderr, "%s\n", in->kind == FZ_LOADG && in->copy ? " (copy)" : "");
+        }
+    }
 }
 
 static cctx *context(tg_tape *tp, const fz_group *g) {
@@ -375,6 +454,7 @@ const fz_prog *tg__fz_forward_prog(tg_tape *tp, fz_group *g, uint64_t mask) {
     for (uint64_t left = mask; left && !c->overflow;) forward_space(c, &left);
     p = finish(tp, c, slot ? &slot->prog : NULL);
     if (p && slot) *slot = (fz_variant){p, mask, 0};
+    if (p && getenv("TG_FUSE_DUMP")) dump(g, p, "forward");
     return p;
 }
 
@@ -390,7 +470,7 @@ static void mark_backward(cctx *c, int first, const int *seed_node, int n_seeds,
             continue;
         }
         const fz_value *v = &g->v[n->id];
-        for (int k = 0; k < v->n_in && v->t->node >= 0; k++) n->grad_path |= c->node[n->arg[k]].grad_path;
+        for (int k = 0; k < v->n_in && v->recorded; k++) n->grad_path |= c->node[n->arg[k]].grad_path;
     }
     bool *adj = (bool[MAX_NODES]){false};
     for (int s = 0; s < n_seeds; s++) {
@@ -431,6 +511,11 @@ static void emit_vjps(cctx *c, int i) {
     for (int k = 0; k < v->n_in; k++) {
         cnode *a = &c->node[n->arg[k]];
         if (!a->grad_path) continue;
+        if ((v->op->eltwise->passes >> k & 1) && a->adj < 0 && a->contrib == 1) {
+            a->adj = n->adj;   /* dx = dy and nothing else adds to dx: the same register */
+            a->contrib--;
+            continue;
+        }
         uint8_t acc;
         int16_t dst = adjoint_for(c, a, &acc);
         fz_inst *in = emit(c, FZ_VJP);
@@ -493,28 +578,53 @@ static void backward_space(cctx *c, uint64_t *left, uint32_t wants) {
     leave_space(c);
 }
 
-/* Operands whose gradient one scatter writes whole: the only window of its
- * tensor, read once, at the identity, in a space of its own shape. */
+/* A scatter's rectangle in its operand's window: rows x cols at (r0, c0). */
+typedef struct rect { int64_t r0, c0, rows, cols; } rect;
+
+static bool overlap(rect a, rect b) {
+    return a.r0 < b.r0 + b.rows && b.r0 < a.r0 + a.rows && a.c0 < b.c0 + b.cols &&
+           b.c0 < a.c0 + a.cols;
+}
+
+/* Operands whose fresh gradient the scatters write whole, each element once
+ * (an LSTM's four gate blocks of z tile [B, 4H]): no broadcast, disjoint
+ * rectangles summing to the window, the window the whole tensor, and no
+ * other window of that tensor in the group. Those are written, not zeroed
+ * first and accumulated. Also which operands get a gradient at all. */
 static uint32_t write_ok(const cctx *c, uint32_t *scattered) {
     const fz_group *g = c->g;
+    enum { MAX_RECTS = 16 };
+    rect r[FZ_MAX_OPERANDS][MAX_RECTS];
+    int n[FZ_MAX_OPERANDS] = {0};
     uint32_t ok = 0;
     *scattered = 0;
-    int count[FZ_MAX_OPERANDS] = {0};
     for (int s = 0; s < c->n_spaces; s++)
         for (int i = c->space[s].first; i < c->space[s].first + c->space[s].count; i++) {
             const fz_inst *in = &c->inst[i];
             if (in->kind != FZ_SCATTER) continue;
-            const fz_operand *o = &g->o[in->ref];
-            bool whole = map_eq(in->map, identity) && c->space[s].rows == o->rows &&
-                         c->space[s].cols == o->cols && o->off == 0 && o->ld == o->cols &&
-                         o->rows * o->cols == o->t->numel;
-            *scattered |= (uint32_t)1 << in->ref;
-            if (count[in->ref]++ == 0 && whole) ok |= (uint32_t)1 << in->ref;
-            else ok &= ~((uint32_t)1 << in->ref);
+            int o = in->ref;
+            bool plain = in->map.ar && in->map.ac && n[o] < MAX_RECTS;
+            if (!(*scattered >> o & 1) && plain) ok |= (uint32_t)1 << o;
+            if (!plain) ok &= ~((uint32_t)1 << o);
+            *scattered |= (uint32_t)1 << o;
+            if (plain)
+                r[o][n[o]++] = (rect){in->map.row0, in->map.col0, c->space[s].rows,
+                                      c->space[s].cols};
         }
-    for (int i = 0; i < g->n_operands; i++)
+    for (int o = 0; o < g->n_operands; o++) {
+        const fz_operand *w = &g->o[o];
+        int64_t area = 0;
+        bool tiles = w->off == 0 && w->ld == w->cols && w->rows * w->cols == w->t->numel;
+        for (int i = 0; tiles && i < n[o]; i++) {
+            area += r[o][i].rows * r[o][i].cols;
+            tiles = r[o][i].r0 >= 0 && r[o][i].c0 >= 0 && r[o][i].r0 + r[o][i].rows <= w->rows &&
+                    r[o][i].c0 + r[o][i].cols <= w->cols;
+            for (int j = 0; tiles && j < i; j++) tiles = !overlap(r[o][i], r[o][j]);
+        }
         for (int j = 0; j < g->n_operands; j++)
-            if (i != j && g->o[i].t == g->o[j].t) ok &= ~((uint32_t)1 << i);
+            tiles = tiles && (j == o || g->o[j].t != w->t);
+        if (!tiles || area != w->rows * w->cols) ok &= ~((uint32_t)1 << o);
+    }
     return ok;
 }
 
@@ -530,5 +640,6 @@ const fz_prog *tg__fz_backward_prog(tg_tape *tp, fz_group *g, uint64_t seeds, ui
     if (!p) return NULL;
     p->write_ok = write_ok(c, &p->scattered);
     if (slot) *slot = (fz_variant){p, seeds, wants};
+    if (getenv("TG_FUSE_DUMP")) dump(g, p, "backward");
     return p;
 }

@@ -186,7 +186,7 @@ int tg__fz_run_forward(tg_tape *tp, fz_group *g, const fz_prog *p) {
         const fz_inst *in = &p->inst[i];
         tg_tensor *t = g->v[in->ref].t;
         if (in->kind != FZ_STORE || t->data) continue;
-        t->data = tg__arena_alloc(tp, (size_t)t->numel * r.es, false);
+        t->data = tg__arena_data(tp, (size_t)t->numel * r.es, false, TG_ARENA_ACTIVATION);
         if (!t->data) return tg_fail(tp, TG_ERR_NOMEM, "fusion", "out of memory");
     }
     for (int s = 0; s < p->n_spaces; s++) run_space(&r, &p->space[s]);

@@ -40,6 +40,13 @@ struct tg_tensor {
     _Atomic uint32_t fz_holds;
 };
 
+/* Who an arena block is for (tg_tape_stats reports bytes by owner). */
+typedef enum tg_arena_owner {
+    TG_ARENA_SCRATCH,       /* nodes' inputs and attributes, op scratch, fusion */
+    TG_ARENA_ACTIVATION,    /* tensor data: op results and tape tensors          */
+    TG_ARENA_GRADIENT       /* gradients of intermediates                        */
+} tg_arena_owner;
+
 typedef struct tg_chunk {
     struct tg_chunk *next;
     size_t size, used;
@@ -50,6 +57,8 @@ struct tg_tape {
     tg_chunk *chunks;      /* current chunk first                             */
     size_t capacity;       /* sum of chunk sizes                              */
     size_t used_before;    /* bytes used in chunks behind the current one     */
+    size_t owned[3];       /* bytes in use by owner (tg_arena_owner)          */
+    size_t peak;           /* most bytes in use at once, ever                 */
     tg_node *nodes;
     int64_t n_nodes, cap_nodes;
     int no_grad;           /* depth of no-grad scopes                         */
@@ -90,7 +99,8 @@ TG_HIDDEN int tg__record(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *cons
 /* Arena tensor with an uninitialised data buffer (ops write every element). */
 TG_HIDDEN tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape,
                                       bool zero);
-TG_HIDDEN void *tg__arena_alloc(tg_tape *tp, size_t bytes, bool zero);
+TG_HIDDEN void *tg__arena_alloc(tg_tape *tp, size_t bytes, bool zero);   /* scratch */
+TG_HIDDEN void *tg__arena_data(tg_tape *tp, size_t bytes, bool zero, tg_arena_owner owner);
 TG_HIDDEN int64_t tg__numel(int ndim, const int64_t *shape);
 TG_HIDDEN bool tg__is_float(tg_dtype dt);
 /* Normalise axis for ndim; -1 when out of range. */

@@ -104,7 +104,7 @@ static int char_main(int argc, char **argv, tg_rnn_kind kind) {
     printf("  loss %.4f (ln V = %.4f at the start)\n", t.loss, first_loss);
     bench_print(&(bench_report){name, lstm ? "composed (tg_rnn LSTM)" : "composed (tg_rnn GRU)",
                                 o.threads, s.T * s.B, 0, &r, floor_ok ? &f : NULL, t.tp,
-                                t.nodes});
+                                t.nodes, &t.stats});
     bench_train_close(&t);
     tg_tensor_free(m.x);
     tg_tensor_free(m.y);

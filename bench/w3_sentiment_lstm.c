@@ -76,7 +76,7 @@ int main(int argc, char **argv) {
     bool floor_ok = !o.no_floor && bench_gemm_floor(gs, ng, o.threads, o.verbose, &f) == 0;
     printf("  loss %.4f (ln 2 = 0.6931 at the start)\n", t.loss);
     bench_print(&(bench_report){"W3", "composed (tg_rnn LSTM)", o.threads, ST * SB, 0, &r,
-                                floor_ok ? &f : NULL, t.tp, t.nodes});
+                                floor_ok ? &f : NULL, t.tp, t.nodes, &t.stats});
     bench_train_close(&t);
     tg_tensor_free(m.ids);
     tg_tensor_free(m.target);

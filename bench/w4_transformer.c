@@ -75,7 +75,7 @@ int main(int argc, char **argv) {
     bool floor_ok = !o.no_floor && bench_gemm_floor(gs, ng, o.threads, o.verbose, &f) == 0;
     printf("  loss %.4f\n", t.loss);
     bench_print(&(bench_report){"W4", "composed (tg_transformer_encoder, post-norm, dropout 0)",
-                                o.threads, XT * XB, 0, &r, floor_ok ? &f : NULL, t.tp, t.nodes});
+                                o.threads, XT * XB, 0, &r, floor_ok ? &f : NULL, t.tp, t.nodes, &t.stats});
     bench_train_close(&t);
     tg_tensor_free(m.x);
     tg_params_free(p);

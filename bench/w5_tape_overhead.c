@@ -47,7 +47,7 @@ int main(int argc, char **argv) {
     printf("  forward only %.1f ns/op; bare C kernels %.1f ns/op; tape cost %.1f ns/op\n",
            rf.sec * ns, rb.sec * ns, (rfull.sec - rb.sec) * ns);
     bench_print(&(bench_report){"W5", "tape: scale/tanh chain, fwd+bwd+reset", o.threads, 0, CHAIN,
-                                &rfull, NULL, tp, CHAIN});
+                                &rfull, NULL, tp, CHAIN, NULL});
     tg_tensor_free(x);
     tg_tensor_free(dy);
     tg_tape_free(tp);

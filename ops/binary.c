@@ -3,7 +3,8 @@
  * Shapes align from the right; a missing dim or a dim of 1 broadcasts:
  * [B,H] + [H] -> [B,H], [3,1] * [1,4] -> [3,4], [2,3,4] / [3,4] -> [2,3,4].
  * Each op is a line in the table below: its forward in a and b, the partials
- * dy/da, dy/db in a, b and the output y, and what those partials read. The
+ * dy/da, dy/db in a, b and the output y, what those partials read and the
+ * fusion engine's hints (op.h: which gradients are handed on, cheap). The
  * VJP multiplies the output gradient by them and sums it over each input's
  * broadcast axes:  da += reduce(dy * dy/da),  db += reduce(dy * dy/db).
  * BINARY_OP stamps out the block kernels (ops/kernels.h); the walk over the
@@ -50,11 +51,18 @@
         if (k == 1 && !acc) GRAD_LOOP(T, =, DYDB)                                                \
     }
 
-#define BINARY_OP(NAME, FWD, DYDA, DYDB, NEEDS)                                                  \
+/* HINTS (op.h): which inputs' VJPs hand dy on, and whether it is cheap to recompute */
+#define PASS_AB 3, true
+#define PASS_A 1, true
+#define CHEAP 0, true
+#define COSTLY 0, false
+
+#define BINARY_OP(NAME, FWD, DYDA, DYDB, NEEDS, HINTS)                                           \
     BINARY_KERNELS(NAME, FWD, DYDA, DYDB, float)                                                 \
     BINARY_KERNELS(NAME, FWD, DYDA, DYDB, double)                                                \
     static const tg_eltwise NAME##_kernels = {                                                   \
-        {NAME##_fwd_float, NAME##_fwd_double}, {NAME##_vjp_float, NAME##_vjp_double}, NEEDS};   \
+        {NAME##_fwd_float, NAME##_fwd_double}, {NAME##_vjp_float, NAME##_vjp_double}, NEEDS,    \
+        HINTS};                                                                                  \
     static const tg_op NAME##_op = {.name = #NAME, .n_in = 2, .infer = binary_infer,             \
                                     .forward = tg_eltwise_forward, .vjp = tg_eltwise_vjp,        \
                                     .eltwise = &NAME##_kernels};
@@ -77,12 +85,12 @@ static int binary_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void 
 }
 
 /* ---- the table ------------------------------------------------------------------------------- */
-/*         name  forward  dy/da   dy/db    reads                                       */
-BINARY_OP(add,   a + b,   1,      1,       NEEDS_0)
-BINARY_OP(sub,   a - b,   1,      -1,      NEEDS_0)
-BINARY_OP(mul,   a * b,   b,      a,       NEEDS_AB)
+/*         name  forward  dy/da   dy/db    reads      hints                            */
+BINARY_OP(add,   a + b,   1,      1,       NEEDS_0,   PASS_AB)
+BINARY_OP(sub,   a - b,   1,      -1,      NEEDS_0,   PASS_A)
+BINARY_OP(mul,   a * b,   b,      a,       NEEDS_AB,  CHEAP)
 /* -a/b^2 written as -y/b: one division, and b^2 cannot overflow or underflow */
-BINARY_OP(div,   a / b,   1 / b,  -y / b,  NEEDS_ABY)
+BINARY_OP(div,   a / b,   1 / b,  -y / b,  NEEDS_ABY, COSTLY)
 
 /* ---- public wrappers ---------------------------------------------------------------------- */
 static tg_tensor *binary(tg_tape *tp, const tg_op *op, tg_tensor *a, tg_tensor *b) {

@@ -2,7 +2,9 @@
  *
  * Each op is a line in the table below: its forward expression in x, its
  * derivative dy/dx in x and y (the input and output), with the scalar
- * attributes a, b, and what that derivative reads (X, Y, both or nothing).
+ * attributes a, b, what that derivative reads (X, Y, both or nothing), and
+ * the fusion engine's hints (op.h: PASS hands the gradient on, CHEAP is
+ * recomputed rather than stored).
  * UNARY_OP stamps out the op's block kernels (ops/kernels.h) and its
  * descriptor; the engine runs them alone or fused (ops/eltwise.c,
  * autograd/fuse*.c). The public wrappers are written out at the bottom so
@@ -64,11 +66,17 @@ typedef struct unary_attr { double a, b; } unary_attr;
         }                                                                                         \
     }
 
-#define UNARY_OP(NAME, FWD, DYDX, NEEDS)                                                          \
+/* HINTS: PASS (the VJP hands dy on) and CHEAP (fused groups recompute it), see op.h */
+#define PASS 1, true
+#define CHEAP 0, true
+#define COSTLY 0, false
+
+#define UNARY_OP(NAME, FWD, DYDX, NEEDS, HINTS)                                                   \
     UNARY_KERNELS(NAME, FWD, DYDX, float)                                                         \
     UNARY_KERNELS(NAME, FWD, DYDX, double)                                                        \
     static const tg_eltwise NAME##_kernels = {                                                    \
-        {NAME##_fwd_float, NAME##_fwd_double}, {NAME##_vjp_float, NAME##_vjp_double}, NEEDS};    \
+        {NAME##_fwd_float, NAME##_fwd_double}, {NAME##_vjp_float, NAME##_vjp_double}, NEEDS,     \
+        HINTS};                                                                                   \
     static const tg_op NAME##_op = {.name = #NAME,                                                \
                                     .n_in = 1,                                                    \
                                     .attr_size = sizeof(unary_attr),                              \
@@ -77,19 +85,19 @@ typedef struct unary_attr { double a, b; } unary_attr;
                                     .vjp = tg_eltwise_vjp,                                        \
                                     .eltwise = &NAME##_kernels};
 
-/*        name          forward                      dy/dx                                 reads  */
-UNARY_OP(neg,           -x,                          -1,                                   NEEDS_0)
-UNARY_OP(scale,         a * x,                       a,                                    NEEDS_0)
-UNARY_OP(shift,         x + b,                       1,                                    NEEDS_0)
-UNARY_OP(sigmoid,       SIGMOID(x),                  y * (1 - y),                          NEEDS_Y)
-UNARY_OP(tanh,          tanh(x),                     1 - y * y,                            NEEDS_Y)
-UNARY_OP(relu,          x > 0 ? x : 0,               x > 0 ? 1 : 0,                        NEEDS_X)
-UNARY_OP(exp,           exp(x),                      y,                                    NEEDS_Y)
-UNARY_OP(log,           log(x),                      1 / x,                                NEEDS_X)
-UNARY_OP(sqrt,          sqrt(x),                     1 / (y + y),                          NEEDS_Y)
-UNARY_OP(pow,           pow(x, a),                   a * pow(x, a - 1),                    NEEDS_X)
+/*        name          forward             dy/dx                                     reads    hints */
+UNARY_OP(neg,           -x,                 -1,                                       NEEDS_0, CHEAP)
+UNARY_OP(scale,         a * x,              a,                                        NEEDS_0, CHEAP)
+UNARY_OP(shift,         x + b,              1,                                        NEEDS_0, PASS)
+UNARY_OP(sigmoid,       SIGMOID(x),         y * (1 - y),                              NEEDS_Y, COSTLY)
+UNARY_OP(tanh,          tanh(x),            1 - y * y,                                NEEDS_Y, COSTLY)
+UNARY_OP(relu,          x > 0 ? x : 0,      x > 0 ? 1 : 0,                            NEEDS_X, CHEAP)
+UNARY_OP(exp,           exp(x),             y,                                        NEEDS_Y, COSTLY)
+UNARY_OP(log,           log(x),             1 / x,                                    NEEDS_X, COSTLY)
+UNARY_OP(sqrt,          sqrt(x),            1 / (y + y),                              NEEDS_Y, COSTLY)
+UNARY_OP(pow,           pow(x, a),          a * pow(x, a - 1),                        NEEDS_X, COSTLY)
 /* slope a strictly inside the linear part, 0 at and beyond the kinks */
-UNARY_OP(hard_sigmoid,  CLIP01(a * x + b),           (a * x + b > 0 && a * x + b < 1) ? a : 0, NEEDS_X)
+UNARY_OP(hard_sigmoid,  CLIP01(a * x + b),  (a * x + b > 0 && a * x + b < 1) ? a : 0, NEEDS_X, CHEAP)
 
 static tg_tensor *unary(tg_tape *tp, const tg_op *op, tg_tensor *x, double a, double b) {
     unary_attr at = {a, b};

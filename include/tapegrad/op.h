@@ -84,7 +84,11 @@ enum {
  * gradient. A kernel must compute each element the same way wherever it sits
  * (no special tail): the engine pads blocks instead. vjp reads only what `needs`
  * names (TG_NEEDS_X: the inputs, TG_NEEDS_Y: the output); the other pointers then
- * point at zeros. Kernels come in both dtypes: [0] float32, [1] float64. */
+ * point at zeros. Kernels come in both dtypes: [0] float32, [1] float64.
+ * Two hints let the fusion engine skip work: `passes` (bit k: input k's VJP is
+ * dx = dy, as for both inputs of add: the gradient is handed on, not copied)
+ * and `cheap` (computing the op twice costs less than storing its result and
+ * reading it back: add, mul, scale...; a fused group then recomputes it). */
 typedef void (*tg_block_fwd)(int64_t n, const void *const *x, void *y, const void *attr);
 typedef void (*tg_block_vjp)(int k, int64_t n, const void *const *x, const void *y,
                              const void *dy, void *dx, bool acc, const void *attr);
@@ -95,6 +99,8 @@ typedef struct tg_eltwise {
     tg_block_fwd fwd[2];
     tg_block_vjp vjp[2];
     unsigned needs;
+    unsigned passes;
+    bool cheap;
 } tg_eltwise;
 
 /* A movement op whose output is a window of input 0 says where: with both seen

@@ -27,6 +27,11 @@ typedef struct tg_tape_stats {
     uint64_t arena_used;      /* bytes in use in the arena              */
     uint64_t arena_capacity;  /* bytes the arena holds                  */
     uint64_t heap_allocs;     /* heap allocations made by this tape, ever */
+    uint64_t arena_peak;      /* most bytes in use at once, ever        */
+    /* arena_used by owner: op results and tape tensors, gradients of
+     * intermediates, and the rest (recorded inputs and attributes, op
+     * scratch, fusion groups) */
+    uint64_t arena_activations, arena_gradients, arena_scratch;
 } tg_tape_stats;
 
 TG_API tg_tape *tg_tape_new(void);
