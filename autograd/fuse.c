@@ -35,8 +35,6 @@
 #include <string.h>
 
 /* ---- the switch -------------------------------------------------------------------------- */
-bool tg__fusion_enabled(const tg_tape *tp) { return tp && tp->fusion; }
-
 void tg_tape_set_fusion(tg_tape *tp, bool on) {
     if (!tp) return;
     if (!on) tg__fuse_close(tp);

@@ -23,6 +23,8 @@
  * summed where the operand was broadcast. */
 #include "fuse_prog.h"
 
+#include "../ops/kernels.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -628,6 +630,21 @@ static uint32_t write_ok(const cctx *c, uint32_t *scattered) {
     return ok;
 }
 
+/* Scatters into an operand broadcast along the rows (a bias) add every row
+ * into one place; run on several threads, each thread sums its rows into
+ * its own partial sums first. Their places; the elements per thread. */
+static int64_t partial_slots(fz_prog *p) {
+    int64_t n = 0;
+    for (int s = 0; s < p->n_spaces; s++)
+        for (int i = p->space[s].first; i < p->space[s].first + p->space[s].count; i++) {
+            fz_inst *in = &p->inst[i];
+            if (in->kind != FZ_SCATTER || in->map.ar) continue;
+            in->slot = (int32_t)n;
+            n += in->map.ac ? tg_vec_round(p->space[s].cols) : TG_VEC;
+        }
+    return n;
+}
+
 const fz_prog *tg__fz_backward_prog(tg_tape *tp, fz_group *g, uint64_t seeds, uint32_t wants) {
     fz_entry *e = g->entry;
     fz_variant *slot = NULL;
@@ -639,6 +656,7 @@ const fz_prog *tg__fz_backward_prog(tg_tape *tp, fz_group *g, uint64_t seeds, ui
     p = finish(tp, c, slot ? &slot->prog : NULL);
     if (!p) return NULL;
     p->write_ok = write_ok(c, &p->scattered);
+    p->partials = partial_slots(p);
     if (slot) *slot = (fz_variant){p, seeds, wants};
     if (getenv("TG_FUSE_DUMP")) dump(g, p, "backward");
     return p;

@@ -7,13 +7,28 @@
  * elements (L1-resident); a block at the end of a row is padded to a
  * multiple of TG_VEC so the kernels see the same lengths as when an op runs
  * alone (ops/eltwise.c). An operand read whole and unpadded is read in
- * place, not copied; so is a seed gradient that nothing adds to. */
+ * place, not copied; so is a seed gradient that nothing adds to.
+ *
+ * Threads. A space with enough work (FZ_PARALLEL_MIN element-instructions)
+ * is split into row ranges (flat: block ranges) across the tape's threads,
+ * each with its own registers. Rows write their own elements, except
+ * scatters into an operand broadcast along the rows (a bias gradient): each
+ * thread sums its rows into partial sums, added in thread order after. A
+ * space that would have two threads touch one element otherwise (two
+ * windows of one tensor at different rows) runs on one thread. */
 #include "fuse_prog.h"
 
 #include "../ops/kernels.h"
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Below this many element-instructions a space runs on one thread: a fork
+ * and join costs a few microseconds (measured: bench/w1, w3). */
+enum { FZ_PARALLEL_MIN = 1 << 16, FZ_MAX_THREADS = 16 };
 
 static const double zeros[TG_BLOCK];
 
@@ -28,16 +43,24 @@ typedef struct fz_run {
     unsigned char *regs;                      /* n_regs buffers of REG_BYTES */
     const void **rp;                          /* where each register's block is now */
     bool assign[FZ_MAX_OPERANDS];             /* scatters write (=) this gradient */
+    void *partial;                            /* this thread's partial sums, or NULL */
 } fz_run;
 
 static void *reg(const fz_run *r, int i) { return r->regs + (size_t)i * REG_BYTES; }
 
 static const void *rd(const fz_run *r, int i) { return i >= 0 ? r->rp[i] : zeros; }
 
-/* Registers for p: one heap block per tape, grown when a program needs more. */
-static int registers(tg_tape *tp, const fz_prog *p, fz_run *r) {
+/* Each thread's area: registers, their pointers, partial sums. */
+static size_t thread_bytes(const fz_prog *p) {
+    size_t b = (size_t)p->n_regs * (REG_BYTES + sizeof(void *)) + (size_t)p->partials * 8;
+    return (b + TG_ALIGN - 1) & ~(size_t)(TG_ALIGN - 1);
+}
+
+/* Areas for nt threads running p: one heap block per tape, grown when a
+ * program needs more. */
+static int registers(tg_tape *tp, const fz_prog *p, int nt) {
     tg_fuse *f = tp->fuse;
-    size_t need = (size_t)p->n_regs * (REG_BYTES + sizeof(void *)) + TG_ALIGN;
+    size_t need = (size_t)nt * thread_bytes(p) + TG_ALIGN;
     if (need > f->regs_bytes) {
         free(f->regs);
         f->regs = tg__malloc(need);
@@ -45,10 +68,17 @@ static int registers(tg_tape *tp, const fz_prog *p, fz_run *r) {
         if (!f->regs) return tg_fail(tp, TG_ERR_NOMEM, "fusion", "out of memory (registers)");
         tp->heap_allocs++;
     }
-    uintptr_t base = ((uintptr_t)f->regs + TG_ALIGN - 1) & ~(uintptr_t)(TG_ALIGN - 1);
-    r->regs = (unsigned char *)base;
-    r->rp = (const void **)(r->regs + (size_t)p->n_regs * REG_BYTES);
     return 0;
+}
+
+/* Thread tid's view of the run: its registers and partial sums. */
+static void thread_run(const fz_run *r, int tid, fz_run *mine) {
+    *mine = *r;
+    uintptr_t base = ((uintptr_t)r->tp->fuse->regs + TG_ALIGN - 1) & ~(uintptr_t)(TG_ALIGN - 1);
+    unsigned char *area = (unsigned char *)base + (size_t)tid * thread_bytes(r->p);
+    mine->regs = area;
+    mine->rp = (const void **)(area + (size_t)r->p->n_regs * REG_BYTES);
+    mine->partial = r->p->partials ? (void *)(mine->rp + r->p->n_regs) : NULL;
 }
 
 /* nb elements at src (column stride ac: 1, or 0 = one element repeated) as a
@@ -77,6 +107,8 @@ static char *operand_at(const fz_run *r, const fz_operand *o, const void *base, 
 static void scatter(const fz_run *r, const fz_inst *in, int64_t row, int64_t cb, int64_t nb) {
     const fz_operand *o = &r->g->o[in->ref];
     char *dst = operand_at(r, o, o->t->grad, in->map, row, cb);
+    if (r->partial && !in->map.ar) /* threads: this thread's sums */
+        dst = tg__at(r->dt, r->partial, in->slot + (in->map.ac ? cb : 0));
     const void *src = r->rp[in->dst];
     if (!in->map.ac) {   /* broadcast along the row: one element gets the block's sum */
         double s = tg__ew_sum(r->dt, src, nb);
@@ -162,21 +194,85 @@ static bool flat(const fz_run *r, const fz_space *s) {
     return true;
 }
 
+/* Blocks [b0, b1) of a space: rows of blocks, or runs of the flat space. */
+static void run_blocks(const fz_run *r, const fz_space *s, bool is_flat, int64_t b0, int64_t b1) {
+    int64_t per_row = (s->cols + TG_BLOCK - 1) / TG_BLOCK, n = s->rows * s->cols;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t row = is_flat ? 0 : b / per_row;
+        int64_t cb = is_flat ? b * TG_BLOCK : (b % per_row) * TG_BLOCK;
+        int64_t end = is_flat ? n : s->cols;
+        run_block(r, s, row, cb, end - cb < TG_BLOCK ? end - cb : TG_BLOCK);
+    }
+}
+
+/* Threads for a space: one unless there is enough work and no element can
+ * be written by two threads (windows of one tensor scattered at different
+ * rows: rows of different threads could meet). */
+static int threads_for(const fz_run *r, const fz_space *s, int64_t blocks) {
+    int nt = tg_tape_threads(r->tp);
+    if (nt > FZ_MAX_THREADS) nt = FZ_MAX_THREADS;
+    if (nt < 2 || blocks < 2 || s->rows * s->cols * s->count < FZ_PARALLEL_MIN) return 1;
+    const fz_inst *in = r->p->inst;
+    for (int i = s->first; i < s->first + s->count; i++)
+        for (int j = s->first; j < i; j++) {
+            bool rows_i = in[i].kind == FZ_SCATTER && in[i].map.ar;
+            bool rows_j = in[j].kind == FZ_SCATTER && in[j].map.ar;
+            if (rows_i && rows_j && r->g->o[in[i].ref].t == r->g->o[in[j].ref].t &&
+                (in[i].ref != in[j].ref || in[i].map.row0 != in[j].map.row0))
+                return 1;
+        }
+    return nt < blocks ? nt : (int)blocks;
+}
+
+/* The threads' partial sums, added into the operands in thread order. */
+static void add_partials(const fz_run *r, const fz_space *s, const fz_run *th, int nt) {
+    for (int i = s->first; i < s->first + s->count; i++) {
+        const fz_inst *in = &r->p->inst[i];
+        if (in->kind != FZ_SCATTER || in->map.ar) continue;
+        const fz_operand *o = &r->g->o[in->ref];
+        char *dst = operand_at(r, o, o->t->grad, in->map, 0, 0);
+        int64_t n = in->map.ac ? s->cols : 1;
+        for (int t = 0; t < nt; t++)
+            tg__ew_add(r->dt, dst, tg__at(r->dt, th[t].partial, in->slot), n);
+    }
+}
+
 static void run_space(const fz_run *r, const fz_space *s) {
     if (s->rows == 0 || s->cols == 0) return;
-    if (flat(r, s)) {
-        int64_t n = s->rows * s->cols;
-        for (int64_t cb = 0; cb < n; cb += TG_BLOCK) run_block(r, s, 0, cb, n - cb < TG_BLOCK ? n - cb : TG_BLOCK);
+    bool is_flat = flat(r, s);
+    int64_t blocks = is_flat ? (s->rows * s->cols + TG_BLOCK - 1) / TG_BLOCK
+                             : s->rows * ((s->cols + TG_BLOCK - 1) / TG_BLOCK);
+    int nt = threads_for(r, s, blocks);
+    if (nt == 1) {
+        run_blocks(r, s, is_flat, 0, blocks);
         return;
     }
-    for (int64_t row = 0; row < s->rows; row++)
-        for (int64_t cb = 0; cb < s->cols; cb += TG_BLOCK)
-            run_block(r, s, row, cb, s->cols - cb < TG_BLOCK ? s->cols - cb : TG_BLOCK);
+    fz_run th[FZ_MAX_THREADS];
+    for (int t = 0; t < nt; t++) {
+        thread_run(r, t, &th[t]);
+        if (th[t].partial) memset(th[t].partial, 0, (size_t)r->p->partials * r->es);
+    }
+    int64_t per_row = is_flat ? 1 : (s->cols + TG_BLOCK - 1) / TG_BLOCK;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static, 1)
+#endif
+    for (int t = 0; t < nt; t++) {   /* whole rows to each thread, in order */
+        int64_t units = blocks / per_row;
+        int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
+        run_blocks(&th[t], s, is_flat, u0 * per_row, u1 * per_row);
+    }
+    add_partials(r, s, th, nt);
 }
 
 static int start(tg_tape *tp, const fz_group *g, const fz_prog *p, fz_run *r) {
     *r = (fz_run){.tp = tp, .g = g, .p = p, .dt = g->dt, .es = tg_dtype_size(g->dt)};
-    return registers(tp, p, r);
+    int nt = tg_tape_threads(tp);
+    if (registers(tp, p, nt < FZ_MAX_THREADS ? nt : FZ_MAX_THREADS) != 0) return -1;
+    fz_run one;
+    thread_run(r, 0, &one);
+    r->regs = one.regs;
+    r->rp = one.rp;
+    return 0;
 }
 
 int tg__fz_run_forward(tg_tape *tp, fz_group *g, const fz_prog *p) {

@@ -28,6 +28,8 @@ typedef struct fz_inst {
     int16_t y, dy;
     int32_t ref;                      /* value index, or operand index             */
     fz_map map;                       /* FZ_LOAD, FZ_SCATTER                       */
+    int32_t slot;                     /* FZ_SCATTER broadcast along rows: where its
+                                         per-thread partial sums go (elements)     */
 } fz_inst;
 
 /* One loop nest: instructions [first, first + count) run for every block of
@@ -43,6 +45,7 @@ struct fz_prog {
     uint32_t write_ok;                /* operands whose fresh gradient one scatter
                                          covers exactly: written, not zeroed       */
     uint32_t scattered;               /* operands that get a gradient at all       */
+    int64_t partials;                 /* elements of per-thread partial sums       */
     fz_space space[FZ_MAX_SPACES];
     fz_inst inst[];
 };

@@ -84,7 +84,7 @@ TG_HIDDEN void tg__vformat_error(char *buf, size_t size, const char *op, const c
 
 /* Fusion on for this tape (tg_tape_set_fusion, TG_FUSE=0 turns it off). The
  * one switch other engine code reads. */
-TG_HIDDEN bool tg__fusion_enabled(const tg_tape *tp);
+static inline bool tg__fusion_enabled(const tg_tape *tp) { return tp && tp->fusion; }
 /* Gradient buffer of t for a VJP (allocated on first use: uninitialised and
  * *fresh for arena tensors, zeroed for leaves); NULL and an error on the
  * tape when out of memory. */
@@ -101,7 +101,11 @@ TG_HIDDEN tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const 
                                       bool zero);
 TG_HIDDEN void *tg__arena_alloc(tg_tape *tp, size_t bytes, bool zero);   /* scratch */
 TG_HIDDEN void *tg__arena_data(tg_tape *tp, size_t bytes, bool zero, tg_arena_owner owner);
-TG_HIDDEN int64_t tg__numel(int ndim, const int64_t *shape);
+static inline int64_t tg__numel(int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    return n;
+}
 TG_HIDDEN bool tg__is_float(tg_dtype dt);
 /* Normalise axis for ndim; -1 when out of range. */
 TG_HIDDEN int tg__axis(int axis, int ndim);

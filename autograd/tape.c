@@ -20,23 +20,36 @@ static tg_chunk *chunk_new(tg_tape *tp, size_t size) {
     return c;
 }
 
-static void *arena_take(tg_tape *tp, size_t bytes, bool zero, tg_arena_owner owner) {
+/* The arena only grows within a step: its peak is what it holds when a
+ * chunk fills up, at reset, or when someone asks. */
+static void note_peak(tg_tape *tp) {
+    size_t used = tp->used_before + (tp->chunks ? tp->chunks->used : 0);
+    if (used > tp->peak) tp->peak = used;
+}
+
+/* A new current chunk with room for bytes; NULL when out of memory. */
+static __attribute__((noinline)) tg_chunk *arena_grow(tg_tape *tp, size_t bytes) {
+    size_t size = tp->capacity ? tp->capacity : FIRST_CHUNK;
+    while (size < bytes) size *= 2;
+    tg_chunk *fresh = chunk_new(tp, size), *c = tp->chunks;
+    if (!fresh) return NULL;
+    note_peak(tp);
+    if (c) tp->used_before += c->used;
+    fresh->next = c;
+    tp->chunks = fresh;
+    tp->capacity += size;
+    return fresh;
+}
+
+/* Every arena block comes from here; the common case is a bump of c->used. */
+static inline void *arena_take(tg_tape *tp, size_t bytes, bool zero, tg_arena_owner owner) {
     bytes = (bytes + TG_ALIGN - 1) & ~(size_t)(TG_ALIGN - 1);
     tg_chunk *c = tp->chunks;
-    if (!c || c->size - c->used < bytes) {
-        size_t size = tp->capacity ? tp->capacity : FIRST_CHUNK;
-        while (size < bytes) size *= 2;
-        tg_chunk *fresh = chunk_new(tp, size);
-        if (!fresh) return NULL;
-        if (c) tp->used_before += c->used;
-        fresh->next = c;
-        tp->chunks = c = fresh;
-        tp->capacity += size;
-    }
+    if (__builtin_expect(!c || c->size - c->used < bytes, 0) && !(c = arena_grow(tp, bytes)))
+        return NULL;
     void *p = c->base + c->used;
     c->used += bytes;
     tp->owned[owner] += bytes;
-    if (tp->used_before + c->used > tp->peak) tp->peak = tp->used_before + c->used;
     if (zero || tp->poison) memset(p, zero ? 0 : 0xff, bytes);   /* 0xff..: NaN */
     return p;
 }
@@ -60,6 +73,7 @@ void *tg_tape_alloc(tg_tape *tp, size_t bytes) {
  * one block and allocates nothing. Pages stay mapped from step to step:
  * a page fault costs about 11 us here. */
 static void arena_reset(tg_tape *tp) {
+    note_peak(tp);
     tg_chunk *c = tp->chunks;
     if (c && c->next) {
         size_t used = tp->used_before + c->used;
@@ -120,6 +134,7 @@ void tg_tape_reset(tg_tape *tp) {
 void tg_tape_stats_get(const tg_tape *tp, tg_tape_stats *out) {
     memset(out, 0, sizeof *out);
     if (!tp) return;
+    note_peak((tg_tape *)tp);
     out->nodes = (uint64_t)tp->n_nodes;
     out->arena_used = tp->used_before + (tp->chunks ? tp->chunks->used : 0);
     out->arena_capacity = tp->capacity;
@@ -266,21 +281,26 @@ static bool inputs_present(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *co
     return true;
 }
 
-int tg__record(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in, const void *attr,
-               tg_tensor *out, tg_node **node) {
+static inline int record(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
+                         const void *attr, tg_tensor *out, tg_node **node) {
     *node = NULL;
     if (!wants_record(tp, op, n_in, in)) return 0;
     tg_tensor **ins = tg__arena_alloc(tp, (size_t)n_in * sizeof *ins, false);
     void *attr_copy = op->attr_size ? tg__arena_alloc(tp, op->attr_size, false) : NULL;
     tg_node *n = ins && (!op->attr_size || attr_copy) ? push_node(tp) : NULL;
     if (!n) return tg_fail(tp, TG_ERR_NOMEM, op->name, "out of memory");
-    memcpy(ins, in, (size_t)n_in * sizeof *ins);
+    for (int i = 0; i < n_in; i++) ins[i] = in[i];   /* a loop: n_in is 1 or 2 */
     if (attr_copy) memcpy(attr_copy, attr, op->attr_size);
     *n = (tg_node){.op = op, .tape = tp, .n_in = n_in, .in = ins, .out = out, .attr = attr_copy};
     out->node = tp->n_nodes - 1;
     out->requires_grad = true;
     *node = n;
     return 0;
+}
+
+int tg__record(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in, const void *attr,
+               tg_tensor *out, tg_node **node) {
+    return record(tp, op, n_in, in, attr, out, node);
 }
 
 /* The output tensor: a view of input 0 or a fresh arena buffer. */
@@ -308,7 +328,7 @@ tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in
     if (op->infer(tp, n_in, in, attr, &d) != 0) return NULL;
     tg_tensor *out;
     if ((op->eltwise || op->window) && tg__fusion_enabled(tp) &&
-        tg__fuse_apply(tp, op, n_in, in, attr, &d, &out))
+        tg__numel(d.ndim, d.shape) >= tp->fuse_min && tg__fuse_apply(tp, op, n_in, in, attr, &d, &out))
         return out;
     for (int i = 0; i < n_in; i++) /* an unfused op reads data: compute pending inputs */
         if (tg__concrete(in[i]) != 0) return NULL;
@@ -320,7 +340,7 @@ tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in
     tg_node local = {.op = op, .tape = tp, .n_in = n_in, .in = (tg_tensor **)in, .out = out,
                      .attr = attr};
     tg_node *n;
-    if (tg__record(tp, op, n_in, in, attr, out, &n) != 0) return NULL;
+    if (record(tp, op, n_in, in, attr, out, &n) != 0) return NULL;
     if (op->forward(n ? n : &local) != 0) {
         if (n) tp->n_nodes--;
         return NULL;

@@ -34,12 +34,6 @@ int tg__axis(int axis, int ndim) {
     return (axis < 0 || axis >= ndim) ? -1 : axis;
 }
 
-int64_t tg__numel(int ndim, const int64_t *shape) {
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
-    return n;
-}
-
 char *tg__shape_str(int ndim, const int64_t *shape, char *buf, size_t size) {
     size_t at = 0;
     if (size == 0) return buf;

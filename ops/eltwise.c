@@ -197,8 +197,21 @@ static void forward_flat(const tg_node *n, ew_plan *p) {
     forward_block(n, p, &w, whole, n->out->numel - whole);
 }
 
+/* One input as large as the output and one whole block: the kernel alone
+ * (tiny chains run op by op are all tape overhead). */
+static bool one_block(const tg_node *n) {
+    int64_t numel = n->out->numel;
+    return n->n_in == 1 && n->in[0]->numel == numel && numel > 0 && numel <= TG_BLOCK &&
+           (numel & (TG_VEC - 1)) == 0;
+}
+
 int tg_eltwise_forward(tg_node *n) {
     tg_tensor *y = n->out;
+    if (one_block(n)) {
+        const void *x = n->in[0]->data;
+        n->op->eltwise->fwd[y->dtype == TG_F64](y->numel, &x, y->data, n->attr);
+        return 0;
+    }
     if (y->numel == 0) return 0;
     ew_plan p;
     if (all_full(n)) {
@@ -298,6 +311,17 @@ static void input_vjp(tg_node *n, int k, bool flat, ew_plan *p) {
 /* Inputs in order, each gradient complete before the next is asked for: two
  * inputs may be one tensor. */
 int tg_eltwise_vjp(tg_node *n) {
+    if (one_block(n)) {
+        bool fresh;
+        void *dx = tg_input_grad_fresh(n, 0, &fresh);
+        const tg_eltwise *ew = n->op->eltwise;
+        const void *x = (ew->needs & TG_NEEDS_X) ? n->in[0]->data : zeros;
+        const void *y = (ew->needs & TG_NEEDS_Y) ? n->out->data : zeros;
+        if (dx)
+            ew->vjp[n->out->dtype == TG_F64](0, n->out->numel, &x, y, n->out->grad, dx, !fresh,
+                                             n->attr);
+        return 0;
+    }
     ew_plan p;   /* not zeroed: a rep stos is a tenth of a tiny op's time */
     p.n_in = n->n_in;
     bool flat = all_full(n);

@@ -41,6 +41,7 @@ static void graph_open(graph *g, tg_dtype dt, int64_t R, int64_t C, uint64_t see
     memset(g, 0, sizeof *g);
     g->tp = tg_tape_new();
     tg_tape_set_fusion(g->tp, fused);
+    tg_tape_set_threads(g->tp, 2);   /* large groups split across threads */
     g->dt = dt;
     g->R = R;
     g->C = C;
@@ -186,15 +187,16 @@ static void compare_runs(tg_dtype dt, int64_t R, int64_t C, uint64_t seed, doubl
 }
 
 /* 120 random programs per dtype: odd shapes (padded tails), one row, rows
- * longer than a block (several blocks per row). Values agree to rounding;
+ * longer than a block (several blocks per row), groups large enough to be
+ * split across two threads. Values agree to rounding;
  * a gradient summed from many contributions may add them in another order,
  * which float64 shows as 1e-12 at most and float32 as a few 1e-5 (so its
  * bound is loose: float64 is the check of the logic). */
 START_TEST(random_programs_give_the_same_values_and_gradients_fused) {
     fuse_everything();
-    static const int64_t shapes[][2] = {{5, 7}, {1, 33}, {6, 300}, {17, 16}};
+    static const int64_t shapes[][2] = {{5, 7}, {1, 33}, {6, 300}, {17, 16}, {96, 40}};
     for (uint64_t seed = 1; seed <= 120; seed++) {
-        const int64_t *s = shapes[seed % 4];
+        const int64_t *s = shapes[seed % 5];
         compare_runs(TG_F64, s[0], s[1], seed, 1e-12);
         compare_runs(TG_F32, s[0], s[1], seed + 1000, 5e-4);
     }
