@@ -182,10 +182,13 @@ static TG_NOINLINE void forward_block(const tg_node *n, const ew_plan *p, const 
 static void forward_flat(const tg_node *n, ew_plan *p) {
     tg_dtype dt = n->out->dtype;
     int64_t whole = tg_vec_body(n->out->numel);
-    const void *xs[TG_EW_MAX_IN];
     tg_block_fwd f = n->op->eltwise->fwd[dt == TG_F64];
+    int nt = tg_threads_for(n->tape, whole);
+    (void)nt;
+    TG_OMP_FOR_NT
     for (int64_t cb = 0; cb < whole; cb += TG_BLOCK) {
         int64_t nb = whole - cb < TG_BLOCK ? whole - cb : TG_BLOCK;
+        const void *xs[TG_EW_MAX_IN];
         for (int j = 0; j < n->n_in; j++) xs[j] = tg__at(dt, n->in[j]->data, cb);
         f(nb, xs, tg__at(dt, n->out->data, cb), n->attr);
     }
@@ -268,10 +271,13 @@ static void vjp_flat(const tg_node *n, int k, ew_plan *p, void *dx, bool acc) {
     tg_dtype dt = n->out->dtype;
     const tg_eltwise *ew = n->op->eltwise;
     int64_t whole = tg_vec_body(n->out->numel);
-    const void *xs[TG_EW_MAX_IN];
     tg_block_vjp v = ew->vjp[dt == TG_F64];
+    int nt = tg_threads_for(n->tape, whole);
+    (void)nt;
+    TG_OMP_FOR_NT
     for (int64_t cb = 0; cb < whole; cb += TG_BLOCK) {
         int64_t nb = whole - cb < TG_BLOCK ? whole - cb : TG_BLOCK;
+        const void *xs[TG_EW_MAX_IN];
         for (int j = 0; j < n->n_in; j++)
             xs[j] = (ew->needs & TG_NEEDS_X) ? tg__at(dt, n->in[j]->data, cb) : zeros;
         const void *yb = (ew->needs & TG_NEEDS_Y) ? tg__at(dt, n->out->data, cb) : zeros;

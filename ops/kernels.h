@@ -61,6 +61,23 @@ static inline int64_t tg_vec_body(int64_t n) { return n & ~(int64_t)(TG_VEC - 1)
 
 #define TG_NOINLINE __attribute__((noinline))
 
+/* ---- threads ------------------------------------------------------------------------------ */
+/* Threads for a kernel doing `work` elements' worth of independent lines:
+ * the tape's threads from TG_PARALLEL_MIN on, else one (a fork and join
+ * costs a few microseconds). TG_OMP_FOR_NT shares the next loop among the
+ * local variable nt's threads (one: no team). */
+enum { TG_PARALLEL_MIN = 1 << 15 };
+
+static inline int tg_threads_for(const tg_tape *tp, int64_t work) {
+    return work < TG_PARALLEL_MIN ? 1 : tg_tape_threads(tp);
+}
+
+#ifdef _OPENMP
+#define TG_OMP_FOR_NT _Pragma("omp parallel for num_threads(nt) if (nt > 1) schedule(static)")
+#else
+#define TG_OMP_FOR_NT
+#endif
+
 /* ---- geometry ----------------------------------------------------------------------------- */
 /* t seen as [outer, len, inner] around axis ax (already normalised); for every
  * element at once: [1, numel, 1]. */

@@ -90,18 +90,22 @@ static int bce_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *at
         return m + log(s);                                                                       \
     }                                                                                            \
     /* returns the summed loss; lse[r] is kept for the VJP */                                    \
+    /* rows on nt threads; the loss summed after, in row order */                               \
     static double ce_fwd_##T(const T *x, const int32_t *t, int64_t R, int64_t C, int32_t ign,    \
-                             double *lse) {                                                      \
+                             double *lse, int nt) {                                              \
+        (void)nt;                                                                                \
+        TG_OMP_FOR_NT                                                                            \
+        for (int64_t r = 0; r < R; r++)                                                          \
+            if (t[r] != ign) lse[r] = lse_##T(x + r * C, C);                                     \
         double s = 0;                                                                            \
-        for (int64_t r = 0; r < R; r++) {                                                        \
-            if (t[r] == ign) continue;                                                           \
-            lse[r] = lse_##T(x + r * C, C);                                                      \
-            s += lse[r] - x[r * C + t[r]];                                                       \
-        }                                                                                        \
+        for (int64_t r = 0; r < R; r++)                                                          \
+            if (t[r] != ign) s += lse[r] - x[r * C + t[r]];                                      \
         return s;                                                                                \
     }                                                                                            \
     static void ce_vjp_##T(const T *x, const int32_t *t, T *dx, int64_t R, int64_t C,            \
-                           int32_t ign, const double *lse, double gm) {                          \
+                           int32_t ign, const double *lse, double gm, int nt) {                  \
+        (void)nt;                                                                                \
+        TG_OMP_FOR_NT                                                                            \
         for (int64_t r = 0; r < R; r++) {                                                        \
             if (t[r] == ign) continue;                                                           \
             for (int64_t c = 0; c < C; c++)                                                      \
@@ -218,7 +222,8 @@ static int ce_forward(tg_node *n) {
     ce_scratch *s = tg_node_scratch(n, sizeof *s + (size_t)R * sizeof s->lse[0]);
     if (!s) return -1;
     s->counted = counted;
-    double sum = TG_BY_DTYPE_EXPR(x->dtype, ce_fwd, x->data, tv, R, C, at->ignore_index, s->lse);
+    int nt = tg_threads_for(n->tape, x->numel);
+    double sum = TG_BY_DTYPE_EXPR(x->dtype, ce_fwd, x->data, tv, R, C, at->ignore_index, s->lse, nt);
     tg_tensor_set(n->out, 0, counted ? sum / (double)counted : 0.0);
     return 0;
 }
@@ -231,7 +236,9 @@ static int ce_vjp(tg_node *n) {
     if (!dx || s->counted == 0) return 0; /* all ignored: the gradient stays 0 */
     int64_t C = x->shape[x->ndim - 1];
     double gm = tg_tensor_grad_get(n->out, 0) / (double)s->counted;
-    TG_BY_DTYPE(x->dtype, ce_vjp, x->data, t->data, dx, t->numel, C, at->ignore_index, s->lse, gm);
+    int nt = tg_threads_for(n->tape, x->numel);
+    TG_BY_DTYPE(x->dtype, ce_vjp, x->data, t->data, dx, t->numel, C, at->ignore_index, s->lse, gm,
+                nt);
     return 0;
 }
 

@@ -75,12 +75,14 @@ static int max_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *at
         for (; i < body; i++) y[i] += s * x[i];                                                  \
         for (; i < n; i++) y[i] += s * x[i];                                                     \
     }                                                                                            \
-    static void sum_fwd_##T(const T *X, T *Y, tg_geom g, double scale) {                       \
+    static void sum_fwd_##T(const T *X, T *Y, tg_geom g, double scale, int nt) {                \
+        (void)nt;                                                                                \
+        TG_OMP_FOR_NT                                                                            \
         for (int64_t o = 0; o < g.outer; o++) {                                                  \
             const T *xo = X + o * g.len * g.inner;                                               \
             T *yo = Y + o * g.inner;                                                             \
             if (g.inner == 1) {                                                                  \
-                yo[0] = (T)(tg__ew_sum(TG_DTYPE_OF(T), xo, g.len) * scale);                                     \
+                yo[0] = (T)(tg__ew_sum(TG_DTYPE_OF(T), xo, g.len) * scale);                      \
                 continue;                                                                        \
             }                                                                                    \
             for (int64_t i = 0; i < g.inner; i++) yo[i] = 0;                                     \
@@ -95,7 +97,9 @@ static int max_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *at
         for (; i < body; i++) y[i] += c;                                                         \
         for (; i < n; i++) y[i] += c;                                                            \
     }                                                                                            \
-    static void sum_vjp_##T(const T *DY, T *DX, tg_geom g, double scale) {                     \
+    static void sum_vjp_##T(const T *DY, T *DX, tg_geom g, double scale, int nt) {              \
+        (void)nt;                                                                                \
+        TG_OMP_FOR_NT                                                                            \
         for (int64_t o = 0; o < g.outer; o++) {                                                  \
             if (g.inner == 1) {                                                                  \
                 add_const_##T(DX + o * g.len, (T)(DY[o] * scale), g.len);                        \
@@ -142,7 +146,8 @@ static int sum_scaled_forward(tg_node *n, bool mean) {
     tg_tensor *x = n->in[0], *y = n->out;
     tg_geom g = geom_of(x, n->attr);
     double scale = mean ? mean_scale(g) : 1.0;
-    TG_BY_DTYPE(x->dtype, sum_fwd, x->data, y->data, g, scale);
+    int nt = g.outer > 1 ? tg_threads_for(n->tape, x->numel) : 1;   /* outer lines apart */
+    TG_BY_DTYPE(x->dtype, sum_fwd, x->data, y->data, g, scale, nt);
     return 0;
 }
 
@@ -152,7 +157,8 @@ static int sum_scaled_vjp(tg_node *n, bool mean) {
     if (!dx) return 0;
     tg_geom g = geom_of(x, n->attr);
     double scale = mean ? mean_scale(g) : 1.0;
-    TG_BY_DTYPE(x->dtype, sum_vjp, tg_output_grad(n), dx, g, scale);
+    int nt = g.outer > 1 ? tg_threads_for(n->tape, x->numel) : 1;
+    TG_BY_DTYPE(x->dtype, sum_vjp, tg_output_grad(n), dx, g, scale, nt);
     return 0;
 }
 

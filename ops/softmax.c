@@ -107,9 +107,12 @@ static int softmax_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void
             }                                                                                    \
     }
 
-/* Walk the O*I lines: rows when I == 1, else blocks of up to LANES lines. */
+/* Walk the O*I lines: rows when I == 1, else blocks of up to LANES lines;
+ * the O outer blocks are independent, so nt threads share them. */
 #define WALKERS(T)                                                                               \
-    static void fwd_##T(const T *x, T *y, tg_geom g, bool log_out) {                             \
+    static void fwd_##T(const T *x, T *y, tg_geom g, bool log_out, int nt) {                     \
+        (void)nt;                                                                                \
+        TG_OMP_FOR_NT                                                                            \
         for (int64_t o = 0; o < g.outer; o++) {                                                  \
             int64_t base = o * g.len * g.inner;                                                  \
             if (g.inner == 1) {                                                                  \
@@ -122,7 +125,9 @@ static int softmax_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void
             }                                                                                    \
         }                                                                                        \
     }                                                                                            \
-    static void vjp_##T(const T *y, const T *dy, T *dx, tg_geom g, bool log_out) {               \
+    static void vjp_##T(const T *y, const T *dy, T *dx, tg_geom g, bool log_out, int nt) {       \
+        (void)nt;                                                                                \
+        TG_OMP_FOR_NT                                                                            \
         for (int64_t o = 0; o < g.outer; o++) {                                                  \
             int64_t base = o * g.len * g.inner;                                                  \
             if (g.inner == 1) {                                                                  \
@@ -145,7 +150,8 @@ TG_STAMP_FLOAT(WALKERS)
 static int forward_as(tg_node *n, bool log_out) {
     tg_tensor *x = n->in[0], *y = n->out;
     tg_geom g = geom_of(x, n->attr);
-    TG_BY_DTYPE(x->dtype, fwd, x->data, y->data, g, log_out);
+    int nt = g.outer > 1 ? tg_threads_for(n->tape, x->numel) : 1;
+    TG_BY_DTYPE(x->dtype, fwd, x->data, y->data, g, log_out, nt);
     return 0;
 }
 
@@ -154,7 +160,8 @@ static int vjp_as(tg_node *n, bool log_out) {
     void *dx = tg_input_grad(n, 0);
     if (!dx) return 0;
     tg_geom g = geom_of(x, n->attr);
-    TG_BY_DTYPE(x->dtype, vjp, y->data, tg_output_grad(n), dx, g, log_out);
+    int nt = g.outer > 1 ? tg_threads_for(n->tape, x->numel) : 1;
+    TG_BY_DTYPE(x->dtype, vjp, y->data, tg_output_grad(n), dx, g, log_out, nt);
     return 0;
 }
 

@@ -356,6 +356,46 @@ START_TEST(long_chains_dtype_changes_no_grad_and_two_backwards) {
 }
 END_TEST
 
+/* Kernels split across threads (large softmax, reductions, cross-entropy,
+ * unfused and fused elementwise ops) give what one thread gives: the same
+ * bits where lines are independent, rounding where partial sums meet. */
+static void threaded_program(int threads, bool fused, double *out, int64_t n_out) {
+    tg_tape *tp = tg_tape_new();
+    tg_tape_set_threads(tp, threads);
+    tg_tape_set_fusion(tp, fused);
+    tg_rng rng = tg_rng_seeded(77);
+    tg_tensor *x = leaf_like(TG_F64, 2, TGT_SHAPE(256, 300), &rng);
+    tg_tensor *b = leaf_like(TG_F64, 1, TGT_SHAPE(300), &rng);
+    tg_tensor *ids = tg_tensor_new(TG_I32, 1, TGT_SHAPE(256));
+    for (int64_t i = 0; i < 256; i++) tg_tensor_set(ids, i, (double)(i * 7 % 300));
+    tg_tensor *h = tg_tanh(tp, tg_add(tp, x, b));                 /* fused: a bias gradient */
+    tg_tensor *s = tg_softmax(tp, h, -1), *l = tg_log_softmax(tp, h, 0);
+    tg_tensor *r = tg_add(tp, tg_sum_axis(tp, s, 1, true), tg_mean_axis(tp, l, 1, true));
+    tg_tensor *loss = tg_add(tp, tg_sum(tp, tg_mul(tp, h, r)), tg_cross_entropy(tp, h, ids));
+    ck_assert_msg(loss && tg_backward(tp, loss) == TG_OK, "%s", tg_tape_error(tp));
+    int64_t k = 0;
+    out[k++] = tg_tensor_item(loss);
+    for (int64_t i = 0; i < 256 * 300 && k < n_out; i += 97) out[k++] = tg_tensor_grad_get(x, i);
+    for (int64_t i = 0; i < 300 && k < n_out; i += 7) out[k++] = tg_tensor_grad_get(b, i);
+    tg_tensor_free(x);
+    tg_tensor_free(b);
+    tg_tensor_free(ids);
+    tg_tape_free(tp);
+}
+
+START_TEST(kernels_split_across_threads_agree_with_one_thread) {
+    enum { N = 900 };
+    static double one[N], two[N];
+    for (int fused = 0; fused < 2; fused++) {
+        threaded_program(1, fused, one, N);
+        threaded_program(2, fused, two, N);
+        double worst = 0;
+        for (int i = 0; i < N; i++) rel_update(&worst, two[i], one[i]);
+        ck_assert_msg(tgt_within(worst, 1e-12), "fused %d: 2 threads differ by %g", fused, worst);
+    }
+}
+END_TEST
+
 Suite *suite_fuse(void) {
     Suite *s = suite_create("fuse");
     TCase *tc = tcase_create("fuse");
@@ -367,6 +407,7 @@ Suite *suite_fuse(void) {
     tcase_add_test(tc, slices_reshapes_and_backward_from_a_pending_value);
     tcase_add_test(tc, the_switch_turns_fusion_off_per_tape_and_by_environment);
     tcase_add_test(tc, long_chains_dtype_changes_no_grad_and_two_backwards);
+    tcase_add_test(tc, kernels_split_across_threads_agree_with_one_thread);
     suite_add_tcase(s, tc);
     return s;
 }
