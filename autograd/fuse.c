@@ -186,6 +186,14 @@ static int resolve(fz_group *g, const fz_group *G, fz_ref in, int64_t rows, int6
     if (v->view)
         return resolve(g, G, (fz_ref){v->arg[0].id, compose(in.map, v->arg[0].map)}, rows, cols,
                        out, budget);
+    if ((!in.map.ar || !in.map.ac) && v->t) {
+        /* read broadcast, v is smaller than its reader: storing it costs less than
+         * recomputing it for every row (an RNN's b_ih + b_hh), and its gradient is
+         * then summed once, not once per input of v */
+        if (tg__concrete(v->t) != 0) return 1;
+        *out = window_ref(g, v->t, 0, v->cols, in.map, rows, cols);
+        return out->id == 0;
+    }
     /* the clone is v at (row0 + r, col0 + c), r and c over its own shape */
     fz_map at = {in.map.row0, in.map.col0, 1, 1};
     fz_ref self = {0, {0, 0, in.map.ar, in.map.ac}};

@@ -15,7 +15,8 @@
  * give block kernels instead and use tg_eltwise_forward / tg_eltwise_vjp as
  * their forward and vjp: the engine then runs them alone or fused with the
  * elementwise ops around them into one pass over memory. Every built-in
- * unary and binary op is written this way. Example (y = x^3, both dtypes):
+ * unary and binary op is written this way. Example (y = x^3, both dtypes;
+ * tests/op_example.sh compiles it, gradchecks it and runs it fused):
  *
  *   #define CUBE(T)                                                            \
  *       static void cube_fwd_##T(int64_t n, const void *const *x, void *y,     \
@@ -32,8 +33,8 @@
  *       }
  *   CUBE(float)
  *   CUBE(double)
- *   static const tg_eltwise cube_kernels = {{cube_fwd_float, cube_fwd_double},
- *       {cube_vjp_float, cube_vjp_double}, TG_NEEDS_X};
+ *   static const tg_eltwise cube_kernels = {.fwd = {cube_fwd_float, cube_fwd_double},
+ *       .vjp = {cube_vjp_float, cube_vjp_double}, .needs = TG_NEEDS_X};
  *   static const tg_op cube_op = {.name = "cube", .n_in = 1,
  *       .infer = tg_infer_same_as_input0, .forward = tg_eltwise_forward,
  *       .vjp = tg_eltwise_vjp, .eltwise = &cube_kernels};
