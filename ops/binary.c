@@ -22,16 +22,17 @@
 /* DX (= or +=) DY * EXPR(a, b, y) over a block. */
 #define GRAD_LOOP(T, OPER, EXPR)                                                                 \
     TG_EW_FOR(i, n) {                                                                            \
-        T a = A[i], b = B[i], y = Y[i];                                                          \
+        T a = A[i], b = B[i], y = Y[i], d = (EXPR);                                              \
         (void)a;                                                                                 \
         (void)b;                                                                                 \
         (void)y;                                                                                 \
-        DX[i] OPER DY[i] * (EXPR);                                                               \
+        DX[i] OPER DY[i] * d;                                                                    \
     }
 
 /* vjp of input k: DX (=|+=) DY * (k ? DYDB : DYDA). Unread inputs point at zeros. */
 #define BINARY_KERNELS(NAME, FWD, DYDA, DYDB, T)                                                 \
-    static void NAME##_fwd_##T(int64_t n, const void *const *xs, void *ys, const void *attr) {   \
+    TG_SIMD_CLONES static void NAME##_fwd_##T(int64_t n, const void *const *xs, void *ys,        \
+                                              const void *attr) {                                \
         const T *A = xs[0], *B = xs[1];                                                          \
         T *restrict Y = ys;                                                                      \
         (void)attr;                                                                              \
@@ -40,8 +41,9 @@
             Y[i] = (FWD);                                                                        \
         }                                                                                        \
     }                                                                                            \
-    static void NAME##_vjp_##T(int k, int64_t n, const void *const *xs, const void *ys,          \
-                               const void *dys, void *dxs, bool acc, const void *attr) {         \
+    TG_SIMD_CLONES static void NAME##_vjp_##T(int k, int64_t n, const void *const *xs,           \
+                                              const void *ys, const void *dys, void *dxs,        \
+                                              bool acc, const void *attr) {                      \
         const T *A = xs[0], *B = xs[1], *Y = ys, *DY = dys;                                      \
         T *restrict DX = dxs;                                                                    \
         (void)attr;                                                                              \

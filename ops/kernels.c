@@ -6,10 +6,11 @@
 #include <string.h>
 
 #define HELPERS(T)                                                                               \
-    static TG_NOINLINE void add_##T(T *restrict d, const T *restrict s, int64_t n) {             \
+    TG_SIMD_CLONES static TG_NOINLINE void add_##T(T *restrict d, const T *restrict s,            \
+                                                   int64_t n) {                                  \
         for (int64_t i = 0; i < n; i++) d[i] += s[i];                                            \
     }                                                                                            \
-    static TG_NOINLINE void fill_##T(T *restrict d, T v, int64_t n) {                            \
+    TG_SIMD_CLONES static TG_NOINLINE void fill_##T(T *restrict d, T v, int64_t n) {             \
         for (int64_t i = 0; i < n; i++) d[i] = v;                                                \
     }                                                                                            \
     static double sum_##T(const T *s, int64_t n) {                                               \

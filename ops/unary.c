@@ -26,7 +26,9 @@ typedef struct unary_attr { double a, b; } unary_attr;
 #define NEEDS_X TG_NEEDS_X
 #define NEEDS_Y TG_NEEDS_Y
 
-/* fwd: Y = FWD(x); vjp: DX (=|+=) DY * DYDX(x, y). Unread inputs point at zeros. */
+/* fwd: Y = FWD(x); vjp: DX (=|+=) DY * DYDX(x, y). Unread inputs point at zeros.
+ * The derivative goes through a T variable: GCC 12 does not vectorise
+ * DY * (x > 0 ? 1 : 0) written inline (measured: relu's VJP ran scalar). */
 #define UNARY_KERNELS(NAME, FWD, DYDX, T)                                                         \
     TG_SIMD_CLONES static void NAME##_fwd_##T(int64_t n, const void *const *xs, void *ys,         \
                                               const void *attr) {                                 \
@@ -51,18 +53,18 @@ typedef struct unary_attr { double a, b; } unary_attr;
         (void)b;                                                                                  \
         if (acc) {                                                                                \
             TG_EW_FOR(i, n) {                                                                     \
-                T x = X[i], y = Y[i];                                                             \
+                T x = X[i], y = Y[i], d = (DYDX);                                                 \
                 (void)x;                                                                          \
                 (void)y;                                                                          \
-                DX[i] += DY[i] * (DYDX);                                                          \
+                DX[i] += DY[i] * d;                                                               \
             }                                                                                     \
             return;                                                                               \
         }                                                                                         \
         TG_EW_FOR(i, n) {                                                                         \
-            T x = X[i], y = Y[i];                                                                 \
+            T x = X[i], y = Y[i], d = (DYDX);                                                     \
             (void)x;                                                                              \
             (void)y;                                                                              \
-            DX[i] = DY[i] * (DYDX);                                                               \
+            DX[i] = DY[i] * d;                                                                    \
         }                                                                                         \
     }
 
