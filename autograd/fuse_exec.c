@@ -142,12 +142,29 @@ static void load_grad(const fz_run *r, const fz_inst *in, int64_t row, int64_t c
     }
 }
 
-static void run_op(const fz_run *r, const fz_inst *in, int64_t npad) {
+/* Where the instruction after in will put in's result, when in can write
+ * it there itself (a whole block stored, or scattered into a gradient that
+ * is written): saves a copy. NULL when not. */
+static void *direct_target(const fz_run *r, const fz_inst *in, const fz_inst *next, int64_t row,
+                           int64_t cb, int64_t nb, int64_t npad) {
+    if (!next || next->dst != in->dst || nb != npad || in->acc) return NULL;
+    if (next->kind == FZ_STORE) {
+        const fz_value *v = &r->g->v[next->ref];
+        return tg__at(r->dt, v->t->data, row * v->cols + cb);
+    }
+    if (next->kind == FZ_SCATTER && next->map.ar && next->map.ac && r->assign[next->ref]) {
+        const fz_operand *o = &r->g->o[next->ref];
+        return operand_at(r, o, o->t->grad, next->map, row, cb);
+    }
+    return NULL;
+}
+
+static void run_op(const fz_run *r, const fz_inst *in, void *direct, int64_t npad) {
     const fz_value *v = &r->g->v[in->ref];
     const tg_eltwise *ew = v->op->eltwise;
     const void *xs[TG_ELTWISE_MAX_IN];
     for (int k = 0; k < v->n_in; k++) xs[k] = rd(r, in->src[k]);
-    void *d = reg(r, in->dst);
+    void *d = direct ? direct : reg(r, in->dst);
     int f64 = r->dt == TG_F64;
     if (in->kind == FZ_OP)
         ew->fwd[f64](npad, xs, d, v->attr);
@@ -158,8 +175,9 @@ static void run_op(const fz_run *r, const fz_inst *in, int64_t npad) {
 
 static void run_block(const fz_run *r, const fz_space *s, int64_t row, int64_t cb, int64_t nb) {
     int64_t npad = tg_vec_round(nb);
-    for (int i = s->first; i < s->first + s->count; i++) {
-        const fz_inst *in = &r->p->inst[i];
+    int end = s->first + s->count;
+    for (int i = s->first; i < end; i++) {
+        const fz_inst *in = &r->p->inst[i], *next = i + 1 < end ? in + 1 : NULL;
         switch (in->kind) {
         case FZ_LOAD: {
             const fz_operand *o = &r->g->o[in->ref];
@@ -168,7 +186,7 @@ static void run_block(const fz_run *r, const fz_space *s, int64_t row, int64_t c
             break;
         }
         case FZ_OP:
-        case FZ_VJP: run_op(r, in, npad); break;
+        case FZ_VJP: run_op(r, in, direct_target(r, in, next, row, cb, nb, npad), npad); break;
         case FZ_STORE: {
             const fz_value *v = &r->g->v[in->ref];
             tg__ew_copy(r->dt, tg__at(r->dt, v->t->data, row * v->cols + cb), r->rp[in->dst], nb);

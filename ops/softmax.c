@@ -14,6 +14,7 @@
  * together, walking x row by row (contiguous) with per-lane max and sum. */
 #include "kernels.h"
 
+#include <string.h>
 #include <tgmath.h>
 
 typedef struct softmax_attr { int axis; } softmax_attr;
@@ -41,31 +42,43 @@ static int softmax_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void
 /* ---- kernels ----------------------------------------------------------------------------
  * For one element type T with its exp: the row forward and VJP (last axis), the lane
  * forward and VJP (w <= LANES lines at stride I), and the walkers over all lines. */
-#define ROW_KERNELS(T)                                                                      \
-    static void row_fwd_##T(const T *x, T *y, int64_t L, bool log_out) {                         \
+#define ROW_KERNELS(T)                                                                           \
+    TG_SIMD_CLONES static void row_fwd_##T(const T *x, T *y, int64_t L, bool log_out) {          \
         T m = -INFINITY;                                                                         \
         for (int64_t k = 0; k < L; k++) m = x[k] > m ? x[k] : m;                                 \
-        double s = 0;                                                                            \
-        for (int64_t k = 0; k < L; k++) {                                                        \
-            T e = exp(x[k] - m);                                                                 \
-            y[k] = e;                                                                            \
-            s += e;                                                                              \
-        }                                                                                        \
+        TG_PRAGMA_SIMD                                                                           \
+        for (int64_t k = 0; k < L; k++) y[k] = exp(x[k] - m);                                    \
+        double s = tg__ew_sum(TG_DTYPE_OF(T), y, L);                                             \
+        T ls = (T)log(s), r = (T)(1 / s);                                                        \
         if (log_out) {                                                                           \
-            T ls = (T)log(s);                                                                    \
+            TG_PRAGMA_SIMD                                                                       \
             for (int64_t k = 0; k < L; k++) y[k] = (x[k] - m) - ls;                              \
         } else {                                                                                 \
-            T r = (T)(1 / s);                                                                    \
+            TG_PRAGMA_SIMD                                                                       \
             for (int64_t k = 0; k < L; k++) y[k] *= r;                                           \
         }                                                                                        \
     }                                                                                            \
-    static void row_vjp_##T(const T *y, const T *dy, T *dx, int64_t L, bool log_out) {           \
+    /* fresh: dx is uninitialised and is written, else added into */                            \
+    TG_SIMD_CLONES static void row_vjp_##T(const T *y, const T *dy, T *dx, int64_t L,            \
+                                           bool log_out, bool fresh) {                           \
         double s = 0;                                                                            \
         if (log_out) {                                                                           \
-            for (int64_t k = 0; k < L; k++) s += dy[k];                                          \
-            for (int64_t k = 0; k < L; k++) dx[k] += dy[k] - exp(y[k]) * (T)s;                   \
+            s = tg__ew_sum(TG_DTYPE_OF(T), dy, L);                                               \
+            if (fresh) {                                                                         \
+                TG_PRAGMA_SIMD                                                                   \
+                for (int64_t k = 0; k < L; k++) dx[k] = dy[k] - exp(y[k]) * (T)s;                \
+            } else {                                                                             \
+                TG_PRAGMA_SIMD                                                                   \
+                for (int64_t k = 0; k < L; k++) dx[k] += dy[k] - exp(y[k]) * (T)s;               \
+            }                                                                                    \
+            return;                                                                              \
+        }                                                                                        \
+        for (int64_t k = 0; k < L; k++) s += (double)dy[k] * y[k];                               \
+        if (fresh) {                                                                             \
+            TG_PRAGMA_SIMD                                                                       \
+            for (int64_t k = 0; k < L; k++) dx[k] = y[k] * (dy[k] - (T)s);                       \
         } else {                                                                                 \
-            for (int64_t k = 0; k < L; k++) s += (double)dy[k] * y[k];                           \
+            TG_PRAGMA_SIMD                                                                       \
             for (int64_t k = 0; k < L; k++) dx[k] += y[k] * (dy[k] - (T)s);                      \
         }                                                                                        \
     }
@@ -125,13 +138,14 @@ static int softmax_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void
             }                                                                                    \
         }                                                                                        \
     }                                                                                            \
-    static void vjp_##T(const T *y, const T *dy, T *dx, tg_geom g, bool log_out, int nt) {       \
+    static void vjp_##T(const T *y, const T *dy, T *dx, tg_geom g, bool log_out, bool fresh,     \
+                        int nt) {                                                                \
         (void)nt;                                                                                \
         TG_OMP_FOR_NT                                                                            \
         for (int64_t o = 0; o < g.outer; o++) {                                                  \
             int64_t base = o * g.len * g.inner;                                                  \
             if (g.inner == 1) {                                                                  \
-                row_vjp_##T(y + base, dy + base, dx + base, g.len, log_out);                     \
+                row_vjp_##T(y + base, dy + base, dx + base, g.len, log_out, fresh);              \
                 continue;                                                                        \
             }                                                                                    \
             for (int64_t i = 0; i < g.inner; i += LANES) {                                       \
@@ -157,11 +171,16 @@ static int forward_as(tg_node *n, bool log_out) {
 
 static int vjp_as(tg_node *n, bool log_out) {
     tg_tensor *x = n->in[0], *y = n->out;
-    void *dx = tg_input_grad(n, 0);
+    bool fresh;
+    void *dx = tg_input_grad_fresh(n, 0, &fresh);
     if (!dx) return 0;
     tg_geom g = geom_of(x, n->attr);
+    if (fresh && g.inner != 1) { /* lanes accumulate: start from zeros */
+        memset(dx, 0, (size_t)x->numel * tg_dtype_size(x->dtype));
+        fresh = false;
+    }
     int nt = g.outer > 1 ? tg_threads_for(n->tape, x->numel) : 1;
-    TG_BY_DTYPE(x->dtype, vjp, y->data, tg_output_grad(n), dx, g, log_out, nt);
+    TG_BY_DTYPE(x->dtype, vjp, y->data, tg_output_grad(n), dx, g, log_out, fresh, nt);
     return 0;
 }
 
