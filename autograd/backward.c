@@ -14,19 +14,61 @@ static void *alloc_grad(tg_tape *tp, tg_tensor *t, const char *op, bool zero) {
         t->grad_on_heap = t->grad != NULL;
         tp->heap_allocs++;
     }
+    t->grad_lo = t->grad_hi = 0;
     if (!t->grad) tg_fail(tp, TG_ERR_NOMEM, op, "out of memory (gradient)");
+    return t->grad;
+}
+
+static int64_t cols_of(const tg_tensor *t) { return t->ndim ? t->shape[t->ndim - 1] : 1; }
+
+void tg__grad_complete(tg_tensor *t) {
+    if (t->grad_lo >= t->grad_hi) return;
+    int64_t cols = cols_of(t), rows = t->numel / cols;
+    size_t row = (size_t)cols * tg_dtype_size(t->dtype);
+    memset(t->grad, 0, (size_t)t->grad_lo * row);
+    memset((char *)t->grad + (size_t)t->grad_hi * row, 0, (size_t)(rows - t->grad_hi) * row);
+    t->grad_lo = t->grad_hi = 0;
+}
+
+void *tg__grad_rows(tg_tape *tp, tg_tensor *t, int64_t row0, int64_t n, const char *op,
+                    bool *assign) {
+    int64_t rows = t->numel ? t->numel / cols_of(t) : 0;
+    *assign = false;
+    if (!t->grad) {
+        if (!alloc_grad(tp, t, op, t->owner != TG_OWN_ARENA)) return NULL;
+        *assign = t->owner == TG_OWN_ARENA;
+        if (*assign && (row0 > 0 || n < rows)) {
+            t->grad_lo = row0;
+            t->grad_hi = row0 + n;
+        }
+        return t->grad;
+    }
+    bool next_to = row0 + n == t->grad_lo || row0 == t->grad_hi;
+    if (t->grad_lo < t->grad_hi && next_to) {
+        t->grad_lo = row0 < t->grad_lo ? row0 : t->grad_lo;
+        t->grad_hi = row0 + n > t->grad_hi ? row0 + n : t->grad_hi;
+        if (t->grad_lo == 0 && t->grad_hi == rows) t->grad_lo = t->grad_hi = 0;
+        *assign = true;
+        return t->grad;
+    }
+    tg__grad_complete(t);
     return t->grad;
 }
 
 void *tg_input_grad(tg_node *n, int i) {
     tg_tensor *t = n->in[i];
     if (!t->requires_grad) return NULL;
-    return t->grad ? t->grad : alloc_grad(n->tape, t, n->op->name, true);
+    if (!t->grad) return alloc_grad(n->tape, t, n->op->name, true);
+    tg__grad_complete(t);
+    return t->grad;
 }
 
 void *tg__grad_buffer(tg_tape *tp, tg_tensor *t, const char *op, bool *fresh) {
     *fresh = false;
-    if (t->grad) return t->grad;
+    if (t->grad) {
+        tg__grad_complete(t);
+        return t->grad;
+    }
     /* Only arena gradients start uninitialised; a leaf's is zeroed once, when
      * it is first made, and accumulates from then on. */
     *fresh = t->owner == TG_OWN_ARENA;
@@ -39,7 +81,10 @@ void *tg_input_grad_fresh(tg_node *n, int i, bool *fresh) {
                                    : NULL;
 }
 
-const void *tg_output_grad(const tg_node *n) { return n->out->grad; }
+const void *tg_output_grad(const tg_node *n) {
+    tg__grad_complete(n->out);
+    return n->out->grad;
+}
 
 static tg_status backward_check(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
     char a[160], b[160];
@@ -70,7 +115,10 @@ static tg_status backward_check(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) 
 
 static tg_status seed_output_grad(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
     /* Intermediate gradients start fresh each backward; leaves keep accumulating. */
-    for (int64_t i = 0; i <= y->node; i++) tp->nodes[i].out->grad = NULL;
+    for (int64_t i = 0; i <= y->node; i++) {
+        tp->nodes[i].out->grad = NULL;
+        tp->nodes[i].out->grad_lo = tp->nodes[i].out->grad_hi = 0;
+    }
     y->grad = tg__arena_data(tp, (size_t)y->numel * tg_dtype_size(y->dtype), true,
                              TG_ARENA_GRADIENT);
     if (!y->grad) {

@@ -516,7 +516,10 @@ int tg__fuse_backward(tg_tape *tp, fz_group *g, int64_t limit) {
     uint32_t wants = 0;
     for (int i = 0; i < g->n_values; i++) {
         const tg_tensor *t = g->v[i].t;
-        if (t && t->grad && t->node >= 0 && t->node <= limit) seeds |= (uint64_t)1 << i;
+        if (t && t->grad && t->node >= 0 && t->node <= limit) {
+            seeds |= (uint64_t)1 << i;
+            tg__grad_complete(g->v[i].t);   /* read whole by the program */
+        }
     }
     for (int i = 0; i < g->n_operands; i++)
         if (g->o[i].t->requires_grad) wants |= (uint32_t)1 << i;

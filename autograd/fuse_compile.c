@@ -588,11 +588,12 @@ static bool overlap(rect a, rect b) {
            b.c0 < a.c0 + a.cols;
 }
 
-/* Operands whose fresh gradient the scatters write whole, each element once
- * (an LSTM's four gate blocks of z tile [B, 4H]): no broadcast, disjoint
- * rectangles summing to the window, the window the whole tensor, and no
- * other window of that tensor in the group. Those are written, not zeroed
- * first and accumulated. Also which operands get a gradient at all. */
+/* Operands whose window the scatters write whole, each element once (an
+ * LSTM's four gate blocks of z tile [B, 4H]): no broadcast, disjoint
+ * rectangles summing to the window, the window whole rows of its tensor (all
+ * of it, or the rows of one time step), and no other window of that tensor
+ * in the group. Their rows not yet written are written, not zeroed and
+ * added to (tg__grad_rows). Also which operands get a gradient at all. */
 static uint32_t write_ok(const cctx *c, uint32_t *scattered) {
     const fz_group *g = c->g;
     enum { MAX_RECTS = 16 };
@@ -616,7 +617,8 @@ static uint32_t write_ok(const cctx *c, uint32_t *scattered) {
     for (int o = 0; o < g->n_operands; o++) {
         const fz_operand *w = &g->o[o];
         int64_t area = 0;
-        bool tiles = w->off == 0 && w->ld == w->cols && w->rows * w->cols == w->t->numel;
+        int64_t tcols = w->t->ndim ? w->t->shape[w->t->ndim - 1] : 1;
+        bool tiles = w->ld == w->cols && w->cols == tcols && w->off % tcols == 0;
         for (int i = 0; tiles && i < n[o]; i++) {
             area += r[o][i].rows * r[o][i].cols;
             tiles = r[o][i].r0 >= 0 && r[o][i].c0 >= 0 && r[o][i].r0 + r[o][i].rows <= w->rows &&

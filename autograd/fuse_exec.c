@@ -307,18 +307,23 @@ int tg__fz_run_forward(tg_tape *tp, fz_group *g, const fz_prog *p) {
     return 0;
 }
 
-/* Gradient buffers of the operands the program scatters into: a fresh one
- * that one scatter covers whole is written, any other fresh one zeroed. */
+/* Gradient buffers of the operands the program scatters into: rows that the
+ * scatters tile and nobody wrote yet are written, a fresh buffer otherwise
+ * zeroed and added to. */
 static int operand_grads(fz_run *r, uint32_t wants) {
     const fz_group *g = r->g;
     for (int i = 0; i < g->n_operands; i++) {
         if (!(wants >> i & 1) || !(r->p->scattered >> i & 1)) continue;
-        tg_tensor *t = g->o[i].t;
+        const fz_operand *o = &g->o[i];
         bool fresh;
-        void *grad = tg__grad_buffer(r->tp, t, "fusion", &fresh);
+        if (r->p->write_ok >> i & 1) {
+            if (!tg__grad_rows(r->tp, o->t, o->off / o->cols, o->rows, "fusion", &r->assign[i]))
+                return -1;
+            continue;
+        }
+        void *grad = tg__grad_buffer(r->tp, o->t, "fusion", &fresh);
         if (!grad) return -1;
-        r->assign[i] = fresh && (r->p->write_ok >> i & 1);
-        if (fresh && !r->assign[i]) memset(grad, 0, (size_t)t->numel * r->es);
+        if (fresh) memset(grad, 0, (size_t)o->t->numel * r->es);
     }
     return 0;
 }

@@ -38,6 +38,9 @@ struct tg_tensor {
     struct fz_group *fz;
     int32_t fz_index;
     _Atomic uint32_t fz_holds;
+    /* grad_lo < grad_hi: only those rows of the gradient (seen as a matrix
+     * [rows, last dim]) are written yet; tg__grad_complete zeroes the rest */
+    int64_t grad_lo, grad_hi;
 };
 
 /* Who an arena block is for (tg_tape_stats reports bytes by owner). */
@@ -89,6 +92,15 @@ static inline bool tg__fusion_enabled(const tg_tape *tp) { return tp && tp->fusi
  * *fresh for arena tensors, zeroed for leaves); NULL and an error on the
  * tape when out of memory. */
 TG_HIDDEN void *tg__grad_buffer(tg_tape *tp, tg_tensor *t, const char *op, bool *fresh);
+/* The gradient of t for a write of whole rows [row0, row0 + n): *assign when
+ * those rows are not written yet and may be written (=), else the gradient
+ * is complete and they are to be added to. An arena gradient written by row
+ * blocks (an RNN's steps into its input projection's gradient) is then never
+ * zero-filled. NULL and an error on the tape when out of memory. */
+TG_HIDDEN void *tg__grad_rows(tg_tape *tp, tg_tensor *t, int64_t row0, int64_t n, const char *op,
+                              bool *assign);
+/* Zero the rows of t's gradient not written yet: before anyone reads it. */
+TG_HIDDEN void tg__grad_complete(tg_tensor *t);
 
 /* Record op on the tape when recording is on and an input requires grad:
  * inputs and attributes copied into the arena, *node set (NULL when not

@@ -245,6 +245,7 @@ tg_tensor *tg_detach(tg_tape *tp, tg_tensor *x) {
     t->grad_on_heap = false;
     t->fz = NULL;
     atomic_init(&t->fz_holds, 0);
+    t->grad_lo = t->grad_hi = 0;
     return t;
 }
 

@@ -156,7 +156,11 @@ void *tg_tensor_data(tg_tensor *t) {
 const void *tg_tensor_cdata(const tg_tensor *t) {
     return t && tg__concrete((tg_tensor *)t) == 0 ? t->data : NULL;
 }
-void *tg_tensor_grad(tg_tensor *t) { return t ? t->grad : NULL; }
+void *tg_tensor_grad(tg_tensor *t) {
+    if (!t) return NULL;
+    tg__grad_complete(t);
+    return t->grad;
+}
 
 int64_t tg_tensor_dim(const tg_tensor *t, int axis) {
     int a = tg__axis(axis, t->ndim);
@@ -192,6 +196,7 @@ void tg_tensor_set(tg_tensor *t, int64_t i, double v) {
 }
 
 double tg_tensor_grad_get(const tg_tensor *t, int64_t i) {
+    if (t) tg__grad_complete((tg_tensor *)t);
     return (t && t->grad && i >= 0 && i < t->numel) ? load(t->grad, t->dtype, i) : 0.0;
 }
 
@@ -236,4 +241,5 @@ bool tg_tensor_requires_grad(const tg_tensor *t) { return t && t->requires_grad;
 
 void tg_tensor_zero_grad(tg_tensor *t) {
     if (t && t->grad) memset(t->grad, 0, (size_t)t->numel * tg_dtype_size(t->dtype));
+    if (t) t->grad_lo = t->grad_hi = 0;
 }

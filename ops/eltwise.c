@@ -317,6 +317,7 @@ static void input_vjp(tg_node *n, int k, bool flat, ew_plan *p) {
 /* Inputs in order, each gradient complete before the next is asked for: two
  * inputs may be one tensor. */
 int tg_eltwise_vjp(tg_node *n) {
+    tg_output_grad(n);   /* n->out->grad complete from here on */
     if (one_block(n)) {
         bool fresh;
         void *dx = tg_input_grad_fresh(n, 0, &fresh);
