@@ -592,7 +592,7 @@ static bool overlap(rect a, rect b) {
  * LSTM's four gate blocks of z tile [B, 4H]): no broadcast, disjoint
  * rectangles summing to the window, the window whole rows of its tensor (all
  * of it, or the rows of one time step), and no other window of that tensor
- * in the group. Their rows not yet written are written, not zeroed and
+ * written by the group. Their rows not yet written are written, not zeroed and
  * added to (tg__grad_rows). Also which operands get a gradient at all. */
 static uint32_t write_ok(const cctx *c, uint32_t *scattered) {
     const fz_group *g = c->g;
@@ -625,8 +625,8 @@ static uint32_t write_ok(const cctx *c, uint32_t *scattered) {
                     r[o][i].c0 + r[o][i].cols <= w->cols;
             for (int j = 0; tiles && j < i; j++) tiles = !overlap(r[o][i], r[o][j]);
         }
-        for (int j = 0; j < g->n_operands; j++)
-            tiles = tiles && (j == o || g->o[j].t != w->t);
+        for (int j = 0; j < g->n_operands; j++) /* another window of it also written */
+            tiles = tiles && (j == o || g->o[j].t != w->t || !(*scattered >> j & 1));
         if (!tiles || area != w->rows * w->cols) ok &= ~((uint32_t)1 << o);
     }
     return ok;
