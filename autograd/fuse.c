@@ -249,15 +249,8 @@ static int ref_of(fz_group *g, tg_tensor *x, fz_map m, int64_t rows, int64_t col
 
 /* The tensor the new value will be: in the arena, no data yet. */
 static tg_tensor *pending_tensor(tg_tape *tp, fz_group *g, const tg_desc *d) {
-    tg_tensor *t = tg__arena_alloc(tp, sizeof *t, true);
+    tg_tensor *t = tg__arena_struct(tp, d->dtype, d->ndim, d->shape);
     if (!t) return NULL;
-    t->dtype = d->dtype;
-    t->ndim = d->ndim;
-    memcpy(t->shape, d->shape, sizeof t->shape);
-    t->numel = tg__numel(d->ndim, d->shape);
-    t->tape = tp;
-    t->node = -1;
-    t->owner = TG_OWN_ARENA;
     t->fz = g;
     t->fz_index = g->n_values;
     return t;

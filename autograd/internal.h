@@ -108,6 +108,8 @@ TG_HIDDEN void tg__grad_complete(tg_tensor *t);
 TG_HIDDEN int tg__record(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
                          const void *attr, tg_tensor *out, tg_node **node);
 
+/* Arena tensor struct of that shape, no data yet (views, pending values). */
+TG_HIDDEN tg_tensor *tg__arena_struct(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape);
 /* Arena tensor with an uninitialised data buffer (ops write every element). */
 TG_HIDDEN tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape,
                                       bool zero);

@@ -145,7 +145,7 @@ void tg_tape_stats_get(const tg_tape *tp, tg_tape_stats *out) {
     out->arena_scratch = tp->owned[TG_ARENA_SCRATCH];
 }
 
-tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape, bool zero) {
+tg_tensor *tg__arena_struct(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape) {
     tg_tensor *t = tg__arena_alloc(tp, sizeof *t, true);
     if (!t) return NULL;
     t->dtype = dt;
@@ -155,6 +155,12 @@ tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *s
     t->tape = tp;
     t->node = -1;
     t->owner = TG_OWN_ARENA;
+    return t;
+}
+
+tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape, bool zero) {
+    tg_tensor *t = tg__arena_struct(tp, dt, ndim, shape);
+    if (!t) return NULL;
     t->data = tg__arena_data(tp, (size_t)t->numel * tg_dtype_size(dt), zero, TG_ARENA_ACTIVATION);
     return t->data ? t : NULL;
 }
@@ -307,16 +313,8 @@ int tg__record(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in, con
 /* The output tensor: a view of input 0 or a fresh arena buffer. */
 static tg_tensor *output_of(tg_tape *tp, const tg_op *op, tg_tensor *const *in, const tg_desc *d) {
     if (!(op->flags & TG_OP_VIEW)) return tg__arena_tensor(tp, d->dtype, d->ndim, d->shape, false);
-    tg_tensor *out = tg__arena_alloc(tp, sizeof *out, true);
-    if (!out) return NULL;
-    out->dtype = d->dtype;
-    out->ndim = d->ndim;
-    memcpy(out->shape, d->shape, sizeof d->shape);
-    out->numel = tg__numel(d->ndim, d->shape);
-    out->data = in[0]->data;
-    out->tape = tp;
-    out->node = -1;
-    out->owner = TG_OWN_ARENA;
+    tg_tensor *out = tg__arena_struct(tp, d->dtype, d->ndim, d->shape);
+    if (out) out->data = in[0]->data;
     return out;
 }
 

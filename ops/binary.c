@@ -31,8 +31,7 @@
 
 /* vjp of input k: DX (=|+=) DY * (k ? DYDB : DYDA). Unread inputs point at zeros. */
 #define BINARY_KERNELS(NAME, FWD, DYDA, DYDB, T)                                                 \
-    TG_SIMD_CLONES static void NAME##_fwd_##T(int64_t n, const void *const *xs, void *ys,        \
-                                              const void *attr) {                                \
+    TG_SIMD_CLONES static TG_EW_FWD_KERNEL(NAME##_fwd_##T) {                                     \
         const T *A = xs[0], *B = xs[1];                                                          \
         T *restrict Y = ys;                                                                      \
         (void)attr;                                                                              \
@@ -41,9 +40,7 @@
             Y[i] = (FWD);                                                                        \
         }                                                                                        \
     }                                                                                            \
-    TG_SIMD_CLONES static void NAME##_vjp_##T(int k, int64_t n, const void *const *xs,           \
-                                              const void *ys, const void *dys, void *dxs,        \
-                                              bool acc, const void *attr) {                      \
+    TG_SIMD_CLONES static TG_EW_VJP_KERNEL(NAME##_vjp_##T) {                                     \
         const T *A = xs[0], *B = xs[1], *Y = ys, *DY = dys;                                      \
         T *restrict DX = dxs;                                                                    \
         (void)attr;                                                                              \

@@ -166,8 +166,8 @@ static bool all_full(const tg_node *n) {
     return true;
 }
 
-static TG_NOINLINE void forward_block(const tg_node *n, const ew_plan *p, const ew_rows *w, int64_t cb,
-                          int64_t nb) {
+static TG_NOINLINE void forward_block(const tg_node *n, const ew_plan *p, const ew_rows *w,
+                                      int64_t cb, int64_t nb) {
     tg_dtype dt = n->out->dtype;
     ew_regs r;
     const void *xs[TG_EW_MAX_IN];
@@ -176,59 +176,6 @@ static TG_NOINLINE void forward_block(const tg_node *n, const ew_plan *p, const 
     void *dst = tg__at(dt, n->out->data, w->y + cb);
     n->op->eltwise->fwd[dt == TG_F64](npad, xs, nb == npad ? dst : r.out, n->attr);
     if (nb != npad) tg__ew_copy(dt, dst, r.out, nb);
-}
-
-/* Equal shapes: one flat walk, whole blocks straight from memory. */
-static void forward_flat(const tg_node *n, ew_plan *p) {
-    tg_dtype dt = n->out->dtype;
-    int64_t whole = tg_vec_body(n->out->numel);
-    tg_block_fwd f = n->op->eltwise->fwd[dt == TG_F64];
-    int nt = tg_threads_for(n->tape, whole);
-    (void)nt;
-    TG_OMP_FOR_NT
-    for (int64_t cb = 0; cb < whole; cb += TG_BLOCK) {
-        int64_t nb = whole - cb < TG_BLOCK ? whole - cb : TG_BLOCK;
-        const void *xs[TG_EW_MAX_IN];
-        for (int j = 0; j < n->n_in; j++) xs[j] = tg__at(dt, n->in[j]->data, cb);
-        f(nb, xs, tg__at(dt, n->out->data, cb), n->attr);
-    }
-    if (whole == n->out->numel) return;
-    p->nd = 1;   /* the tail, padded */
-    p->shape[0] = n->out->numel;
-    for (int j = 0; j < n->n_in; j++) p->st[j][0] = 1;
-    ew_rows w = {0};
-    forward_block(n, p, &w, whole, n->out->numel - whole);
-}
-
-/* One input as large as the output and one whole block: the kernel alone
- * (tiny chains run op by op are all tape overhead). */
-static bool one_block(const tg_node *n) {
-    int64_t numel = n->out->numel;
-    return n->n_in == 1 && n->in[0]->numel == numel && numel > 0 && numel <= TG_BLOCK &&
-           (numel & (TG_VEC - 1)) == 0;
-}
-
-int tg_eltwise_forward(tg_node *n) {
-    tg_tensor *y = n->out;
-    if (one_block(n)) {
-        const void *x = n->in[0]->data;
-        n->op->eltwise->fwd[y->dtype == TG_F64](y->numel, &x, y->data, n->attr);
-        return 0;
-    }
-    if (y->numel == 0) return 0;
-    ew_plan p;
-    if (all_full(n)) {
-        p.n_in = n->n_in;
-        forward_flat(n, &p);
-        return 0;
-    }
-    plan_of(n->n_in, n->in, y, &p);
-    int64_t inner = p.shape[p.nd - 1], rows = p.numel / inner;
-    ew_rows w = {0};
-    for (int64_t row = 0; row < rows; row++, rows_next(&p, &w, inner))
-        for (int64_t cb = 0; cb < inner; cb += TG_BLOCK)
-            forward_block(n, &p, &w, cb, inner - cb < TG_BLOCK ? inner - cb : TG_BLOCK);
-    return 0;
 }
 
 /* dx[0] += sum of nb contributions (an input broadcast along the row). */
@@ -243,8 +190,8 @@ static void add_sum(tg_dtype dt, void *dx, const void *c, int64_t nb) {
 /* One block of input k's gradient at dst: its inputs gathered (padded) into
  * registers, the contribution written (=) or added into dst, or summed into
  * dst[0] where input k is broadcast along the row. */
-static TG_NOINLINE void vjp_block(const tg_node *n, int k, const ew_plan *p, const ew_rows *w, int64_t cb,
-                      int64_t nb, void *dst, bool acc) {
+static TG_NOINLINE void vjp_block(const tg_node *n, int k, const ew_plan *p, const ew_rows *w,
+                                  int64_t cb, int64_t nb, void *dst, bool acc) {
     tg_dtype dt = n->out->dtype;
     const tg_eltwise *ew = n->op->eltwise;
     int64_t npad = tg_vec_round(nb), sk = p->st[k][p->nd - 1];
@@ -266,29 +213,70 @@ static TG_NOINLINE void vjp_block(const tg_node *n, int k, const ew_plan *p, con
         tg__ew_copy(dt, dst, r.out, nb);
 }
 
-/* Equal shapes: one flat walk, whole blocks straight from memory. */
-static void vjp_flat(const tg_node *n, int k, ew_plan *p, void *dx, bool acc) {
+/* Equal shapes: one flat walk, whole blocks straight from memory, shared by
+ * the threads, the padded tail through registers. The forward when dx is
+ * NULL, else input k's VJP into dx. */
+static void flat_walk(const tg_node *n, int k, ew_plan *p, void *dx, bool acc) {
     tg_dtype dt = n->out->dtype;
     const tg_eltwise *ew = n->op->eltwise;
+    unsigned needs = dx ? ew->needs : TG_NEEDS_X;
     int64_t whole = tg_vec_body(n->out->numel);
-    tg_block_vjp v = ew->vjp[dt == TG_F64];
-    int nt = tg_threads_for(n->tape, whole);
+    int f64 = dt == TG_F64, nt = tg_threads_for(n->tape, whole);
     (void)nt;
     TG_OMP_FOR_NT
     for (int64_t cb = 0; cb < whole; cb += TG_BLOCK) {
         int64_t nb = whole - cb < TG_BLOCK ? whole - cb : TG_BLOCK;
         const void *xs[TG_EW_MAX_IN];
         for (int j = 0; j < n->n_in; j++)
-            xs[j] = (ew->needs & TG_NEEDS_X) ? tg__at(dt, n->in[j]->data, cb) : zeros;
-        const void *yb = (ew->needs & TG_NEEDS_Y) ? tg__at(dt, n->out->data, cb) : zeros;
-        v(k, nb, xs, yb, tg__at(dt, n->out->grad, cb), tg__at(dt, dx, cb), acc, n->attr);
+            xs[j] = (needs & TG_NEEDS_X) ? tg__at(dt, n->in[j]->data, cb) : zeros;
+        const void *yb = (needs & TG_NEEDS_Y) ? tg__at(dt, n->out->data, cb) : zeros;
+        if (dx)
+            ew->vjp[f64](k, nb, xs, yb, tg__at(dt, n->out->grad, cb), tg__at(dt, dx, cb), acc,
+                         n->attr);
+        else
+            ew->fwd[f64](nb, xs, tg__at(dt, n->out->data, cb), n->attr);
     }
     if (whole == n->out->numel) return;
     p->nd = 1;   /* the tail, padded */
     p->shape[0] = n->out->numel;
     for (int j = 0; j < n->n_in; j++) p->st[j][0] = 1;
     ew_rows w = {0};
-    vjp_block(n, k, p, &w, whole, n->out->numel - whole, tg__at(dt, dx, whole), acc);
+    int64_t tail = n->out->numel - whole;
+    if (dx)
+        vjp_block(n, k, p, &w, whole, tail, tg__at(dt, dx, whole), acc);
+    else
+        forward_block(n, p, &w, whole, tail);
+}
+
+/* One input as large as the output and one whole block: the kernel alone
+ * (tiny chains run op by op are all tape overhead). */
+static bool one_block(const tg_node *n) {
+    int64_t numel = n->out->numel;
+    return n->n_in == 1 && n->in[0]->numel == numel && numel > 0 && numel <= TG_BLOCK &&
+           (numel & (TG_VEC - 1)) == 0;
+}
+
+int tg_eltwise_forward(tg_node *n) {
+    tg_tensor *y = n->out;
+    if (one_block(n)) {
+        const void *x = n->in[0]->data;
+        n->op->eltwise->fwd[y->dtype == TG_F64](y->numel, &x, y->data, n->attr);
+        return 0;
+    }
+    if (y->numel == 0) return 0;
+    ew_plan p;
+    if (all_full(n)) {
+        p.n_in = n->n_in;
+        flat_walk(n, 0, &p, NULL, false);
+        return 0;
+    }
+    plan_of(n->n_in, n->in, y, &p);
+    int64_t inner = p.shape[p.nd - 1], rows = p.numel / inner;
+    ew_rows w = {0};
+    for (int64_t row = 0; row < rows; row++, rows_next(&p, &w, inner))
+        for (int64_t cb = 0; cb < inner; cb += TG_BLOCK)
+            forward_block(n, &p, &w, cb, inner - cb < TG_BLOCK ? inner - cb : TG_BLOCK);
+    return 0;
 }
 
 /* The gradient of input k: written where it is fresh and as large as the
@@ -303,7 +291,7 @@ static void input_vjp(tg_node *n, int k, bool flat, ew_plan *p) {
     if (fresh && !full) memset(dx, 0, (size_t)n->in[k]->numel * tg__fsize(dt));
     if (y->numel == 0) return;
     if (flat) {
-        vjp_flat(n, k, p, dx, acc);
+        flat_walk(n, k, p, dx, acc);
         return;
     }
     int64_t inner = p->shape[p->nd - 1], rows = p->numel / inner, sk = p->st[k][p->nd - 1];

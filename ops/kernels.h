@@ -61,6 +61,13 @@ static inline int64_t tg_vec_body(int64_t n) { return n & ~(int64_t)(TG_VEC - 1)
 
 #define TG_NOINLINE __attribute__((noinline))
 
+/* Headers of an elementwise op's block kernels (op.h: tg_block_fwd, tg_block_vjp),
+ * with the argument names the family tables use. */
+#define TG_EW_FWD_KERNEL(FN) void FN(int64_t n, const void *const *xs, void *ys, const void *attr)
+#define TG_EW_VJP_KERNEL(FN)                                                                     \
+    void FN(int k, int64_t n, const void *const *xs, const void *ys, const void *dys, void *dxs, \
+            bool acc, const void *attr)
+
 /* ---- threads ------------------------------------------------------------------------------ */
 /* Threads for a kernel doing `work` elements' worth of independent lines:
  * the tape's threads from TG_PARALLEL_MIN on, else one (a fork and join

@@ -30,8 +30,7 @@ typedef struct unary_attr { double a, b; } unary_attr;
  * The derivative goes through a T variable: GCC 12 does not vectorise
  * DY * (x > 0 ? 1 : 0) written inline (measured: relu's VJP ran scalar). */
 #define UNARY_KERNELS(NAME, FWD, DYDX, T)                                                         \
-    TG_SIMD_CLONES static void NAME##_fwd_##T(int64_t n, const void *const *xs, void *ys,         \
-                                              const void *attr) {                                 \
+    TG_SIMD_CLONES static TG_EW_FWD_KERNEL(NAME##_fwd_##T) {                                      \
         const unary_attr *at = attr;                                                              \
         const T a = (T)at->a, b = (T)at->b, *X = xs[0];                                           \
         T *Y = ys;                                                                                \
@@ -42,9 +41,7 @@ typedef struct unary_attr { double a, b; } unary_attr;
             Y[i] = (FWD);                                                                         \
         }                                                                                         \
     }                                                                                             \
-    TG_SIMD_CLONES static void NAME##_vjp_##T(int k, int64_t n, const void *const *xs,            \
-                                              const void *ys, const void *dys, void *dxs,         \
-                                              bool acc, const void *attr) {                       \
+    TG_SIMD_CLONES static TG_EW_VJP_KERNEL(NAME##_vjp_##T) {                                      \
         const unary_attr *at = attr;                                                              \
         const T a = (T)at->a, b = (T)at->b, *X = xs[0], *Y = ys, *DY = dys;                       \
         T *DX = dxs;                                                                              \
