@@ -21,8 +21,7 @@ static void *alloc_grad(tg_tape *tp, tg_tensor *t, const char *op, bool zero) {
 
 static int64_t cols_of(const tg_tensor *t) { return t->ndim ? t->shape[t->ndim - 1] : 1; }
 
-void tg__grad_complete(tg_tensor *t) {
-    if (t->grad_lo >= t->grad_hi) return;
+void tg__grad_zero_rest(tg_tensor *t) {
     int64_t cols = cols_of(t), rows = t->numel / cols;
     size_t row = (size_t)cols * tg_dtype_size(t->dtype);
     memset(t->grad, 0, (size_t)t->grad_lo * row);

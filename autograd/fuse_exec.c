@@ -283,7 +283,13 @@ static void run_space(const fz_run *r, const fz_space *s) {
 }
 
 static int start(tg_tape *tp, const fz_group *g, const fz_prog *p, fz_run *r) {
-    *r = (fz_run){.tp = tp, .g = g, .p = p, .dt = g->dt, .es = tg_dtype_size(g->dt)};
+    r->tp = tp; /* field by field: "= {...}" zeroes assign[] with a slow `rep stos` */
+    r->g = g;
+    r->p = p;
+    r->dt = g->dt;
+    r->es = tg_dtype_size(g->dt);
+    r->partial = NULL;
+    for (int i = 0; i < g->n_operands; i++) r->assign[i] = false;
     int nt = tg_tape_threads(tp);
     if (registers(tp, p, nt < FZ_MAX_THREADS ? nt : FZ_MAX_THREADS) != 0) return -1;
     fz_run one;

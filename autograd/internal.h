@@ -21,7 +21,7 @@ typedef enum tg_owner {
     TG_OWN_ARENA    /* struct and data in a tape's arena                     */
 } tg_owner;
 
-struct tg_tensor {
+struct tg_tensor {          /* 128 bytes: two cache lines per op result */
     tg_dtype dtype;
     int ndim;
     int64_t shape[TG_MAX_DIMS];
@@ -29,15 +29,16 @@ struct tg_tensor {
     void *data;
     void *grad;            /* NULL until a gradient reaches this tensor       */
     tg_tape *tape;         /* owning tape for arena tensors                   */
-    int64_t node;          /* index of the producing node, -1 if not recorded */
+    int32_t node;          /* index of the producing node, -1 if not recorded */
+    /* fusion (autograd/fuse.h): the group that computes this tensor (data is
+     * NULL while it is pending), its index there, and how many live groups
+     * read it */
+    int32_t fz_index;
+    struct fz_group *fz;
+    _Atomic uint32_t fz_holds;
     uint8_t owner;         /* tg_owner                                        */
     bool requires_grad;
     bool grad_on_heap;     /* leaf gradient, malloc'd, freed with the tensor  */
-    /* fusion (autograd/fuse.h): the group that computes this tensor (data is
-     * NULL while it is pending), and how many live groups read it */
-    struct fz_group *fz;
-    int32_t fz_index;
-    _Atomic uint32_t fz_holds;
     /* grad_lo < grad_hi: only those rows of the gradient (seen as a matrix
      * [rows, last dim]) are written yet; tg__grad_complete zeroes the rest */
     int64_t grad_lo, grad_hi;
@@ -100,7 +101,10 @@ TG_HIDDEN void *tg__grad_buffer(tg_tape *tp, tg_tensor *t, const char *op, bool 
 TG_HIDDEN void *tg__grad_rows(tg_tape *tp, tg_tensor *t, int64_t row0, int64_t n, const char *op,
                               bool *assign);
 /* Zero the rows of t's gradient not written yet: before anyone reads it. */
-TG_HIDDEN void tg__grad_complete(tg_tensor *t);
+TG_HIDDEN void tg__grad_zero_rest(tg_tensor *t);
+static inline void tg__grad_complete(tg_tensor *t) {
+    if (t->grad_lo < t->grad_hi) tg__grad_zero_rest(t);
+}
 
 /* Record op on the tape when recording is on and an input requires grad:
  * inputs and attributes copied into the arena, *node set (NULL when not

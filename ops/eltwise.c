@@ -111,6 +111,13 @@ typedef struct ew_rows {
     int64_t y;                   /* and in the output                       */
 } ew_rows;
 
+/* The first row (written out: "= {0}" is a slow `rep stos`). */
+static void rows_start(const ew_plan *p, ew_rows *w) {
+    for (int d = 0; d < p->nd; d++) w->idx[d] = 0;
+    for (int j = 0; j < p->n_in; j++) w->off[j] = 0;
+    w->y = 0;
+}
+
 static void rows_next(const ew_plan *p, ew_rows *w, int64_t inner) {
     w->y += inner;
     for (int d = p->nd - 2; d >= 0; d--) {
@@ -240,7 +247,8 @@ static void flat_walk(const tg_node *n, int k, ew_plan *p, void *dx, bool acc) {
     p->nd = 1;   /* the tail, padded */
     p->shape[0] = n->out->numel;
     for (int j = 0; j < n->n_in; j++) p->st[j][0] = 1;
-    ew_rows w = {0};
+    ew_rows w;
+    rows_start(p, &w);
     int64_t tail = n->out->numel - whole;
     if (dx)
         vjp_block(n, k, p, &w, whole, tail, tg__at(dt, dx, whole), acc);
@@ -272,7 +280,8 @@ int tg_eltwise_forward(tg_node *n) {
     }
     plan_of(n->n_in, n->in, y, &p);
     int64_t inner = p.shape[p.nd - 1], rows = p.numel / inner;
-    ew_rows w = {0};
+    ew_rows w;
+    rows_start(&p, &w);
     for (int64_t row = 0; row < rows; row++, rows_next(&p, &w, inner))
         for (int64_t cb = 0; cb < inner; cb += TG_BLOCK)
             forward_block(n, &p, &w, cb, inner - cb < TG_BLOCK ? inner - cb : TG_BLOCK);
@@ -295,7 +304,8 @@ static void input_vjp(tg_node *n, int k, bool flat, ew_plan *p) {
         return;
     }
     int64_t inner = p->shape[p->nd - 1], rows = p->numel / inner, sk = p->st[k][p->nd - 1];
-    ew_rows w = {0};
+    ew_rows w;
+    rows_start(p, &w);
     for (int64_t row = 0; row < rows; row++, rows_next(p, &w, inner))
         for (int64_t cb = 0; cb < inner; cb += TG_BLOCK)
             vjp_block(n, k, p, &w, cb, inner - cb < TG_BLOCK ? inner - cb : TG_BLOCK,

@@ -13,8 +13,11 @@
     TG_SIMD_CLONES static TG_NOINLINE void fill_##T(T *restrict d, T v, int64_t n) {             \
         for (int64_t i = 0; i < n; i++) d[i] = v;                                                \
     }                                                                                            \
+    /* no memset for part (GCC makes it a `rep stos`, slow to start) */                           \
+    __attribute__((optimize("no-tree-loop-distribute-patterns")))                                 \
     static double sum_##T(const T *s, int64_t n) {                                               \
-        double part[TG_VEC] = {0}, acc = 0;                                                      \
+        double part[TG_VEC], acc = 0;                                                            \
+        for (int l = 0; l < TG_VEC; l++) part[l] = 0;                                            \
         int64_t i = 0, body = tg_vec_body(n);                                                    \
         for (; i < body; i += TG_VEC)                                                            \
             for (int l = 0; l < TG_VEC; l++) part[l] += s[i + l];                                \
