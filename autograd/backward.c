@@ -142,6 +142,7 @@ tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
     if (!tp) return TG_ERR_ARG;
     if (tp->status != TG_OK) return tp->status; /* a failed forward has nothing to replay */
     tg_status st = backward_check(tp, y, dy);
+    if (st == TG_OK && dy && tg__concrete((tg_tensor *)dy) != 0) st = tp->status; /* a fused value */
     if (st == TG_OK) st = seed_output_grad(tp, y, dy);
     if (st != TG_OK) return st;
     tg__fuse_backward_begin(tp);
