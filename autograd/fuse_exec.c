@@ -9,7 +9,8 @@
  * alone (ops/eltwise.c). An operand read whole and unpadded is read in
  * place, not copied; so is a seed gradient that nothing adds to.
  *
- * Threads. A space with enough work (FZ_PARALLEL_MIN element-instructions)
+ * Threads. A space with enough work (the tape's parallel_min element-
+ * instructions: autograd/internal.h says why it is about a millisecond)
  * is split into row ranges (flat: block ranges) across the tape's threads,
  * each with its own registers. Rows write their own elements, except
  * scatters into an operand broadcast along the rows (a bias gradient): each
@@ -26,9 +27,7 @@
 #include <omp.h>
 #endif
 
-/* Below this many element-instructions a space runs on one thread: a fork
- * and join costs a few microseconds (measured: bench/w1, w3). */
-enum { FZ_PARALLEL_MIN = 1 << 16, FZ_MAX_THREADS = 16 };
+enum { FZ_MAX_THREADS = 16 };
 
 static const double zeros[TG_BLOCK];
 
@@ -229,7 +228,7 @@ static void run_blocks(const fz_run *r, const fz_space *s, bool is_flat, int64_t
 static int threads_for(const fz_run *r, const fz_space *s, int64_t blocks) {
     int nt = tg_tape_threads(r->tp);
     if (nt > FZ_MAX_THREADS) nt = FZ_MAX_THREADS;
-    if (nt < 2 || blocks < 2 || s->rows * s->cols * s->count < FZ_PARALLEL_MIN) return 1;
+    if (nt < 2 || blocks < 2 || s->rows * s->cols * s->count < r->tp->parallel_min) return 1;
     const fz_inst *in = r->p->inst;
     for (int i = s->first; i < s->first + s->count; i++)
         for (int j = s->first; j < i; j++) {

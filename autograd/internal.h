@@ -75,6 +75,7 @@ struct tg_tape {
     struct tg_fuse *fuse;   /* fusion state (autograd/fuse.c), NULL when off */
     bool fusion;            /* tg_tape_set_fusion / TG_FUSE                   */
     int64_t fuse_min;       /* smallest output fused (TG_FUSE_MIN, tests)     */
+    int64_t parallel_min;   /* work split across threads (TG_PARALLEL_MIN)    */
     bool poison;            /* TG_ARENA_POISON: uninitialised arena = NaNs   */
 };
 
@@ -85,6 +86,16 @@ TG_HIDDEN void tg__count_alloc(void);   /* for realloc growth */
 #define tg__set_last_error tg_set_last_error
 TG_HIDDEN void tg__vformat_error(char *buf, size_t size, const char *op, const char *fmt,
                                  va_list ap);
+
+/* Element-operations (an element through one instruction of a fused group,
+ * or one pass of a line kernel) from which work is split across the tape's
+ * threads: about a millisecond. A fork and join costs microseconds on an idle
+ * machine, but a scheduler time slice when another process holds one of the
+ * cores: splitting from 64K on, W3 at 2 threads beside one busy process took
+ * 670 ms a step instead of 40, since every LSTM step's group waited at a
+ * barrier for a descheduled thread. TG_PARALLEL_MIN sets it for new tapes
+ * (the tests split tiny work with 1; a quiet machine may gain from less). */
+enum { TG__PARALLEL_MIN = 1 << 22 };
 
 /* Fusion on for this tape (tg_tape_set_fusion, TG_FUSE=0 turns it off). The
  * one switch other engine code reads. */

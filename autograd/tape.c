@@ -111,6 +111,8 @@ tg_tape *tg_tape_new(void) {
     tp->fusion = !(fuse && fuse[0] == '0' && fuse[1] == '\0');
     const char *min = getenv("TG_FUSE_MIN");   /* tests fuse tiny tensors with 1 */
     tp->fuse_min = min && atoll(min) > 0 ? atoll(min) : FZ_MIN_NUMEL;
+    const char *par = getenv("TG_PARALLEL_MIN");
+    tp->parallel_min = par && atoll(par) > 0 ? atoll(par) : TG__PARALLEL_MIN;
     /* tests: memory handed out uninitialised reads as NaN, so a missing write shows */
     tp->poison = getenv("TG_ARENA_POISON") != NULL;
     return tp;

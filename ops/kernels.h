@@ -69,14 +69,15 @@ static inline int64_t tg_vec_body(int64_t n) { return n & ~(int64_t)(TG_VEC - 1)
             bool acc, const void *attr)
 
 /* ---- threads ------------------------------------------------------------------------------ */
-/* Threads for a kernel doing `work` elements' worth of independent lines:
- * the tape's threads from TG_PARALLEL_MIN on, else one (a fork and join
- * costs a few microseconds). TG_OMP_FOR_NT shares the next loop among the
- * local variable nt's threads (one: no team). */
-enum { TG_PARALLEL_MIN = 1 << 15 };
+/* Threads for a kernel over `elements` elements of independent lines: the
+ * tape's threads when its passes (about four: softmax's max, exp, sum and
+ * scale) reach the tape's parallel_min element-operations (about a
+ * millisecond: autograd/internal.h says why), else one. TG_OMP_FOR_NT shares
+ * the next loop among the local variable nt's threads (one: no team). */
+enum { TG_LINE_PASSES = 4 };
 
-static inline int tg_threads_for(const tg_tape *tp, int64_t work) {
-    return work < TG_PARALLEL_MIN ? 1 : tg_tape_threads(tp);
+static inline int tg_threads_for(const tg_tape *tp, int64_t elements) {
+    return elements < tp->parallel_min / TG_LINE_PASSES ? 1 : tg_tape_threads(tp);
 }
 
 #ifdef _OPENMP

@@ -24,9 +24,12 @@ typedef struct graph {
     int n_reads;
 } graph;
 
-/* Tiny tensors fuse too, and gradient buffers never zeroed show as NaN. */
+/* Tiny tensors fuse too, gradient buffers never zeroed show as NaN, and
+ * groups of 4K element-instructions split across threads (by default only
+ * those of a millisecond's work do). */
 static void fuse_everything(void) {
     setenv("TG_FUSE_MIN", "1", 1);
+    setenv("TG_PARALLEL_MIN", "4096", 1);
     setenv("TG_ARENA_POISON", "1", 1);
 }
 
@@ -361,6 +364,7 @@ END_TEST
  * unfused and fused elementwise ops) give what one thread gives: the same
  * bits where lines are independent, rounding where partial sums meet. */
 static void threaded_program(int threads, bool fused, double *out, int64_t n_out) {
+    setenv("TG_PARALLEL_MIN", "4096", 1);   /* the default splits only a millisecond's work */
     tg_tape *tp = tg_tape_new();
     tg_tape_set_threads(tp, threads);
     tg_tape_set_fusion(tp, fused);
