@@ -9,8 +9,8 @@
  * alone (ops/eltwise.c). An operand read whole and unpadded is read in
  * place, not copied; so is a seed gradient that nothing adds to.
  *
- * Threads. A space with enough work (the tape's parallel_min element-
- * instructions: autograd/internal.h says why it is about a millisecond)
+ * Threads. A space with enough work (element-instructions: tg__split,
+ * autograd/internal.h says how much and why)
  * is split into row ranges (flat: block ranges) across the tape's threads,
  * each with its own registers. Rows write their own elements, except
  * scatters into an operand broadcast along the rows (a bias gradient): each
@@ -228,7 +228,7 @@ static void run_blocks(const fz_run *r, const fz_space *s, bool is_flat, int64_t
 static int threads_for(const fz_run *r, const fz_space *s, int64_t blocks) {
     int nt = tg_tape_threads(r->tp);
     if (nt > FZ_MAX_THREADS) nt = FZ_MAX_THREADS;
-    if (nt < 2 || blocks < 2 || s->rows * s->cols * s->count < r->tp->parallel_min) return 1;
+    if (nt < 2 || blocks < 2 || !tg__split(r->tp, s->rows * s->cols * s->count)) return 1;
     const fz_inst *in = r->p->inst;
     for (int i = s->first; i < s->first + s->count; i++)
         for (int j = s->first; j < i; j++) {
@@ -270,14 +270,20 @@ static void run_space(const fz_run *r, const fz_space *s) {
         if (th[t].partial) memset(th[t].partial, 0, (size_t)r->p->partials * r->es);
     }
     int64_t per_row = is_flat ? 1 : (s->cols + TG_BLOCK - 1) / TG_BLOCK;
+    double own[FZ_MAX_THREADS], t0 = tg__seconds();
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) schedule(static, 1)
 #endif
     for (int t = 0; t < nt; t++) {   /* whole rows to each thread, in order */
+        double start = tg__seconds();
         int64_t units = blocks / per_row;
         int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
         run_blocks(&th[t], s, is_flat, u0 * per_row, u1 * per_row);
+        own[t] = tg__seconds() - start;
     }
+    double slowest = 0;
+    for (int t = 0; t < nt; t++) slowest = own[t] > slowest ? own[t] : slowest;
+    tg__split_timed(r->tp, tg__seconds() - t0, slowest);
     add_partials(r, s, th, nt);
 }
 

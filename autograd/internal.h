@@ -76,6 +76,8 @@ struct tg_tape {
     bool fusion;            /* tg_tape_set_fusion / TG_FUSE                   */
     int64_t fuse_min;       /* smallest output fused (TG_FUSE_MIN, tests)     */
     int64_t parallel_min;   /* work split across threads (TG_PARALLEL_MIN)    */
+    int32_t split_wait;     /* splits still refused after a contended one     */
+    int32_t split_level;    /* contended splits in a row (backoff exponent)   */
     bool poison;            /* TG_ARENA_POISON: uninitialised arena = NaNs   */
 };
 
@@ -87,15 +89,26 @@ TG_HIDDEN void tg__count_alloc(void);   /* for realloc growth */
 TG_HIDDEN void tg__vformat_error(char *buf, size_t size, const char *op, const char *fmt,
                                  va_list ap);
 
-/* Element-operations (an element through one instruction of a fused group,
- * or one pass of a line kernel) from which work is split across the tape's
- * threads: about a millisecond. A fork and join costs microseconds on an idle
- * machine, but a scheduler time slice when another process holds one of the
- * cores: splitting from 64K on, W3 at 2 threads beside one busy process took
- * 670 ms a step instead of 40, since every LSTM step's group waited at a
- * barrier for a descheduled thread. TG_PARALLEL_MIN sets it for new tapes
- * (the tests split tiny work with 1; a quiet machine may gain from less). */
-enum { TG__PARALLEL_MIN = 1 << 22 };
+/* Splitting work across the tape's threads (tape.c). Work is counted in
+ * element-operations (an element through one instruction of a fused group,
+ * or one pass of a line kernel). A fork and join costs microseconds on an
+ * idle machine, so work from TG__PARALLEL_MIN (64K, about 20 us; TG_PARALLEL_MIN
+ * for new tapes) is split: W1 at 2 threads is 10% faster than splitting only
+ * from 4M. But it costs a scheduler time slice when another process holds
+ * one of the cores: W3 at 2 threads beside one busy process took 600-1900 ms
+ * a step instead of 40, every LSTM step's group waiting at the join for a
+ * descheduled thread. So every split region is timed: one that took much
+ * longer than its slowest thread's work (the others waited for a thread
+ * that was not running) makes the tape split only from TG__PARALLEL_MIN_BUSY
+ * (4M, about a millisecond) for the next 64, 128, ... 64K split decisions
+ * (doubling while splits stay contended), then it tries again. */
+enum { TG__PARALLEL_MIN = 1 << 16, TG__PARALLEL_MIN_BUSY = 1 << 22 };
+/* Whether to split `work` element-operations now (counts down a backoff). */
+TG_HIDDEN bool tg__split(tg_tape *tp, int64_t work);
+/* After a split region: its wall time and the slowest thread's own time. */
+TG_HIDDEN void tg__split_timed(tg_tape *tp, double wall, double slowest);
+/* Monotonic seconds. */
+TG_HIDDEN double tg__seconds(void);
 
 /* Fusion on for this tape (tg_tape_set_fusion, TG_FUSE=0 turns it off). The
  * one switch other engine code reads. */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { FIRST_CHUNK = 1 << 20 };
 
@@ -241,6 +242,34 @@ void tg_tape_set_threads(tg_tape *tp, int n) {
 }
 int tg_tape_threads(const tg_tape *tp) {
     return (tp && tp->threads > 0) ? tp->threads : tg_default_threads();
+}
+
+/* ---- splitting work across threads (internal.h says why) --------------------- */
+enum { SPLIT_WAIT_FIRST = 64, SPLIT_LEVEL_MAX = 10 };
+
+bool tg__split(tg_tape *tp, int64_t work) {
+    if (work < tp->parallel_min) return false;
+    if (tp->split_wait == 0) return true;
+    tp->split_wait--;
+    return work >= TG__PARALLEL_MIN_BUSY;
+}
+
+/* Contended: the region took over twice its slowest thread's time plus
+ * 200 us (waking a sleeping thread takes tens of us on an idle machine; a
+ * descheduled one, milliseconds). */
+void tg__split_timed(tg_tape *tp, double wall, double slowest) {
+    if (wall > 2 * slowest + 200e-6) {
+        tp->split_wait = SPLIT_WAIT_FIRST << tp->split_level;
+        if (tp->split_level < SPLIT_LEVEL_MAX) tp->split_level++;
+    } else if (tp->split_level > 0 && tp->split_wait == 0) {
+        tp->split_level--;
+    }
+}
+
+double tg__seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 tg_tensor *tg_detach(tg_tape *tp, tg_tensor *x) {

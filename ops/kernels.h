@@ -71,13 +71,15 @@ static inline int64_t tg_vec_body(int64_t n) { return n & ~(int64_t)(TG_VEC - 1)
 /* ---- threads ------------------------------------------------------------------------------ */
 /* Threads for a kernel over `elements` elements of independent lines: the
  * tape's threads when its passes (about four: softmax's max, exp, sum and
- * scale) reach the tape's parallel_min element-operations (about a
- * millisecond: autograd/internal.h says why), else one. TG_OMP_FOR_NT shares
- * the next loop among the local variable nt's threads (one: no team). */
+ * scale) are worth splitting (tg__split: autograd/internal.h), else one.
+ * TG_OMP_FOR_NT shares the next loop among the local variable nt's threads
+ * (one: no team). */
 enum { TG_LINE_PASSES = 4 };
 
-static inline int tg_threads_for(const tg_tape *tp, int64_t elements) {
-    return elements < tp->parallel_min / TG_LINE_PASSES ? 1 : tg_tape_threads(tp);
+static inline int tg_threads_for(tg_tape *tp, int64_t elements) {
+    int nt = tg_tape_threads(tp);
+    int64_t work = elements > INT64_MAX / TG_LINE_PASSES ? INT64_MAX : elements * TG_LINE_PASSES;
+    return nt > 1 && tg__split(tp, work) ? nt : 1;
 }
 
 #ifdef _OPENMP

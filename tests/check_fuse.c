@@ -7,7 +7,10 @@
  * slices of columns and rows, reshapes, values reused, reads mid-chain,
  * caller writes to inputs between ops, and non-fusible ops in between; the
  * other tests pin the hazards (writes and frees of inputs a group still
- * reads) and the switch. TG_FUSE_MIN=1 makes tiny tensors fuse too. */
+ * reads) and the switch. TG_FUSE_MIN=1 makes tiny tensors fuse too. The
+ * last test drives the thread-split policy through its hidden interface
+ * (the runner links the static library). */
+#include "../autograd/internal.h"
 #include "check_suites.h"
 #include "tg_test.h"
 
@@ -25,8 +28,8 @@ typedef struct graph {
 } graph;
 
 /* Tiny tensors fuse too, gradient buffers never zeroed show as NaN, and
- * groups of 4K element-instructions split across threads (by default only
- * those of a millisecond's work do). */
+ * groups of 4K element-instructions split across threads (by default from
+ * 64K on). */
 static void fuse_everything(void) {
     setenv("TG_FUSE_MIN", "1", 1);
     setenv("TG_PARALLEL_MIN", "4096", 1);
@@ -364,7 +367,7 @@ END_TEST
  * unfused and fused elementwise ops) give what one thread gives: the same
  * bits where lines are independent, rounding where partial sums meet. */
 static void threaded_program(int threads, bool fused, double *out, int64_t n_out) {
-    setenv("TG_PARALLEL_MIN", "4096", 1);   /* the default splits only a millisecond's work */
+    setenv("TG_PARALLEL_MIN", "4096", 1);   /* the default splits from 64K on */
     tg_tape *tp = tg_tape_new();
     tg_tape_set_threads(tp, threads);
     tg_tape_set_fusion(tp, fused);
@@ -401,6 +404,42 @@ START_TEST(kernels_split_across_threads_agree_with_one_thread) {
 }
 END_TEST
 
+/* Refusals of work worth splitting on an idle machine before it splits again. */
+static int refusals(tg_tape *tp) {
+    int n = 0;
+    while (!tg__split(tp, TG__PARALLEL_MIN) && n < 100000) n++;
+    return n;
+}
+
+/* A split region that waited for a descheduled thread makes the tape split
+ * only large work for 64 decisions, 128 if the next split waits too, and so
+ * on; splits that do not wait bring the backoff down again. */
+START_TEST(a_contended_split_backs_off_and_tries_again) {
+    unsetenv("TG_PARALLEL_MIN");
+    tg_tape *tp = tg_tape_new();
+    ck_assert(!tg__split(tp, TG__PARALLEL_MIN - 1));
+    ck_assert(tg__split(tp, TG__PARALLEL_MIN));
+    tg__split_timed(tp, 60e-6, 20e-6);   /* a thread woke in 40 us: fine */
+    ck_assert(tg__split(tp, TG__PARALLEL_MIN));
+
+    tg__split_timed(tp, 4e-3, 20e-6);    /* waited 4 ms for a thread */
+    ck_assert(tg__split(tp, TG__PARALLEL_MIN_BUSY));   /* large work still splits */
+    ck_assert_int_eq(refusals(tp), 63);
+    tg__split_timed(tp, 4e-3, 20e-6);    /* contended again: twice as long */
+    ck_assert_int_eq(refusals(tp), 128);
+    tg__split_timed(tp, 60e-6, 20e-6);   /* two clean splits: back to the first wait */
+    tg__split_timed(tp, 60e-6, 20e-6);
+    tg__split_timed(tp, 4e-3, 20e-6);
+    ck_assert_int_eq(refusals(tp), 64);
+    tg_tape_free(tp);
+
+    setenv("TG_PARALLEL_MIN", "100", 1);  /* the tests' setting */
+    tp = tg_tape_new();
+    ck_assert(tg__split(tp, 100) && !tg__split(tp, 99));
+    tg_tape_free(tp);
+}
+END_TEST
+
 Suite *suite_fuse(void) {
     Suite *s = suite_create("fuse");
     TCase *tc = tcase_create("fuse");
@@ -413,6 +452,7 @@ Suite *suite_fuse(void) {
     tcase_add_test(tc, the_switch_turns_fusion_off_per_tape_and_by_environment);
     tcase_add_test(tc, long_chains_dtype_changes_no_grad_and_two_backwards);
     tcase_add_test(tc, kernels_split_across_threads_agree_with_one_thread);
+    tcase_add_test(tc, a_contended_split_backs_off_and_tries_again);
     suite_add_tcase(s, tc);
     return s;
 }
