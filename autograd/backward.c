@@ -19,6 +19,62 @@ static void *alloc_grad(tg_tape *tp, tg_tensor *t, const char *op, bool zero) {
     return t->grad;
 }
 
+/* ---- leaves shared between threads ----------------------------------------------
+ * A leaf (any tensor no node of this tape produced) keeps its gradient across
+ * backward calls. Two threads backpropagating into one leaf at the same time
+ * lost updates (dx += ... is not atomic). The contract (tape.h): one tape per
+ * thread, each with its own leaves, gradients summed afterwards. It is
+ * enforced, not assumed: a backward claims each leaf it writes (an atomic owner
+ * mark, held until tg_backward_ex returns), and one that finds a leaf claimed
+ * by another tape fails with TG_ERR_STATE instead of racing. */
+static bool is_leaf_of(const tg_tape *tp, const tg_tensor *t) {
+    return !(t->owner == TG_OWN_ARENA && t->tape == tp && t->node >= 0);
+}
+
+static bool remember_claim(tg_tape *tp, tg_tensor *t) {
+    if (tp->n_claimed == tp->cap_claimed) {
+        int64_t cap = tp->cap_claimed ? tp->cap_claimed * 2 : 64;
+        tg_tensor **grown = realloc(tp->claimed, (size_t)cap * sizeof *grown);
+        if (!grown) return false;
+        tg__count_alloc();
+        tp->heap_allocs++;
+        tp->claimed = grown;
+        tp->cap_claimed = cap;
+    }
+    tp->claimed[tp->n_claimed++] = t;
+    return true;
+}
+
+static bool claim_leaf(tg_tape *me, tg_tensor *t, const char *op) {
+    tg_tape *none = NULL;
+    if (__atomic_load_n(&t->grad_claim, __ATOMIC_ACQUIRE) == me) return true;
+    if (__atomic_compare_exchange_n(&t->grad_claim, &none, me, false, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED)) {
+        if (remember_claim(me, t)) return true;
+        __atomic_store_n(&t->grad_claim, NULL, __ATOMIC_RELEASE);
+        tg_fail(me, TG_ERR_NOMEM, "backward", "out of memory");
+        return false;
+    }
+    char s[160];
+    tg_fail(me, TG_ERR_STATE, op,
+            "leaf %s is being written by another tape's backward at the same time (another "
+            "thread?): give each thread its own leaves and sum their gradients (tape.h)",
+            tg_shape_str(t, s, sizeof s));
+    return false;
+}
+
+static void release_claims(tg_tape *tp) {
+    for (int64_t i = 0; i < tp->n_claimed; i++)
+        __atomic_store_n(&tp->claimed[i]->grad_claim, NULL, __ATOMIC_RELEASE);
+    tp->n_claimed = 0;
+}
+
+/* t's gradient buffer may be touched: false (error set, naming op) if it is a
+ * leaf another tape's backward holds. */
+static bool may_write_grad(tg_tape *tp, tg_tensor *t, const char *op) {
+    return !is_leaf_of(tp, t) || claim_leaf(tp, t, op);
+}
+
 static int64_t cols_of(const tg_tensor *t) { return t->ndim ? t->shape[t->ndim - 1] : 1; }
 
 void tg__grad_zero_rest(tg_tensor *t) {
@@ -33,6 +89,7 @@ void *tg__grad_rows(tg_tape *tp, tg_tensor *t, int64_t row0, int64_t n, const ch
                     bool *assign) {
     int64_t rows = t->numel ? t->numel / cols_of(t) : 0;
     *assign = false;
+    if (!may_write_grad(tp, t, op)) return NULL;
     if (!t->grad) {
         if (!alloc_grad(tp, t, op, t->owner != TG_OWN_ARENA)) return NULL;
         *assign = t->owner == TG_OWN_ARENA;
@@ -56,7 +113,7 @@ void *tg__grad_rows(tg_tape *tp, tg_tensor *t, int64_t row0, int64_t n, const ch
 
 void *tg_input_grad(tg_node *n, int i) {
     tg_tensor *t = n->in[i];
-    if (!t->requires_grad) return NULL;
+    if (!t->requires_grad || !may_write_grad(n->tape, t, n->op->name)) return NULL;
     if (!t->grad) return alloc_grad(n->tape, t, n->op->name, true);
     tg__grad_complete(t);
     return t->grad;
@@ -64,6 +121,7 @@ void *tg_input_grad(tg_node *n, int i) {
 
 void *tg__grad_buffer(tg_tape *tp, tg_tensor *t, const char *op, bool *fresh) {
     *fresh = false;
+    if (!may_write_grad(tp, t, op)) return NULL;
     if (t->grad) {
         tg__grad_complete(t);
         return t->grad;
@@ -85,11 +143,24 @@ const void *tg_output_grad(const tg_node *n) {
     return n->out->grad;
 }
 
+/* The VJP of an op with an empty result: a zero gradient for every input that
+ * wants one (as PyTorch gives), without running kernels that could loop over
+ * the other dims of the empty shape. */
+static bool zero_vjp(tg_node *n) {
+    for (int i = 0; i < n->n_in; i++)
+        if (n->in[i]->requires_grad && !tg_input_grad(n, i)) return false;
+    return true;
+}
+
 static tg_status backward_check(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
     char a[160], b[160];
     if (!y) {
         tg_fail(tp, TG_ERR_ARG, "backward", "output is NULL");
         return TG_ERR_ARG;
+    }
+    if (tg__tensor_stale(y)) {
+        tg_fail(tp, TG_ERR_STATE, "backward", "output: %s", TG_STALE_TEXT);
+        return TG_ERR_STATE;
     }
     if (y->tape != tp || y->node < 0 || y->node >= tp->n_nodes || tp->nodes[y->node].out != y) {
         tg_fail(tp, TG_ERR_STATE, "backward",
@@ -98,6 +169,10 @@ static tg_status backward_check(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) 
         return TG_ERR_STATE;
     }
     if (!dy) return TG_OK;
+    if (tg__tensor_stale(dy)) {
+        tg_fail(tp, TG_ERR_STATE, "backward", "output gradient: %s", TG_STALE_TEXT);
+        return TG_ERR_STATE;
+    }
     if (dy->numel != y->numel || dy->ndim != y->ndim ||
         memcmp(dy->shape, y->shape, (size_t)y->ndim * sizeof y->shape[0]) != 0) {
         tg_fail(tp, TG_ERR_SHAPE, "backward", "output gradient shape %s differs from output %s",
@@ -138,13 +213,7 @@ static tg_status seed_output_grad(tg_tape *tp, tg_tensor *y, const tg_tensor *dy
     return TG_OK;
 }
 
-tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
-    if (!tp) return TG_ERR_ARG;
-    if (tp->status != TG_OK) return tp->status; /* a failed forward has nothing to replay */
-    tg_status st = backward_check(tp, y, dy);
-    if (st == TG_OK && dy && tg__concrete((tg_tensor *)dy) != 0) st = tp->status; /* a fused value */
-    if (st == TG_OK) st = seed_output_grad(tp, y, dy);
-    if (st != TG_OK) return st;
+static tg_status replay(tg_tape *tp, tg_tensor *y) {
     tg__fuse_backward_begin(tp);
     for (int64_t i = y->node; i >= 0; i--) {
         tg_node *n = &tp->nodes[i];
@@ -153,14 +222,30 @@ tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
         if (fused == 0) continue;
         if (fused < 0) return tp->status != TG_OK ? tp->status : TG_ERR_STATE;
         if (!n->out->grad) continue; /* nothing flowed into this op */
+        if (n->out->numel == 0) {   /* forward did not run (tg_apply): the VJP is 0 */
+            if (!zero_vjp(n)) return tp->status;
+            continue;
+        }
         if (n->op->vjp(n) != 0 || tp->status != TG_OK)
             return tp->status != TG_OK ? tp->status : TG_ERR_STATE;
     }
     return TG_OK;
 }
 
+tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
+    if (!tp) return tg_set_last_error(TG_ERR_ARG, "backward: tape is NULL");
+    if (tp->status != TG_OK) return tp->status; /* a failed forward has nothing to replay */
+    tg_status st = backward_check(tp, y, dy);
+    if (st == TG_OK && dy && tg__concrete((tg_tensor *)dy) != 0) st = tp->status; /* a fused value */
+    if (st == TG_OK) st = seed_output_grad(tp, y, dy);
+    if (st != TG_OK) return st;
+    st = replay(tp, y);
+    release_claims(tp);
+    return st;
+}
+
 tg_status tg_backward(tg_tape *tp, tg_tensor *loss) {
-    if (tp && loss && loss->numel != 1) {
+    if (tp && loss && !tg__tensor_stale(loss) && loss->numel != 1) {
         char a[160];
         tg_fail(tp, TG_ERR_SHAPE, "backward",
                 "loss must have one element, got %s (use tg_backward_ex with an output gradient)",

@@ -318,6 +318,14 @@ int tg__fz_run_forward(tg_tape *tp, fz_group *g, const fz_prog *p) {
     return 0;
 }
 
+/* The name of the first op of g that reads t, for messages ("scale: leaf [4] ..."). */
+static const char *reader_name(const fz_group *g, const tg_tensor *t) {
+    for (int v = 0; v < g->n_values; v++)
+        for (int j = 0; g->v[v].in && j < g->v[v].n_in; j++)
+            if (g->v[v].in[j] == t) return g->v[v].op->name;
+    return "fusion";
+}
+
 /* Gradient buffers of the operands the program scatters into: rows that the
  * scatters tile and nobody wrote yet are written, a fresh buffer otherwise
  * zeroed and added to. */
@@ -328,11 +336,12 @@ static int operand_grads(fz_run *r, uint32_t wants) {
         const fz_operand *o = &g->o[i];
         bool fresh;
         if (r->p->write_ok >> i & 1) {
-            if (!tg__grad_rows(r->tp, o->t, o->off / o->cols, o->rows, "fusion", &r->assign[i]))
+            if (!tg__grad_rows(r->tp, o->t, o->off / o->cols, o->rows, reader_name(g, o->t),
+                               &r->assign[i]))
                 return -1;
             continue;
         }
-        void *grad = tg__grad_buffer(r->tp, o->t, "fusion", &fresh);
+        void *grad = tg__grad_buffer(r->tp, o->t, reader_name(g, o->t), &fresh);
         if (!grad) return -1;
         if (fresh) memset(grad, 0, (size_t)o->t->numel * r->es);
     }

@@ -3,7 +3,14 @@
 #ifndef TG_INTERNAL_H
 #define TG_INTERNAL_H
 
-#include "tapegrad.h"
+/* Only the core's own headers: the core knows nothing of nn, optim or io. */
+#include "tapegrad/core.h"
+#include "tapegrad/gradcheck.h"
+#include "tapegrad/op.h"
+#include "tapegrad/ops.h"
+#include "tapegrad/params.h"
+#include "tapegrad/tape.h"
+#include "tapegrad/tensor.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -21,7 +28,7 @@ typedef enum tg_owner {
     TG_OWN_ARENA    /* struct and data in a tape's arena                     */
 } tg_owner;
 
-struct tg_tensor {          /* 128 bytes: two cache lines per op result */
+struct tg_tensor {
     tg_dtype dtype;
     int ndim;
     int64_t shape[TG_MAX_DIMS];
@@ -29,13 +36,16 @@ struct tg_tensor {          /* 128 bytes: two cache lines per op result */
     void *data;
     void *grad;            /* NULL until a gradient reaches this tensor       */
     tg_tape *tape;         /* owning tape for arena tensors                   */
-    int32_t node;          /* index of the producing node, -1 if not recorded */
+    int64_t node;          /* index of the producing node, -1 if not recorded */
+    uint64_t gen;          /* arena tensors: the tape's generation when made  */
+    tg_tape *grad_claim;   /* leaves: the tape whose backward is writing the
+                              gradient (atomic; backward.c), else NULL          */
     /* fusion (autograd/fuse.h): the group that computes this tensor (data is
      * NULL while it is pending), its index there, and how many live groups
      * read it */
     int32_t fz_index;
-    struct fz_group *fz;
     _Atomic uint32_t fz_holds;
+    struct fz_group *fz;
     uint8_t owner;         /* tg_owner                                        */
     bool requires_grad;
     bool grad_on_heap;     /* leaf gradient, malloc'd, freed with the tensor  */
@@ -59,6 +69,7 @@ typedef struct tg_chunk {
 
 struct tg_tape {
     tg_chunk *chunks;      /* current chunk first                             */
+    tg_chunk *retired;     /* chunks merged away at the last reset, freed at the next */
     size_t capacity;       /* sum of chunk sizes                              */
     size_t used_before;    /* bytes used in chunks behind the current one     */
     size_t owned[3];       /* bytes in use by owner (tg_arena_owner)          */
@@ -79,6 +90,10 @@ struct tg_tape {
     int32_t split_wait;     /* splits still refused after a contended one     */
     int32_t split_level;    /* contended splits in a row (backoff exponent)   */
     bool poison;            /* TG_ARENA_POISON: uninitialised arena = NaNs   */
+    uint64_t generation;   /* tg_tape_reset count: arena tensors of an older one are stale */
+    tg_tensor **claimed;   /* leaves the running backward has claimed (backward.c) */
+    int64_t n_claimed, cap_claimed;
+    const char *scope;      /* tg_tape_set_scope: appended to error messages  */
 };
 
 /* Counted heap allocation (the counter behind tg_heap_allocs). */
@@ -88,6 +103,22 @@ TG_HIDDEN void tg__count_alloc(void);   /* for realloc growth */
 #define tg__set_last_error tg_set_last_error
 TG_HIDDEN void tg__vformat_error(char *buf, size_t size, const char *op, const char *fmt,
                                  va_list ap);
+
+/* An arena tensor whose tape has been reset since it was made (see tensor.c:
+ * the generation check). Inline: tg_apply asks it for every input. */
+static inline bool tg__tensor_stale(const tg_tensor *t) {
+    return t->owner == TG_OWN_ARENA && t->gen != t->tape->generation;
+}
+#define TG_STALE_TEXT                                                                          \
+    "tensor is from before the last tg_tape_reset of its tape (its memory is reused); keep "   \
+    "values across steps in caller-owned tensors (tg_tensor_clone)"
+
+/* Thread counts: at most TG_THREADS_PER_CORE (4) per online core (runtime.c).
+ * clamp: n < 1 gives 0 (the default); parse: TG_NUM_THREADS's text, clamped,
+ * or all cores when unset or not a positive number. */
+TG_HIDDEN int tg__max_threads(void);
+TG_HIDDEN int tg__clamp_threads(int n);
+TG_HIDDEN int tg__parse_threads(const char *s, int cores);
 
 /* Splitting work across the tape's threads (tape.c). Work is counted in
  * element-operations (an element through one instruction of a fused group,
@@ -148,6 +179,25 @@ static inline int64_t tg__numel(int ndim, const int64_t *shape) {
     for (int i = 0; i < ndim; i++) n *= shape[i];
     return n;
 }
+
+/* ---- sizes ------------------------------------------------------------------
+ * The largest tensor has 2^40 elements (8 TiB of float64); the arena hands out
+ * at most that many bytes of float64 at once. Every shape that becomes a tensor
+ * is checked against it: the constructors, tg_tape_tensor, and every op's
+ * result (tg_apply checks what infer produced). Below the cap, no product of
+ * dims, no element offset and no numel * dtype size can overflow. */
+#define TG_MAX_NUMEL ((int64_t)1 << 40)
+#define TG_MAX_BYTES ((size_t)TG_MAX_NUMEL * sizeof(double))
+
+/* numel of shape, or -1 with *why saying what is wrong (a negative dim, more
+ * than TG_MAX_NUMEL elements). A zero dim does not end the check: the other
+ * dims' product must stay under the cap as well, so an empty [0, 2^62] cannot
+ * carry a dimension kernels would loop over. ndim must be in [0, TG_MAX_DIMS]. */
+TG_HIDDEN int64_t tg__checked_numel(int ndim, const int64_t *shape, const char **why);
+/* dtype, ndim and shape of a new tensor, reported as "<op>: ..." on tp (or in
+ * the per-thread last error when tp is NULL). 0 when fine, else -1. */
+TG_HIDDEN int tg__check_new_shape(tg_tape *tp, const char *op, tg_dtype dt, int ndim,
+                                  const int64_t *shape);
 TG_HIDDEN bool tg__is_float(tg_dtype dt);
 /* Normalise axis for ndim; -1 when out of range. */
 TG_HIDDEN int tg__axis(int axis, int ndim);

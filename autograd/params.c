@@ -80,6 +80,12 @@ tg_tensor *tg_params_create(tg_params *p, const char *name, tg_dtype dt, int ndi
 }
 
 tg_status tg_params_add(tg_params *p, const char *name, tg_tensor *t) {
+    /* A tape's tensor dies at tg_tape_reset; the registry would keep using it. */
+    if (t && t->owner == TG_OWN_ARENA)
+        return tg__set_last_error(TG_ERR_ARG,
+                                  "params_add: '%s' is a tape tensor (freed at tg_tape_reset); "
+                                  "register a caller-owned one (tg_tensor_new, tg_tensor_clone)",
+                                  name ? name : "(null)");
     return append(p, name, t, false);
 }
 

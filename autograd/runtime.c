@@ -68,12 +68,22 @@ const char *tg_status_name(tg_status st) {
 /* ---- BLIS ---------------------------------------------------------------------
  * Debian's BLIS 0.9.0 falls back to slow kernels on CPUs it does not know
  * (Zen 4/5 -> generic; Xeons whose FMA-unit count it cannot read -> haswell).
- * Its AVX-512 "skx" kernels run 1.7-6x faster there. BLIS reads BLIS_ARCH_TYPE
- * only when bli_init() runs before the first bli_arch_query_id(), so we set it
- * for the duration of bli_init() and restore the environment afterwards. A
- * BLIS_ARCH_TYPE the user set is left alone. */
+ * Its AVX-512 "skx" kernels run 1.7-6x faster there.
+ *
+ * BLIS 0.9 takes a sub-configuration only from the environment variable
+ * BLIS_ARCH_TYPE, read once by its first bli_init(), and only as a number
+ * ("haswell" reads as 0, which is skx: SIGILL on a CPU without AVX-512). Its
+ * exported API has no other way to choose one (no lookup of another arch's
+ * context), so the variable has to hold our choice during that one call.
+ * setenv() races with getenv() in other threads, so the set-up runs in a
+ * load-time constructor, before main() and before any thread of the program
+ * exists; a program that dlopen()s tapegrad while its threads read the
+ * environment is the case left (README, runtime settings). The user's own
+ * value is respected: a number as BLIS reads it, a name translated to BLIS's
+ * number for that call; an unknown name is ignored (our choice instead). The
+ * environment is left as it was found. */
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static int default_threads_at_start;
+static int default_threads_at_start, online_cores = 1;
 static atomic_int default_threads_override;
 
 static int fastest_arch_for_cpu(void) {
@@ -87,36 +97,85 @@ static int fastest_arch_for_cpu(void) {
     return -1; /* let BLIS decide */
 }
 
-static int threads_from_env(void) {
-    const char *s = getenv("TG_NUM_THREADS");
-    if (s && *s) {
-        int n = atoi(s);
-        if (n > 0) return n;
+enum { ARCH_AS_GIVEN = -2, ARCH_BLIS_DECIDES = -1 };
+
+/* The id to hand BLIS for the user's BLIS_ARCH_TYPE text (NULL: unset). */
+static int arch_to_request(const char *user) {
+    if (user && *user) {
+        char *end;
+        (void)strtol(user, &end, 10);
+        if (*end == '\0') return ARCH_AS_GIVEN; /* a number: BLIS reads it itself */
+        for (int id = 0; id < BLIS_NUM_ARCHS; id++)
+            if (strcmp(bli_arch_string((arch_t)id), user) == 0) return id;
     }
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    return cores > 0 ? (int)cores : 1;
+    return fastest_arch_for_cpu();
+}
+
+/* bli_init() with BLIS_ARCH_TYPE holding arch's number (or absent when BLIS is
+ * to decide), then the user's value put back. */
+static void blis_init_as(int arch, const char *user) {
+    if (arch == ARCH_AS_GIVEN || (arch == ARCH_BLIS_DECIDES && !user)) {
+        bli_init();
+        return;
+    }
+    char id[16];
+    snprintf(id, sizeof id, "%d", arch);
+    if (arch >= 0)
+        setenv("BLIS_ARCH_TYPE", id, 1);
+    else
+        unsetenv("BLIS_ARCH_TYPE");
+    bli_init();
+    if (user)
+        setenv("BLIS_ARCH_TYPE", user, 1);
+    else
+        unsetenv("BLIS_ARCH_TYPE");
+}
+
+/* More threads than cores only queue up, and a huge count breaks things (a
+ * 100000-thread BLIS team overflowed libgomp's stack; TG_NUM_THREADS=1000 on 2
+ * cores ran for minutes): counts are clamped to this many per online core. */
+enum { TG_THREADS_PER_CORE = 4 };
+
+int tg__max_threads(void) {
+    tg_init();
+    return TG_THREADS_PER_CORE * online_cores;
+}
+
+int tg__clamp_threads(int n) {
+    if (n < 1) return 0; /* the default */
+    int max = tg__max_threads();
+    return n > max ? max : n;
+}
+
+int tg__parse_threads(const char *s, int cores) {
+    int max = TG_THREADS_PER_CORE * cores;
+    if (s && *s) {
+        char *end;
+        long n = strtol(s, &end, 10);
+        if (*end == '\0' && n > 0) return n < max ? (int)n : max;
+    }
+    return cores; /* unset, 0, negative or not a number: all cores */
 }
 
 static void init_runtime(void) {
-    const char *user_choice = getenv("BLIS_ARCH_TYPE");
-    int arch = (user_choice && *user_choice) ? -1 : fastest_arch_for_cpu();
-    if (arch >= 0) {
-        char id[16];
-        snprintf(id, sizeof id, "%d", arch);
-        setenv("BLIS_ARCH_TYPE", id, 1);
-        bli_init();
-        unsetenv("BLIS_ARCH_TYPE");
-    } else {
-        bli_init();
-    }
+    const char *found = getenv("BLIS_ARCH_TYPE");
+    char *user = found ? strdup(found) : NULL; /* setenv may free what getenv gave */
+    blis_init_as(arch_to_request(user), user);
+    free(user);
     (void)bli_arch_query_id();
     /* Every shape reaches BLIS validated by an op's infer; BLIS's own checks
      * cost a visible share of tiny GEMMs (attention over a few keys). */
     bli_error_checking_level_set(BLIS_NO_ERROR_CHECKING);
-    default_threads_at_start = threads_from_env();
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    online_cores = cores > 0 ? (int)cores : 1;
+    default_threads_at_start = tg__parse_threads(getenv("TG_NUM_THREADS"), online_cores);
 }
 
 void tg_init(void) { pthread_once(&init_once, init_runtime); }
+
+/* See above: the environment is touched only here, while the program is still
+ * single-threaded. */
+__attribute__((constructor)) static void init_at_load(void) { tg_init(); }
 
 const char *tg_blas_arch(void) {
     tg_init();
@@ -129,7 +188,7 @@ int tg_default_threads(void) {
     return n > 0 ? n : default_threads_at_start;
 }
 
-void tg_set_default_threads(int n) { atomic_store(&default_threads_override, n > 0 ? n : 0); }
+void tg_set_default_threads(int n) { atomic_store(&default_threads_override, tg__clamp_threads(n)); }
 
 /* ---- RNG: xoshiro256**, seeded through splitmix64 -------------------------- */
 static uint64_t splitmix64(uint64_t *x) {

@@ -50,6 +50,9 @@ static __attribute__((noinline)) void fill(void *p, int byte, size_t bytes) {
 
 /* Every arena block comes from here; the common case is a bump of c->used. */
 static inline void *arena_take(tg_tape *tp, size_t bytes, bool zero, tg_arena_owner owner) {
+    /* the cap keeps the rounding below and the doubling of the chunk size
+     * (arena_grow) from overflowing */
+    if (__builtin_expect(bytes > TG_MAX_BYTES, 0)) return NULL;
     bytes = (bytes + TG_ALIGN - 1) & ~(size_t)(TG_ALIGN - 1);
     tg_chunk *c = tp->chunks;
     if (__builtin_expect(!c || c->size - c->used < bytes, 0) && !(c = arena_grow(tp, bytes)))
@@ -70,26 +73,44 @@ void *tg__arena_data(tg_tape *tp, size_t bytes, bool zero, tg_arena_owner owner)
 }
 
 void *tg_tape_alloc(tg_tape *tp, size_t bytes) {
-    void *p = tp ? tg__arena_alloc(tp, bytes, true) : NULL;
-    if (tp && !p) tg_fail(tp, TG_ERR_NOMEM, "tape_alloc", "out of memory (%zu bytes)", bytes);
+    if (!tp) {
+        tg_fail(NULL, TG_ERR_ARG, "tape_alloc", "tape is NULL");
+        return NULL;
+    }
+    if (bytes > TG_MAX_BYTES) {
+        tg_fail(tp, TG_ERR_ARG, "tape_alloc", "%zu bytes is more than the arena's limit (2^43)",
+                bytes);
+        return NULL;
+    }
+    void *p = tg__arena_alloc(tp, bytes, true);
+    if (!p) tg_fail(tp, TG_ERR_NOMEM, "tape_alloc", "out of memory (%zu bytes)", bytes);
     return p;
+}
+
+static void free_chunks(tg_chunk *c) {
+    while (c) {
+        tg_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
 }
 
 /* After a step that overflowed a chunk, merge all chunks into one sized to
  * what the step used (an eighth more, whole MB), so the next step fits in
  * one block and allocates nothing. Pages stay mapped from step to step:
- * a page fault costs about 11 us here. */
+ * a page fault costs about 11 us here. The old chunks are retired, not
+ * freed, until the next reset: a tensor kept from the step before (a
+ * caller's mistake) then still has its struct to read, and the generation
+ * check refuses it instead of reading freed memory. */
 static void arena_reset(tg_tape *tp) {
     note_peak(tp);
+    free_chunks(tp->retired);
+    tp->retired = NULL;
     tg_chunk *c = tp->chunks;
     if (c && c->next) {
         size_t used = tp->used_before + c->used;
         size_t total = (used + used / 8 + FIRST_CHUNK - 1) & ~(size_t)(FIRST_CHUNK - 1);
-        while (c) {
-            tg_chunk *next = c->next;
-            free(c);
-            c = next;
-        }
+        tp->retired = c;
         tp->chunks = chunk_new(tp, total);
         tp->capacity = tp->chunks ? total : 0;
     }
@@ -122,12 +143,10 @@ tg_tape *tg_tape_new(void) {
 void tg_tape_free(tg_tape *tp) {
     if (!tp) return;
     tg__fuse_free(tp);
-    for (tg_chunk *c = tp->chunks; c;) {
-        tg_chunk *next = c->next;
-        free(c);
-        c = next;
-    }
+    free_chunks(tp->chunks);
+    free_chunks(tp->retired);
     free(tp->nodes);
+    free(tp->claimed);
     free(tp);
 }
 
@@ -135,6 +154,7 @@ void tg_tape_reset(tg_tape *tp) {
     if (!tp) return;
     tg__fuse_release(tp);
     arena_reset(tp);
+    tp->generation++;
     tp->n_nodes = 0;
     tp->status = TG_OK;
     tp->msg[0] = '\0';
@@ -154,6 +174,8 @@ void tg_tape_stats_get(const tg_tape *tp, tg_tape_stats *out) {
     out->arena_scratch = tp->owned[TG_ARENA_SCRATCH];
 }
 
+/* The struct of an arena tensor (shape and data still to set), stamped with
+ * the tape's generation: views, pending values, op results. */
 tg_tensor *tg__arena_struct(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape) {
     tg_tensor *t = tg__arena_alloc(tp, sizeof *t, true);
     if (!t) return NULL;
@@ -164,6 +186,7 @@ tg_tensor *tg__arena_struct(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *s
     t->tape = tp;
     t->node = -1;
     t->owner = TG_OWN_ARENA;
+    t->gen = tp->generation;
     return t;
 }
 
@@ -175,22 +198,11 @@ tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *s
 }
 
 tg_tensor *tg_tape_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape) {
-    if (!tp) return NULL;
-    if (dt != TG_F32 && dt != TG_F64 && dt != TG_I32) {
-        tg_fail(tp, TG_ERR_DTYPE, "tape_tensor", "unknown dtype %d", (int)dt);
+    if (!tp) {
+        tg_fail(NULL, TG_ERR_ARG, "tape_tensor", "tape is NULL");
         return NULL;
     }
-    if (ndim < 0 || ndim > TG_MAX_DIMS || (ndim > 0 && !shape)) {
-        tg_fail(tp, TG_ERR_SHAPE, "tape_tensor", "ndim %d not in [0,%d]", ndim, TG_MAX_DIMS);
-        return NULL;
-    }
-    for (int i = 0; i < ndim; i++)
-        if (shape[i] < 0 || shape[i] > ((int64_t)1 << 40)) {
-            char s[160];
-            tg_fail(tp, TG_ERR_SHAPE, "tape_tensor", "bad shape %s",
-                    tg__shape_str(ndim, shape, s, sizeof s));
-            return NULL;
-        }
+    if (tg__check_new_shape(tp, "tape_tensor", dt, ndim, shape)) return NULL;
     tg_tensor *t = tg__arena_tensor(tp, dt, ndim, shape, true);
     if (!t) tg_fail(tp, TG_ERR_NOMEM, "tape_tensor", "out of memory");
     return t;
@@ -208,6 +220,8 @@ int tg_fail(tg_tape *tp, tg_status st, const char *op, const char *fmt, ...) {
     if (tp && tp->status == TG_OK) {
         tp->status = st;
         tg__vformat_error(tp->msg, sizeof tp->msg, op, fmt, ap);
+        size_t used = strlen(tp->msg);
+        if (tp->scope) snprintf(tp->msg + used, sizeof tp->msg - used, " (in %s)", tp->scope);
     } else if (!tp) {
         char msg[512];
         tg__vformat_error(msg, sizeof msg, op, fmt, ap);
@@ -215,6 +229,13 @@ int tg_fail(tg_tape *tp, tg_status st, const char *op, const char *fmt, ...) {
     }
     va_end(ap);
     return -1;
+}
+
+const char *tg_tape_set_scope(tg_tape *tp, const char *scope) {
+    if (!tp) return NULL;
+    const char *prev = tp->scope;
+    tp->scope = scope;
+    return prev;
 }
 
 tg_status tg_tape_status(const tg_tape *tp) { return tp ? tp->status : TG_ERR_ARG; }
@@ -238,7 +259,7 @@ void tg_tape_set_training(tg_tape *tp, bool training) {
 }
 bool tg_tape_training(const tg_tape *tp) { return tp && tp->training; }
 void tg_tape_set_threads(tg_tape *tp, int n) {
-    if (tp) tp->threads = n;
+    if (tp) tp->threads = tg__clamp_threads(n);
 }
 int tg_tape_threads(const tg_tape *tp) {
     return (tp && tp->threads > 0) ? tp->threads : tg_default_threads();
@@ -273,22 +294,21 @@ double tg__seconds(void) {
 }
 
 tg_tensor *tg_detach(tg_tape *tp, tg_tensor *x) {
-    if (!tp || !x || tg__concrete(x) != 0) return NULL;
-    tg_tensor *t = tg__arena_alloc(tp, sizeof *t, false);
+    if (!tp || !x) {
+        tg_fail(tp, TG_ERR_ARG, "detach", "%s is NULL", tp ? "input" : "tape");
+        return NULL;
+    }
+    if (tg__tensor_stale(x)) {
+        tg_fail(tp, TG_ERR_STATE, "detach", "input: %s", TG_STALE_TEXT);
+        return NULL;
+    }
+    if (tg__concrete(x) != 0) return NULL;
+    tg_tensor *t = tg__arena_struct(tp, x->dtype, x->ndim, x->shape);
     if (!t) {
         tg_fail(tp, TG_ERR_NOMEM, "detach", "out of memory");
         return NULL;
     }
-    *t = *x;
-    t->grad = NULL;
-    t->tape = tp;
-    t->node = -1;
-    t->owner = TG_OWN_ARENA;
-    t->requires_grad = false;
-    t->grad_on_heap = false;
-    t->fz = NULL;
-    atomic_init(&t->fz_holds, 0);
-    t->grad_lo = t->grad_hi = 0;
+    t->data = x->data;
     return t;
 }
 
@@ -317,11 +337,11 @@ static bool inputs_present(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *co
     if (op->n_in != TG_VARIADIC && n_in != op->n_in)
         return tg_fail(tp, TG_ERR_ARG, op->name, "takes %d inputs, got %d", op->n_in, n_in), false;
     if (n_in < 1 || !in) return tg_fail(tp, TG_ERR_ARG, op->name, "no inputs"), false;
-    for (int i = 0; i < n_in; i++)
-        if (!in[i]) {
-            tg_fail(tp, TG_ERR_ARG, op->name, "input %d is NULL", i);
-            return false;
-        }
+    for (int i = 0; i < n_in; i++) {
+        if (!in[i]) return tg_fail(tp, TG_ERR_ARG, op->name, "input %d is NULL", i), false;
+        if (tg__tensor_stale(in[i]))
+            return tg_fail(tp, TG_ERR_STATE, op->name, "input %d: %s", i, TG_STALE_TEXT), false;
+    }
     return true;
 }
 
@@ -355,13 +375,67 @@ static tg_tensor *output_of(tg_tape *tp, const tg_op *op, tg_tensor *const *in, 
     return out;
 }
 
+/* "[2,3], [3]" for the first few inputs, for messages. */
+static char *inputs_str(int n_in, tg_tensor *const *in, char *buf, size_t size) {
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n_in && i < 4 && at < size; i++) {
+        char s[160];
+        at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? ", " : "",
+                               tg_shape_str(in[i], s, sizeof s));
+    }
+    if (n_in > 4 && at < size) snprintf(buf + at, size - at, ", ...");
+    return buf;
+}
+
+/* What infer produced must be a tensor the arena can hold: a known dtype,
+ * ndim in range and at most 2^40 elements. A product of input dims (matmul's
+ * M x N, a broadcast, a concatenated axis) or a user op's infer may be
+ * anything, so it is checked here, once for every op: inline, since it runs
+ * for every op (the same test as tg__checked_numel, which words the error). */
+static inline bool result_fits(const tg_desc *d) {
+    if ((unsigned)d->dtype > TG_I32 || (unsigned)d->ndim > TG_MAX_DIMS) return false;
+    int64_t bounded = 1;
+    for (int i = 0; i < d->ndim; i++) {
+        int64_t x = d->shape[i];
+        if (x < 0) return false;
+        if (x > 1 && (__builtin_mul_overflow(bounded, x, &bounded) || bounded > TG_MAX_NUMEL))
+            return false;
+    }
+    return true;
+}
+
+static void report_bad_result(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
+                              const tg_desc *d) {
+    char si[400], so[160];
+    const char *why = "";
+    if (d->dtype != TG_F32 && d->dtype != TG_F64 && d->dtype != TG_I32)
+        why = "unknown dtype";
+    else if (d->ndim < 0 || d->ndim > TG_MAX_DIMS)
+        why = "ndim out of range";
+    else
+        tg__checked_numel(d->ndim, d->shape, &why);
+    bool shape_known = d->ndim >= 0 && d->ndim <= TG_MAX_DIMS;
+    tg_fail(tp, TG_ERR_SHAPE, op->name, "result %s (dtype %d, ndim %d): %s; inputs %s",
+            shape_known ? tg__shape_str(d->ndim, d->shape, so, sizeof so) : "[?]", (int)d->dtype,
+            d->ndim, why, inputs_str(n_in, in, si, sizeof si));
+}
+
 tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
                     const void *attr) {
-    if (!tp || !op) return NULL;
+    if (!tp || !op) {
+        tg_fail(NULL, TG_ERR_ARG, op ? op->name : "apply", "%s is NULL", tp ? "op" : "tape");
+        return NULL;
+    }
     if (!inputs_present(tp, op, n_in, in)) return NULL;
     tg_desc d = {0};
     tp->current_op = op->name;
     if (op->infer(tp, n_in, in, attr, &d) != 0) return NULL;
+    if (!result_fits(&d)) {
+        report_bad_result(tp, op, n_in, in, &d);
+        return NULL;
+    }
+    /* fuse_min is at least 1: an empty result never fuses */
     tg_tensor *out;
     if ((op->eltwise || op->window) && tg__fusion_enabled(tp) &&
         tg__numel(d.ndim, d.shape) >= tp->fuse_min && tg__fuse_apply(tp, op, n_in, in, attr, &d, &out))
@@ -377,7 +451,10 @@ tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in
                      .attr = attr};
     tg_node *n;
     if (record(tp, op, n_in, in, attr, out, &n) != 0) return NULL;
-    if (op->forward(n ? n : &local) != 0) {
+    /* An empty result has nothing to compute (and its VJP nothing to give):
+     * forward is not run, so no kernel loops over the other dims of an empty
+     * shape, which may be as long as 2^40. */
+    if (out->numel > 0 && op->forward(n ? n : &local) != 0) {
         if (n) tp->n_nodes--;
         return NULL;
     }

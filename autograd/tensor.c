@@ -5,6 +5,7 @@
  * that read the tensor finish before it changes (tg__fuse_before_write). */
 #include "fuse.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,27 +54,39 @@ char *tg_shape_str(const tg_tensor *t, char *buf, size_t size) {
     return tg__shape_str(t->ndim, t->shape, buf, size);
 }
 
-/* Shape validation shared by every constructor: the only user-facing checks. */
-static bool shape_ok(const char *fn, tg_dtype dt, int ndim, const int64_t *shape) {
-    if (dt != TG_F32 && dt != TG_F64 && dt != TG_I32) {
-        tg__set_last_error(TG_ERR_DTYPE, "%s: unknown dtype %d", fn, (int)dt);
-        return false;
-    }
-    if (ndim < 0 || ndim > TG_MAX_DIMS || (ndim > 0 && !shape)) {
-        tg__set_last_error(TG_ERR_SHAPE, "%s: ndim %d not in [0,%d]", fn, ndim, TG_MAX_DIMS);
-        return false;
-    }
-    int64_t n = 1;
+int64_t tg__checked_numel(int ndim, const int64_t *shape, const char **why) {
+    int64_t bounded = 1; /* product of the dims, zeros counted as 1 */
+    bool empty = false;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0 || (shape[i] > 0 && n > INT64_MAX / 16 / shape[i])) {
-            char s[160];
-            tg__set_last_error(TG_ERR_SHAPE, "%s: bad shape %s", fn,
-                               tg__shape_str(ndim, shape, s, sizeof s));
-            return false;
+        int64_t d = shape[i];
+        if (d < 0) {
+            *why = "negative dimension";
+            return -1;
         }
-        n *= shape[i];
+        empty |= d == 0;
+        /* no division on this path: it runs for every op result */
+        if (d > 1 && (__builtin_mul_overflow(bounded, d, &bounded) || bounded > TG_MAX_NUMEL)) {
+            *why = "more than 2^40 elements";
+            return -1;
+        }
     }
-    return true;
+    return empty ? 0 : bounded;
+}
+
+int tg__check_new_shape(tg_tape *tp, const char *op, tg_dtype dt, int ndim,
+                        const int64_t *shape) {
+    if (dt != TG_F32 && dt != TG_F64 && dt != TG_I32)
+        return tg_fail(tp, TG_ERR_DTYPE, op, "unknown dtype %d", (int)dt);
+    if (ndim < 0 || ndim > TG_MAX_DIMS)
+        return tg_fail(tp, TG_ERR_SHAPE, op, "ndim %d not in [0,%d]", ndim, TG_MAX_DIMS);
+    if (ndim > 0 && !shape) return tg_fail(tp, TG_ERR_SHAPE, op, "shape is NULL for ndim %d", ndim);
+    const char *why = "";
+    if (tg__checked_numel(ndim, shape, &why) < 0) {
+        char s[160];
+        return tg_fail(tp, TG_ERR_SHAPE, op, "bad shape %s: %s",
+                       tg__shape_str(ndim, shape, s, sizeof s), why);
+    }
+    return 0;
 }
 
 static tg_tensor *tensor_struct(tg_dtype dt, int ndim, const int64_t *shape) {
@@ -88,7 +101,7 @@ static tg_tensor *tensor_struct(tg_dtype dt, int ndim, const int64_t *shape) {
 }
 
 tg_tensor *tg_tensor_new(tg_dtype dt, int ndim, const int64_t *shape) {
-    if (!shape_ok("tensor_new", dt, ndim, shape)) return NULL;
+    if (tg__check_new_shape(NULL, "tensor_new", dt, ndim, shape)) return NULL;
     tg_tensor *t = tensor_struct(dt, ndim, shape);
     if (t) t->data = tg__calloc(1, (size_t)t->numel * tg_dtype_size(dt) + TG_SLACK);
     if (!t || !t->data) {
@@ -101,7 +114,7 @@ tg_tensor *tg_tensor_new(tg_dtype dt, int ndim, const int64_t *shape) {
 }
 
 tg_tensor *tg_tensor_wrap(tg_dtype dt, int ndim, const int64_t *shape, void *data) {
-    if (!shape_ok("tensor_wrap", dt, ndim, shape)) return NULL;
+    if (tg__check_new_shape(NULL, "tensor_wrap", dt, ndim, shape)) return NULL;
     if (!data) {
         tg__set_last_error(TG_ERR_ARG, "tensor_wrap: data is NULL");
         return NULL;
@@ -116,55 +129,47 @@ tg_tensor *tg_tensor_wrap(tg_dtype dt, int ndim, const int64_t *shape, void *dat
     return t;
 }
 
-tg_tensor *tg_tensor_from(tg_dtype dt, int ndim, const int64_t *shape, const double *values) {
-    tg_tensor *t = tg_tensor_new(dt, ndim, shape);
-    if (t && values)
-        for (int64_t i = 0; i < t->numel; i++) tg_tensor_set(t, i, values[i]);
-    return t;
-}
-
-tg_tensor *tg_tensor_clone(const tg_tensor *src, tg_dtype dt) {
-    if (!src || tg__concrete((tg_tensor *)src) != 0) {
-        tg__set_last_error(TG_ERR_ARG, "tensor_clone: tensor is NULL");
-        return NULL;
+/* ---- the handle a caller gives us ---------------------------------------------
+ * NULL, or an arena tensor whose tape was reset since it was made (its memory
+ * is being reused: the tape's generation moved on), is reported in the
+ * per-thread last error as "<fn>: ..." and refused. The generation check is
+ * cheap and catches the usual mistake, a tensor kept from the previous step;
+ * once the struct's own memory has been handed out again it can no longer be
+ * told apart from a live tensor. */
+static bool usable(const tg_tensor *t, const char *fn) {
+    if (!t) {
+        tg__set_last_error(TG_ERR_ARG, "%s: tensor is NULL", fn);
+        return false;
     }
-    tg_tensor *t = tg_tensor_new(dt, src->ndim, src->shape);
-    if (t) tg_tensor_copy(t, src);
-    return t;
+    if (tg__tensor_stale(t)) {
+        tg__set_last_error(TG_ERR_STATE, "%s: %s", fn, TG_STALE_TEXT);
+        return false;
+    }
+    return true;
 }
 
-void tg_tensor_free(tg_tensor *t) {
-    if (!t || t->owner == TG_OWN_ARENA) return;
+/* usable, with data: a pending fused value is computed first. */
+static bool readable(const tg_tensor *t, const char *fn) {
+    if (!usable(t, fn)) return false;
+    if (tg__concrete((tg_tensor *)t) == 0) return true;
+    tg__set_last_error(TG_ERR_NOMEM, "%s: out of memory (computing a fused value)", fn);
+    return false;
+}
+
+/* readable and about to change: the groups that read t finish first. */
+static bool writable(tg_tensor *t, const char *fn) {
+    if (!readable(t, fn)) return false;
     tg__fuse_before_write(t);
-    if (t->grad_on_heap) free(t->grad);
-    if (t->owner == TG_OWN_HEAP) free(t->data);
-    free(t);
+    return true;
 }
 
-tg_dtype tg_tensor_dtype(const tg_tensor *t) { return t->dtype; }
-int tg_tensor_ndim(const tg_tensor *t) { return t->ndim; }
-const int64_t *tg_tensor_shape(const tg_tensor *t) { return t->shape; }
-int64_t tg_tensor_numel(const tg_tensor *t) { return t->numel; }
-/* The caller may write through the pointer: from here on, until the next
- * call, groups no longer read t. */
-void *tg_tensor_data(tg_tensor *t) {
-    if (!t || tg__concrete(t) != 0) return NULL;
-    tg__fuse_before_write(t);
-    return t->data;
-}
-
-const void *tg_tensor_cdata(const tg_tensor *t) {
-    return t && tg__concrete((tg_tensor *)t) == 0 ? t->data : NULL;
-}
-void *tg_tensor_grad(tg_tensor *t) {
-    if (!t) return NULL;
-    tg__grad_complete(t);
-    return t->grad;
-}
-
-int64_t tg_tensor_dim(const tg_tensor *t, int axis) {
-    int a = tg__axis(axis, t->ndim);
-    return a < 0 ? -1 : t->shape[a];
+/* Element i of t, else the index error. */
+static bool in_range(const tg_tensor *t, int64_t i, const char *fn) {
+    if (i >= 0 && i < t->numel) return true;
+    char s[160];
+    tg__set_last_error(TG_ERR_INDEX, "%s: index %lld out of range [0,%lld) for %s", fn,
+                       (long long)i, (long long)t->numel, tg_shape_str(t, s, sizeof s));
+    return false;
 }
 
 static double load(const void *p, tg_dtype dt, int64_t i) {
@@ -176,6 +181,19 @@ static double load(const void *p, tg_dtype dt, int64_t i) {
     return 0;
 }
 
+/* v can be stored in dt: an int32 takes a finite value inside its range
+ * (truncated toward zero, as a C cast); converting NaN or 1e30 is UB. */
+static bool storable(tg_dtype dt, double v) {
+    return dt != TG_I32 || (v > (double)INT32_MIN - 1 && v < (double)INT32_MAX + 1);
+}
+
+static bool check_storable(const tg_tensor *t, double v, const char *fn) {
+    if (storable(t->dtype, v)) return true;
+    tg__set_last_error(TG_ERR_ARG, "%s: %g does not fit an int32 tensor", fn, v);
+    return false;
+}
+
+/* Only after storable(dt, v). */
 static void store(void *p, tg_dtype dt, int64_t i, double v) {
     switch (dt) {
     case TG_F32: ((float *)p)[i] = (float)v; break;
@@ -184,62 +202,131 @@ static void store(void *p, tg_dtype dt, int64_t i, double v) {
     }
 }
 
-double tg_tensor_get(const tg_tensor *t, int64_t i) {
-    if (!t || i < 0 || i >= t->numel || tg__concrete((tg_tensor *)t) != 0) return 0.0;
-    return load(t->data, t->dtype, i);
+/* ---- creation from values, copies -------------------------------------------- */
+tg_tensor *tg_tensor_from(tg_dtype dt, int ndim, const int64_t *shape, const double *values) {
+    tg_tensor *t = tg_tensor_new(dt, ndim, shape);
+    for (int64_t i = 0; t && values && i < t->numel; i++) {
+        if (!check_storable(t, values[i], "tensor_from")) {
+            tg_tensor_free(t);
+            return NULL;
+        }
+        store(t->data, dt, i, values[i]);
+    }
+    return t;
 }
 
-void tg_tensor_set(tg_tensor *t, int64_t i, double v) {
-    if (!t || i < 0 || i >= t->numel || tg__concrete(t) != 0) return;
+tg_tensor *tg_tensor_clone(const tg_tensor *src, tg_dtype dt) {
+    if (!readable(src, "tensor_clone")) return NULL;
+    tg_tensor *t = tg_tensor_new(dt, src->ndim, src->shape);
+    if (t && tg_tensor_copy(t, src) != TG_OK) {
+        tg_tensor_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void tg_tensor_free(tg_tensor *t) {
+    if (!t || t->owner == TG_OWN_ARENA) return;
     tg__fuse_before_write(t);
-    store(t->data, t->dtype, i, v);
-}
-
-double tg_tensor_grad_get(const tg_tensor *t, int64_t i) {
-    if (t) tg__grad_complete((tg_tensor *)t);
-    return (t && t->grad && i >= 0 && i < t->numel) ? load(t->grad, t->dtype, i) : 0.0;
-}
-
-double tg_tensor_item(const tg_tensor *t) { return tg_tensor_get(t, 0); }
-
-void tg_tensor_fill(tg_tensor *t, double v) {
-    if (!t || tg__concrete(t) != 0) return;
-    tg__fuse_before_write(t);
-    for (int64_t i = 0; i < t->numel; i++) store(t->data, t->dtype, i, v);
+    if (t->grad_on_heap) free(t->grad);
+    if (t->owner == TG_OWN_HEAP) free(t->data);
+    free(t);
 }
 
 tg_status tg_tensor_copy(tg_tensor *dst, const tg_tensor *src) {
-    if (!dst || !src) {
-        tg__set_last_error(TG_ERR_ARG, "tensor_copy: tensor is NULL");
-        return TG_ERR_ARG;
-    }
-    if (tg__concrete((tg_tensor *)src) != 0 || tg__concrete(dst) != 0) {
-        tg__set_last_error(TG_ERR_NOMEM, "tensor_copy: out of memory");
-        return TG_ERR_NOMEM;
-    }
-    tg__fuse_before_write(dst);
+    if (!readable(src, "tensor_copy") || !writable(dst, "tensor_copy")) return tg_last_status();
     if (dst->numel != src->numel) {
         char a[160], b[160];
-        tg__set_last_error(TG_ERR_SHAPE, "tensor_copy: sizes differ: %s <- %s",
-                           tg_shape_str(dst, a, sizeof a), tg_shape_str(src, b, sizeof b));
-        return TG_ERR_SHAPE;
+        return tg__set_last_error(TG_ERR_SHAPE, "tensor_copy: sizes differ: %s <- %s",
+                                  tg_shape_str(dst, a, sizeof a), tg_shape_str(src, b, sizeof b));
     }
     if (dst->dtype == src->dtype) {
         memmove(dst->data, src->data, (size_t)src->numel * tg_dtype_size(src->dtype));
-    } else {
-        for (int64_t i = 0; i < src->numel; i++)
-            store(dst->data, dst->dtype, i, load(src->data, src->dtype, i));
+        return TG_OK;
     }
+    /* float to int32: every value must fit, checked before dst changes */
+    for (int64_t i = 0; dst->dtype == TG_I32 && i < src->numel; i++)
+        if (!check_storable(dst, load(src->data, src->dtype, i), "tensor_copy"))
+            return TG_ERR_ARG;
+    for (int64_t i = 0; i < src->numel; i++)
+        store(dst->data, dst->dtype, i, load(src->data, src->dtype, i));
     return TG_OK;
 }
 
-void tg_tensor_set_requires_grad(tg_tensor *t, bool on) {
-    if (t && tg__is_float(t->dtype)) t->requires_grad = on;
+/* ---- accessors ----------------------------------------------------------------- */
+tg_dtype tg_tensor_dtype(const tg_tensor *t) {
+    return usable(t, "tensor_dtype") ? t->dtype : (tg_dtype)-1;
+}
+int tg_tensor_ndim(const tg_tensor *t) { return usable(t, "tensor_ndim") ? t->ndim : -1; }
+const int64_t *tg_tensor_shape(const tg_tensor *t) {
+    return usable(t, "tensor_shape") ? t->shape : NULL;
+}
+int64_t tg_tensor_numel(const tg_tensor *t) { return usable(t, "tensor_numel") ? t->numel : -1; }
+/* The caller may write through the pointer: from here on, until the next
+ * call, groups no longer read t. */
+void *tg_tensor_data(tg_tensor *t) { return writable(t, "tensor_data") ? t->data : NULL; }
+const void *tg_tensor_cdata(const tg_tensor *t) {
+    return readable(t, "tensor_cdata") ? t->data : NULL;
+}
+void *tg_tensor_grad(tg_tensor *t) {
+    if (!usable(t, "tensor_grad")) return NULL;
+    tg__grad_complete(t);
+    return t->grad;
 }
 
-bool tg_tensor_requires_grad(const tg_tensor *t) { return t && t->requires_grad; }
+int64_t tg_tensor_dim(const tg_tensor *t, int axis) {
+    if (!usable(t, "tensor_dim")) return -1;
+    int a = tg__axis(axis, t->ndim);
+    if (a >= 0) return t->shape[a];
+    char s[160];
+    tg__set_last_error(TG_ERR_AXIS, "tensor_dim: axis %d out of range for %s", axis,
+                       tg_shape_str(t, s, sizeof s));
+    return -1;
+}
+
+double tg_tensor_get(const tg_tensor *t, int64_t i) {
+    if (!readable(t, "tensor_get") || !in_range(t, i, "tensor_get")) return NAN;
+    return load(t->data, t->dtype, i);
+}
+
+tg_status tg_tensor_set(tg_tensor *t, int64_t i, double v) {
+    if (!usable(t, "tensor_set") || !in_range(t, i, "tensor_set") ||
+        !check_storable(t, v, "tensor_set") || !writable(t, "tensor_set"))
+        return tg_last_status();
+    store(t->data, t->dtype, i, v);
+    return TG_OK;
+}
+
+double tg_tensor_grad_get(const tg_tensor *t, int64_t i) {
+    if (!usable(t, "tensor_grad_get") || !in_range(t, i, "tensor_grad_get")) return NAN;
+    tg__grad_complete((tg_tensor *)t);
+    return t->grad ? load(t->grad, t->dtype, i) : 0.0;
+}
+
+double tg_tensor_item(const tg_tensor *t) {
+    if (!readable(t, "tensor_item") || !in_range(t, 0, "tensor_item")) return NAN;
+    return load(t->data, t->dtype, 0);
+}
+
+tg_status tg_tensor_fill(tg_tensor *t, double v) {
+    if (!usable(t, "tensor_fill") || !check_storable(t, v, "tensor_fill") ||
+        !writable(t, "tensor_fill"))
+        return tg_last_status();
+    for (int64_t i = 0; i < t->numel; i++) store(t->data, t->dtype, i, v);
+    return TG_OK;
+}
+
+/* ---- gradients ------------------------------------------------------------------- */
+void tg_tensor_set_requires_grad(tg_tensor *t, bool on) {
+    if (usable(t, "tensor_set_requires_grad") && tg__is_float(t->dtype)) t->requires_grad = on;
+}
+
+bool tg_tensor_requires_grad(const tg_tensor *t) {
+    return t && !tg__tensor_stale(t) && t->requires_grad;
+}
 
 void tg_tensor_zero_grad(tg_tensor *t) {
-    if (t && t->grad) memset(t->grad, 0, (size_t)t->numel * tg_dtype_size(t->dtype));
-    if (t) t->grad_lo = t->grad_hi = 0;
+    if (!usable(t, "tensor_zero_grad")) return;
+    if (t->grad) memset(t->grad, 0, (size_t)t->numel * tg_dtype_size(t->dtype));
+    t->grad_lo = t->grad_hi = 0;
 }

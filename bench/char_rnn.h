@@ -3,8 +3,8 @@
  *
  * x one-hot [B, T, V] (V = 65) -> tg_rnn (1 layer, hidden H = 256, all steps)
  * -> Linear(H, V) -> cross-entropy over all B*T steps; Adam. Same shapes as
- * bench/torch_reference.py. The cell is tapegrad's composed one (nn/lstm.c,
- * nn/gru.c: primitives on the tape), not a fused kernel.
+ * bench/torch_reference.py. The cell is tapegrad's composed one (nn/cell_lstm.c,
+ * nn/cell_gru.c: primitives on the tape), not a fused kernel.
  *
  * Own options: --seq T (default 64), --batch B (default 32); a shape other
  * than 64 x 32 is reported as W6-T<T>-B<B>. */
@@ -32,15 +32,15 @@ static int char_opt(int argc, char **argv, int i, void *ctx) {
 /* logits = fc(rnn(x)) [B, T, V]; loss = mean cross-entropy over B*T. */
 static tg_tensor *char_forward(tg_tape *tp, void *model) {
     char_model *m = model;
-    tg_tensor *h = tg_rnn_forward(tp, &m->rnn, m->x, NULL, NULL);   /* [B, T, H] */
+    tg_tensor *h = tg_rnn_forward(tp, &m->rnn, m->x, NULL, NULL, 0);   /* [B, T, H] */
     return tg_cross_entropy(tp, tg_linear_forward(tp, &m->fc, h), m->y);
 }
 
-static int char_open(char_model *m, tg_params *p, tg_rnn_kind kind, char_shape s, tg_rng *rng) {
+static int char_open(char_model *m, tg_params *p, const tg_cell *cell, char_shape s, tg_rng *rng) {
     memset(m, 0, sizeof *m);
     m->B = s.B, m->T = s.T;
-    tg_rnn_opts o = tg_rnn_opts_default(kind, CHAR_V, CHAR_H);
-    o.return_sequences = true;   /* GRU: reset-after, PyTorch's convention (the default) */
+    tg_rnn_opts o = tg_rnn_opts_default(cell, CHAR_V, CHAR_H);
+    o.return_sequences = true;   /* GRU: reset-after, PyTorch's convention */
     if (tg_rnn_init(&m->rnn, p, "rnn", &o, TG_F32, rng) != TG_OK ||
         tg_linear_init(&m->fc, p, "fc", CHAR_H, CHAR_V, TG_F32, rng, NULL) != TG_OK)
         return -1;
@@ -73,8 +73,8 @@ static int char_gemms(bench_gemm *g, int64_t T, int64_t B, int64_t gates) {
     return n;
 }
 
-static int char_main(int argc, char **argv, tg_rnn_kind kind) {
-    bool lstm = kind == TG_RNN_LSTM;
+static int char_main(int argc, char **argv, const tg_cell *cell) {
+    bool lstm = cell == &tg_cell_lstm;
     char_shape s = {64, 32};
     bench_opts o;
     if (bench_parse(argc, argv, &o, char_opt, &s, "[--seq T] [--batch B]")) return 2;
@@ -90,7 +90,7 @@ static int char_main(int argc, char **argv, tg_rnn_kind kind) {
     char_model m;
     bench_train t;
     bench_result r;
-    if (!p || char_open(&m, p, kind, s, &rng) != 0 ||
+    if (!p || char_open(&m, p, cell, s, &rng) != 0 ||
         bench_train_open(&t, p, o.threads, char_forward, &m) != 0) {
         fprintf(stderr, "%s: setup failed: %s\n", name, tg_last_error());
         return 1;
@@ -106,6 +106,7 @@ static int char_main(int argc, char **argv, tg_rnn_kind kind) {
                                 o.threads, s.T * s.B, 0, &r, floor_ok ? &f : NULL, t.tp,
                                 t.nodes, &t.stats});
     bench_train_close(&t);
+    tg_rnn_free(&m.rnn);
     tg_tensor_free(m.x);
     tg_tensor_free(m.y);
     tg_params_free(p);

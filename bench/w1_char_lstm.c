@@ -3,4 +3,4 @@
  *   build-h/bench/w1_char_lstm --threads 2 [--seq 256 --batch 32] [--verbose] */
 #include "char_rnn.h"
 
-int main(int argc, char **argv) { return char_main(argc, argv, TG_RNN_LSTM); }
+int main(int argc, char **argv) { return char_main(argc, argv, &tg_cell_lstm); }

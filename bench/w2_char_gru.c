@@ -3,4 +3,4 @@
  *   build-h/bench/w2_char_gru --threads 2 [--verbose] */
 #include "char_rnn.h"
 
-int main(int argc, char **argv) { return char_main(argc, argv, TG_RNN_GRU); }
+int main(int argc, char **argv) { return char_main(argc, argv, &tg_cell_gru); }

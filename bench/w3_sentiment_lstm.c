@@ -19,13 +19,13 @@ typedef struct sent_model {
 static tg_tensor *sent_forward(tg_tape *tp, void *model) {
     sent_model *m = model;
     tg_tensor *h = tg_rnn_forward(tp, &m->lstm, tg_embedding_layer_forward(tp, &m->emb, m->ids),
-                                  NULL, NULL);   /* [B, H], the last step */
+                                  NULL, NULL, 0);   /* [B, H], the last step */
     return tg_bce_with_logits(tp, tg_linear_forward(tp, &m->fc, h), m->target);
 }
 
 static int sent_open(sent_model *m, tg_params *p, tg_rng *rng) {
     memset(m, 0, sizeof *m);
-    tg_rnn_opts o = tg_rnn_opts_default(TG_RNN_LSTM, SE, SH);
+    tg_rnn_opts o = tg_rnn_opts_default(&tg_cell_lstm, SE, SH);
     if (tg_embedding_layer_init(&m->emb, p, "emb", SV, SE, TG_F32, rng, NULL) != TG_OK ||
         tg_rnn_init(&m->lstm, p, "lstm", &o, TG_F32, rng) != TG_OK ||
         tg_linear_init(&m->fc, p, "fc", SH, 1, TG_F32, rng, NULL) != TG_OK)
@@ -78,6 +78,7 @@ int main(int argc, char **argv) {
     bench_print(&(bench_report){"W3", "composed (tg_rnn LSTM)", o.threads, ST * SB, 0, &r,
                                 floor_ok ? &f : NULL, t.tp, t.nodes, &t.stats});
     bench_train_close(&t);
+    tg_rnn_free(&m.lstm);
     tg_tensor_free(m.ids);
     tg_tensor_free(m.target);
     tg_params_free(p);

@@ -11,10 +11,20 @@
 #include <unistd.h>
 
 /* ---- options ------------------------------------------------------------------ */
+/* "1..65536", "> 0", ">= 0", "> 0, <= 10" */
+static void range_str(const ex_range *r, char *buf, size_t size) {
+    const char *lo = r->lo_open ? ">" : ">=";
+    if (isinf(r->hi)) snprintf(buf, size, "%s %g", lo, r->lo);
+    else if (r->lo_open) snprintf(buf, size, "> %g, <= %g", r->lo, r->hi);
+    else snprintf(buf, size, "%.15g..%.15g", r->lo, r->hi);
+}
+
 static void print_default(const ex_opt *o) {
+    char r[64];
+    range_str(&o->range, r, sizeof r);
     switch (o->type) {
-    case EX_INT: printf(" (default %lld)", (long long)*(int64_t *)o->dst); break;
-    case EX_DOUBLE: printf(" (default %g)", *(double *)o->dst); break;
+    case EX_INT: printf(" (%s, default %lld)", r, (long long)*(int64_t *)o->dst); break;
+    case EX_DOUBLE: printf(" (%s, default %g)", r, *(double *)o->dst); break;
     case EX_STR:
         if (*(const char **)o->dst) printf(" (default %s)", *(const char **)o->dst);
         break;
@@ -54,7 +64,21 @@ static bool set_value(const ex_opt *o, const char *v) {
     return false;
 }
 
+static bool in_range(const ex_opt *o) {
+    double v = o->type == EX_INT ? (double)*(int64_t *)o->dst : *(double *)o->dst;
+    const ex_range *r = &o->range;
+    return (r->lo_open ? v > r->lo : v >= r->lo) && v <= r->hi;
+}
+
+static bool numeric(const ex_opt *o) { return o->type == EX_INT || o->type == EX_DOUBLE; }
+
 int ex_parse(int argc, char **argv, const char *about, const ex_opt *opts, int n) {
+    for (int i = 0; i < n; i++)
+        if (numeric(&opts[i]) && !opts[i].range.set) {   /* a programming error, said loudly */
+            fprintf(stderr, "%s: option --%s has no range (EX_IN or EX_ABOVE)\n", argv[0],
+                    opts[i].name);
+            return 2;
+        }
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a];
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
@@ -80,22 +104,60 @@ int ex_parse(int argc, char **argv, const char *about, const ex_opt *opts, int n
             fprintf(stderr, "%s: bad value '%s' for --%s\n", argv[0], v, o->name);
             return 2;
         }
+        if (numeric(o) && !in_range(o)) {
+            char r[64];
+            range_str(&o->range, r, sizeof r);
+            fprintf(stderr, "%s: --%s %s is out of range: %s\n", argv[0], o->name, v, r);
+            return 2;
+        }
     }
     return -1;
+}
+
+/* ---- memory ------------------------------------------------------------------- */
+static void human_bytes(double b, char *buf, size_t size) {
+    static const char *const unit[] = {"bytes", "kB", "MB", "GB", "TB", "PB", "EB"};
+    int u = 0;
+    while (b >= 1000 && u < 6) b /= 1000, u++;
+    snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", b, unit[u]);
+}
+
+bool ex_memory_fits(const char *prog, double bytes, const char *sizes) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double have = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+    if (have <= 0 || bytes <= 0.75 * have) return true;   /* unknown: let the allocator say */
+    char need[32], total[32];
+    human_bytes(bytes, need, sizeof need);
+    human_bytes(have, total, sizeof total);
+    fprintf(stderr, "%s: %s need about %s of memory, this machine has %s: use smaller sizes\n",
+            prog, sizes, need, total);
+    return false;
 }
 
 /* ---- one training update ------------------------------------------------------ */
 double ex_update(tg_tape *tp, tg_tensor *loss, tg_params *p, tg_optim *opt, tg_sched *sched,
                  double clip) {
     double value = loss ? tg_tensor_item(loss) : NAN;
-    if (!loss || tg_backward(tp, loss) != TG_OK) {
-        fprintf(stderr, "error: training step: %s\n", tg_tape_error(tp));
-        return NAN;
-    }
+    if (!loss || tg_backward(tp, loss) != TG_OK) return NAN;   /* the error stays on tp */
     if (isfinite(tg_clip_grad_norm(p, clip))) tg_optim_step(opt);
     if (sched) tg_sched_step(sched);
     tg_tape_reset(tp);
     return value;
+}
+
+bool ex_loss_ok(ex_progress *pg, const tg_tape *tp, const char *what, int64_t step, double loss,
+                double lr) {
+    if (isfinite(loss)) return true;
+    if (pg) ex_progress_done(pg);
+    if (isnan(loss) && tp && tg_tape_status(tp) != TG_OK) {
+        fprintf(stderr, "error: %s: training step %lld: %s\n", what, (long long)step,
+                tg_tape_error(tp));
+        return false;
+    }
+    fprintf(stderr, "error: %s: training diverged at step %lld: the loss is %s (--lr %g); try a "
+            "lower --lr\n", what, (long long)step, isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf",
+            lr);
+    return false;
 }
 
 /* ---- progress ----------------------------------------------------------------- */
@@ -166,20 +228,22 @@ const char *ex_data_path(const char *file, char *buf, size_t size) {
     return buf;
 }
 
+FILE *ex_open_data(const char *path, const char *hint) {
+    FILE *f = tg_file_fopen(path, "data file");   /* a FIFO or device is refused, never read */
+    if (!f) fprintf(stderr, "error: %s\n  %s\n", tg_last_error(), hint ? hint : "");
+    return f;
+}
+
 char *ex_read_file(const char *path, size_t *len, const char *hint) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "error: cannot open data file '%s': %s\n  %s\n", path, strerror(errno),
-                hint ? hint : "");
-        return NULL;
-    }
+    FILE *f = ex_open_data(path, hint);
+    if (!f) return NULL;
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
     size_t got;
     while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
         n += got;
         if (n == cap) {
-            char *grown = realloc(buf, 2 * cap + 1);
+            char *grown = cap <= SIZE_MAX / 4 ? realloc(buf, 2 * cap + 1) : NULL;
             if (!grown) {
                 free(buf);
                 buf = NULL;

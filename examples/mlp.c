@@ -21,6 +21,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
@@ -60,11 +61,15 @@ static bool read_exact(gzFile f, void *dst, size_t n) {
 
 /* Opens path and reads its header; dims[] gets the sizes. NULL after a message. */
 static gzFile idx_open(const char *path, int ndim, int64_t *dims) {
-    gzFile f = gzopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "error: cannot open data file '%s'\n  %s\n", path, DATA_HINT);
-        return NULL;
+    int fd = tg_file_open(path, "data file");   /* a FIFO or device is refused, never read */
+    gzFile f = fd >= 0 ? gzdopen(fd, "rb") : NULL;
+    if (!f && fd >= 0) {
+        close(fd);
+        fprintf(stderr, "error: data file: %s: cannot open: out of memory\n", path);
+    } else if (!f) {
+        fprintf(stderr, "error: %s\n  %s\n", tg_last_error(), DATA_HINT);
     }
+    if (!f) return NULL;
     unsigned char head[4 + 4 * 3];
     size_t len = 4 + 4 * (size_t)ndim;
     if (!read_exact(f, head, len) || head[0] || head[1] || head[2] != 0x08 || head[3] != ndim) {
@@ -256,9 +261,7 @@ static int train_model(trainer *t, model *m, const options *o, const dataset *tr
             uint64_t before = tg_heap_allocs();
             double loss = train_step(t, m, opt);
             if (done > 0) t->warm_allocs += tg_heap_allocs() - before;
-            if (!isfinite(loss)) {
-                fprintf(stderr, "%s: %s\n", m->name,
-                        tg_tape_error(t->tp)[0] ? tg_tape_error(t->tp) : "loss is not finite");
+            if (!ex_loss_ok(&t->pg, t->tp, m->name, done + 1, loss, o->lr)) {
                 tg_optim_free(opt);
                 return -1;
             }
@@ -368,32 +371,42 @@ out:
     return rc;
 }
 
+/* Peak memory, measured (peak RSS, hidden 256..2048, batch 128..8192): about
+ * 230 MB of images, the MLP's weights with gradients and two Adam moments,
+ * and on the tape about 67 bytes per batch x hidden (evaluation runs in
+ * chunks of EVAL_CHUNK images) plus the batch's input images. */
+static bool fits_memory(const options *o, const char *prog) {
+    double H = (double)o->hidden, B = (double)o->batch;
+    double bytes = 250e6 + 16 * (794 + H) * H + 80 * fmax(B, EVAL_CHUNK) * H + 20 * B * 784;
+    char sizes[64];
+    snprintf(sizes, sizeof sizes, "--batch %lld --hidden %lld", (long long)o->batch,
+             (long long)o->hidden);
+    return ex_memory_fits(prog, bytes, sizes);
+}
+
 int main(int argc, char **argv) {
     options o = {.data = DEFAULT_DIR, .plot = "mlp.png", .epochs = 15, .steps = 0, .batch = 128,
                  .hidden = 256, .seed = 1, .threads = 1, .lr = 1e-3, .dropout = 0.2};
     ex_opt opts[] = {
-        {"data", EX_STR, &o.data, "folder with the Fashion-MNIST *-ubyte.gz files"},
-        {"epochs", EX_INT, &o.epochs, "epochs per model"},
-        {"steps", EX_INT, &o.steps, "stop each model after this many steps (0: no limit)"},
-        {"batch", EX_INT, &o.batch, "minibatch size"},
-        {"hidden", EX_INT, &o.hidden, "units in each of the MLP's two hidden layers"},
-        {"dropout", EX_DOUBLE, &o.dropout, "dropout rate after each hidden layer"},
-        {"lr", EX_DOUBLE, &o.lr, "Adam learning rate"},
-        {"seed", EX_INT, &o.seed, "seed for weights, shuffling and dropout"},
-        {"threads", EX_INT, &o.threads, "BLIS threads (0: TG_NUM_THREADS or all cores)"},
-        {"plot", EX_STR, &o.plot, "PNG of test accuracy per epoch ('' for none)"},
+        {"data", EX_STR, &o.data, "folder with the Fashion-MNIST *-ubyte.gz files", EX_NONE},
+        {"epochs", EX_INT, &o.epochs, "epochs per model", EX_IN(1, MAX_EPOCHS)},
+        {"steps", EX_INT, &o.steps, "stop each model after this many steps (0: no limit)",
+         EX_IN(0, EX_MAX_COUNT)},
+        {"batch", EX_INT, &o.batch, "minibatch size", EX_IN(1, EX_MAX_SIZE)},
+        {"hidden", EX_INT, &o.hidden, "units in each of the MLP's two hidden layers",
+         EX_IN(1, EX_MAX_SIZE)},
+        {"dropout", EX_DOUBLE, &o.dropout, "dropout rate after each hidden layer", EX_IN(0, 0.99)},
+        {"lr", EX_DOUBLE, &o.lr, "Adam learning rate", EX_LR},
+        {"seed", EX_INT, &o.seed, "seed for weights, shuffling and dropout", EX_SEED},
+        EX_OPT_THREADS(&o.threads),
+        {"plot", EX_STR, &o.plot, "PNG of test accuracy per epoch ('' for none)", EX_NONE},
     };
     int prc = ex_parse(argc, argv,
                        "Trains a perceptron, then a 2-layer MLP with ReLU and dropout, on Fashion-MNIST\n"
                        "and reports their test accuracy.",
                        opts, EX_COUNT(opts));
     if (prc >= 0) return prc;
-    if (o.epochs < 1 || o.epochs > MAX_EPOCHS || o.batch < 1 || o.hidden < 1 || !(o.lr > 0) ||
-        !(o.dropout >= 0 && o.dropout < 1) || o.steps < 0) {
-        fprintf(stderr, "%s: need 1 <= --epochs <= %d, --batch, --hidden, --lr > 0, --steps >= 0, "
-                        "0 <= --dropout < 1\n", argv[0], MAX_EPOCHS);
-        return 2;
-    }
+    if (!fits_memory(&o, argv[0])) return 2;
     dataset train = {0}, test = {0};
     int rc = load_split(o.data, "train", &train) || load_split(o.data, "t10k", &test);
     if (!rc && o.batch > train.n) {

@@ -283,7 +283,7 @@ typedef struct model {
 } model;
 
 static tg_rnn_opts lstm_opts(const options *o, int64_t in) {
-    tg_rnn_opts r = tg_rnn_opts_default(TG_RNN_LSTM, in, o->hidden);
+    tg_rnn_opts r = tg_rnn_opts_default(&tg_cell_lstm, in, o->hidden);
     r.dropout = r.recurrent_dropout = o->kind == M_CNN_LSTM ? 0 : o->dropout;
     r.bidirectional = o->kind == M_BILSTM;
     r.num_layers = o->kind == M_STACKED ? 2 : 1;
@@ -325,7 +325,7 @@ static tg_tensor *model_forward(tg_tape *tp, const model *m, tg_tensor *ids, tg_
     switch (m->kind) {
     case M_LSTM:
     case M_BILSTM:
-    case M_STACKED: h = tg_rnn_forward(tp, &m->rnn, e, &call, NULL); break;
+    case M_STACKED: h = tg_rnn_forward(tp, &m->rnn, e, &call, NULL, 0); break;
     case M_CNN: {
         tg_tensor *x = tg_transpose(tp, tg_spatial_dropout1d(tp, e, m->dropout, rng), 1, 2);
         h = tg_global_max_pool1d(tp, tg_conv1d_layer_forward(tp, &m->conv, x));   /* [B, F] */
@@ -334,7 +334,7 @@ static tg_tensor *model_forward(tg_tape *tp, const model *m, tg_tensor *ids, tg_
     case M_CNN_LSTM: {
         tg_tensor *x = tg_transpose(tp, tg_dropout(tp, e, m->dropout, rng), 1, 2);   /* [B, C, T] */
         tg_tensor *c = tg_max_pool1d(tp, tg_conv1d_layer_forward(tp, &m->conv, x), 4, 4);
-        h = tg_rnn_forward(tp, &m->rnn, tg_transpose(tp, c, 1, 2), &call, NULL);
+        h = tg_rnn_forward(tp, &m->rnn, tg_transpose(tp, c, 1, 2), &call, NULL, 0);
         break;
     }
     }
@@ -343,11 +343,8 @@ static tg_tensor *model_forward(tg_tape *tp, const model *m, tg_tensor *ids, tg_
 
 /* Embedding dimension of a GloVe file (numbers on its first line); 0 after a message. */
 static int64_t glove_dim(const char *path) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "error: cannot open GloVe file '%s'\n  %s\n", path, GLOVE_HINT);
-        return 0;
-    }
+    FILE *f = ex_open_data(path, GLOVE_HINT);
+    if (!f) return 0;
     int64_t fields = 0;
     bool in_field = false;
     for (int ch; (ch = fgetc(f)) != EOF && ch != '\n';) {
@@ -480,11 +477,7 @@ static double train_epoch(trainer *t, model *m, tg_optim *opt, const encoded *tr
         uint64_t before = tg_heap_allocs();
         double loss = train_step(t, m, opt, b);
         if (*done > 1) t->warm_allocs += tg_heap_allocs() - before;   /* both batch sizes warm */
-        if (!isfinite(loss)) {
-            fprintf(stderr, "training: %s\n",
-                    tg_tape_error(t->tp)[0] ? tg_tape_error(t->tp) : "loss is not finite");
-            return NAN;
-        }
+        if (!ex_loss_ok(&t->pg, t->tp, KIND_NAMES[o->kind], *done + 1, loss, o->lr)) return NAN;
         sum += loss * (double)rows;
         seen += rows;
         ++*done;
@@ -551,6 +544,29 @@ static void plot(const options *o, const trainer *t) {
 }
 
 /* ---- main ------------------------------------------------------------------------------------ */
+/* Peak memory, measured (peak RSS, T 40..200, B 32..1024, H 64..1024, E up to
+ * 8192): a training step keeps about 270 bytes per batch x maxlen x hidden
+ * unit (per direction and layer) on the tape, evaluating the validation set
+ * at once about 140 per sentence x maxlen x hidden; the embeddings [rows,
+ * maxlen, E] about 30 bytes per element; a conv1d filter costs about a tenth
+ * of an LSTM unit. Weights count with gradients and two Adam moments. */
+static bool fits_memory(const options *o, int64_t vocab, int64_t embed, int64_t n_train,
+                        int64_t n_val) {
+    double T = (double)o->maxlen, N = (double)n_val, E = (double)embed;
+    double B = (double)(o->batch < n_train ? o->batch : n_train);   /* a batch holds at most all */
+    double H = o->kind == M_CNN ? (double)o->filters / 10 : (double)o->hidden;
+    if (o->kind == M_BILSTM || o->kind == M_STACKED) H *= 2;
+    double tape = T * (fmax(270 * B, 140 * N) * H + 30 * fmax(B, N) * E);
+    double weights = 16 * ((double)vocab * E + 8 * H * (E + H) + 5.0 * (double)o->filters * E);
+    char sizes[200];
+    snprintf(sizes, sizeof sizes, "--model %s --batch %lld --maxlen %lld --embed %lld --%s %lld "
+             "(%lld words, %lld validation sentences)", KIND_NAMES[o->kind], (long long)o->batch,
+             (long long)o->maxlen, (long long)embed, o->kind == M_CNN ? "filters" : "hidden",
+             (long long)(o->kind == M_CNN ? o->filters : o->hidden), (long long)vocab,
+             (long long)n_val);
+    return ex_memory_fits("sentiment", 100e6 + tape + weights, sizes);
+}
+
 static int run(options *o, corpus *c) {
     tg_rng split_rng = tg_rng_seeded((uint64_t)o->split_seed), rng = tg_rng_seeded((uint64_t)o->seed);
     /* shuffle the distinct sentences with the fixed split seed; the last 20% validate */
@@ -569,6 +585,10 @@ static int run(options *o, corpus *c) {
     int rc = 1;
     int64_t embed = o->glove ? glove_dim(o->glove) : o->embed;
     if (!v || !embed) goto out;
+    if (!fits_memory(o, tg_vocab_size(v), embed, n_train, n_val)) {
+        rc = 2;
+        goto out;
+    }
     if (encode(&train, c->s, n_train, o->maxlen, v) || encode(&val, c->s + n_train, n_val, o->maxlen, v) ||
         model_init(&m, o, tg_vocab_size(v), embed, &rng) || trainer_init(&t, o, &train, &val)) {
         fprintf(stderr, "setup failed: %s\n", tg_last_error());
@@ -592,6 +612,7 @@ static int run(options *o, corpus *c) {
     rc = 0;
 out:
     trainer_free(&t);
+    tg_rnn_free(&m.rnn);
     tg_params_free(m.params);
     free_encoded(&train);
     free_encoded(&val);
@@ -607,13 +628,6 @@ static int check_options(options *o, const char *prog) {
         return 2;
     }
     o->kind = (kind)k;
-    if (o->epochs < 1 || o->epochs > MAX_EPOCHS || o->batch < 1 || o->embed < 1 || o->hidden < 1 ||
-        o->filters < 1 || o->vocab < 1 || o->maxlen < 1 || o->steps < 0 || o->show < 0 ||
-        !(o->lr > 0) || !(o->dropout >= 0 && o->dropout < 1)) {
-        fprintf(stderr, "%s: sizes, --epochs (<= %d) and --lr must be positive, --steps and --show "
-                        ">= 0, 0 <= --dropout < 1\n", prog, MAX_EPOCHS);
-        return 2;
-    }
     if (o->kind == M_CNN_LSTM && o->maxlen < 8) {
         fprintf(stderr, "%s: cnn-lstm needs --maxlen >= 8 (conv 5, pool 4)\n", prog);
         return 2;
@@ -627,25 +641,30 @@ int main(int argc, char **argv) {
                  .epochs = 10, .batch = 32, .embed = 128, .hidden = 64, .filters = 256, .vocab = 2000,
                  .maxlen = 40, .seed = 1, .split_seed = 42, .threads = 1, .show = 8, .lr = 1e-3, .dropout = 0.2};
     ex_opt opts[] = {
-        {"data", EX_STR, &o.data, "label<TAB>sentence file"},
-        {"model", EX_STR, &o.model, "lstm | bilstm | stacked | cnn | cnn-lstm"},
-        {"epochs", EX_INT, &o.epochs, "training epochs"},
-        {"steps", EX_INT, &o.steps, "stop after this many steps (0: no limit)"},
-        {"batch", EX_INT, &o.batch, "minibatch size"},
-        {"embed", EX_INT, &o.embed, "embedding size (--glove sets it from the file)"},
-        {"hidden", EX_INT, &o.hidden, "LSTM units (per direction); cnn-lstm conv filters"},
-        {"filters", EX_INT, &o.filters, "cnn: conv1d filters"},
-        {"vocab", EX_INT, &o.vocab, "most frequent words kept"},
-        {"maxlen", EX_INT, &o.maxlen, "tokens per sentence (padded or cut at the front)"},
-        {"dropout", EX_DOUBLE, &o.dropout, "dropout rate"},
-        {"lr", EX_DOUBLE, &o.lr, "Adam learning rate"},
-        {"glove", EX_STR, &o.glove, "start the embedding from this GloVe-format file"},
-        {"freeze", EX_FLAG, &o.freeze, "keep the (GloVe) embedding fixed"},
-        {"seed", EX_INT, &o.seed, "seed for weights, shuffling and dropout"},
-        {"split-seed", EX_INT, &o.split_seed, "seed of the 80/20 split"},
-        {"threads", EX_INT, &o.threads, "BLIS threads (0: TG_NUM_THREADS or all cores)"},
-        {"show", EX_INT, &o.show, "validation sentences to print with their predictions"},
-        {"plot", EX_STR, &o.plot, "PNG of the training curves ('' for none)"},
+        {"data", EX_STR, &o.data, "label<TAB>sentence file", EX_NONE},
+        {"model", EX_STR, &o.model, "lstm | bilstm | stacked | cnn | cnn-lstm", EX_NONE},
+        {"epochs", EX_INT, &o.epochs, "training epochs", EX_IN(1, MAX_EPOCHS)},
+        {"steps", EX_INT, &o.steps, "stop after this many steps (0: no limit)",
+         EX_IN(0, EX_MAX_COUNT)},
+        {"batch", EX_INT, &o.batch, "minibatch size", EX_IN(1, EX_MAX_SIZE)},
+        {"embed", EX_INT, &o.embed, "embedding size (--glove sets it from the file)",
+         EX_IN(1, EX_MAX_SIZE)},
+        {"hidden", EX_INT, &o.hidden, "LSTM units (per direction); cnn-lstm conv filters",
+         EX_IN(1, EX_MAX_SIZE)},
+        {"filters", EX_INT, &o.filters, "cnn: conv1d filters", EX_IN(1, EX_MAX_SIZE)},
+        {"vocab", EX_INT, &o.vocab, "most frequent words kept", EX_IN(1, 1 << 24)},
+        {"maxlen", EX_INT, &o.maxlen, "tokens per sentence (padded or cut at the front)",
+         EX_IN(1, EX_MAX_SIZE)},
+        {"dropout", EX_DOUBLE, &o.dropout, "dropout rate", EX_IN(0, 0.99)},
+        {"lr", EX_DOUBLE, &o.lr, "Adam learning rate", EX_LR},
+        {"glove", EX_STR, &o.glove, "start the embedding from this GloVe-format file", EX_NONE},
+        {"freeze", EX_FLAG, &o.freeze, "keep the (GloVe) embedding fixed", EX_NONE},
+        {"seed", EX_INT, &o.seed, "seed for weights, shuffling and dropout", EX_SEED},
+        {"split-seed", EX_INT, &o.split_seed, "seed of the 80/20 split", EX_SEED},
+        EX_OPT_THREADS(&o.threads),
+        {"show", EX_INT, &o.show, "validation sentences to print with their predictions",
+         EX_IN(0, EX_MAX_COUNT)},
+        {"plot", EX_STR, &o.plot, "PNG of the training curves ('' for none)", EX_NONE},
     };
     int rc = ex_parse(argc, argv,
                       "Classifies the sentiment of short sentences (label TAB sentence) with an LSTM,\n"

@@ -216,7 +216,7 @@ static bool parse_score(const char *name, tg_score_kind *k) {
 }
 
 static int make_model(tg_seq2seq *m, tg_params *p, const config *c, tg_rng *rng) {
-    tg_seq2seq_opts o = tg_seq2seq_opts_default(TG_RNN_LSTM, SRC_VOCAB, TGT_VOCAB, c->embed,
+    tg_seq2seq_opts o = tg_seq2seq_opts_default(&tg_cell_lstm, SRC_VOCAB, TGT_VOCAB, c->embed,
                                                 c->hidden);
     o.attention = c->attention;
     if (!parse_score(c->score, &o.score)) {
@@ -402,11 +402,7 @@ static int64_t train(trainer *t, const dataset *d, const config *c, tg_rng *rng)
         uint64_t before = tg_heap_allocs();
         double loss = train_step(t, d, c, rng);
         if (++step > 2) t->warm_allocs += tg_heap_allocs() - before;
-        if (!isfinite(loss)) {
-            if (!isnan(loss)) fprintf(stderr, "error: the loss is not finite at step %lld\n",
-                                      (long long)step);
-            return -1;
-        }
+        if (!ex_loss_ok(&pr, t->tp, "seq2seq", step, loss, c->lr)) return -1;
         avg = step == 1 ? loss : 0.98 * avg + 0.02 * loss;
         ex_progress_update(&pr, step, avg, t->bt.B);
         if (c->eval_every > 0 && (step % c->eval_every == 0 || step == c->steps) && d->n_val) {
@@ -444,16 +440,25 @@ static int report(trainer *t, const dataset *d, const config *c) {
     return 0;
 }
 
-static int check_config(const config *c) {
-    const char *bad = c->digits < 1 || c->digits > MAX_DIGITS ? "--digits must be in 1..4"
-                      : c->steps < 1 || c->batch < 1       ? "--steps and --batch must be >= 1"
-                      : c->hidden < 1 || c->embed < 1      ? "--hidden and --embed must be >= 1"
-                      : c->test < 1 || c->val < 0          ? "--test must be >= 1, --val >= 0"
-                      : c->beam < 0 || c->beam > 64        ? "--beam must be in 0..64"
-                      : !(c->lr > 0) || !(c->clip > 0)     ? "--lr and --clip must be > 0"
-                                                           : NULL;
-    if (bad) fprintf(stderr, "error: %s\n", bad);
-    return bad ? 2 : 0;
+/* Peak memory, measured (peak RSS, hidden 128..1024, batch 128..2048, beam 16):
+ * a training step keeps about 280 bytes per batch x (question + answer
+ * length) x hidden on the tape (340 with attention); decoding about 100 per
+ * evaluation row x beam x answer length x hidden. Weights (two LSTMs, and an
+ * attention layer) count with gradients and two Adam moments; the held-out
+ * questions with a bitmap over all 10^2D of them. */
+static int check_config(const config *c, const char *prog) {
+    double H = (double)c->hidden, E = (double)c->embed, D = (double)c->digits;
+    double L = 3 * D + 5, per = c->attention ? 340 : 280;
+    double rows = fmin(fmax((double)c->test, (double)c->val), EVAL_BATCH);
+    double tape = fmax(per * (double)c->batch * L, 100 * rows * fmax((double)c->beam, 1) * (D + 2));
+    double weights = 16 * (8 * H * (E + H) + (c->attention ? 3 * H * H : 0));
+    double data = pow(100, D) / 8 + 16 * ((double)c->test + (double)c->val);
+    char sizes[160];
+    snprintf(sizes, sizeof sizes, "--batch %lld --hidden %lld --embed %lld --digits %lld --beam "
+             "%lld --test %lld --val %lld", (long long)c->batch, (long long)c->hidden,
+             (long long)c->embed, (long long)c->digits, (long long)c->beam, (long long)c->test,
+             (long long)c->val);
+    return ex_memory_fits(prog, 64e6 + tape * H + weights + data, sizes) ? 0 : 2;
 }
 
 static int setup(trainer *t, tg_seq2seq *m, const config *c, tg_rng *rng) {
@@ -498,35 +503,45 @@ int main(int argc, char **argv) {
                 .lr = 3e-3, .clip = 1.0, .stop_at = 0.995, .alpha = 0, .score = "additive",
                 .plot = "seq2seq-attention.png"};
     ex_opt opts[] = {
-        {"steps", EX_INT, &c.steps, "training steps (batches)"},
-        {"batch", EX_INT, &c.batch, "questions per batch"},
-        {"digits", EX_INT, &c.digits, "operand digits D (1..4): operands 0 .. 10^D-1"},
-        {"hidden", EX_INT, &c.hidden, "LSTM hidden size (encoder and decoder)"},
-        {"embed", EX_INT, &c.embed, "character embedding size"},
-        {"attention", EX_FLAG, &c.attention, "decoder attends to the encoder outputs"},
-        {"score", EX_STR, &c.score, "attention score: dot, general, additive, scaled_dot"},
-        {"plot", EX_STR, &c.plot, "with --attention: heatmap PNG of one answer (\"\": none)"},
-        {"no-reverse", EX_FLAG, &c.no_reverse, "feed the question as written, not reversed"},
-        {"beam", EX_INT, &c.beam, "also decode the test set with beam search of this width (>= 2)"},
-        {"alpha", EX_DOUBLE, &c.alpha, "beam length normalisation: score = logprob / length^alpha"},
-        {"lr", EX_DOUBLE, &c.lr, "Adam learning rate (cosine decay to lr/20 over --steps)"},
-        {"clip", EX_DOUBLE, &c.clip, "gradient norm clipping"},
-        {"test", EX_INT, &c.test, "held-out test questions"},
-        {"val", EX_INT, &c.val, "validation questions (also never trained on)"},
-        {"eval-every", EX_INT, &c.eval_every, "validate every this many steps (0: never)"},
-        {"stop-at", EX_DOUBLE, &c.stop_at, "stop at this validation exact match (0: off)"},
-        {"threads", EX_INT, &c.threads, "BLIS threads (0: TG_NUM_THREADS or all cores)"},
-        {"seed", EX_INT, &c.seed, "seed for data and weights"},
+        {"steps", EX_INT, &c.steps, "training steps (batches)", EX_IN(1, EX_MAX_COUNT)},
+        {"batch", EX_INT, &c.batch, "questions per batch", EX_IN(1, EX_MAX_SIZE)},
+        {"digits", EX_INT, &c.digits, "operand digits D: operands 0 .. 10^D-1",
+         EX_IN(1, MAX_DIGITS)},
+        {"hidden", EX_INT, &c.hidden, "LSTM hidden size (encoder and decoder)",
+         EX_IN(1, EX_MAX_SIZE)},
+        {"embed", EX_INT, &c.embed, "character embedding size", EX_IN(1, EX_MAX_SIZE)},
+        {"attention", EX_FLAG, &c.attention, "decoder attends to the encoder outputs", EX_NONE},
+        {"score", EX_STR, &c.score, "attention score: dot, general, additive, scaled_dot", EX_NONE},
+        {"plot", EX_STR, &c.plot, "with --attention: heatmap PNG of one answer (\"\": none)",
+         EX_NONE},
+        {"no-reverse", EX_FLAG, &c.no_reverse, "feed the question as written, not reversed",
+         EX_NONE},
+        {"beam", EX_INT, &c.beam, "also decode the test set with beam search of this width (>= 2)",
+         EX_IN(0, 64)},
+        {"alpha", EX_DOUBLE, &c.alpha, "beam length normalisation: score = logprob / length^alpha",
+         EX_IN(0, 10)},
+        {"lr", EX_DOUBLE, &c.lr, "Adam learning rate (cosine decay to lr/20 over --steps)", EX_LR},
+        {"clip", EX_DOUBLE, &c.clip, "gradient norm clipping", EX_ABOVE(0, INFINITY)},
+        {"test", EX_INT, &c.test, "held-out test questions", EX_IN(1, EX_MAX_COUNT)},
+        {"val", EX_INT, &c.val, "validation questions (also never trained on)",
+         EX_IN(0, EX_MAX_COUNT)},
+        {"eval-every", EX_INT, &c.eval_every, "validate every this many steps (0: never)",
+         EX_IN(0, EX_MAX_COUNT)},
+        {"stop-at", EX_DOUBLE, &c.stop_at, "stop at this validation exact match (0: off)",
+         EX_IN(0, 1)},
+        EX_OPT_THREADS(&c.threads),
+        {"seed", EX_INT, &c.seed, "seed for data and weights", EX_SEED},
     };
     int rc = ex_parse(argc, argv,
                       "Learns to add: an LSTM encoder-decoder reads \"535+61\" and writes \"596\".",
                       opts, EX_COUNT(opts));
     if (rc >= 0) return rc;
-    if ((rc = check_config(&c))) return rc;
+    if ((rc = check_config(&c, argv[0]))) return rc;
 
     tg_rng rng = tg_rng_seeded((uint64_t)c.seed);
     dataset d;
     tg_seq2seq m;
+    memset(&m, 0, sizeof m);
     trainer t = {0};
     rc = make_dataset(&d, &c, &rng) || setup(&t, &m, &c, &rng);
     if (!rc) {
@@ -548,6 +563,7 @@ int main(int argc, char **argv) {
         }
     }
     teardown(&t);
+    tg_seq2seq_free(&m);
     free_dataset(&d);
     return rc;
 }

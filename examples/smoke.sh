@@ -6,7 +6,7 @@ out=$("$prog" "$@" 2>&1)
 rc=$?
 printf '%s\n' "$out" | tail -n 15
 if [ $rc -ne 0 ] && [ -n "${TG_DATA:-}" ] && [ ! -d "$TG_DATA" ] &&
-   printf '%s\n' "$out" | grep -q "cannot open data file"; then
+   printf '%s\n' "$out" | grep -q "data file: .*: cannot open"; then
     echo "smoke: skipped, $TG_DATA is missing (CI puts ../shared beside the clone)"
     exit 77
 fi

@@ -10,16 +10,21 @@
  * batch is the initial state of the next, carried as values only (detached):
  * gradients stop at the batch boundary. The state restarts at zero each epoch.
  *
- * Corpus: --data FILE, or by default every fortune of Debian's `fortunes`
- * package (the text files in /usr/share/games/fortunes/), shuffled with a
- * fixed seed so that the validation split (the last --val-frac of the text)
- * is drawn from all the files. The vocabulary is the set of bytes present.
+ * Corpus (textgen_corpus.c): --data FILE, or by default every fortune of
+ * Debian's `fortunes` package, shuffled with a fixed seed so that the
+ * validation split (the last --val-frac of the text) is drawn from all the
+ * files. The vocabulary is the set of bytes present.
  *
  * Checkpoint (--save, one safetensors file through io.h): the weights, the
- * optimizer's moments, the RNG and the position, plus two buffers without
- * gradient, "textgen.vocab" (byte of each id) and "textgen.config" (cell,
- * layers, hidden, embedding), so --load rebuilds the model by itself:
- * --sample-only generates from it; without it training resumes.
+ * optimizer's moments, the schedule, the RNG and the position, the recurrent
+ * state carried into the next batch and the stream geometry, plus two buffers
+ * without gradient, "textgen.vocab" (byte of each id) and "textgen.config"
+ * (cell, layers, hidden, embedding), so --load rebuilds the model by itself:
+ * --sample-only generates from it; without it training resumes where it
+ * stopped, bit for bit: --steps more steps, evaluations and samples on the
+ * same steps as an uninterrupted run (the sampling RNG is made from the seed
+ * and the step), the --lr-min schedule over the horizon saved in the
+ * checkpoint (set it for the whole plan with --decay-steps).
  *
  * Memory: every tensor the loop touches is made once; each step resets the
  * tape, so warm steps make no heap allocation (the program counts them). */
@@ -27,46 +32,30 @@
 #include <tapegrad.h>
 
 #include "common.h"
+#include "textgen_corpus.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#ifndef FORTUNE_DIR   /* overridable at build time, e.g. to test a machine without it */
-#define FORTUNE_DIR "/usr/share/games/fortunes"
-#endif
-static const char *const DATA_HINT =
-    "see ../shared/data/README.md for where to get it, or run without --data to use the "
-    "fortunes corpus (apt-get install fortunes)";
-static const char *const FORTUNE_HINT =
-    "the default corpus comes from Debian's fortunes package: apt-get install fortunes "
-    "(or pass --data FILE, see ../shared/data/README.md)";
-static const uint64_t SPLIT_SEED = 20240229;   /* fixed: the split must not move with --seed */
 enum { N_CONFIG = 4 };                         /* cell kind, layers, hidden, embedding */
-enum { MAX_SIZE = 1 << 20 };                   /* bound on sizes: products stay far from overflow */
+enum { MAX_LAYERS = 8 };
+/* the cell kinds as numbers in textgen.config */
+typedef enum cell_kind { CELL_RNN = 0, CELL_LSTM = 2, CELL_GRU = 3 } cell_kind;
 
 typedef struct options {
     const char *data, *cell, *optim, *save, *load, *plot, *prime;
     int64_t layers, hidden, embed, batch, seq, steps, epochs, seed, threads;
     int64_t eval_every, eval_chars, sample_every, sample_len;
     double lr, clip, dropout, val_frac, temperature, max_seconds, lr_min;
+    int64_t decay_steps;
     bool sample_only;
 } options;
 
-typedef struct corpus {
-    uint8_t *ids;             /* the text as vocabulary ids       */
-    int64_t n, n_train;       /* characters; the first n_train train */
-    int V;
-    uint8_t byte_of[256];     /* id -> byte                       */
-    int16_t id_of[256];       /* byte -> id, -1 when absent       */
-} corpus;
-
 typedef struct model {
     tg_params *p;
-    tg_rnn_kind kind;
+    cell_kind kind;
     int64_t L, H, E, V;
     tg_embedding_layer emb;
     tg_rnn rnn;
@@ -77,205 +66,28 @@ typedef struct model {
 /* The recurrent state carried between calls, caller-owned so it outlives tape resets. */
 typedef struct carry {
     int L;
-    tg_tensor *h[TG_RNN_MAX_LAYERS], *c[TG_RNN_MAX_LAYERS];   /* [B, H] */
-    tg_rnn_state init[TG_RNN_MAX_LAYERS], fin[TG_RNN_MAX_LAYERS];
+    tg_tensor *h[MAX_LAYERS], *c[MAX_LAYERS];   /* [B, H] */
+    tg_rnn_state init[MAX_LAYERS], fin[MAX_LAYERS];
 } carry;
-
-/* One split read as B streams of T-character batches. */
-typedef struct batcher {
-    const uint8_t *ids;
-    int64_t start, len, B, T, stream, per_epoch;   /* stream: characters per stream */
-} batcher;
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) { (void)sig; interrupted = 1; }
 
-/* ---- corpus ------------------------------------------------------------------------ */
-static bool is_fortune_file(const char *dir, const char *name) {
-    size_t n = strlen(name);
-    if (name[0] == '.' || (n > 4 && !strcmp(name + n - 4, ".dat")) ||
-        (n > 3 && !strcmp(name + n - 3, ".u8")))   /* index files; .u8 are symlinks to the text */
-        return false;
-    char path[4096];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-typedef struct piece { const char *s; size_t n; } piece;
-
-/* Split one fortune file at its "%" lines; appends to *v (grown as needed). */
-static bool split_fortunes(const char *text, size_t len, piece **v, size_t *n, size_t *cap) {
-    const char *p = text, *end = text + len, *start = text;
-    while (p <= end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        const char *next = eol ? eol + 1 : end + 1;
-        bool sep = (eol ? eol : end) - p == 1 && *p == '%';
-        if (sep || next > end) {
-            size_t plen = (size_t)(p - start) + (sep ? 0 : (size_t)(end - p));
-            if (plen > 0) {
-                if (*n == *cap) {
-                    piece *g = realloc(*v, (*cap = *cap ? 2 * *cap : 1024) * sizeof **v);
-                    if (!g) return false;
-                    *v = g;
-                }
-                (*v)[(*n)++] = (piece){start, plen};
-            }
-            start = next;
-        }
-        p = next;
-    }
-    return true;
-}
-
-/* Removes control bytes but tab and newline (a few fortunes ring the bell or
- * overstrike with backspaces, which samples should not replay); returns the new length. */
-static size_t drop_controls(char *s, size_t n) {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 32 || c == '\n' || c == '\t') s[k++] = s[i];
-    }
-    s[k] = '\0';
-    return k;
-}
-
-/* Every fortune of every text file in FORTUNE_DIR, shuffled with a fixed seed
- * and joined by blank lines. NULL after a message. */
-static char *read_fortunes(size_t *len) {
-    struct dirent **names = NULL;
-    int nf = scandir(FORTUNE_DIR, &names, NULL, alphasort);
-    if (nf < 0) {
-        fprintf(stderr, "error: cannot open the default corpus folder '%s/'\n  %s\n", FORTUNE_DIR,
-                FORTUNE_HINT);
-        return NULL;
-    }
-    char **files = calloc((size_t)nf + 1, sizeof *files);
-    piece *v = NULL;
-    size_t n = 0, cap = 0, total = 0;
-    bool ok = files != NULL;
-    for (int i = 0; ok && i < nf; i++) {
-        if (!is_fortune_file(FORTUNE_DIR, names[i]->d_name)) continue;
-        char path[4096];
-        size_t flen = 0;
-        snprintf(path, sizeof path, "%s/%s", FORTUNE_DIR, names[i]->d_name);
-        ok = (files[i] = ex_read_file(path, &flen, FORTUNE_HINT)) != NULL;
-        if (ok && !(ok = split_fortunes(files[i], flen, &v, &n, &cap)))
-            fprintf(stderr, "error: out of memory reading %s\n", path);
-    }
-    tg_rng r = tg_rng_seeded(SPLIT_SEED);
-    for (size_t i = n; ok && i > 1; i--) {   /* Fisher-Yates */
-        size_t j = (size_t)(tg_rng_next(&r) % i);
-        piece t = v[i - 1];
-        v[i - 1] = v[j], v[j] = t;
-    }
-    for (size_t i = 0; i < n; i++) total += v[i].n + 1;
-    char *out = ok && n > 0 ? malloc(total + 1) : NULL;
-    if (ok && n == 0) fprintf(stderr, "error: no fortunes found in '%s/'\n  %s\n", FORTUNE_DIR, FORTUNE_HINT);
-    size_t at = 0;
-    for (size_t i = 0; out && i < n; i++) {
-        memcpy(out + at, v[i].s, v[i].n);
-        at += v[i].n;
-        out[at++] = '\n';   /* each fortune ends in '\n': this makes a blank line */
-    }
-    if (out) out[at] = '\0', *len = drop_controls(out, at);
-    for (int i = 0; i < nf; i++) free(names[i]), free(files ? files[i] : NULL);
-    free(names), free(files), free(v);
-    return out;
-}
-
-/* Text -> ids. With a fixed vocabulary (from a checkpoint) a byte outside it
- * is an error; otherwise the vocabulary is every byte present, in byte order. */
-static int make_corpus(corpus *cp, const char *text, size_t len, bool fixed_vocab, const char *src) {
-    if (!fixed_vocab) {
-        bool seen[256] = {false};
-        for (size_t i = 0; i < len; i++) seen[(uint8_t)text[i]] = true;
-        cp->V = 0;
-        for (int b = 0; b < 256; b++) {
-            cp->id_of[b] = seen[b] ? (int16_t)cp->V : -1;
-            if (seen[b]) cp->byte_of[cp->V++] = (uint8_t)b;
-        }
-    }
-    cp->ids = malloc(len ? len : 1);
-    if (!cp->ids) return fprintf(stderr, "error: out of memory for the corpus\n"), 1;
-    for (size_t i = 0; i < len; i++) {
-        int id = cp->id_of[(uint8_t)text[i]];
-        if (id < 0) {
-            char what[160];
-            snprintf(what, sizeof what, "byte 0x%02x at offset %zu is not in the checkpoint's "
-                     "vocabulary of %d characters", (uint8_t)text[i], i, cp->V);
-            return ex_bad_data(src, 0, what, "train on a corpus with the same characters");
-        }
-        cp->ids[i] = (uint8_t)id;
-    }
-    cp->n = (int64_t)len;
-    return 0;
-}
-
-/* A --data file must be text: not empty, no NUL byte. Returns 0 or an exit code. */
-static int check_text(const char *path, const char *text, size_t len) {
-    if (len == 0) return ex_bad_data(path, 0, "the file is empty", DATA_HINT);
-    const char *nul = memchr(text, '\0', len);
-    if (!nul) return 0;
-    long line = 1;
-    for (const char *p = text; p < nul; p++) line += *p == '\n';
-    return ex_bad_data(path, line, "contains a NUL byte: not a text file", DATA_HINT);
-}
-
-static int load_corpus(corpus *cp, const options *o, bool fixed_vocab) {
-    size_t len = 0;
-    const char *src = o->data ? o->data : FORTUNE_DIR "/";
-    char *text = o->data ? ex_read_file(o->data, &len, DATA_HINT) : read_fortunes(&len);
-    if (!text) return 1;
-    int rc = o->data ? check_text(o->data, text, len) : 0;
-    if (rc == 0) rc = make_corpus(cp, text, len, fixed_vocab, src);
-    free(text);
-    if (rc) return rc;
-    int64_t need = o->batch * o->seq + 1;   /* one batch in each split */
-    cp->n_train = (int64_t)((double)cp->n * (1 - o->val_frac));
-    if (cp->n_train < need || cp->n - cp->n_train < need) {
-        char what[200];
-        snprintf(what, sizeof what, "only %lld characters: --batch %lld --seq %lld with --val-frac %g "
-                 "needs at least %lld in each split", (long long)cp->n, (long long)o->batch,
-                 (long long)o->seq, o->val_frac, (long long)need);
-        return ex_bad_data(src, 0, what, DATA_HINT);
-    }
-    printf("corpus: %s, %lld characters, vocabulary %d; %lld for training, %lld for validation\n",
-           src, (long long)cp->n, cp->V, (long long)cp->n_train, (long long)(cp->n - cp->n_train));
-    return 0;
-}
-
-static batcher make_batcher(const corpus *cp, bool val, int64_t B, int64_t T) {
-    batcher b = {.ids = cp->ids, .start = val ? cp->n_train : 0,
-                 .len = val ? cp->n - cp->n_train : cp->n_train, .B = B, .T = T};
-    b.stream = (b.len - 1) / B;
-    b.per_epoch = b.stream / T;
-    return b;
-}
-
-/* Batch k of the epoch into x and y (targets: the next characters). */
-static void fill_batch(const batcher *b, int64_t k, tg_tensor *x, tg_tensor *y) {
-    int32_t *xs = tg_tensor_data(x), *ys = tg_tensor_data(y);
-    for (int64_t r = 0; r < b->B; r++) {
-        const uint8_t *src = b->ids + b->start + r * b->stream + k * b->T;
-        for (int64_t t = 0; t < b->T; t++) {
-            xs[r * b->T + t] = src[t];
-            ys[r * b->T + t] = src[t + 1];
-        }
-    }
-}
-
 /* ---- model --------------------------------------------------------------------------- */
-static bool parse_cell(const char *s, tg_rnn_kind *k) {
-    if (!strcmp(s, "rnn")) *k = TG_RNN_ELMAN;
-    else if (!strcmp(s, "lstm")) *k = TG_RNN_LSTM;
-    else if (!strcmp(s, "gru")) *k = TG_RNN_GRU;
+static bool parse_cell(const char *s, cell_kind *k) {
+    if (!strcmp(s, "rnn")) *k = CELL_RNN;
+    else if (!strcmp(s, "lstm")) *k = CELL_LSTM;
+    else if (!strcmp(s, "gru")) *k = CELL_GRU;
     else return false;
     return true;
 }
 
-static const char *cell_name(tg_rnn_kind k) {
-    return k == TG_RNN_LSTM ? "lstm" : k == TG_RNN_GRU ? "gru" : "rnn";
+static const char *cell_name(cell_kind k) {
+    return k == CELL_LSTM ? "lstm" : k == CELL_GRU ? "gru" : "rnn";
+}
+
+static const tg_cell *cell_of(cell_kind k) {
+    return k == CELL_LSTM ? &tg_cell_lstm : k == CELL_GRU ? &tg_cell_gru : &tg_cell_elman;
 }
 
 static tg_tensor *buffer(tg_params *p, const char *name, int64_t n) {
@@ -287,7 +99,7 @@ static tg_tensor *buffer(tg_params *p, const char *name, int64_t n) {
 /* Builds the layers of m (kind, L, H, E, V set) and its buffers from cp's vocabulary. */
 static int model_build(model *m, const corpus *cp, double dropout, tg_rng *rng) {
     m->p = tg_params_new();
-    tg_rnn_opts ro = tg_rnn_opts_default(m->kind, m->E, m->H);
+    tg_rnn_opts ro = tg_rnn_opts_default(cell_of(m->kind), m->E, m->H);
     ro.num_layers = (int)m->L;
     ro.return_sequences = true;
     ro.dropout = dropout;
@@ -305,14 +117,14 @@ static int model_build(model *m, const corpus *cp, double dropout, tg_rng *rng) 
     return 0;
 }
 
-/* cell kind one of ours, layers in 1..TG_RNN_MAX_LAYERS, hidden and embedding in 1..MAX_SIZE */
+/* cell kind one of ours, layers in 1..MAX_LAYERS, hidden and embedding in 1..EX_MAX_SIZE */
 static bool config_ok(const tg_tensor *cfg) {
     double k = tg_tensor_get(cfg, 0), l = tg_tensor_get(cfg, 1);
-    bool ok = (k == TG_RNN_ELMAN || k == TG_RNN_LSTM || k == TG_RNN_GRU) && l >= 1 &&
-              l <= TG_RNN_MAX_LAYERS && l == floor(l);
+    bool ok = (k == CELL_RNN || k == CELL_LSTM || k == CELL_GRU) && l >= 1 &&
+              l <= MAX_LAYERS && l == floor(l);
     for (int i = 2; i < N_CONFIG; i++) {
         double v = tg_tensor_get(cfg, i);
-        ok = ok && v >= 1 && v <= MAX_SIZE && v == floor(v);
+        ok = ok && v >= 1 && v <= EX_MAX_SIZE && v == floor(v);
     }
     return ok;
 }
@@ -330,7 +142,7 @@ static int read_header(const tg_safetensors *f, const char *path, model *m, corp
         rc = ex_bad_data(path, 0, "textgen.config holds an unknown cell or sizes out of range",
                          NULL);
     } else {
-        m->kind = (tg_rnn_kind)tg_tensor_get(cfg, 0);
+        m->kind = (cell_kind)tg_tensor_get(cfg, 0);
         m->L = (int64_t)tg_tensor_get(cfg, 1), m->H = (int64_t)tg_tensor_get(cfg, 2);
         m->E = (int64_t)tg_tensor_get(cfg, 3), m->V = tg_tensor_numel(voc);
         cp->V = (int)m->V;
@@ -349,16 +161,19 @@ static int read_header(const tg_safetensors *f, const char *path, model *m, corp
     return rc;
 }
 
-static void model_free(model *m) { tg_params_free(m->p); }
+static void model_free(model *m) {
+    tg_rnn_free(&m->rnn);
+    tg_params_free(m->p);
+}
 
 static int carry_open(carry *s, const model *m, int64_t B) {
     memset(s, 0, sizeof *s);
     s->L = (int)m->L;
     for (int l = 0; l < s->L; l++) {
         s->h[l] = tg_tensor_new(TG_F32, 2, (int64_t[]){B, m->H});
-        if (m->kind == TG_RNN_LSTM) s->c[l] = tg_tensor_new(TG_F32, 2, (int64_t[]){B, m->H});
-        if (!s->h[l] || (m->kind == TG_RNN_LSTM && !s->c[l])) return -1;
-        s->init[l] = (tg_rnn_state){s->h[l], s->c[l]};
+        if (m->kind == CELL_LSTM) s->c[l] = tg_tensor_new(TG_F32, 2, (int64_t[]){B, m->H});
+        if (!s->h[l] || (m->kind == CELL_LSTM && !s->c[l])) return -1;
+        s->init[l] = (tg_rnn_state){.h = s->h[l], .c = s->c[l]};
     }
     return 0;
 }
@@ -386,9 +201,9 @@ static void carry_close(carry *s) {
 
 /* x ids [B, T] -> logits [B, T, V], from the state in s (final state into s->fin). */
 static tg_tensor *forward(tg_tape *tp, const model *m, tg_tensor *x, carry *s, tg_rng *rng) {
-    tg_rnn_call call = {.initial = s->init, .rng = rng};
+    tg_rnn_call call = {.initial = s->init, .n_initial = s->L, .rng = rng};
     tg_tensor *e = tg_embedding_layer_forward(tp, &m->emb, x);   /* [B, T, E] */
-    tg_tensor *h = tg_rnn_forward(tp, &m->rnn, e, &call, s->fin);  /* [B, T, H] */
+    tg_tensor *h = tg_rnn_forward(tp, &m->rnn, e, &call, s->fin, s->L);  /* [B, T, H] */
     return tg_linear_forward(tp, &m->fc, h);                      /* [B, T, V] */
 }
 
@@ -463,7 +278,8 @@ typedef struct trainer {
     sampler sp;
     batcher tr, va;
     tg_train_state ts;               /* rng (dropout), epoch, step, data_pos (next batch) */
-    tg_rng sample_rng;
+    tg_params *carried;              /* checkpointed with the weights: train's states, stream */
+    tg_tensor *stream;               /* [3] B, T, training characters: a resume needs the same */
     int64_t total;                   /* steps to run in this call */
     double *h_step, *h_train, *h_val;
     int n_hist;
@@ -479,10 +295,7 @@ static double train_step(trainer *t) {
     fill_batch(&t->tr, t->ts.data_pos, t->x, t->y);
     tg_params_zero_grad(t->m->p);
     tg_tensor *loss = tg_cross_entropy(tp, forward(tp, t->m, t->x, &t->train, &t->ts.rng), t->y);
-    if (!loss || tg_backward(tp, loss) != TG_OK) {
-        fprintf(stderr, "\nstep %lld: %s\n", (long long)t->ts.step + 1, tg_tape_error(tp));
-        return NAN;
-    }
+    if (!loss || tg_backward(tp, loss) != TG_OK) return NAN;   /* the error stays on tp */
     double value = tg_tensor_item(loss);
     double norm = t->o->clip > 0 ? tg_clip_grad_norm(t->m->p, t->o->clip) : 0;
     if (isfinite(norm) && isfinite(value)) tg_optim_step(t->opt);   /* else skip the update */
@@ -517,10 +330,13 @@ static double evaluate(trainer *t, int64_t max_chars, int64_t *chars) {
     return sum / (double)n;
 }
 
+/* The sampling generator is made from the seed and the step, so a resumed run
+ * prints the samples the uninterrupted one would (and needs no state saved). */
 static void show_sample(trainer *t, ex_progress *pg, const char *when) {
     const options *o = t->o;
-    if (sample(t->tp, t->m, t->cp, &t->sp, o->prime, o->sample_len, o->temperature,
-               &t->sample_rng) == 0)
+    tg_rng r = tg_rng_seeded(((uint64_t)o->seed ^ 0x5eedULL) + 0x9e3779b97f4a7c15ULL *
+                             (uint64_t)t->ts.step);
+    if (sample(t->tp, t->m, t->cp, &t->sp, o->prime, o->sample_len, o->temperature, &r) == 0)
         ex_log(pg, "---- sample %s (temperature %g) ----\n%s%s\n----", when, o->temperature,
                o->prime ? o->prime : "", t->sp.text);
 }
@@ -544,22 +360,19 @@ static int train_loop(trainer *t) {
     int64_t n_sum = 0;
     for (int64_t s = 1; s <= t->total; s++) {
         uint64_t before = tg_heap_allocs();
+        int64_t step = t->ts.step + 1;   /* counted over resumed runs */
         double loss = train_step(t);
         if (s > 2) t->warm_allocs += tg_heap_allocs() - before;
-        if (!isfinite(loss)) {
-            if (!isnan(loss) || tg_tape_status(t->tp) == TG_OK)
-                fprintf(stderr, "\nstep %lld: the loss is not finite (try a lower --lr)\n",
-                        (long long)t->ts.step);
-            return 1;
-        }
+        if (!ex_loss_ok(&pg, t->tp, cell_name(t->m->kind), step, loss, o->lr)) return 1;
         sum += loss, n_sum++;
         ex_progress_update(&pg, s, loss, t->tr.B * t->tr.T);
         bool stop = interrupted || (o->max_seconds > 0 && ex_now() - start > o->max_seconds);
-        if (o->eval_every > 0 && (s % o->eval_every == 0 || s == t->total || stop)) {
+        /* evaluations and samples fall on the same steps in a resumed run */
+        if (o->eval_every > 0 && (step % o->eval_every == 0 || s == t->total || stop)) {
             checkpoint_eval(t, &pg, sum / (double)n_sum);
             sum = 0, n_sum = 0;
         }
-        if (o->sample_every > 0 && s % o->sample_every == 0 && s < t->total && !stop) {
+        if (o->sample_every > 0 && step % o->sample_every == 0 && s < t->total && !stop) {
             char when[64];
             snprintf(when, sizeof when, "at step %lld", (long long)t->ts.step);
             show_sample(t, &pg, when);
@@ -575,28 +388,74 @@ static int train_loop(trainer *t) {
 }
 
 /* ---- setup and reports ------------------------------------------------------------------- */
-static int make_optim(trainer *t) {
+/* The optimizer, and the cosine schedule: for a new run when --lr-min asks for
+ * one, over --decay-steps (default: this run's steps); for a resumed run when
+ * the checkpoint holds one, whose horizon and position it then restores. */
+static int make_optim(trainer *t, const tg_safetensors *resume) {
     const options *o = t->o;
     tg_optim_kind k;
     if (!strcmp(o->optim, "adam")) k = TG_OPTIM_ADAM;
     else if (!strcmp(o->optim, "rmsprop")) k = TG_OPTIM_RMSPROP;
     else return fprintf(stderr, "error: --optim must be adam or rmsprop, not '%s'\n", o->optim), 2;
+    bool asked = o->lr_min >= 0 && o->lr_min < o->lr;
+    bool in_file = resume && tg_safetensors_meta(resume, "tapegrad.sched");
+    if (resume && !in_file && (asked || o->decay_steps > 0))
+        return fprintf(stderr, "error: %s holds no learning-rate schedule to continue: resume "
+                       "without --lr-min and --decay-steps\n", o->load), 2;
     t->opt = tg_optim_new(k, t->m->p, o->lr);
-    if (t->opt && o->lr_min >= 0 && o->lr_min < o->lr)   /* cosine decay over the run */
-        t->sched = tg_sched_new_cosine(t->opt, 0, t->total, o->lr_min);
-    if (!t->opt || (o->lr_min >= 0 && o->lr_min < o->lr && !t->sched))
+    int64_t horizon = o->decay_steps > 0 ? o->decay_steps : t->total;
+    if (t->opt && (resume ? in_file : asked))   /* a resumed schedule is overwritten by the load */
+        t->sched = tg_sched_new_cosine(t->opt, 0, horizon, asked ? o->lr_min : 0);
+    if (!t->opt || ((resume ? in_file : asked) && !t->sched))
         return fprintf(stderr, "error: optimizer: %s\n", tg_last_error()), 2;
     return 0;
 }
 
-static int trainer_open(trainer *t, const options *o, model *m, const corpus *cp, tg_tape *tp) {
+/* The state that goes into the checkpoint besides weights, optimizer and
+ * schedule: the recurrent state carried between batches (a run resumed
+ * mid-epoch starts from it) and the stream geometry it belongs to. */
+static int carried_open(trainer *t) {
+    t->carried = tg_params_new();
+    t->stream = tg_tensor_new(TG_F64, 1, (int64_t[]){3});
+    if (!t->carried || !t->stream) return -1;
+    double stream[3] = {(double)t->tr.B, (double)t->tr.T, (double)t->cp->n_train};
+    for (int i = 0; i < 3; i++) tg_tensor_set(t->stream, i, stream[i]);
+    tg_status st = tg_params_add(t->carried, "textgen.stream", t->stream);
+    for (int l = 0; l < t->train.L && st == TG_OK; l++) {
+        char name[32];
+        snprintf(name, sizeof name, "h.%d", l);
+        st = tg_params_add(t->carried, name, t->train.h[l]);
+        snprintf(name, sizeof name, "c.%d", l);
+        if (st == TG_OK && t->train.c[l]) st = tg_params_add(t->carried, name, t->train.c[l]);
+    }
+    return st == TG_OK ? 0 : -1;
+}
+
+/* A resumed run must read the text as the saved one did. */
+static int check_stream(const trainer *t, const tg_safetensors *f) {
+    tg_tensor *saved = tg_safetensors_get(f, "tapegrad.carry.textgen.stream", TG_F64);
+    bool same = saved && tg_tensor_numel(saved) == 3;
+    for (int i = 0; same && i < 3; i++) same = tg_tensor_get(saved, i) == tg_tensor_get(t->stream, i);
+    if (!saved)
+        fprintf(stderr, "error: %s holds no carried state (an older textgen saved it): it can be "
+                "sampled with --sample-only, not resumed\n", t->o->load);
+    else if (!same)
+        fprintf(stderr, "error: %s was trained with --batch %g --seq %g on %g training characters; "
+                "resuming needs the same (now %lld, %lld, %lld)\n", t->o->load,
+                tg_tensor_get(saved, 0), tg_tensor_get(saved, 1), tg_tensor_get(saved, 2),
+                (long long)t->tr.B, (long long)t->tr.T, (long long)t->cp->n_train);
+    tg_tensor_free(saved);
+    return same ? 0 : 1;
+}
+
+static int trainer_open(trainer *t, const options *o, model *m, const corpus *cp, tg_tape *tp,
+                        const tg_safetensors *resume) {
     memset(t, 0, sizeof *t);
     t->o = o, t->m = m, t->cp = cp, t->tp = tp;
     t->tr = make_batcher(cp, false, o->batch, o->seq);
     t->va = make_batcher(cp, true, o->batch, o->seq);
     t->total = o->steps > 0 ? o->steps : o->epochs * t->tr.per_epoch;
     t->ts.rng = tg_rng_seeded((uint64_t)o->seed);
-    t->sample_rng = tg_rng_seeded((uint64_t)o->seed ^ 0x5eedULL);
     int64_t hist = (o->eval_every > 0 ? t->total / o->eval_every : 0) + 2;
     t->h_step = malloc((size_t)hist * sizeof(double));
     t->h_train = malloc((size_t)hist * sizeof(double));
@@ -606,9 +465,9 @@ static int trainer_open(trainer *t, const options *o, model *m, const corpus *cp
     if (!t->h_step || !t->h_train || !t->h_val || !t->x || !t->y ||
         carry_open(&t->train, m, o->batch) || carry_open(&t->eval, m, o->batch) ||
         carry_open(&t->sp.state, m, 1) || !(t->sp.x = tg_tensor_new(TG_I32, 2, (int64_t[]){1, 1})) ||
-        !(t->sp.text = calloc((size_t)o->sample_len + 1, 1)))
+        !(t->sp.text = calloc((size_t)o->sample_len + 1, 1)) || carried_open(t))
         return fprintf(stderr, "error: out of memory: %s\n", tg_last_error()), 1;
-    return make_optim(t);
+    return make_optim(t, resume);
 }
 
 static void trainer_close(trainer *t) {
@@ -617,6 +476,8 @@ static void trainer_close(trainer *t) {
     free(t->sp.text), free(t->h_step), free(t->h_train), free(t->h_val);
     tg_sched_free(t->sched);
     tg_optim_free(t->opt);
+    tg_params_free(t->carried);   /* the tensors stay the carries' and ours */
+    tg_tensor_free(t->stream);
 }
 
 static void plot_history(const trainer *t) {
@@ -639,7 +500,8 @@ static int finish(trainer *t, double seconds, int64_t first_step) {
     show_sample(t, NULL, "after training");
     const char *save = t->o->save;
     if (save && *save) {
-        if (tg_checkpoint_save(save, t->m->p, t->opt, t->sched, &t->ts) != TG_OK)
+        tg_checkpoint_extra x = {.carry = t->carried};
+        if (tg_checkpoint_save_ex(save, t->m->p, t->opt, t->sched, &t->ts, &x) != TG_OK)
             return fprintf(stderr, "error: saving %s: %s\n", save, tg_last_error()), 1;
         printf("saved checkpoint %s (generate with: textgen --load %s --sample-only)\n", save, save);
     }
@@ -663,8 +525,11 @@ static void describe(const trainer *t) {
 static int run_training(const options *o, model *m, const corpus *cp, tg_tape *tp,
                         const tg_safetensors *resume) {
     trainer t;
-    int rc = trainer_open(&t, o, m, cp, tp);
-    if (rc == 0 && resume && tg_checkpoint_load_from(resume, m->p, t.opt, t.sched, &t.ts) != TG_OK) {
+    int rc = trainer_open(&t, o, m, cp, tp, resume);
+    tg_checkpoint_extra x = {.carry = t.carried};
+    if (rc == 0 && resume) rc = check_stream(&t, resume);
+    if (rc == 0 && resume &&
+        tg_checkpoint_load_from_ex(resume, m->p, t.opt, t.sched, &t.ts, &x) != TG_OK) {
         fprintf(stderr, "error: resuming from %s: %s\n", o->load, tg_last_error());
         rc = 1;
     }
@@ -681,18 +546,26 @@ static int run_training(const options *o, model *m, const corpus *cp, tg_tape *t
 }
 
 /* ---- main ------------------------------------------------------------------------------ */
-static bool in_size(int64_t v) { return v >= 1 && v <= MAX_SIZE; }
+/* Peak memory, measured (peak RSS, H 128..1024, layers 2..4, B 32..1024, T 64):
+ * a training step keeps about 265 bytes per B x T x H x layer on the tape (the
+ * final validation runs batches of the same shape without gradients), plus
+ * the embeddings and logits, about 30 bytes per B x T x (E + V), V <= 256;
+ * weights (LSTM: 4H(E+H) in the first layer, 8H^2 in each other) count with
+ * gradients and two Adam moments. */
+static bool fits_memory(const model *m, int64_t B, int64_t T) {
+    double H = (double)m->H, E = (double)m->E, L = (double)m->L, V = 256;
+    double weights = V * E + 4 * H * (E + H) + (L - 1) * 8 * H * H + H * V;
+    double tape = (double)B * (double)T * (280 * H * L + 30 * (E + V));
+    char sizes[128];
+    snprintf(sizes, sizeof sizes, "--batch %lld --seq %lld --hidden %lld --layers %lld "
+             "--embed %lld", (long long)B, (long long)T, (long long)m->H, (long long)m->L,
+             (long long)m->E);
+    return ex_memory_fits("textgen", 100e6 + 16 * weights + tape, sizes);
+}
 
 static int check_options(const options *o) {
-    tg_rnn_kind k;
+    cell_kind k;
     const char *bad = !parse_cell(o->cell, &k) ? "--cell must be rnn, lstm or gru"
-        : o->layers < 1 || o->layers > TG_RNN_MAX_LAYERS ? "--layers must be in 1..8"
-        : !in_size(o->hidden) || !in_size(o->embed) || !in_size(o->batch) || !in_size(o->seq)
-            ? "--hidden, --embed, --batch, --seq must be in 1..1048576"
-        : o->steps < 0 || o->epochs < 1 || o->sample_len < 0 ? "--steps >= 0, --epochs >= 1"
-        : !(o->val_frac > 0 && o->val_frac < 1) ? "--val-frac must be in (0, 1)"
-        : !(o->lr > 0) || o->clip < 0 ? "--lr must be > 0 and --clip >= 0"
-        : !(o->dropout >= 0 && o->dropout < 1) ? "--dropout must be in [0, 1)"
         : o->sample_only && !o->load ? "--sample-only needs --load PATH" : NULL;
     if (bad) fprintf(stderr, "textgen: %s (see --help)\n", bad);
     return bad ? 2 : 0;
@@ -727,7 +600,10 @@ static int run(const options *o, tg_tape *tp) {
         parse_cell(o->cell, &m.kind);
         m.L = o->layers, m.H = o->hidden, m.E = o->embed;
     }
-    if (rc == 0 && !o->sample_only) rc = load_corpus(&cp, o, o->load != NULL);
+    if (rc == 0 && !fits_memory(&m, o->sample_only ? 1 : o->batch, o->sample_only ? 1 : o->seq))
+        rc = 2;
+    if (rc == 0 && !o->sample_only)
+        rc = load_corpus(&cp, o->data, o->batch, o->seq, o->val_frac, o->load != NULL);
     if (rc == 0) m.V = cp.V, rc = model_build(&m, &cp, o->dropout, &rng);
     if (rc == 0 && o->sample_only && tg_checkpoint_load_from(f, m.p, NULL, NULL, NULL) != TG_OK)
         rc = (fprintf(stderr, "error: loading %s: %s\n", o->load, tg_last_error()), 1);
@@ -746,34 +622,49 @@ int main(int argc, char **argv) {
                  .eval_chars = 32768, .sample_every = 500, .sample_len = 300, .lr = 2e-3,
                  .clip = 5, .val_frac = 0.1, .temperature = 0.8, .lr_min = -1};
     ex_opt opts[] = {
-        {"data", EX_STR, &o.data, "text file (default: the fortunes in " FORTUNE_DIR "/)"},
-        {"cell", EX_STR, &o.cell, "rnn (Elman), lstm or gru"},
-        {"layers", EX_INT, &o.layers, "stacked recurrent layers"},
-        {"hidden", EX_INT, &o.hidden, "hidden size H"},
-        {"embed", EX_INT, &o.embed, "character embedding size E"},
-        {"batch", EX_INT, &o.batch, "streams per batch B"},
-        {"seq", EX_INT, &o.seq, "characters per stream per step T (BPTT length)"},
-        {"steps", EX_INT, &o.steps, "training steps (0: --epochs)"},
-        {"epochs", EX_INT, &o.epochs, "epochs when --steps is 0"},
-        {"max-seconds", EX_DOUBLE, &o.max_seconds, "stop training after this long (0: no limit)"},
-        {"optim", EX_STR, &o.optim, "adam or rmsprop"},
-        {"lr", EX_DOUBLE, &o.lr, "learning rate"},
-        {"lr-min", EX_DOUBLE, &o.lr_min, "cosine decay to this lr over the steps (< 0: constant)"},
-        {"clip", EX_DOUBLE, &o.clip, "clip the global gradient norm (0: off)"},
-        {"dropout", EX_DOUBLE, &o.dropout, "dropout on each recurrent layer's input"},
-        {"val-frac", EX_DOUBLE, &o.val_frac, "fraction of the text held out (its end)"},
-        {"eval-every", EX_INT, &o.eval_every, "steps between validation points (0: end only)"},
-        {"eval-chars", EX_INT, &o.eval_chars, "characters per periodic validation (0: all)"},
-        {"sample-every", EX_INT, &o.sample_every, "steps between printed samples (0: end only)"},
-        {"sample-len", EX_INT, &o.sample_len, "characters per sample"},
-        {"temperature", EX_DOUBLE, &o.temperature, "sampling temperature (0: greedy)"},
-        {"prime", EX_STR, &o.prime, "text the samples start from (default: a newline)"},
-        {"save", EX_STR, &o.save, "checkpoint written after training (\"\": none)"},
-        {"load", EX_STR, &o.load, "checkpoint to resume from, or to sample with --sample-only"},
-        {"sample-only", EX_FLAG, &o.sample_only, "generate --sample-len characters from --load"},
-        {"plot", EX_STR, &o.plot, "loss-curve PNG (\"\": none)"},
-        {"threads", EX_INT, &o.threads, "BLIS threads (0: TG_NUM_THREADS or all cores)"},
-        {"seed", EX_INT, &o.seed, "seed for initial weights, dropout and sampling"},
+        {"data", EX_STR, &o.data, "text file (default: the fortunes in " FORTUNE_DIR "/)",
+         EX_NONE},
+        {"cell", EX_STR, &o.cell, "rnn (Elman), lstm or gru", EX_NONE},
+        {"layers", EX_INT, &o.layers, "stacked recurrent layers", EX_IN(1, MAX_LAYERS)},
+        {"hidden", EX_INT, &o.hidden, "hidden size H", EX_IN(1, EX_MAX_SIZE)},
+        {"embed", EX_INT, &o.embed, "character embedding size E", EX_IN(1, EX_MAX_SIZE)},
+        {"batch", EX_INT, &o.batch, "streams per batch B", EX_IN(1, EX_MAX_SIZE)},
+        {"seq", EX_INT, &o.seq, "characters per stream per step T (BPTT length)",
+         EX_IN(1, EX_MAX_SIZE)},
+        {"steps", EX_INT, &o.steps, "training steps (0: --epochs)", EX_IN(0, EX_MAX_COUNT)},
+        {"epochs", EX_INT, &o.epochs, "epochs when --steps is 0", EX_IN(1, EX_MAX_COUNT)},
+        {"max-seconds", EX_DOUBLE, &o.max_seconds, "stop training after this long (0: no limit)",
+         EX_IN(0, INFINITY)},
+        {"optim", EX_STR, &o.optim, "adam or rmsprop", EX_NONE},
+        {"lr", EX_DOUBLE, &o.lr, "learning rate", EX_LR},
+        {"lr-min", EX_DOUBLE, &o.lr_min, "cosine decay to this lr (< 0: constant lr)",
+         EX_IN(-1, INFINITY)},
+        {"decay-steps", EX_INT, &o.decay_steps,
+         "steps the --lr-min decay spans from step 0 (0: this run's); a resumed run keeps its "
+         "checkpoint's", EX_IN(0, EX_MAX_COUNT)},
+        {"clip", EX_DOUBLE, &o.clip, "clip the global gradient norm (0: off)", EX_IN(0, INFINITY)},
+        {"dropout", EX_DOUBLE, &o.dropout, "dropout on each recurrent layer's input",
+         EX_IN(0, 0.99)},
+        {"val-frac", EX_DOUBLE, &o.val_frac, "fraction of the text held out (its end)",
+         EX_IN(1e-9, 0.99)},
+        {"eval-every", EX_INT, &o.eval_every, "steps between validation points (0: end only)",
+         EX_IN(0, EX_MAX_COUNT)},
+        {"eval-chars", EX_INT, &o.eval_chars, "characters per periodic validation (0: all)",
+         EX_IN(0, EX_MAX_COUNT)},
+        {"sample-every", EX_INT, &o.sample_every, "steps between printed samples (0: end only)",
+         EX_IN(0, EX_MAX_COUNT)},
+        {"sample-len", EX_INT, &o.sample_len, "characters per sample", EX_IN(0, 1 << 24)},
+        {"temperature", EX_DOUBLE, &o.temperature, "sampling temperature (0: greedy)",
+         EX_IN(0, INFINITY)},
+        {"prime", EX_STR, &o.prime, "text the samples start from (default: a newline)", EX_NONE},
+        {"save", EX_STR, &o.save, "checkpoint written after training (\"\": none)", EX_NONE},
+        {"load", EX_STR, &o.load, "checkpoint to resume from, or to sample with --sample-only",
+         EX_NONE},
+        {"sample-only", EX_FLAG, &o.sample_only, "generate --sample-len characters from --load",
+         EX_NONE},
+        {"plot", EX_STR, &o.plot, "loss-curve PNG (\"\": none)", EX_NONE},
+        EX_OPT_THREADS(&o.threads),
+        {"seed", EX_INT, &o.seed, "seed for initial weights, dropout and sampling", EX_SEED},
     };
     int rc = ex_parse(argc, argv,
                       "Trains a character-level language model (embedding, stacked RNN/LSTM/GRU, "

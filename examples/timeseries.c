@@ -159,15 +159,16 @@ static void free_windows(windows *w) {
 }
 
 /* ---- models ----------------------------------------------------------------------------- */
-static int model_init(model *m, const char *name, int kind, const options *o, tg_rng *rng) {
+static int model_init(model *m, const char *name, const tg_cell *cell, const options *o,
+                      tg_rng *rng) {
     memset(m, 0, sizeof *m);
     m->name = name;
     m->params = tg_params_new();
     if (!m->params) return -1;
-    m->recurrent = kind >= 0;
+    m->recurrent = cell != NULL;
     int64_t in = o->window;
     if (m->recurrent) {
-        tg_rnn_opts ro = tg_rnn_opts_default((tg_rnn_kind)kind, 1, o->hidden);
+        tg_rnn_opts ro = tg_rnn_opts_default(cell, 1, o->hidden);
         if (tg_rnn_init(&m->rnn, m->params, "rnn", &ro, TG_F32, rng) != TG_OK) return -1;
         in = o->hidden;
     }
@@ -176,7 +177,7 @@ static int model_init(model *m, const char *name, int kind, const options *o, tg
 
 /* Predicted standardised changes [N, 1]. */
 static tg_tensor *model_forward(tg_tape *tp, const model *m, const windows *w) {
-    tg_tensor *h = m->recurrent ? tg_rnn_forward(tp, &m->rnn, w->seq, NULL, NULL) : w->flat;
+    tg_tensor *h = m->recurrent ? tg_rnn_forward(tp, &m->rnn, w->seq, NULL, NULL, 0) : w->flat;
     return tg_linear_forward(tp, &m->head, h);
 }
 
@@ -195,6 +196,7 @@ static double model_train(tg_tape *tp, model *m, const windows *train, const opt
         }
         loss_v = tg_tensor_item(loss);
         tg_tape_reset(tp);
+        if (!ex_loss_ok(pg, NULL, m->name, e + 1, loss_v, o->lr)) break;
         ex_progress_update(pg, ++*step, loss_v, train->n);
     }
     tg_tape_reset(tp);
@@ -255,9 +257,9 @@ static int run(const options *o, series *s) {
     if (tp && o->threads > 0) tg_tape_set_threads(tp, (int)o->threads);
     if (!tp || make_windows(&train, s, o->window, o->window + 1, s->n_train) ||
         make_windows(&test, s, o->window, s->n_train, s->n) ||
-        model_init(&ms[0], "perceptron", -1, o, &rng) ||
-        model_init(&ms[1], "SimpleRNN", TG_RNN_ELMAN, o, &rng) ||
-        model_init(&ms[2], "LSTM", TG_RNN_LSTM, o, &rng)) {
+        model_init(&ms[0], "perceptron", NULL, o, &rng) ||
+        model_init(&ms[1], "SimpleRNN", &tg_cell_elman, o, &rng) ||
+        model_init(&ms[2], "LSTM", &tg_cell_lstm, o, &rng)) {
         fprintf(stderr, "setup failed: %s\n", tg_last_error());
         goto out;
     }
@@ -286,35 +288,46 @@ static int run(const options *o, series *s) {
     if (o->plot && *o->plot) plot(o, s, ms, persist);
     rc = 0;
 out:
-    for (int i = 0; i < N_MODELS; i++) tg_params_free(ms[i].params);
+    for (int i = 0; i < N_MODELS; i++) tg_rnn_free(&ms[i].rnn), tg_params_free(ms[i].params);
     free_windows(&train);
     free_windows(&test);
     tg_tape_free(tp);
     return rc;
 }
 
+/* Peak memory, measured (peak RSS, hidden 256..2048, window 12 and 48): about
+ * 300 bytes per window x month x hidden unit on the tape (the LSTM's full
+ * batch), and the SimpleRNN's and LSTM's weights (5 H^2 in all) with their
+ * gradients and two Adam moments. */
+static bool fits_memory(const options *o, int64_t months, const char *prog) {
+    double H = (double)o->hidden, tape = 400.0 * (double)months * (double)o->window * H;
+    char sizes[96];
+    snprintf(sizes, sizeof sizes, "--hidden %lld --window %lld (%lld months)",
+             (long long)o->hidden, (long long)o->window, (long long)months);
+    return ex_memory_fits(prog, 32e6 + tape + 16 * 5 * (H + 2) * H, sizes);
+}
+
 int main(int argc, char **argv) {
     options o = {.data = NULL, .plot = "timeseries.png", .window = 12, .hidden = 8,
                  .epochs = 400, .seed = 1, .threads = 1, .lr = 0.01};
     ex_opt opts[] = {
-        {"data", EX_STR, &o.data, "CSV 'Month,Passengers' (default: the built-in 1949-1960 figures)"},
-        {"window", EX_INT, &o.window, "previous months in each window"},
-        {"hidden", EX_INT, &o.hidden, "hidden units of the SimpleRNN and the LSTM"},
-        {"epochs", EX_INT, &o.epochs, "full-batch training epochs per model"},
-        {"lr", EX_DOUBLE, &o.lr, "Adam learning rate"},
-        {"seed", EX_INT, &o.seed, "seed for the initial weights"},
-        {"threads", EX_INT, &o.threads, "BLIS threads (0: TG_NUM_THREADS or all cores)"},
-        {"plot", EX_STR, &o.plot, "PNG of actual vs predicted ('' for none)"},
+        {"data", EX_STR, &o.data,
+         "CSV 'Month,Passengers' (default: the built-in 1949-1960 figures)", EX_NONE},
+        {"window", EX_INT, &o.window, "previous months in each window", EX_IN(1, MAX_MONTHS)},
+        {"hidden", EX_INT, &o.hidden, "hidden units of the SimpleRNN and the LSTM",
+         EX_IN(1, EX_MAX_SIZE)},
+        {"epochs", EX_INT, &o.epochs, "full-batch training epochs per model",
+         EX_IN(1, EX_MAX_COUNT)},
+        {"lr", EX_DOUBLE, &o.lr, "Adam learning rate", EX_LR},
+        {"seed", EX_INT, &o.seed, "seed for the initial weights", EX_SEED},
+        EX_OPT_THREADS(&o.threads),
+        {"plot", EX_STR, &o.plot, "PNG of actual vs predicted ('' for none)", EX_NONE},
     };
     int prc = ex_parse(argc, argv,
                        "Predicts monthly airline passengers from a window of previous months with a\n"
                        "perceptron, a SimpleRNN and an LSTM, and compares their test RMSE with persistence.",
                        opts, EX_COUNT(opts));
     if (prc >= 0) return prc;
-    if (o.window < 1 || o.hidden < 1 || o.epochs < 1 || !(o.lr > 0)) {
-        fprintf(stderr, "%s: --window, --hidden, --epochs and --lr must be positive\n", argv[0]);
-        return 2;
-    }
     static series s;
     if (o.data) {
         if (load_csv(o.data, &s)) return 1;
@@ -328,5 +341,6 @@ int main(int argc, char **argv) {
                 (long long)s.n, (long long)o.window, (long long)(3 * (o.window + 3) + 3) / 2);
         return 1;
     }
+    if (!fits_memory(&o, s.n, argv[0])) return 2;
     return run(&o, &s);
 }

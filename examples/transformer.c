@@ -367,11 +367,7 @@ static int64_t train(trainer *t, const dataset *d, const config *c, tg_rng *rng)
         uint64_t before = tg_heap_allocs();
         double loss = train_step(t, d, c, rng);
         if (++step > 2) t->warm_allocs += tg_heap_allocs() - before;
-        if (!isfinite(loss)) {
-            if (!isnan(loss)) fprintf(stderr, "error: the loss is not finite at step %lld\n",
-                                      (long long)step);
-            return -1;
-        }
+        if (!ex_loss_ok(&pr, t->tp, "transformer", step, loss, c->lr)) return -1;
         avg = step == 1 ? loss : 0.98 * avg + 0.02 * loss;
         ex_progress_update(&pr, step, avg, t->bt.B);
         if (c->eval_every > 0 && (step % c->eval_every == 0 || step == c->steps) && d->n_val) {
@@ -390,23 +386,33 @@ static int64_t train(trainer *t, const dataset *d, const config *c, tg_rng *rng)
     return step;
 }
 
-static int check_config(const config *c) {
+/* Peak memory, measured (peak RSS, d_model 64..1024, ffn 256..2048, batch
+ * 64..2048, length 10 and 18): about 40 bytes per weight (its gradient, Adam's
+ * moments, the gradients of each use on the tape) and per token and layer
+ * about 50 d_model + 5 ffn + 4 heads x length floats on the tape; evaluation
+ * runs up to EVAL_BATCH strings at a time without gradients. */
+static bool fits_memory(const config *c, const char *prog) {
+    double d = (double)c->dim, f = (double)c->ffn, L = (double)c->length;
+    double weights = (double)c->layers * (4 * d * d + 2 * d * f) + (V + L) * d;
+    double eval_rows = fmin(fmax((double)c->test, (double)c->val), EVAL_BATCH);
+    double rows = fmax((double)c->batch, eval_rows / 2);   /* no gradients: half the cost */
+    double tape = 4 * (double)c->layers * rows * L * (50 * d + 5 * f + 4 * (double)c->heads * L);
+    char sizes[160];
+    snprintf(sizes, sizeof sizes, "--batch %lld --length %lld --layers %lld --dim %lld --ffn %lld "
+             "--heads %lld", (long long)c->batch, (long long)c->length, (long long)c->layers,
+             (long long)c->dim, (long long)c->ffn, (long long)c->heads);
+    return ex_memory_fits(prog, 200e6 + 40 * weights + tape, sizes);
+}
+
+static int check_config(const config *c, const char *prog) {
     const char *bad = NULL;
     if (strcmp(c->task, "reverse") && strcmp(c->task, "sort"))
         bad = "--task must be reverse or sort";
-    else if (c->length < 2 || c->length > MAX_LEN) bad = "--length must be in 2..18";
-    else if (c->layers < 1 || c->layers > MAX_LAYERS) bad = "--layers must be in 1..8";
-    else if (c->heads < 1 || c->dim < 1 || c->dim % c->heads)
-        bad = "--dim must be a multiple of --heads";
-    else if (c->steps < 1 || c->batch < 1 || c->ffn < 1)
-        bad = "--steps, --batch and --ffn must be >= 1";
-    else if (c->test < 1 || c->val < 0 || c->warmup < 0) bad = "--test >= 1, --val, --warmup >= 0";
-    else if (c->plot_layer < 0 || c->plot_layer > c->layers || c->plot_head < 0 ||
-             c->plot_head > c->heads)
+    else if (c->dim % c->heads) bad = "--dim must be a multiple of --heads";
+    else if (c->plot_layer > c->layers || c->plot_head > c->heads)
         bad = "--plot-layer and --plot-head must name an existing layer and head";
-    else if (!(c->lr > 0) || !(c->clip > 0)) bad = "--lr and --clip must be > 0";
     if (bad) fprintf(stderr, "error: %s\n", bad);
-    return bad ? 2 : 0;
+    return bad || !fits_memory(c, prog) ? 2 : 0;
 }
 
 static int setup(trainer *t, const config *c, tg_rng *rng) {
@@ -470,32 +476,39 @@ int main(int argc, char **argv) {
                 .seed = 1, .lr = 1e-3, .clip = 1.0, .task = "sort",
                 .plot = "transformer-attention.png"};
     ex_opt opts[] = {
-        {"task", EX_STR, &c.task, "reverse or sort"},
-        {"steps", EX_INT, &c.steps, "training steps (batches)"},
-        {"batch", EX_INT, &c.batch, "strings per batch"},
-        {"length", EX_INT, &c.length, "digits per string (2..18)"},
-        {"layers", EX_INT, &c.layers, "encoder blocks"},
-        {"dim", EX_INT, &c.dim, "model width d_model"},
-        {"heads", EX_INT, &c.heads, "attention heads"},
-        {"ffn", EX_INT, &c.ffn, "feed-forward width"},
-        {"pre-norm", EX_FLAG, &c.pre_norm, "LayerNorm before each sublayer (default: after)"},
-        {"lr", EX_DOUBLE, &c.lr, "peak Adam learning rate"},
-        {"warmup", EX_INT, &c.warmup, "linear warm-up steps before the cosine decay"},
-        {"clip", EX_DOUBLE, &c.clip, "gradient norm clipping"},
-        {"test", EX_INT, &c.test, "held-out test strings"},
-        {"val", EX_INT, &c.val, "validation strings (also never trained on)"},
-        {"eval-every", EX_INT, &c.eval_every, "validate every this many steps (0: never)"},
-        {"stop-at", EX_DOUBLE, &c.stop_at, "stop at this validation exact match (0: off)"},
-        {"plot", EX_STR, &c.plot, "attention heatmap PNG (\"\": none)"},
-        {"plot-layer", EX_INT, &c.plot_layer, "layer to plot, 1-based (0: most focused head's)"},
-        {"plot-head", EX_INT, &c.plot_head, "head to plot, 1-based (0: the most focused)"},
-        {"threads", EX_INT, &c.threads, "BLIS threads (0: TG_NUM_THREADS or all cores)"},
-        {"seed", EX_INT, &c.seed, "seed for data and weights"},
+        {"task", EX_STR, &c.task, "reverse or sort", EX_NONE},
+        {"steps", EX_INT, &c.steps, "training steps (batches)", EX_IN(1, EX_MAX_COUNT)},
+        {"batch", EX_INT, &c.batch, "strings per batch", EX_IN(1, EX_MAX_SIZE)},
+        {"length", EX_INT, &c.length, "digits per string", EX_IN(2, MAX_LEN)},
+        {"layers", EX_INT, &c.layers, "encoder blocks", EX_IN(1, MAX_LAYERS)},
+        {"dim", EX_INT, &c.dim, "model width d_model", EX_IN(1, EX_MAX_SIZE)},
+        {"heads", EX_INT, &c.heads, "attention heads", EX_IN(1, EX_MAX_SIZE)},
+        {"ffn", EX_INT, &c.ffn, "feed-forward width", EX_IN(1, EX_MAX_SIZE)},
+        {"pre-norm", EX_FLAG, &c.pre_norm, "LayerNorm before each sublayer (default: after)",
+         EX_NONE},
+        {"lr", EX_DOUBLE, &c.lr, "peak Adam learning rate", EX_LR},
+        {"warmup", EX_INT, &c.warmup, "linear warm-up steps before the cosine decay",
+         EX_IN(0, EX_MAX_COUNT)},
+        {"clip", EX_DOUBLE, &c.clip, "gradient norm clipping", EX_ABOVE(0, INFINITY)},
+        {"test", EX_INT, &c.test, "held-out test strings", EX_IN(1, EX_MAX_COUNT)},
+        {"val", EX_INT, &c.val, "validation strings (also never trained on)",
+         EX_IN(0, EX_MAX_COUNT)},
+        {"eval-every", EX_INT, &c.eval_every, "validate every this many steps (0: never)",
+         EX_IN(0, EX_MAX_COUNT)},
+        {"stop-at", EX_DOUBLE, &c.stop_at, "stop at this validation exact match (0: off)",
+         EX_IN(0, 1)},
+        {"plot", EX_STR, &c.plot, "attention heatmap PNG (\"\": none)", EX_NONE},
+        {"plot-layer", EX_INT, &c.plot_layer, "layer to plot, 1-based (0: most focused head's)",
+         EX_IN(0, MAX_LAYERS)},
+        {"plot-head", EX_INT, &c.plot_head, "head to plot, 1-based (0: the most focused)",
+         EX_IN(0, EX_MAX_SIZE)},
+        EX_OPT_THREADS(&c.threads),
+        {"seed", EX_INT, &c.seed, "seed for data and weights", EX_SEED},
     };
     int rc = ex_parse(argc, argv, "A small transformer encoder learns to reverse or sort digit "
                       "strings; plots one head's attention.", opts, EX_COUNT(opts));
     if (rc >= 0) return rc;
-    if ((rc = check_config(&c))) return rc;
+    if ((rc = check_config(&c, argv[0]))) return rc;
 
     tg_rng rng = tg_rng_seeded((uint64_t)c.seed);
     dataset d;

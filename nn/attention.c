@@ -1,5 +1,6 @@
 /* nn/attention.c - masks, positional encoding, masked softmax, scaled
- * dot-product attention, and the Bahdanau / Luong score attention.
+ * dot-product attention, and the Bahdanau / Luong score attention
+ * (multi-head attention is mha.c).
  * Every function is a few op calls under its formula; gradients come from
  * replaying the tape. */
 #include "nn_private.h"
@@ -26,8 +27,8 @@ static char *dims_str(char *buf, size_t size, int nd, const int64_t *shape) {
 }
 
 /* keep must be float of dtype dt and broadcast to shape[nd] without growing it. */
-static int check_mask(tg_tape *tp, const char *op, const tg_tensor *keep, tg_dtype dt, int nd,
-                      const int64_t *shape) {
+int nn_check_mask(tg_tape *tp, const char *op, const tg_tensor *keep, tg_dtype dt, int nd,
+                  const int64_t *shape) {
     char sm[160], ss[160];
     int mn = tg_tensor_ndim(keep);
     bool ok = tg_tensor_dtype(keep) == dt && mn <= nd;
@@ -78,6 +79,22 @@ tg_tensor *tg_padding_mask_ids(tg_tape *tp, tg_dtype dt, const tg_tensor *ids, i
     return m;
 }
 
+/* PyTorch's key_padding_mask (non-zero: ignore) -> our keep mask [B, 1, Tk] */
+tg_tensor *tg_key_padding_keep(tg_tape *tp, tg_dtype dt, const tg_tensor *key_padding_mask) {
+    char s[160];
+    const tg_tensor *kpm = key_padding_mask;
+    if (!kpm) return NULL;
+    if (!float_dt(dt) || tg_tensor_ndim(kpm) != 2) {
+        tg_fail(tp, TG_ERR_ARG, "key_padding_mask", "needs a float dtype and a mask [B, Tk]: got %s %s",
+                tg_dtype_name(tg_tensor_dtype(kpm)), tg_shape_str(kpm, s, sizeof s));
+        return NULL;
+    }
+    int64_t B = tg_tensor_dim(kpm, 0), Tk = tg_tensor_dim(kpm, 1);
+    tg_tensor *m = nn_const(tp, dt, 3, (int64_t[]){B, 1, Tk}, 0);
+    for (int64_t i = 0; m && i < B * Tk; i++) tg_tensor_set(m, i, tg_tensor_get(kpm, i) == 0);
+    return m;
+}
+
 tg_tensor *tg_causal_mask(tg_tape *tp, tg_dtype dt, int64_t Tq, int64_t Tk) {
     if (!float_dt(dt) || Tq < 1 || Tq > Tk) {
         tg_fail(tp, TG_ERR_ARG, "causal_mask",
@@ -115,7 +132,7 @@ tg_tensor *tg_positional_encoding(tg_tape *tp, tg_dtype dt, int64_t start, int64
 tg_tensor *tg_masked_softmax(tg_tape *tp, tg_tensor *scores, tg_tensor *keep) {
     if (!scores) return NULL;
     if (!keep) return tg_softmax(tp, scores, -1);
-    if (check_mask(tp, "masked_softmax", keep, tg_tensor_dtype(scores), tg_tensor_ndim(scores),
+    if (nn_check_mask(tp, "masked_softmax", keep, tg_tensor_dtype(scores), tg_tensor_ndim(scores),
                    tg_tensor_shape(scores)) < 0)
         return NULL;
     tg_tensor *bias = tg_scale(tp, tg_shift(tp, keep, -1), MASK_NEG);
@@ -149,7 +166,7 @@ tg_tensor *tg_scaled_dot_product_attention(tg_tape *tp, tg_tensor *q, tg_tensor 
     int64_t shape[TG_MAX_DIMS];   /* of the scores [..., Tq, Tk] */
     memcpy(shape, tg_tensor_shape(q), (size_t)nd * sizeof *shape);
     shape[nd - 1] = tg_tensor_dim(k, -2);
-    if (o->mask && check_mask(tp, "attention", o->mask, tg_tensor_dtype(q), nd, shape) < 0)
+    if (o->mask && nn_check_mask(tp, "attention", o->mask, tg_tensor_dtype(q), nd, shape) < 0)
         return NULL;
     if (!(o->dropout >= 0 && o->dropout < 1)) {
         tg_fail(tp, TG_ERR_ARG, "attention", "dropout must be in [0, 1): %g", o->dropout);
@@ -266,7 +283,7 @@ tg_tensor *tg_attention_forward(tg_tape *tp, const tg_attention *a, tg_tensor *q
         tg_tensor_dim(mask, 1) == Tk)
         mask = tg_reshape(tp, mask, 3, (int64_t[]){B, 1, Tk});
     int64_t sshape[3] = {B, step ? 1 : tg_tensor_dim(query, 1), Tk};
-    if (mask && check_mask(tp, tg_score_name(a->kind), mask, tg_tensor_dtype(query), 3, sshape) < 0)
+    if (mask && nn_check_mask(tp, tg_score_name(a->kind), mask, tg_tensor_dtype(query), 3, sshape) < 0)
         return NULL;
     /* weights = masked_softmax(score(s, h_j)) [B, Tq, Tk];  context = weights values [B, Tq, Dv] */
     tg_tensor *w = tg_masked_softmax(tp, scores(tp, a, q, keys), mask);
@@ -277,88 +294,4 @@ tg_tensor *tg_attention_forward(tg_tape *tp, const tg_attention *a, tg_tensor *q
     }
     if (weights) *weights = tg_reshape(tp, w, 2, (int64_t[]){B, Tk});
     return tg_reshape(tp, ctx, 2, (int64_t[]){B, Dv});
-}
-
-/* ---- multi-head attention --------------------------------------------------------------- */
-tg_status tg_mha_init(tg_mha *m, tg_params *p, const char *name, int64_t dim, int64_t heads,
-                      tg_dtype dt, tg_rng *rng, const tg_mha_opts *o) {
-    tg_mha_opts def = {0};
-    if (!o) o = &def;
-    if (!m || !p || dim < 1 || heads < 1 || dim % heads != 0 || o->kv_dim < 0)
-        return nn_error(TG_ERR_ARG, "mha: needs dim >= 1 a multiple of heads >= 1: %lld, %lld",
-                        (long long)dim, (long long)heads);
-    if (!(o->dropout >= 0 && o->dropout < 1))
-        return nn_error(TG_ERR_ARG, "mha: dropout must be in [0, 1): %g", o->dropout);
-    int64_t kv = o->kv_dim ? o->kv_dim : dim;
-    *m = (tg_mha){.dim = dim, .heads = heads, .head_dim = dim / heads, .kv_dim = kv,
-                  .dropout = o->dropout};
-    tg_initializer wi = nn_init_or(o->weight_init, (tg_initializer){TG_INIT_GLOROT_UNIFORM, 0, 0});
-    tg_initializer zeros = {TG_INIT_ZEROS, 0, 0};
-    static const char *const wn[4] = {"w_q", "w_k", "w_v", "w_o"};
-    static const char *const bn[4] = {"b_q", "b_k", "b_v", "b_o"};
-    tg_tensor **w[4] = {&m->w_q, &m->w_k, &m->w_v, &m->w_o};
-    tg_tensor **b[4] = {&m->b_q, &m->b_k, &m->b_v, &m->b_o};
-    for (int i = 0; i < 4; i++) {
-        int64_t in = (i == 1 || i == 2) ? kv : dim;   /* keys and values read the memory */
-        *w[i] = nn_param(p, name, wn[i], dt, 2, (int64_t[]){dim, in}, wi, rng);
-        if (!*w[i]) return nn_last();
-        if (o->no_bias) continue;
-        *b[i] = nn_param(p, name, bn[i], dt, 1, &dim, zeros, rng);
-        if (!*b[i]) return nn_last();
-    }
-    return TG_OK;
-}
-
-/* [B, T, C] -> [B, h, T, d] */
-static tg_tensor *split_heads(tg_tape *tp, const tg_mha *m, tg_tensor *x) {
-    if (!x) return NULL;
-    int64_t B = tg_tensor_dim(x, 0), T = tg_tensor_dim(x, 1);
-    tg_tensor *r = tg_reshape(tp, x, 4, (int64_t[]){B, T, m->heads, m->head_dim});
-    return tg_permute(tp, r, (const int[]){0, 2, 1, 3});
-}
-
-static int check_mha_inputs(tg_tape *tp, const tg_mha *m, const tg_tensor *x,
-                            const tg_tensor *mem) {
-    if (tg_tensor_ndim(x) == 3 && tg_tensor_dim(x, 2) == m->dim && tg_tensor_ndim(mem) == 3 &&
-        tg_tensor_dim(mem, 2) == m->kv_dim && tg_tensor_dim(mem, 0) == tg_tensor_dim(x, 0))
-        return 0;
-    char sx[160], sm[160];
-    return tg_fail(tp, TG_ERR_SHAPE, "mha",
-                   "x [B, Tq, %lld] and memory [B, Tk, %lld] do not fit: x %s memory %s",
-                   (long long)m->dim, (long long)m->kv_dim, tg_shape_str(x, sx, sizeof sx),
-                   tg_shape_str(mem, sm, sizeof sm));
-}
-
-tg_tensor *tg_mha_forward(tg_tape *tp, const tg_mha *m, tg_tensor *x, tg_tensor *memory,
-                          const tg_mha_call *call) {
-    tg_mha_call def = {0};
-    if (!call) call = &def;
-    if (call->weights) *call->weights = NULL;
-    if (!m || !m->w_q) {
-        tg_fail(tp, TG_ERR_ARG, "mha", "layer is not initialised");
-        return NULL;
-    }
-    if (!memory) memory = x;
-    if (!x || !memory || check_mha_inputs(tp, m, x, memory) < 0) return NULL;
-    int64_t B = tg_tensor_dim(x, 0), Tq = tg_tensor_dim(x, 1), Tk = tg_tensor_dim(memory, 1);
-    tg_tensor *keep = call->mask;
-    if (keep) {
-        /* checked against [B, Tq, Tk] here, so the message shows the caller's shapes */
-        if (check_mask(tp, "mha", keep, tg_tensor_dtype(x), 3, (int64_t[]){B, Tq, Tk}) < 0)
-            return NULL;
-        /* [B', Tq', Tk'] -> [B', 1, Tq', Tk']: one mask for all heads */
-        const int64_t *ks = tg_tensor_shape(keep);
-        if (tg_tensor_ndim(keep) == 3)
-            keep = tg_reshape(tp, keep, 4, (int64_t[]){ks[0], 1, ks[1], ks[2]});
-    }
-    /* Q = x W_q^T + b_q, K = mem W_k^T + b_k, V = mem W_v^T + b_v, each [B, h, T, d] */
-    tg_tensor *q = split_heads(tp, m, nn_affine(tp, x, m->w_q, m->b_q));
-    tg_tensor *k = split_heads(tp, m, nn_affine(tp, memory, m->w_k, m->b_k));
-    tg_tensor *v = split_heads(tp, m, nn_affine(tp, memory, m->w_v, m->b_v));
-    tg_sdpa_opts so = {.mask = keep, .causal = call->causal, .dropout = m->dropout,
-                       .rng = call->rng};
-    tg_tensor *o = tg_scaled_dot_product_attention(tp, q, k, v, &so, call->weights);
-    /* heads back side by side: [B, h, Tq, d] -> [B, Tq, h, d] -> [B, Tq, C]; out = . W_o^T + b_o */
-    o = tg_reshape(tp, tg_permute(tp, o, (const int[]){0, 2, 1, 3}), 3, (int64_t[]){B, Tq, m->dim});
-    return nn_affine(tp, o, m->w_o, m->b_o);
 }

@@ -55,6 +55,13 @@ static const char *parse_line(glove_ctx *c, char *line, int64_t lineno) {
                    c->path, (long long)lineno, (long long)found + 1, word, tok);
             return NULL;
         }
+        /* 1e300 is a finite double but inf as a float32 weight. */
+        if (tg_tensor_dtype(c->e->weight) == TG_F32 && !isfinite((float)x)) {
+            report(c->r, TG_ERR_FORMAT,
+                   "glove: %s:%lld: value %lld after '%.40s' is out of float32 range: '%.40s'",
+                   c->path, (long long)lineno, (long long)found + 1, word, tok);
+            return NULL;
+        }
         c->vec[found] = x;
     }
     if (found != c->e->dim) {
@@ -124,8 +131,8 @@ tg_status tg_embedding_layer_load_glove(tg_embedding_layer *e, tg_vocab *vocab, 
     memset(r, 0, sizeof *r);
     if (!e || !e->weight || !vocab || !path)
         return report(r, TG_ERR_ARG, "glove: needs an initialised embedding, a vocabulary and a path");
-    FILE *f = fopen(path, "r");
-    if (!f) return report(r, TG_ERR_IO, "glove: cannot open '%s'", path);
+    FILE *f = tg_file_fopen(path, "glove");   /* never waits on a FIFO or device */
+    if (!f) return report(r, TG_ERR_IO, "%s", tg_last_error());
     glove_ctx c = {e, vocab, path, o ? o : &def, r, calloc((size_t)e->dim, sizeof(double)),
                    calloc((size_t)e->dim, sizeof(double)), calloc((size_t)e->num, sizeof(bool))};
     tg_status st = (c.sum && c.vec && c.filled) ? read_lines(&c, f)

@@ -2,6 +2,7 @@
  * Each layer is a few op calls under its formula; gradients come from the tape. */
 #include "nn_private.h"
 
+#include <math.h>
 #include <stdio.h>
 
 tg_tensor *nn_const(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape, double v) {
@@ -75,6 +76,8 @@ tg_status tg_layer_norm_init(tg_layer_norm *ln, tg_params *p, const char *name, 
                              double eps, tg_dtype dt) {
     if (!ln || !p || dim <= 0)
         return nn_error(TG_ERR_ARG, "layer_norm: needs a layer, a registry and dim > 0");
+    if (isnan(eps) || isinf(eps)) /* NaN read as "not > 0" and became 1e-5 silently */
+        return nn_error(TG_ERR_ARG, "layer_norm: eps must be a finite number, got %g", eps);
     *ln = (tg_layer_norm){.dim = dim, .eps = eps > 0 ? eps : 1e-5};
     ln->gamma = nn_param(p, name, "weight", dt, 1, &dim, (tg_initializer){TG_INIT_ONES, 0, 0}, NULL);
     if (!ln->gamma) return nn_last();
@@ -83,24 +86,39 @@ tg_status tg_layer_norm_init(tg_layer_norm *ln, tg_params *p, const char *name, 
 }
 
 /* x [..., C]: mu = mean(x), d = x - mu, var = mean(d^2),
- * y = d / sqrt(var + eps) * gamma + beta */
-tg_tensor *tg_layer_norm_forward(tg_tape *tp, const tg_layer_norm *ln, tg_tensor *x) {
-    if (!ln || !ln->gamma) {
-        tg_fail(tp, TG_ERR_ARG, "layer_norm", "layer is not initialised");
+ * y = d * rsqrt(var + eps) (* weight + bias) */
+tg_tensor *tg_layer_norm_fn(tg_tape *tp, tg_tensor *x, tg_tensor *weight, tg_tensor *bias,
+                            double eps) {
+    if (!x) return NULL;
+    char s[160], sw[160], sb[160];
+    int64_t C = tg_tensor_ndim(x) >= 1 ? tg_tensor_dim(x, -1) : 0;
+    bool w_ok = !weight || (tg_tensor_ndim(weight) == 1 && tg_tensor_dim(weight, 0) == C);
+    bool b_ok = !bias || (tg_tensor_ndim(bias) == 1 && tg_tensor_dim(bias, 0) == C);
+    if (C < 1 || !w_ok || !b_ok) {
+        tg_fail(tp, TG_ERR_SHAPE, "layer_norm", "x [..., C] with weight and bias [C] or NULL: "
+                "x %s weight %s bias %s", tg_shape_str(x, s, sizeof s),
+                weight ? tg_shape_str(weight, sw, sizeof sw) : "NULL",
+                bias ? tg_shape_str(bias, sb, sizeof sb) : "NULL");
         return NULL;
     }
-    if (!x) return NULL;
-    if (tg_tensor_ndim(x) < 1 || tg_tensor_dim(x, -1) != ln->dim) {
-        char s[160];
-        tg_fail(tp, TG_ERR_SHAPE, "layer_norm", "last axis of x must be %lld: x %s",
-                (long long)ln->dim, tg_shape_str(x, s, sizeof s));
+    if (!(eps > 0 && eps < INFINITY)) {
+        tg_fail(tp, TG_ERR_ARG, "layer_norm", "eps must be finite and > 0: %g", eps);
         return NULL;
     }
     tg_tensor *mu = tg_mean_axis(tp, x, -1, true);
     tg_tensor *d = tg_sub(tp, x, mu);
     tg_tensor *var = tg_mean_axis(tp, tg_mul(tp, d, d), -1, true);
-    tg_tensor *xhat = tg_div(tp, d, tg_sqrt(tp, tg_shift(tp, var, ln->eps)));
-    return tg_add(tp, tg_mul(tp, xhat, ln->gamma), ln->beta);
+    tg_tensor *y = tg_mul(tp, d, tg_rsqrt(tp, tg_shift(tp, var, eps)));
+    if (weight) y = tg_mul(tp, y, weight);
+    return bias ? tg_add(tp, y, bias) : y;
+}
+
+tg_tensor *tg_layer_norm_forward(tg_tape *tp, const tg_layer_norm *ln, tg_tensor *x) {
+    if (!ln || !ln->gamma) {
+        tg_fail(tp, TG_ERR_ARG, "layer_norm", "layer is not initialised");
+        return NULL;
+    }
+    return tg_layer_norm_fn(tp, x, ln->gamma, ln->beta, ln->eps);
 }
 
 /* ---- SpatialDropout1D -------------------------------------------------------------- */

@@ -26,41 +26,43 @@ NN_HIDDEN tg_tensor *nn_const(tg_tape *tp, tg_dtype dt, int ndim, const int64_t 
 NN_HIDDEN tg_tensor *nn_affine(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *b);
 
 
-/* ---- recurrent cells (rnn_cell.c, lstm.c, gru.c) ----------------------------------
- * A cell is run as: nn_prepare once per sequence (weight slices, folded
- * biases), nn_project on the inputs of all steps at once (one GEMM), then
- * nn_cell_run per step on that step's rows of the projection. */
-typedef struct nn_prep {
-    const tg_rnn_cell *c;
-    tg_tensor *bias;        /* added to the input projection (b_ih, or b_ih + b_hh)     */
-    tg_tensor *w_a, *w_b;   /* recurrent weight split: GRU reset-before [2H,H] / [H,H];
-                               prototype LSTM gates [3H,H] / candidate [H,H]             */
-    tg_tensor *peep[3];     /* peephole rows i, f, o as [1, H]                           */
-    tg_tensor *rec_mask;    /* recurrent dropout keep mask [B, H] or NULL                */
-} nn_prep;
+/* keep (float of dtype dt) must broadcast to shape[nd] without growing it;
+ * else an error "<op>: mask [..] does not broadcast to scores [..]". */
+NN_HIDDEN int nn_check_mask(tg_tape *tp, const char *op, const tg_tensor *keep, tg_dtype dt,
+                            int nd, const int64_t *shape);
 
-NN_HIDDEN const char *nn_kind_name(tg_rnn_kind k);
-/* Kinds whose input enters through W_ih (one GEMM for all steps); Elman and
- * Jordan concatenate [x, h] per step, as in the lecture. */
-NN_HIDDEN bool nn_projects(const tg_rnn_cell *c);
-NN_HIDDEN int nn_prepare(tg_tape *tp, const tg_rnn_cell *c, nn_prep *pp);
-/* x [N, C] -> [N, G*H] (identity for Elman / Jordan) */
-NN_HIDDEN tg_tensor *nn_project(tg_tape *tp, const nn_prep *pp, tg_tensor *x);
-/* One step from in (a projection row block [B, G*H], or x [B, C] for Elman /
- * Jordan) and prev (members set) -> next; returns the output, always next->h. */
-NN_HIDDEN tg_tensor *nn_cell_run(tg_tape *tp, const nn_prep *pp, tg_tensor *in,
-                                 const tg_rnn_state *prev, tg_rnn_state *next);
-NN_HIDDEN tg_tensor *nn_lstm_run(tg_tape *tp, const nn_prep *pp, tg_tensor *xp,
-                                 const tg_rnn_state *prev, tg_rnn_state *next);
-NN_HIDDEN tg_tensor *nn_peephole_run(tg_tape *tp, const nn_prep *pp, tg_tensor *xp,
-                                     const tg_rnn_state *prev, tg_rnn_state *next);
-NN_HIDDEN tg_tensor *nn_prototype_run(tg_tape *tp, const nn_prep *pp, tg_tensor *xp,
-                                      const tg_rnn_state *prev, tg_rnn_state *next);
-NN_HIDDEN tg_tensor *nn_gru_run(tg_tape *tp, const nn_prep *pp, tg_tensor *xp,
-                                const tg_rnn_state *prev, tg_rnn_state *next);
-/* h_prev as the recurrent matmuls see it (times the recurrent dropout mask). */
-NN_HIDDEN tg_tensor *nn_h_rec(tg_tape *tp, const nn_prep *pp, tg_tensor *h);
-/* size of the state member h: O for Jordan, else H */
-NN_HIDDEN int64_t nn_state_size(const tg_rnn_cell *c);
+/* ---- recurrent cells (cell.c, cell_*.c, rnn.c) --------------------------------------- */
+/* Parameter indices the built-in cells share: PyTorch's four, in its order. */
+enum { NN_W_IH = 0, NN_W_HH, NN_B_IH, NN_B_HH };
+/* describe's common part: weight_ih [G, C], weight_hh [G, F], bias_ih [G],
+ * bias_hh [G] (G = gates * H rows; F the fed-back state's width). */
+NN_HIDDEN tg_status nn_describe_torch4(const tg_cell_cfg *cfg, tg_cell_layout *l, int64_t gates,
+                                       int64_t fed_back);
+/* prepare's common part: x [N, C] -> x W_ih^T + b_ih + b_hh [N, G] (one GEMM),
+ * both biases folded into the projection. */
+NN_HIDDEN tg_tensor *nn_project_both_biases(tg_cell_run *run, tg_tensor *x);
+/* The same, after splitting W_hh at row `rows`: prep[0] = W_hh[:rows], prep[1] = W_hh[rows:]
+ * (the reset-before GRU's [W_hr; W_hz] / W_hn, the prototype LSTM's gates / candidate). */
+NN_HIDDEN tg_tensor *nn_project_split_hh(tg_cell_run *run, tg_tensor *x, int64_t rows);
+/* The state check, the one place: st's members k < n_states must be NULL (when
+ * allow_null) or [B, state_size k] of dtype dt; an error on the tape names
+ * `what` ("initial[2]", "prev", "the step's result") and the state. */
+NN_HIDDEN int nn_state_check(tg_tape *tp, const tg_rnn_cell *c, const char *what, int64_t B,
+                             tg_dtype dt, const tg_rnn_state *st, bool allow_null);
+/* NULL members of st (k < n_states) become zero states [B, state_size k]. */
+NN_HIDDEN int nn_state_zeros(tg_tape *tp, const tg_rnn_cell *c, int64_t B, tg_dtype dt,
+                             tg_rnn_state *st);
+/* One direction (dir) of one layer: describe the cell, create its parameters. */
+NN_HIDDEN tg_status nn_cell_setup(tg_rnn_cell *cell, tg_params *p, const char *name,
+                                  const tg_rnn_opts *o, int layer, int dir, int64_t input_size,
+                                  tg_dtype dt, tg_rng *rng);
+/* after_init of the LSTM kinds: Keras' unit_forget_bias (bias_ih rows H..2H = 1). */
+NN_HIDDEN tg_status nn_unit_forget_bias(const tg_cell_cfg *cfg, tg_tensor *const *param);
+/* describe of both GRUs: one state h, PyTorch's four parameters with 3H rows. */
+NN_HIDDEN tg_status nn_gru_describe(const tg_cell_cfg *cfg, tg_cell_layout *l);
+/* PyTorch's key of parameter k: "<leaf>_l<layer>" (+ "_reverse"); false if it does not fit. */
+NN_HIDDEN bool nn_param_key(char *buf, size_t size, const tg_rnn_cell *c, int k);
+/* dtype of a cell's parameters */
+NN_HIDDEN tg_dtype nn_cell_dtype(const tg_rnn_cell *c);
 
 #endif

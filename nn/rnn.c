@@ -1,11 +1,19 @@
-/* nn/rnn.c - recurrent layers: stacking, bidirectional merge, masking,
- * dropout with one mask per sequence, PyTorch weight import, sequence helpers.
+/* nn/rnn.c - recurrent layers over any cell descriptor (nn_cell.h): stacking,
+ * bidirectional runs, masking and variable lengths, Keras- and PyTorch-style
+ * dropout, initial and final states. Nothing here knows which cell it runs.
  *
  * Inside a layer sequences are time-major 2-D, [T*B, D] with row t*B + b, so
- * the input projection of all steps is one GEMM and step t is rows
- * [t*B, (t+1)*B). Only the ends transpose from and to [B, T, D]. */
+ * a cell's prepare sees the inputs of all steps at once (one GEMM) and step t
+ * is rows [t*B, (t+1)*B). Batch-first input is transposed at the ends only.
+ *
+ * Padding never leaks: padded input rows are replaced by zeros before the
+ * first projection, and at a padded step every state is selected from the
+ * previous one (tg_where), so a NaN or Inf in a padded position reaches no
+ * valid value and no gradient (a 0/1 blend would: 0 * NaN = NaN). */
 #include "nn_private.h"
 
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,69 +24,154 @@ typedef struct run_ctx {
     const tg_rnn_call *call;
     int64_t B, T;
     tg_dtype dt;
-    tg_tensor **keep, **drop;   /* per step [B, 1] valid / padded masks, NULL: all valid */
-    const char *name;
+    tg_tensor **keep;        /* per step [B, 1] 1 valid 0 padded; NULL (entries): all valid */
+    tg_tensor *valid_rows;   /* [T*B, 1] the same for the time-major input rows, or NULL    */
+    tg_tensor *zero;         /* [1], with masks                                             */
+    char scope[224];         /* error context: "rnn 'enc': cell lstm, layer 1 reverse, step 3" */
+    size_t scope_len;        /* where ", step t" goes                                        */
 } run_ctx;
+
+/* ---- options and set-up ------------------------------------------------------------------ */
+tg_rnn_opts tg_rnn_opts_default(const tg_cell *cell, int64_t input_size, int64_t hidden_size) {
+    return (tg_rnn_opts){.cell = cell, .input_size = input_size, .hidden_size = hidden_size,
+                         .num_layers = 1, .activation = TG_ACT_TANH,
+                         .recurrent_activation = TG_ACT_SIGMOID,
+                         .output_activation = TG_ACT_LINEAR, .unit_forget_bias = true};
+}
+
+/* U(-1/sqrt(H), 1/sqrt(H)) everywhere, every step's output, time major */
+tg_rnn_opts tg_rnn_opts_torch(const tg_cell *cell, int64_t input_size, int64_t hidden_size) {
+    tg_rnn_opts o = tg_rnn_opts_default(cell, input_size, hidden_size);
+    double k = hidden_size > 0 ? 1 / sqrt((double)hidden_size) : 0;
+    tg_initializer u = {TG_INIT_UNIFORM, -k, k};
+    o.kernel_init = o.recurrent_init = o.bias_init = u;
+    o.unit_forget_bias = false;
+    o.return_sequences = true;
+    o.time_major = true;
+    return o;
+}
+
+static bool rate_ok(double p) { return p >= 0 && p < 1; }
+
+static tg_status check_layer_opts(const tg_rnn_opts *o) {
+    const char *cell = o->cell && o->cell->name ? o->cell->name : "rnn";
+    if (o->num_layers < 1)
+        return nn_error(TG_ERR_ARG, "%s: num_layers %d must be >= 1", cell, o->num_layers);
+    if (!rate_ok(o->dropout) || !rate_ok(o->recurrent_dropout) || !rate_ok(o->layer_dropout) ||
+        o->merge < TG_MERGE_CONCAT || o->merge > TG_MERGE_AVE)
+        return nn_error(TG_ERR_ARG, "%s: dropout rates must be in [0, 1), merge a tg_merge", cell);
+    return TG_OK;
+}
 
 tg_status tg_rnn_init(tg_rnn *r, tg_params *p, const char *name, const tg_rnn_opts *o,
                       tg_dtype dt, tg_rng *rng) {
     if (!r || !p || !o) return nn_error(TG_ERR_ARG, "rnn_init: needs a layer, registry, options");
-    if (o->num_layers < 1 || o->num_layers > TG_RNN_MAX_LAYERS)
-        return nn_error(TG_ERR_ARG, "%s: num_layers %d not in [1, %d]", nn_kind_name(o->kind),
-                        o->num_layers, TG_RNN_MAX_LAYERS);
-    if (!(o->dropout >= 0 && o->dropout < 1) ||
-        !(o->recurrent_dropout >= 0 && o->recurrent_dropout < 1) || o->merge < TG_MERGE_CONCAT ||
-        o->merge > TG_MERGE_AVE)
-        return nn_error(TG_ERR_ARG, "%s: dropout rates must be in [0, 1), merge a tg_merge",
-                        nn_kind_name(o->kind));
     memset(r, 0, sizeof *r);
+    tg_status st = check_layer_opts(o);
+    if (st != TG_OK) return st;
     r->opts = *o;
     r->num_dirs = o->bidirectional ? 2 : 1;
+    snprintf(r->name, sizeof r->name, "%s", name ? name : "");
+    r->cells = calloc((size_t)o->num_layers * (size_t)r->num_dirs, sizeof *r->cells);
+    if (!r->cells) return nn_error(TG_ERR_NOMEM, "rnn_init: out of memory");
     int64_t in = o->input_size;
     for (int l = 0; l < o->num_layers; l++) {
         for (int d = 0; d < r->num_dirs; d++) {
-            char cname[NN_NAME_MAX], idx[32];
-            snprintf(idx, sizeof idx, d ? "%d.reverse" : "%d", l);
-            if (!tg_param_name(cname, sizeof cname, name, idx))
-                return nn_error(TG_ERR_ARG, "rnn_init: name too long");
-            tg_status st = tg_rnn_cell_init(&r->cell[l][d], p, cname, o, in, dt, rng);
-            if (st != TG_OK) return st;
+            st = nn_cell_setup(&r->cells[l * r->num_dirs + d], p, name, o, l, d, in, dt, rng);
+            if (st != TG_OK) {
+                tg_rnn_free(r);
+                return st;
+            }
         }
-        int64_t D = nn_state_size(&r->cell[l][0]);
+        int64_t D = r->cells[l * r->num_dirs].layout.state_size[0];
         in = (r->num_dirs == 2 && o->merge == TG_MERGE_CONCAT) ? 2 * D : D;
     }
     return TG_OK;
 }
 
-/* ---- masks ------------------------------------------------------------------------ */
-/* Per-step [B, 1] keep (1 valid) and drop (1 padded) constants, only for steps
- * that have a padded sequence; all-valid steps skip the masking ops. */
+void tg_rnn_free(tg_rnn *r) {
+    if (!r) return;
+    free(r->cells);
+    r->cells = NULL;
+}
+
+tg_rnn_cell *tg_rnn_cell_at(const tg_rnn *r, int layer, int dir) {
+    if (!r || !r->cells || layer < 0 || layer >= r->opts.num_layers || dir < 0 || dir >= r->num_dirs)
+        return NULL;
+    return &r->cells[layer * r->num_dirs + dir];
+}
+
+int tg_rnn_num_states(const tg_rnn *r) {
+    return r && r->cells ? r->opts.num_layers * r->num_dirs : 0;
+}
+
+/* ---- input, counts and masks ---------------------------------------------------------------- */
+static bool check_input(run_ctx *x, const tg_tensor *in) {
+    const tg_rnn_cell *c0 = &x->r->cells[0];
+    bool tm = x->r->opts.time_major;
+    x->dt = nn_cell_dtype(c0);
+    if (tg_tensor_ndim(in) == 3 && tg_tensor_dtype(in) == x->dt &&
+        tg_tensor_dim(in, 2) == c0->cfg.input_size && tg_tensor_dim(in, 0) > 0 &&
+        tg_tensor_dim(in, 1) > 0 && tg_tensor_dim(in, tm ? 0 : 1) <= INT_MAX) {
+        x->B = tg_tensor_dim(in, tm ? 1 : 0);
+        x->T = tg_tensor_dim(in, tm ? 0 : 1);
+        return true;
+    }
+    char sh[160];
+    tg_fail(x->tp, TG_ERR_SHAPE, c0->cell->name, "x must be %s [%s,%lld] with B, T >= 1: got %s %s",
+            tg_dtype_name(x->dt), tm ? "T,B" : "B,T", (long long)c0->cfg.input_size,
+            tg_dtype_name(tg_tensor_dtype(in)), tg_shape_str(in, sh, sizeof sh));
+    return false;
+}
+
+static bool check_counts(run_ctx *x, int n_final, bool want_final) {
+    const tg_rnn_call *call = x->call;
+    int slots = tg_rnn_num_states(x->r);
+    const char *cell = x->r->cells[0].cell->name;
+    if (call && call->initial && call->n_initial != slots)
+        return tg_fail(x->tp, TG_ERR_ARG, cell, "call->n_initial is %d, the layer has %d states "
+                       "(layers x directions)", call->n_initial, slots), false;
+    if (want_final && n_final < slots)
+        return tg_fail(x->tp, TG_ERR_ARG, cell, "final has room for %d states, the layer has %d "
+                       "(layers x directions)", n_final, slots), false;
+    return true;
+}
+
+static bool valid_at(const tg_rnn_call *call, int64_t T, int64_t b, int64_t t) {
+    return call->lengths ? t < call->lengths[b] : call->mask[b * T + t] != 0;
+}
+
+/* Per-step [B, 1] keep masks, only for steps where some sequence is padded,
+ * and the [T*B, 1] mask of valid input rows when any is. */
 static int build_masks(run_ctx *x) {
     const tg_rnn_call *call = x->call;
     if (!call || (!call->lengths && !call->mask)) return 0;
+    tg_tape *tp = x->tp;
     int64_t B = x->B, T = x->T;
     for (int64_t b = 0; call->lengths && b < B; b++)
         if (call->lengths[b] < 0 || call->lengths[b] > T)
-            return tg_fail(x->tp, TG_ERR_ARG, x->name, "lengths[%lld] = %lld outside [0, %lld]",
-                           (long long)b, (long long)call->lengths[b], (long long)T);
-    x->keep = tg_tape_alloc(x->tp, (size_t)T * sizeof *x->keep);
-    x->drop = tg_tape_alloc(x->tp, (size_t)T * sizeof *x->drop);
-    if (!x->keep || !x->drop) return -1;
+            return tg_fail(tp, TG_ERR_ARG, x->r->cells[0].cell->name,
+                           "lengths[%lld] = %lld outside [0, %lld]", (long long)b,
+                           (long long)call->lengths[b], (long long)T);
+    x->keep = tg_tape_alloc(tp, (size_t)T * sizeof *x->keep);
+    tg_tensor *rows = nn_const(tp, x->dt, 2, (int64_t[]){T * B, 1}, 0);
+    if (!x->keep || !rows) return -1;
+    bool any = false;
     for (int64_t t = 0; t < T; t++) {
         int64_t pads = 0;
-        for (int64_t b = 0; b < B; b++)
-            pads += call->lengths ? t >= call->lengths[b] : !call->mask[b * T + t];
-        if (pads == 0) continue;
-        x->keep[t] = nn_const(x->tp, x->dt, 2, (int64_t[]){B, 1}, 0);
-        x->drop[t] = nn_const(x->tp, x->dt, 2, (int64_t[]){B, 1}, 0);
-        if (!x->keep[t] || !x->drop[t]) return -1;
         for (int64_t b = 0; b < B; b++) {
-            bool valid = call->lengths ? t < call->lengths[b] : call->mask[b * T + t];
-            tg_tensor_set(x->keep[t], b, valid);
-            tg_tensor_set(x->drop[t], b, !valid);
+            bool valid = valid_at(call, T, b, t);
+            tg_tensor_set(rows, t * B + b, valid);
+            pads += !valid;
         }
+        if (pads == 0) continue;
+        any = true;
+        x->keep[t] = tg_slice(tp, rows, 0, t * B, (t + 1) * B);
+        if (!x->keep[t]) return -1;
     }
-    return 0;
+    x->valid_rows = any ? rows : NULL;
+    x->zero = any ? nn_const(tp, x->dt, 1, (int64_t[]){1}, 0) : NULL;
+    return any && !x->zero ? -1 : 0;
 }
 
 /* *keep = a keep mask [rows, cols] drawn once (inverted dropout of ones), or
@@ -87,75 +180,96 @@ static int dropout_mask(run_ctx *x, int64_t rows, int64_t cols, double p, tg_ten
     *keep = NULL;
     if (p <= 0 || !tg_tape_training(x->tp)) return 0;
     if (!x->call || !x->call->rng)
-        return tg_fail(x->tp, TG_ERR_ARG, x->name, "dropout %g in training needs call->rng", p);
+        return tg_fail(x->tp, TG_ERR_ARG, x->r->cells[0].cell->name,
+                       "dropout %g in training needs call->rng", p);
     tg_tensor *ones = nn_const(x->tp, x->dt, 2, (int64_t[]){rows, cols}, 1);
     *keep = tg_dropout(x->tp, ones, p, x->call->rng);
     return *keep ? 0 : -1;
 }
 
-/* ---- one direction of one layer ---------------------------------------------------- */
+/* ---- one direction of one layer -------------------------------------------------------------- */
+static void scope_direction(run_ctx *x, const tg_rnn_cell *c) {
+    int n = snprintf(x->scope, sizeof x->scope, "rnn '%s': cell %s, layer %d%s", x->r->name,
+                     c->cell->name, c->layer, c->dir ? " reverse" : "");
+    x->scope_len = n < 0 ? 0 : (size_t)n < sizeof x->scope ? (size_t)n : sizeof x->scope - 1;
+}
+
+static void scope_step(run_ctx *x, int64_t t) {
+    snprintf(x->scope + x->scope_len, sizeof x->scope - x->scope_len, ", step %lld", (long long)t);
+}
+
 static int initial_state(run_ctx *x, const tg_rnn_cell *c, int slot, tg_rnn_state *st) {
-    const tg_rnn_state *given = x->call && x->call->initial ? &x->call->initial[slot] : NULL;
-    *st = given ? *given : (tg_rnn_state){0};
-    int64_t F = nn_state_size(c), H = c->hidden_size;
-    const tg_tensor *chk[2] = {st->h, st->c};
-    int64_t want[2] = {F, H};
-    for (int k = 0; k < 2; k++) {
-        if (!chk[k]) continue;
-        if (tg_tensor_dtype(chk[k]) != x->dt || tg_tensor_ndim(chk[k]) != 2 ||
-            tg_tensor_dim(chk[k], 0) != x->B || tg_tensor_dim(chk[k], 1) != want[k]) {
-            char sh[160];
-            return tg_fail(x->tp, TG_ERR_SHAPE, x->name,
-                           "initial[%d].%s must be %s [%lld,%lld]: got %s %s", slot, k ? "c" : "h",
-                           tg_dtype_name(x->dt), (long long)x->B, (long long)want[k],
-                           tg_dtype_name(tg_tensor_dtype(chk[k])),
-                           tg_shape_str(chk[k], sh, sizeof sh));
-        }
-    }
-    if (!st->h) st->h = nn_const(x->tp, x->dt, 2, (int64_t[]){x->B, F}, 0);
-    if (!st->c && (c->kind == TG_RNN_LSTM || c->kind == TG_RNN_LSTM_PEEPHOLE))
-        st->c = nn_const(x->tp, x->dt, 2, (int64_t[]){x->B, H}, 0);
-    return 0;
+    const tg_rnn_call *call = x->call;
+    *st = call && call->initial ? call->initial[slot] : (tg_rnn_state){{{0}}};
+    char what[32];
+    snprintf(what, sizeof what, "initial[%d]", slot);
+    if (nn_state_check(x->tp, c, what, x->B, x->dt, st, true) != 0) return -1;
+    return nn_state_zeros(x->tp, c, x->B, x->dt, st);
 }
 
-/* Carry the state through padded rows: s = keep * s_new + drop * s_prev. */
-static tg_tensor *carry(tg_tape *tp, tg_tensor *kept_new, tg_tensor *prev, tg_tensor *drop) {
-    return tg_add(tp, kept_new, tg_mul(tp, drop, prev));
+/* The cell's prepare on all steps' inputs X [T*B, Cin], which must keep the rows. */
+static tg_tensor *prepared(run_ctx *x, const tg_rnn_cell *c, tg_cell_run *run, tg_tensor *X) {
+    if (!c->cell->prepare || !X) return X;
+    tg_tensor *P = c->cell->prepare(run, X);
+    if (!P || (tg_tensor_ndim(P) == 2 && tg_tensor_dim(P, 0) == x->T * x->B)) return P;
+    char sh[160];
+    tg_fail(x->tp, TG_ERR_SHAPE, c->cell->name, "prepare must return [T*B, G] = [%lld, G]: got %s",
+            (long long)(x->T * x->B), tg_shape_str(P, sh, sizeof sh));
+    return NULL;
 }
 
-/* X [T*B, Cin] -> outputs [T*B, F] (or NULL when !want_seq) and the final state. */
-static tg_tensor *run_direction(run_ctx *x, const tg_rnn_cell *c, int slot, bool reverse,
-                                tg_tensor *X, bool want_seq, tg_rnn_state *st) {
+/* Step t from *st: the cell's step, its states checked, padded rows carried
+ * by selection. *st becomes the state after t; returns the output at t (zero
+ * on padded rows; NULL when !want_out or on error). */
+static tg_tensor *cell_step(run_ctx *x, const tg_rnn_cell *c, const tg_cell_run *run,
+                            tg_tensor *in, tg_tensor *rec_keep, int64_t t, bool want_out,
+                            tg_rnn_state *st) {
     tg_tape *tp = x->tp;
-    int64_t B = x->B, T = x->T, Cin = c->input_size;
-    nn_prep pp;
-    if (initial_state(x, c, slot, st) != 0 || nn_prepare(tp, c, &pp) != 0) return NULL;
-    tg_tensor *in_keep;
-    if (dropout_mask(x, B, Cin, x->r->opts.dropout, &in_keep) != 0 ||
-        dropout_mask(x, B, nn_state_size(c), x->r->opts.recurrent_dropout, &pp.rec_mask) != 0)
+    tg_rnn_state next = {{{0}}};
+    tg_tensor *h_rec = rec_keep ? tg_mul(tp, st->s[0], rec_keep) : st->s[0];
+    if (!in || !h_rec) return NULL;
+    c->cell->step(run, in, st->s, h_rec, next.s);
+    if (nn_state_check(tp, c, "the step's result", x->B, x->dt, &next, false) != 0) return NULL;
+    tg_tensor *keep = x->keep ? x->keep[t] : NULL, *out = next.s[0];
+    if (keep) {   /* padded rows: every state carried, output zero; selected, never blended */
+        out = want_out ? tg_where(tp, keep, out, x->zero) : NULL;
+        for (int k = 0; k < c->layout.n_states; k++)
+            next.s[k] = tg_where(tp, keep, next.s[k], st->s[k]);
+    }
+    *st = next;
+    return want_out ? out : st->s[0];
+}
+
+/* X [T*B, Cin] -> outputs [T*B, F] (want_seq), else the last output; *st the final state. */
+static tg_tensor *run_direction(run_ctx *x, const tg_rnn_cell *c, int slot, tg_tensor *X,
+                                bool want_seq, tg_rnn_state *st) {
+    tg_tape *tp = x->tp;
+    int64_t B = x->B, T = x->T, Cin = c->cfg.input_size;
+    scope_direction(x, c);
+    tg_tensor *in_keep, *rec_keep;
+    if (initial_state(x, c, slot, st) != 0 ||
+        dropout_mask(x, B, Cin, x->r->opts.dropout, &in_keep) != 0 ||
+        dropout_mask(x, B, c->layout.state_size[0], x->r->opts.recurrent_dropout, &rec_keep) != 0)
         return NULL;
-    if (in_keep)   /* same mask at every step: [T, B, Cin] * [B, Cin] */
+    if (in_keep)   /* Keras: the same mask at every step, [T, B, Cin] * [B, Cin] */
         X = tg_reshape(tp, tg_mul(tp, tg_reshape(tp, X, 3, (int64_t[]){T, B, Cin}), in_keep), 2,
                        (int64_t[]){T * B, Cin});
-    tg_tensor *P = nn_project(tp, &pp, X);
+    tg_cell_run run = {.tp = tp, .cfg = &c->cfg, .param = c->param};
+    tg_tensor *P = prepared(x, c, &run, X);
     tg_tensor **outs = want_seq ? tg_tape_alloc(tp, (size_t)T * sizeof *outs) : NULL;
     if (!P || (want_seq && !outs)) return NULL;
+    tg_tensor *out = NULL;
     for (int64_t s = 0; s < T; s++) {
-        int64_t t = reverse ? T - 1 - s : s;
-        tg_rnn_state next;
-        tg_tensor *out = nn_cell_run(tp, &pp, tg_slice(tp, P, 0, t * B, (t + 1) * B), st, &next);
-        if (x->keep && x->keep[t]) {   /* padded rows: output 0, state unchanged */
-            out = tg_mul(tp, out, x->keep[t]);
-            next.h = carry(tp, out, st->h, x->drop[t]);
-            if (next.c) next.c = carry(tp, tg_mul(tp, next.c, x->keep[t]), st->c, x->drop[t]);
-        }
+        int64_t t = c->dir ? T - 1 - s : s;   /* the backward direction runs T-1 .. 0 */
+        scope_step(x, t);
+        out = cell_step(x, c, &run, tg_slice(tp, P, 0, t * B, (t + 1) * B), rec_keep, t, want_seq, st);
         if (!out) return NULL;
         if (outs) outs[t] = out;
-        *st = next;
     }
-    return outs ? tg_concat(tp, (int)T, outs, 0) : st->h;
+    return outs ? tg_concat(tp, (int)T, outs, 0) : out;
 }
 
+/* ---- the layer ----------------------------------------------------------------------------------- */
 static tg_tensor *merge(tg_tape *tp, tg_merge m, tg_tensor *a, tg_tensor *b) {
     if (!b) return a;
     switch (m) {
@@ -167,128 +281,61 @@ static tg_tensor *merge(tg_tape *tp, tg_merge m, tg_tensor *a, tg_tensor *b) {
     return NULL;
 }
 
-static bool check_input(run_ctx *x, tg_tensor *in) {
-    const tg_rnn_cell *c0 = &x->r->cell[0][0];
-    x->dt = tg_tensor_dtype(c0->weight_ih ? c0->weight_ih : c0->weight);
-    if (tg_tensor_ndim(in) == 3 && tg_tensor_dtype(in) == x->dt &&
-        tg_tensor_dim(in, 2) == c0->input_size && tg_tensor_dim(in, 0) > 0 &&
-        tg_tensor_dim(in, 1) > 0) {
-        x->B = tg_tensor_dim(in, 0);
-        x->T = tg_tensor_dim(in, 1);
-        return true;
-    }
-    char sh[160];
-    tg_fail(x->tp, TG_ERR_SHAPE, x->name, "x must be %s [B,T,%lld] with B, T >= 1: got %s %s",
-            tg_dtype_name(x->dt), (long long)c0->input_size, tg_dtype_name(tg_tensor_dtype(in)),
-            tg_shape_str(in, sh, sizeof sh));
-    return false;
-}
-
-tg_tensor *tg_rnn_forward(tg_tape *tp, const tg_rnn *r, tg_tensor *x, const tg_rnn_call *call,
-                          tg_rnn_state *final) {
-    if (!r || r->num_dirs < 1 || !(r->cell[0][0].weight_ih || r->cell[0][0].weight)) {
-        tg_fail(tp, TG_ERR_ARG, "rnn", "layer is not initialised");
+/* PyTorch's dropout between layers: a fresh draw per element and step. */
+static tg_tensor *layer_dropout(run_ctx *x, tg_tensor *X) {
+    double p = x->r->opts.layer_dropout;
+    if (!X || p <= 0 || !tg_tape_training(x->tp)) return X;
+    if (!x->call || !x->call->rng) {
+        tg_fail(x->tp, TG_ERR_ARG, x->r->cells[0].cell->name,
+                "layer_dropout %g in training needs call->rng", p);
         return NULL;
     }
-    if (!x) return NULL;
-    run_ctx cx = {.tp = tp, .r = r, .call = call, .name = nn_kind_name(r->opts.kind)};
-    if (!check_input(&cx, x) || build_masks(&cx) != 0) return NULL;
-    int64_t B = cx.B, T = cx.T;
-    bool seq_out = r->opts.return_sequences;
-    tg_tensor *X = tg_reshape(tp, tg_transpose(tp, x, 0, 1), 2, (int64_t[]){T * B, -1});
+    return tg_dropout(x->tp, X, p, x->call->rng);
+}
+
+static tg_tensor *forward(run_ctx *x, tg_tensor *in, tg_rnn_state *final) {
+    tg_tape *tp = x->tp;
+    const tg_rnn *r = x->r;
+    int64_t B = x->B, T = x->T;
+    bool seq_out = r->opts.return_sequences, tm = r->opts.time_major;
+    /* [T*B, C] time-major rows; padded rows zeroed by selection before any projection,
+     * so a NaN there reaches neither the GEMM nor W_ih's gradient (dW = dP^T X) */
+    tg_tensor *X = tg_reshape(tp, tm ? in : tg_transpose(tp, in, 0, 1), 2, (int64_t[]){T * B, -1});
+    if (x->valid_rows) X = tg_where(tp, x->valid_rows, X, x->zero);
     tg_tensor *last = NULL;
     for (int l = 0; l < r->opts.num_layers; l++) {
         bool want_seq = seq_out || l + 1 < r->opts.num_layers;
-        tg_tensor *Y[2] = {NULL, NULL};
-        tg_tensor *H[2] = {NULL, NULL};
+        tg_tensor *Y[2] = {NULL, NULL}, *H[2] = {NULL, NULL};
         for (int d = 0; d < r->num_dirs; d++) {
             tg_rnn_state st;
             int slot = l * r->num_dirs + d;
-            Y[d] = run_direction(&cx, &r->cell[l][d], slot, d == 1, X, want_seq, &st);
+            Y[d] = run_direction(x, &r->cells[slot], slot, X, want_seq, &st);
             if (!Y[d]) return NULL;
-            H[d] = st.h;
+            H[d] = st.s[0];
             if (final) final[slot] = st;
         }
         X = want_seq ? merge(tp, r->opts.merge, Y[0], Y[1]) : NULL;
+        if (l + 1 < r->opts.num_layers) X = layer_dropout(x, X);
         last = merge(tp, r->opts.merge, H[0], H[1]);
     }
     if (!seq_out) return last;
     tg_tensor *seq = tg_reshape(tp, X, 3, (int64_t[]){T, B, -1});
-    return tg_transpose(tp, seq, 0, 1);
+    return tm ? seq : tg_transpose(tp, seq, 0, 1);
 }
 
-/* ---- PyTorch import ------------------------------------------------------------------ */
-tg_status tg_rnn_import_torch(tg_rnn *r, const char *torch_name, const tg_tensor *value) {
-    if (!r || !torch_name || !value) return nn_error(TG_ERR_ARG, "rnn_import_torch: NULL argument");
-    static const char *const kinds[] = {"weight_ih_l", "weight_hh_l", "bias_ih_l", "bias_hh_l"};
-    int k = 0, layer = -1, used = 0;
-    while (k < 4 && strncmp(torch_name, kinds[k], strlen(kinds[k])) != 0) k++;
-    const char *rest = k < 4 ? torch_name + strlen(kinds[k]) : "";
-    if (k == 4 || sscanf(rest, "%d%n", &layer, &used) != 1 || layer < 0 ||
-        (strcmp(rest + used, "") != 0 && strcmp(rest + used, "_reverse") != 0))
-        return nn_error(TG_ERR_ARG, "rnn_import_torch: unknown name '%s'", torch_name);
-    int dir = rest[used] ? 1 : 0;
-    if (layer >= r->opts.num_layers || dir >= r->num_dirs)
-        return nn_error(TG_ERR_ARG, "rnn_import_torch: '%s' names a layer or direction this layer lacks",
-                        torch_name);
-    tg_rnn_cell *c = &r->cell[layer][dir];
-    tg_tensor *dst[4] = {c->weight_ih, c->weight_hh, c->bias_ih, c->bias_hh};
-    if (!dst[k]) return nn_error(TG_ERR_ARG, "rnn_import_torch: a %s has no '%s'",
-                                 nn_kind_name(c->kind), torch_name);
-    if (tg_tensor_ndim(dst[k]) != tg_tensor_ndim(value) ||
-        memcmp(tg_tensor_shape(dst[k]), tg_tensor_shape(value),
-               (size_t)tg_tensor_ndim(value) * sizeof(int64_t)) != 0)
-        return nn_error(TG_ERR_SHAPE, "rnn_import_torch: shape of '%s' differs", torch_name);
-    return tg_tensor_copy(dst[k], value);
-}
-
-/* ---- sequences ----------------------------------------------------------------------- */
-tg_status tg_seq_lengths(const tg_tensor *ids, int32_t pad_id, int64_t *lengths) {
-    if (!ids || !lengths || tg_tensor_dtype(ids) != TG_I32 || tg_tensor_ndim(ids) != 2)
-        return nn_error(TG_ERR_ARG, "seq_lengths: needs int32 ids [B, T] and a lengths array");
-    int64_t B = tg_tensor_dim(ids, 0), T = tg_tensor_dim(ids, 1);
-    const int32_t *id = tg_tensor_cdata(ids);
-    for (int64_t b = 0; b < B; b++) {
-        lengths[b] = 0;
-        for (int64_t t = 0; t < T; t++)
-            if (id[b * T + t] != pad_id) lengths[b] = t + 1;
-    }
-    return TG_OK;
-}
-
-/* Each [T_i, C] gets zeros [Tmax - T_i, C] appended, then the rows stack. */
-tg_tensor *tg_pad_sequences(tg_tape *tp, int n, tg_tensor *const *seqs, int64_t *lengths) {
-    if (n < 1 || !seqs) {
-        tg_fail(tp, TG_ERR_ARG, "pad_sequences", "needs n >= 1 sequences, got %d", n);
+tg_tensor *tg_rnn_forward(tg_tape *tp, const tg_rnn *r, tg_tensor *x, const tg_rnn_call *call,
+                          tg_rnn_state *final, int n_final) {
+    if (!r || !r->cells || r->num_dirs < 1) {
+        tg_fail(tp, TG_ERR_ARG, "rnn", "layer is not initialised");
         return NULL;
     }
-    int64_t Tmax = 0;
-    for (int i = 0; i < n; i++) {
-        if (!seqs[i]) return NULL;
-        char s0[160], si[160];
-        if (tg_tensor_ndim(seqs[i]) != 2 || tg_tensor_dim(seqs[i], 1) != tg_tensor_dim(seqs[0], 1) ||
-            tg_tensor_dtype(seqs[i]) != tg_tensor_dtype(seqs[0])) {
-            tg_fail(tp, TG_ERR_SHAPE, "pad_sequences", "sequence %d must be [T, C] like sequence 0: %s vs %s",
-                    i, tg_shape_str(seqs[i], si, sizeof si), tg_shape_str(seqs[0], s0, sizeof s0));
-            return NULL;
-        }
-        if (tg_tensor_dim(seqs[i], 0) > Tmax) Tmax = tg_tensor_dim(seqs[i], 0);
-    }
-    if (Tmax == 0) {
-        tg_fail(tp, TG_ERR_SHAPE, "pad_sequences", "every sequence is empty");
-        return NULL;
-    }
-    int64_t C = tg_tensor_dim(seqs[0], 1);
-    tg_dtype dt = tg_tensor_dtype(seqs[0]);
-    tg_tensor **rows = tg_tape_alloc(tp, (size_t)n * sizeof *rows);
-    if (!rows) return NULL;
-    for (int i = 0; i < n; i++) {
-        int64_t Ti = tg_tensor_dim(seqs[i], 0);
-        if (lengths) lengths[i] = Ti;
-        tg_tensor *pad = Ti < Tmax ? nn_const(tp, dt, 2, (int64_t[]){Tmax - Ti, C}, 0) : NULL;
-        tg_tensor *full = !pad ? seqs[i] : Ti == 0 ? pad
-                                         : tg_concat(tp, 2, (tg_tensor *[]){seqs[i], pad}, 0);
-        rows[i] = tg_reshape(tp, full, 3, (int64_t[]){1, Tmax, C});
-    }
-    return tg_concat(tp, n, rows, 0);
+    if (!x) return NULL;
+    run_ctx cx = {.tp = tp, .r = r, .call = call};
+    snprintf(cx.scope, sizeof cx.scope, "rnn '%s'", r->name);
+    const char *outer = tg_tape_set_scope(tp, cx.scope);
+    tg_tensor *y = NULL;
+    if (check_input(&cx, x) && check_counts(&cx, n_final, final != NULL) && build_masks(&cx) == 0)
+        y = forward(&cx, x, final);
+    tg_tape_set_scope(tp, outer);
+    return y;
 }

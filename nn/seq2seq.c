@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-tg_seq2seq_opts tg_seq2seq_opts_default(tg_rnn_kind cell, int64_t src_vocab, int64_t tgt_vocab,
+tg_seq2seq_opts tg_seq2seq_opts_default(const tg_cell *cell, int64_t src_vocab, int64_t tgt_vocab,
                                         int64_t embed_dim, int64_t hidden_size) {
     return (tg_seq2seq_opts){.cell = cell, .src_vocab = src_vocab, .tgt_vocab = tgt_vocab,
                              .embed_dim = embed_dim, .hidden_size = hidden_size, .num_layers = 1,
@@ -16,13 +16,12 @@ tg_seq2seq_opts tg_seq2seq_opts_default(tg_rnn_kind cell, int64_t src_vocab, int
 }
 
 static tg_status check_opts(const tg_seq2seq_opts *o) {
-    if (o->cell != TG_RNN_LSTM && o->cell != TG_RNN_GRU && o->cell != TG_RNN_ELMAN)
-        return nn_error(TG_ERR_ARG, "seq2seq: cell must be LSTM, GRU or Elman");
+    if (!o->cell) return nn_error(TG_ERR_ARG, "seq2seq: needs a cell (e.g. &tg_cell_lstm)");
     if (o->src_vocab < 4 || o->tgt_vocab < 4 || o->embed_dim < 1 || o->hidden_size < 1 ||
-        o->num_layers < 1 || o->num_layers > TG_RNN_MAX_LAYERS)
+        o->num_layers < 1 || o->num_layers > TG_SEQ2SEQ_MAX_LAYERS)
         return nn_error(TG_ERR_ARG,
                         "seq2seq: needs vocabularies >= 4, sizes >= 1, layers in [1, %d]",
-                        TG_RNN_MAX_LAYERS);
+                        TG_SEQ2SEQ_MAX_LAYERS);
     if (!(o->dropout >= 0 && o->dropout < 1))
         return nn_error(TG_ERR_ARG, "seq2seq: dropout must be in [0, 1): %g", o->dropout);
     return TG_OK;
@@ -40,12 +39,9 @@ static tg_status init_decoder(tg_seq2seq *m, tg_params *p, const char *name, tg_
     int64_t E = o->embed_dim, H = o->hidden_size;
     char buf[NN_NAME_MAX];
     tg_rnn_opts ro = tg_rnn_opts_default(o->cell, E, H);
-    ro.gru_variant = o->gru_variant;
     for (int l = 0; l < o->num_layers; l++) {
-        char path[48];
-        snprintf(path, sizeof path, "decoder.rnn.%d", l);
-        tg_status st = tg_rnn_cell_init(&m->decoder[l], p, sub(buf, sizeof buf, name, path), &ro,
-                                        l ? H : E, dt, rng);
+        tg_status st = tg_rnn_cell_init(&m->decoder[l], p, sub(buf, sizeof buf, name, "decoder.rnn"),
+                                        &ro, l, l ? H : E, dt, rng);
         if (st != TG_OK) return st;
     }
     if (o->attention) {
@@ -75,13 +71,18 @@ tg_status tg_seq2seq_init(tg_seq2seq *m, tg_params *p, const char *name, const t
     if (st != TG_OK) return st;
     tg_rnn_opts ro = tg_rnn_opts_default(o->cell, o->embed_dim, o->hidden_size);
     ro.num_layers = o->num_layers;
-    ro.gru_variant = o->gru_variant;
     ro.return_sequences = true;
     st = tg_rnn_init(&m->encoder, p, sub(buf, sizeof buf, name, "encoder.rnn"), &ro, dt, rng);
     if (st != TG_OK) return st;
     st = tg_embedding_layer_init(&m->tgt_embed, p, sub(buf, sizeof buf, name, "decoder.embedding"),
                                  o->tgt_vocab, o->embed_dim, dt, rng, &eo);
-    return st != TG_OK ? st : init_decoder(m, p, name, dt, rng);
+    if (st == TG_OK) st = init_decoder(m, p, name, dt, rng);
+    if (st != TG_OK) tg_seq2seq_free(m);
+    return st;
+}
+
+void tg_seq2seq_free(tg_seq2seq *m) {
+    if (m) tg_rnn_free(&m->encoder);
 }
 
 static bool ready(tg_tape *tp, const tg_seq2seq *m) {
@@ -120,7 +121,7 @@ tg_status tg_seq2seq_encode(tg_tape *tp, const tg_seq2seq *m, tg_tensor *src, tg
     /* outputs [B, S, H], final state of each layer = the decoder's initial state */
     tg_rnn_call call = {.lengths = len, .rng = rng};
     tg_tensor *x = embed(tp, m, &m->src_embed, src, rng);
-    mem->outputs = tg_rnn_forward(tp, &m->encoder, x, &call, mem->state);
+    mem->outputs = tg_rnn_forward(tp, &m->encoder, x, &call, mem->state, TG_SEQ2SEQ_MAX_LAYERS);
     mem->mask = tg_padding_mask(tp, tg_tensor_dtype(m->out.weight), B, S, len);
     if (mem->outputs && mem->mask) return TG_OK;
     tg_status st = tg_tape_status(tp);
@@ -287,7 +288,7 @@ typedef struct beam_ctx {
     tg_tape *tp;
     const tg_seq2seq *m;
     tg_seq2seq_memory mem;                   /* one source: outputs [1, S, H]          */
-    tg_rnn_state state[TG_RNN_MAX_LAYERS];   /* rows = the previous call's hypotheses */
+    tg_rnn_state state[TG_SEQ2SEQ_MAX_LAYERS];   /* rows = the previous call's hypotheses */
 } beam_ctx;
 
 /* rows idx [n] of x [m, D] -> [n, D]: the embedding lookup is a row gather */
@@ -304,10 +305,8 @@ static tg_status beam_step(void *user, int64_t n, const int64_t *parents, const 
     if (!par || !zero) return TG_ERR_NOMEM;
     for (int64_t i = 0; i < n; i++) par[i] = (int32_t)parents[i];
     tg_tensor *pidx = id_tensor(tp, n, par);
-    for (int l = 0; l < c->m->opts.num_layers; l++) {   /* reorder the state by parent */
-        c->state[l].h = rows(tp, c->state[l].h, pidx);
-        c->state[l].c = rows(tp, c->state[l].c, pidx);
-    }
+    for (int l = 0; l < c->m->opts.num_layers; l++)   /* reorder the state by parent */
+        for (int k = 0; k < TG_CELL_MAX_STATES; k++) c->state[l].s[k] = rows(tp, c->state[l].s[k], pidx);
     tg_seq2seq_memory mem = c->mem;   /* the source's outputs, once per hypothesis */
     if (c->m->opts.attention) {
         int64_t S = tg_tensor_dim(mem.outputs, 1), H = tg_tensor_dim(mem.outputs, 2);

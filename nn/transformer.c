@@ -22,7 +22,7 @@ static tg_status block_init(tg_transformer_block *blk, tg_params *p, const char 
 #define SUB(leaf) (tg_param_name(sub, sizeof sub, name, (leaf)) ? sub : "")
     tg_status st = tg_mha_init(&blk->self_attn, p, SUB("self_attn"), dim, heads, dt, rng, &mo);
     if (st == TG_OK && decoder)
-        st = tg_mha_init(&blk->cross_attn, p, SUB("cross_attn"), dim, heads, dt, rng, &mo);
+        st = tg_mha_init(&blk->cross_attn, p, SUB("multihead_attn"), dim, heads, dt, rng, &mo);
     if (st == TG_OK) st = tg_linear_init(&blk->linear1, p, SUB("linear1"), dim, ffn, dt, rng, NULL);
     if (st == TG_OK) st = tg_linear_init(&blk->linear2, p, SUB("linear2"), ffn, dim, dt, rng, NULL);
     if (st == TG_OK) st = tg_layer_norm_init(&blk->norm1, p, SUB("norm1"), dim, o->norm_eps, dt);
@@ -71,7 +71,7 @@ static tg_tensor *feed_forward(tg_tape *tp, const tg_transformer_block *blk, tg_
 }
 
 static bool usable(tg_tape *tp, const tg_transformer_block *blk, bool decoder) {
-    if (blk && blk->self_attn.w_q && blk->decoder == decoder) return true;
+    if (blk && blk->self_attn.out_proj_weight && blk->decoder == decoder) return true;
     tg_fail(tp, TG_ERR_ARG, decoder ? "transformer_decoder" : "transformer_encoder",
             "block is not initialised as %s", decoder ? "a decoder" : "an encoder");
     return false;

@@ -17,6 +17,7 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ---- conv1d -------------------------------------------------------------------- */
@@ -30,17 +31,19 @@ static conv_dims conv_dims_of(const tg_tensor *x, const tg_tensor *w, const conv
     return d;
 }
 
-/* Largest accepted padding: keeps L + 2P far from int64 overflow (shapes are < 2^40). */
-#define CONV_MAX_PADDING ((int64_t)1 << 40)
+/* Largest accepted stride, padding and dilation: 2^40, the longest axis a
+ * tensor can have. Then L + 2P, (K-1)*D (checked by division in infer) and
+ * every index im2col/col2im compute stay far from int64 overflow. */
+#define CONV_MAX_ATTR ((int64_t)1 << 40)
 
 static int conv_check_attr(tg_tape *tp, const conv_attr *at) {
-    if (at->stride < 1)
-        return tg_fail(tp, TG_ERR_ARG, "conv1d", "stride must be >= 1, got %lld",
+    if (at->stride < 1 || at->stride > CONV_MAX_ATTR)
+        return tg_fail(tp, TG_ERR_ARG, "conv1d", "stride must be in [1,2^40], got %lld",
                        (long long)at->stride);
-    if (at->dilation < 1)
-        return tg_fail(tp, TG_ERR_ARG, "conv1d", "dilation must be >= 1, got %lld",
+    if (at->dilation < 1 || at->dilation > CONV_MAX_ATTR)
+        return tg_fail(tp, TG_ERR_ARG, "conv1d", "dilation must be in [1,2^40], got %lld",
                        (long long)at->dilation);
-    if (at->padding < 0 || at->padding > CONV_MAX_PADDING)
+    if (at->padding < 0 || at->padding > CONV_MAX_ATTR)
         return tg_fail(tp, TG_ERR_ARG, "conv1d", "padding must be in [0,2^40], got %lld",
                        (long long)at->padding);
     return 0;
@@ -60,33 +63,47 @@ static int conv_check_types(tg_tape *tp, int n_in, tg_tensor *const *in) {
     return 0;
 }
 
+/* "conv1d: <what>: x [..] w [..]": shapes are formatted only on an error. */
+static int conv_fail(tg_tape *tp, const tg_tensor *x, const tg_tensor *w, const char *what) {
+    char sx[160], sw[160];
+    return tg_fail(tp, TG_ERR_SHAPE, "conv1d", "%s: x %s w %s", what,
+                   tg_shape_str(x, sx, sizeof sx), tg_shape_str(w, sw, sizeof sw));
+}
+
 static int conv_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
                       tg_desc *out) {
     const conv_attr *at = attr;
     const tg_tensor *x = in[0], *w = in[1], *bias = n_in == 3 ? in[2] : NULL;
-    char sx[160], sw[160], sb[160];
-    tg_shape_str(x, sx, sizeof sx);
-    tg_shape_str(w, sw, sizeof sw);
+    char sw[160], sb[160], what[160];
     if (conv_check_types(tp, n_in, in) || conv_check_attr(tp, at)) return -1;
     if (x->ndim != 3 || w->ndim != 3)
-        return tg_fail(tp, TG_ERR_SHAPE, "conv1d",
-                       "needs x [B,Cin,L] and w [Cout,Cin,K]: x %s w %s", sx, sw);
-    if (x->shape[1] != w->shape[1])
-        return tg_fail(tp, TG_ERR_SHAPE, "conv1d", "input channels differ: x %s w %s", sx, sw);
+        return conv_fail(tp, x, w, "needs x [B,Cin,L] and w [Cout,Cin,K]");
+    if (x->shape[1] != w->shape[1]) return conv_fail(tp, x, w, "input channels differ");
     if (w->shape[0] < 1 || w->shape[1] < 1 || w->shape[2] < 1)
-        return tg_fail(tp, TG_ERR_SHAPE, "conv1d", "weight has an empty dimension: w %s", sw);
+        return tg_fail(tp, TG_ERR_SHAPE, "conv1d", "weight has an empty dimension: w %s",
+                       tg_shape_str(w, sw, sizeof sw));
     if (bias && (bias->ndim != 1 || bias->shape[0] != w->shape[0]))
         return tg_fail(tp, TG_ERR_SHAPE, "conv1d", "bias must be [Cout]: bias %s w %s",
-                       tg_shape_str(bias, sb, sizeof sb), sw);
+                       tg_shape_str(bias, sb, sizeof sb), tg_shape_str(w, sw, sizeof sw));
     /* The dilated kernel spans D*(K-1)+1 positions; it must fit in L + 2P,
      * else the output length is < 1. Written with a division: no overflow. */
     int64_t padded = x->shape[2] + 2 * at->padding, K = w->shape[2];
-    if (padded < 1 || K - 1 > (padded - 1) / at->dilation)
-        return tg_fail(tp, TG_ERR_SHAPE, "conv1d",
-                       "kernel (K %lld, dilation %lld) longer than padded input (length %lld), "
-                       "output length < 1: x %s w %s",
-                       (long long)K, (long long)at->dilation, (long long)padded, sx, sw);
+    if (padded < 1 || K - 1 > (padded - 1) / at->dilation) {
+        snprintf(what, sizeof what,
+                 "kernel (K %lld, dilation %lld) longer than padded input (length %lld), "
+                 "output length < 1",
+                 (long long)K, (long long)at->dilation, (long long)padded);
+        return conv_fail(tp, x, w, what);
+    }
     conv_dims d = conv_dims_of(x, w, at);
+    /* forward and VJP unroll one batch entry into col [Cin*K, Lout]: its size
+     * too must be a tensor's (Cin*K and Lout are each below 2^41) */
+    int64_t col;
+    if (__builtin_mul_overflow(d.Cin * d.K, d.Lout, &col) || col > TG_MAX_NUMEL) {
+        snprintf(what, sizeof what, "im2col buffer [%lld,%lld] has more than 2^40 elements",
+                 (long long)(d.Cin * d.K), (long long)d.Lout);
+        return conv_fail(tp, x, w, what);
+    }
     out->dtype = x->dtype;
     out->ndim = 3;
     out->shape[0] = d.B;
@@ -99,8 +116,9 @@ static int conv_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *a
  * 0 <= t*S + off < L. Outside that range the column holds padding zeros. */
 static void valid_range(int64_t off, int64_t S, int64_t L, int64_t Lout, int64_t *lo,
                         int64_t *hi) {
-    int64_t a = off >= 0 ? 0 : (-off + S - 1) / S;      /* first t with t*S + off >= 0 */
-    int64_t b = L - off <= 0 ? 0 : (L - off - 1) / S + 1; /* first t with t*S + off >= L */
+    /* ceil(-off / S) without -off + S - 1, which could pass INT64_MAX for a large S */
+    int64_t a = off >= 0 ? 0 : -off / S + (-off % S != 0); /* first t with t*S + off >= 0 */
+    int64_t b = L - off <= 0 ? 0 : (L - off - 1) / S + 1;  /* first t with t*S + off >= L */
     *lo = a < Lout ? a : Lout;
     *hi = b < Lout ? b : Lout;
     if (*hi < *lo) *hi = *lo;
@@ -242,21 +260,21 @@ static int pool_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *a
     (void)n_in;
     const pool_attr *at = attr;
     const tg_tensor *x = in[0];
-    char sx[160];
-    tg_shape_str(x, sx, sizeof sx);
+    char sx[160]; /* formatted only on an error */
     if (tg_check_float(tp, "max_pool1d", x)) return -1;
     if (x->ndim != 3)
-        return tg_fail(tp, TG_ERR_SHAPE, "max_pool1d", "needs x [B,C,L], got %s", sx);
+        return tg_fail(tp, TG_ERR_SHAPE, "max_pool1d", "needs x [B,C,L], got %s",
+                       tg_shape_str(x, sx, sizeof sx));
     if (at->kernel < 1)
         return tg_fail(tp, TG_ERR_ARG, "max_pool1d", "kernel must be >= 1, got %lld: x %s",
-                       (long long)at->kernel, sx);
-    if (at->stride < 1)
-        return tg_fail(tp, TG_ERR_ARG, "max_pool1d", "stride must be >= 0, got %lld: x %s",
-                       (long long)at->stride, sx);
+                       (long long)at->kernel, tg_shape_str(x, sx, sizeof sx));
+    if (at->stride < 1 || at->stride > CONV_MAX_ATTR)
+        return tg_fail(tp, TG_ERR_ARG, "max_pool1d", "stride must be in [1,2^40], got %lld: x %s",
+                       (long long)at->stride, tg_shape_str(x, sx, sizeof sx));
     if (at->kernel > x->shape[2])
         return tg_fail(tp, TG_ERR_SHAPE, "max_pool1d",
                        "kernel %lld longer than input length, output length < 1: x %s",
-                       (long long)at->kernel, sx);
+                       (long long)at->kernel, tg_shape_str(x, sx, sizeof sx));
     out->dtype = x->dtype;
     out->ndim = 3;
     out->shape[0] = x->shape[0];

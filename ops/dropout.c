@@ -34,14 +34,14 @@ typedef struct dropout_attr {
 static int dropout_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
                          tg_desc *out) {
     const dropout_attr *at = attr;
-    char sx[160];
+    char sx[160]; /* formatted only on an error */
     if (tg_infer_same_as_input0(tp, n_in, in, attr, out)) return -1;
-    tg_shape_str(in[0], sx, sizeof sx);
     if (!(at->p >= 0 && at->p < 1))
-        return tg_fail(tp, TG_ERR_ARG, "dropout", "p must be in [0,1), got %g: x %s", at->p, sx);
+        return tg_fail(tp, TG_ERR_ARG, "dropout", "p must be in [0,1), got %g: x %s", at->p,
+                       tg_shape_str(in[0], sx, sizeof sx));
     if (!at->identity && !at->advance)
         return tg_fail(tp, TG_ERR_ARG, "dropout", "rng is NULL (needed in training mode): x %s",
-                       sx);
+                       tg_shape_str(in[0], sx, sizeof sx));
     return 0;
 }
 

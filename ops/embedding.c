@@ -14,19 +14,18 @@ static int embedding_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const vo
     (void)n_in;
     (void)attr;
     const tg_tensor *w = in[0], *idx = in[1];
-    char sw[160], si[160];
-    tg_shape_str(w, sw, sizeof sw);
-    tg_shape_str(idx, si, sizeof si);
+    char sw[160], si[160]; /* formatted only on an error */
     if (tg_check_float(tp, "embedding", w)) return -1;
     if (w->ndim != 2)
-        return tg_fail(tp, TG_ERR_SHAPE, "embedding", "weight must be [V,C], got %s", sw);
+        return tg_fail(tp, TG_ERR_SHAPE, "embedding", "weight must be [V,C], got %s",
+                       tg_shape_str(w, sw, sizeof sw));
     if (idx->dtype != TG_I32)
         return tg_fail(tp, TG_ERR_DTYPE, "embedding", "indices must be int32, got %s %s",
-                       tg_dtype_name(idx->dtype), si);
+                       tg_dtype_name(idx->dtype), tg_shape_str(idx, si, sizeof si));
     if (idx->ndim + 1 > TG_MAX_DIMS)
         return tg_fail(tp, TG_ERR_SHAPE, "embedding",
                        "indices have too many dimensions for a [...,C] output (max %d): %s",
-                       TG_MAX_DIMS - 1, si);
+                       TG_MAX_DIMS - 1, tg_shape_str(idx, si, sizeof si));
     out->dtype = w->dtype;
     out->ndim = idx->ndim + 1;
     memcpy(out->shape, idx->shape, (size_t)idx->ndim * sizeof out->shape[0]);

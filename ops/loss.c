@@ -20,20 +20,22 @@
 /* a and b float of one dtype and one shape, not empty (a mean over nothing). */
 static int same_shape_infer(tg_tape *tp, const char *op, tg_tensor *const *in, tg_desc *out) {
     const tg_tensor *a = in[0], *b = in[1];
-    char sa[160], sb[160];
+    if (tg_check_float(tp, op, a) || tg_check_float(tp, op, b)) return -1;
+    bool dtype_ok = a->dtype == b->dtype, shape_ok = a->ndim == b->ndim &&
+        !memcmp(a->shape, b->shape, (size_t)a->ndim * sizeof a->shape[0]);
+    if (dtype_ok && shape_ok && a->numel > 0) {
+        out->dtype = a->dtype;
+        out->ndim = 0;
+        return 0;
+    }
+    char sa[160], sb[160]; /* formatted only here, off the hot path */
     tg_shape_str(a, sa, sizeof sa);
     tg_shape_str(b, sb, sizeof sb);
-    if (tg_check_float(tp, op, a) || tg_check_float(tp, op, b)) return -1;
-    if (a->dtype != b->dtype)
+    if (!dtype_ok)
         return tg_fail(tp, TG_ERR_DTYPE, op, "dtypes differ: %s %s vs target %s %s",
                        tg_dtype_name(a->dtype), sa, tg_dtype_name(b->dtype), sb);
-    if (a->ndim != b->ndim || memcmp(a->shape, b->shape, (size_t)a->ndim * sizeof a->shape[0]))
-        return tg_fail(tp, TG_ERR_SHAPE, op, "shapes differ: %s vs target %s", sa, sb);
-    if (a->numel == 0)
-        return tg_fail(tp, TG_ERR_SHAPE, op, "mean of an empty input: %s", sa);
-    out->dtype = a->dtype;
-    out->ndim = 0;
-    return 0;
+    if (!shape_ok) return tg_fail(tp, TG_ERR_SHAPE, op, "shapes differ: %s vs target %s", sa, sb);
+    return tg_fail(tp, TG_ERR_SHAPE, op, "mean of an empty input: %s", sa);
 }
 
 static int mse_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
@@ -187,20 +189,20 @@ static int ce_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *att
     (void)n_in;
     (void)attr;
     const tg_tensor *x = in[0], *t = in[1];
-    char sx[160], st[160];
-    tg_shape_str(x, sx, sizeof sx);
-    tg_shape_str(t, st, sizeof st);
+    char sx[160], st[160]; /* formatted only on an error */
     if (tg_check_float(tp, "cross_entropy", x)) return -1;
     if (t->dtype != TG_I32)
         return tg_fail(tp, TG_ERR_DTYPE, "cross_entropy", "target must be int32, got %s %s",
-                       tg_dtype_name(t->dtype), st);
+                       tg_dtype_name(t->dtype), tg_shape_str(t, st, sizeof st));
     if (x->ndim < 1 || t->ndim != x->ndim - 1 ||
         memcmp(x->shape, t->shape, (size_t)t->ndim * sizeof t->shape[0]))
         return tg_fail(tp, TG_ERR_SHAPE, "cross_entropy",
                        "target shape must be logits shape without the class axis: "
-                       "logits %s target %s", sx, st);
+                       "logits %s target %s",
+                       tg_shape_str(x, sx, sizeof sx), tg_shape_str(t, st, sizeof st));
     if (x->shape[x->ndim - 1] < 1)
-        return tg_fail(tp, TG_ERR_SHAPE, "cross_entropy", "no classes: logits %s", sx);
+        return tg_fail(tp, TG_ERR_SHAPE, "cross_entropy", "no classes: logits %s",
+                       tg_shape_str(x, sx, sizeof sx));
     out->dtype = x->dtype;
     out->ndim = 0;
     return 0;

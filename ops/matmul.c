@@ -26,25 +26,29 @@ static mm_dims dims_of(const tg_tensor *a, const tg_tensor *b, const matmul_attr
     return d;
 }
 
+/* "<what>: [2,3]^T x [4,5]": shapes are formatted only when there is an error. */
+static int matmul_fail(tg_tape *tp, const char *what, const tg_tensor *a, const tg_tensor *b,
+                       const matmul_attr *at) {
+    char sa[160], sb[160];
+    return tg_fail(tp, TG_ERR_SHAPE, "matmul", "%s: %s%s x %s%s", what,
+                   tg_shape_str(a, sa, sizeof sa), at && at->trans_a ? "^T" : "",
+                   tg_shape_str(b, sb, sizeof sb), at && at->trans_b ? "^T" : "");
+}
+
 static int matmul_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
                         tg_desc *out) {
     (void)n_in;
     const matmul_attr *at = attr;
     const tg_tensor *a = in[0], *b = in[1];
-    char sa[160], sb[160];
-    tg_shape_str(a, sa, sizeof sa);
-    tg_shape_str(b, sb, sizeof sb);
     if (tg_check_float_pair(tp, "matmul", a, b)) return -1;
     if (a->ndim < 2 || b->ndim < 2)
-        return tg_fail(tp, TG_ERR_SHAPE, "matmul", "needs at least 2-D operands: %s x %s", sa, sb);
+        return matmul_fail(tp, "needs at least 2-D operands", a, b, NULL);
     if (b->ndim > 2 && (b->ndim != a->ndim || memcmp(a->shape, b->shape,
                                                      (size_t)(a->ndim - 2) * sizeof(int64_t))))
-        return tg_fail(tp, TG_ERR_SHAPE, "matmul", "batch dimensions differ: %s x %s", sa, sb);
+        return matmul_fail(tp, "batch dimensions differ", a, b, NULL);
     mm_dims d = dims_of(a, b, at);
     int64_t kb = at->trans_b ? b->shape[b->ndim - 1] : b->shape[b->ndim - 2];
-    if (d.k != kb)
-        return tg_fail(tp, TG_ERR_SHAPE, "matmul", "inner dimensions differ: %s%s x %s%s", sa,
-                       at->trans_a ? "^T" : "", sb, at->trans_b ? "^T" : "");
+    if (d.k != kb) return matmul_fail(tp, "inner dimensions differ", a, b, at);
     out->dtype = a->dtype;
     out->ndim = a->ndim;
     memcpy(out->shape, a->shape, sizeof out->shape);

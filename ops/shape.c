@@ -66,7 +66,10 @@ static int concat_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void 
             return tg_fail(tp, TG_ERR_SHAPE, "concat",
                            "shapes differ outside axis %d: input 0 is %s, input %d is %s", at->axis,
                            s0, i, si);
-        total += xi->shape[ax];
+        /* inputs are at most 2^40 long, but there may be very many of them */
+        if (__builtin_add_overflow(total, xi->shape[ax], &total))
+            return tg_fail(tp, TG_ERR_SHAPE, "concat", "axis %d of the result overflows: %d inputs",
+                           at->axis, n_in);
     }
     out->dtype = x0->dtype;
     out->ndim = x0->ndim;
@@ -228,23 +231,25 @@ static tg_status split_check(tg_tape *tp, const tg_tensor *x, int axis, int n,
         tg_fail(tp, TG_ERR_ARG, "split", "input is NULL");
         return TG_ERR_ARG;
     }
-    tg_shape_str(x, s, sizeof s);
-    tg__shape_str(n, sizes, z, sizeof z);
+    /* shapes below are formatted only on an error */
     int ax = tg__axis(axis, x->ndim);
     if (ax < 0) {
-        tg_fail(tp, TG_ERR_AXIS, "split", "axis %d out of range for %s", axis, s);
+        tg_fail(tp, TG_ERR_AXIS, "split", "axis %d out of range for %s", axis,
+                tg_shape_str(x, s, sizeof s));
         return TG_ERR_AXIS;
     }
     int64_t len = x->shape[ax], sum = 0;
     for (int i = 0; i < n && sum <= len; i++) {
         if (sizes[i] <= 0) {
             tg_fail(tp, TG_ERR_SHAPE, "split", "size %d of %s is not positive (axis %d of %s)", i,
-                    z, axis, s);
+                    tg__shape_str(n, sizes, z, sizeof z), axis, tg_shape_str(x, s, sizeof s));
             return TG_ERR_SHAPE;
         }
         sum += sizes[i] <= len ? sizes[i] : len + 1; /* past len is wrong anyway: no overflow */
     }
     if (sum != len) {
+        tg__shape_str(n, sizes, z, sizeof z);
+        tg_shape_str(x, s, sizeof s);
         tg_fail(tp, TG_ERR_SHAPE, "split",
                 "sizes %s do not sum to %lld, the length of axis %d of %s", z, (long long)len,
                 axis, s);
@@ -256,7 +261,7 @@ static tg_status split_check(tg_tape *tp, const tg_tensor *x, int axis, int n,
 tg_status tg_split(tg_tape *tp, tg_tensor *x, int axis, int n, const int64_t *sizes,
                    tg_tensor **outs) {
     for (int i = 0; outs && i < n; i++) outs[i] = NULL;
-    if (!tp) return TG_ERR_ARG;
+    if (!tp) return tg_set_last_error(TG_ERR_ARG, "split: tape is NULL");
     tg_status st = split_check(tp, x, axis, n, sizes, outs);
     if (st != TG_OK) return st;
     int64_t at = 0;
@@ -278,29 +283,45 @@ typedef struct reshape_attr {
     int64_t shape[TG_MAX_DIMS];       /* as given, one entry may be -1           */
 } reshape_attr;
 
+/* The input and target shapes as text, formatted on first use: only errors use them. */
+typedef struct reshape_text {
+    const tg_tensor *x;
+    const reshape_attr *at;
+    char x_str[160], to_str[160];
+} reshape_text;
+
+static const char *sx_of(reshape_text *t) {
+    if (!t->x_str[0]) tg_shape_str(t->x, t->x_str, sizeof t->x_str);
+    return t->x_str;
+}
+static const char *sw_of(reshape_text *t) {
+    if (!t->to_str[0]) tg__shape_str(t->at->ndim, t->at->shape, t->to_str, sizeof t->to_str);
+    return t->to_str;
+}
+
 /* Product of the given dims other than -1 into *known, the -1's index into *free_at (or -1).
  * Returns 0, or an error already reported. */
-static int reshape_known(tg_tape *tp, const reshape_attr *at, const char *sx, const char *sw,
-                         int64_t *known, int *free_at) {
+static int reshape_known(tg_tape *tp, const reshape_attr *at, reshape_text *t, int64_t *known,
+                         int *free_at) {
     *known = 1;
     *free_at = -1;
     bool overflow = false;
     for (int i = 0; i < at->ndim; i++) {
         int64_t d = at->shape[i];
         if (d == -1 && *free_at >= 0)
-            return tg_fail(tp, TG_ERR_SHAPE, "reshape", "more than one -1 in %s (input %s)", sw,
-                           sx);
+            return tg_fail(tp, TG_ERR_SHAPE, "reshape", "more than one -1 in %s (input %s)",
+                           sw_of(t), sx_of(t));
         if (d == -1) {
             *free_at = i;
             continue;
         }
         if (d < 0)
             return tg_fail(tp, TG_ERR_SHAPE, "reshape", "negative dimension %lld in %s (input %s)",
-                           (long long)d, sw, sx);
+                           (long long)d, sw_of(t), sx_of(t));
         overflow |= __builtin_mul_overflow(*known, d, known);
     }
     if (overflow)
-        return tg_fail(tp, TG_ERR_SHAPE, "reshape", "cannot reshape %s to %s", sx, sw);
+        return tg_fail(tp, TG_ERR_SHAPE, "reshape", "cannot reshape %s to %s", sx_of(t), sw_of(t));
     return 0;
 }
 
@@ -309,27 +330,29 @@ static int reshape_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void
     (void)n_in;
     const reshape_attr *at = attr;
     const tg_tensor *x = in[0];
-    char sx[160], sw[160];
-    tg_shape_str(x, sx, sizeof sx);
+    reshape_text t;
+    t.x = x;
+    t.at = at;
+    t.x_str[0] = t.to_str[0] = '\0';
     if (at->ndim < 0 || at->ndim > TG_MAX_DIMS)
         return tg_fail(tp, TG_ERR_SHAPE, "reshape", "ndim %d not in [0,%d] (input %s)", at->ndim,
-                       TG_MAX_DIMS, sx);
+                       TG_MAX_DIMS, sx_of(&t));
     if (!at->has_shape && at->ndim > 0)
         return tg_fail(tp, TG_ERR_ARG, "reshape", "shape is NULL for ndim %d (input %s)", at->ndim,
-                       sx);
-    tg__shape_str(at->ndim, at->shape, sw, sizeof sw);
+                       sx_of(&t));
     int64_t known;
     int free_at;
-    if (reshape_known(tp, at, sx, sw, &known, &free_at)) return -1;
+    if (reshape_known(tp, at, &t, &known, &free_at)) return -1;
     out->dtype = x->dtype;
     out->ndim = at->ndim;
     memcpy(out->shape, at->shape, sizeof out->shape);
     if (free_at >= 0 && known == 0)   /* 0 * anything: the -1 cannot be told */
-        return tg_fail(tp, TG_ERR_SHAPE, "reshape", "cannot reshape %s to %s (-1 next to a 0)", sx,
-                       sw);
+        return tg_fail(tp, TG_ERR_SHAPE, "reshape", "cannot reshape %s to %s (-1 next to a 0)",
+                       sx_of(&t), sw_of(&t));
     if (free_at >= 0 && x->numel % known == 0) out->shape[free_at] = x->numel / known;
     if ((free_at >= 0 && x->numel % known != 0) || (free_at < 0 && known != x->numel))
-        return tg_fail(tp, TG_ERR_SHAPE, "reshape", "cannot reshape %s to %s", sx, sw);
+        return tg_fail(tp, TG_ERR_SHAPE, "reshape", "cannot reshape %s to %s", sx_of(&t),
+                       sw_of(&t));
     return 0;
 }
 
@@ -504,10 +527,10 @@ static int permute_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void
     (void)n_in;
     const permute_attr *at = attr;
     const tg_tensor *x = in[0];
-    char s[160], sp[160];
-    tg_shape_str(x, s, sizeof s);
+    char s[160], sp[160]; /* formatted only on an error */
     if (!at->has_perm && x->ndim > 0)
-        return tg_fail(tp, TG_ERR_ARG, "permute", "perm is NULL for %s", s);
+        return tg_fail(tp, TG_ERR_ARG, "permute", "perm is NULL for %s",
+                       tg_shape_str(x, s, sizeof s));
     bool seen[TG_MAX_DIMS] = {false}, ok = true;
     int64_t given[TG_MAX_DIMS];
     for (int d = 0; d < x->ndim; d++) {
@@ -518,7 +541,7 @@ static int permute_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void
     }
     if (!ok)
         return tg_fail(tp, TG_ERR_AXIS, "permute", "%s is not a permutation of the axes of %s",
-                       tg__shape_str(x->ndim, given, sp, sizeof sp), s);
+                       tg__shape_str(x->ndim, given, sp, sizeof sp), tg_shape_str(x, s, sizeof s));
     int perm[TG_MAX_DIMS];
     perm_of_permute(x, at, perm);
     permuted_desc(x, perm, out);

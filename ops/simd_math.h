@@ -25,7 +25,14 @@ TG_SIMD_DECL float log1pf(float);
 TG_SIMD_DECL double log1p(double);
 TG_SIMD_DECL float powf(float, float);
 TG_SIMD_DECL double pow(double, double);
+#ifdef __SANITIZE_THREAD__
+/* target_clones are chosen by IFUNC resolvers, which the dynamic loader runs
+ * before ThreadSanitizer is initialised: the program dies at load. A TSan
+ * build gets the baseline kernels only. */
+#define TG_SIMD_CLONES
+#else
 #define TG_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 #define TG_PRAGMA_SIMD _Pragma("omp simd")
 #else
 #define TG_SIMD_CLONES

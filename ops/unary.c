@@ -65,21 +65,32 @@ typedef struct unary_attr { double a, b; } unary_attr;
         }                                                                                         \
     }
 
+static int affine_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
+                        tg_desc *out) {
+    const unary_attr *at = attr;
+    if (!isfinite(at->a) || !isfinite(at->b))
+        return tg_fail(tp, TG_ERR_ARG, "affine", "a and b must be finite: a %g, b %g", at->a, at->b);
+    return tg_infer_same_as_input0(tp, n_in, in, attr, out);
+}
+
 /* HINTS: PASS (the VJP hands dy on) and CHEAP (fused groups recompute it), see op.h */
 #define PASS 1, true
 #define CHEAP 0, true
 #define COSTLY 0, false
 
 #define UNARY_OP(NAME, FWD, DYDX, NEEDS, HINTS)                                                   \
+    UNARY_OP_INFER(NAME, FWD, DYDX, NEEDS, tg_infer_same_as_input0, HINTS)
+/* HINTS last: it expands to two arguments */
+#define UNARY_OP_INFER(NAME, FWD, DYDX, NEEDS, INFER, ...)                                        \
     UNARY_KERNELS(NAME, FWD, DYDX, float)                                                         \
     UNARY_KERNELS(NAME, FWD, DYDX, double)                                                        \
     static const tg_eltwise NAME##_kernels = {                                                    \
         {NAME##_fwd_float, NAME##_fwd_double}, {NAME##_vjp_float, NAME##_vjp_double}, NEEDS,     \
-        HINTS};                                                                                   \
+        __VA_ARGS__};                                                                             \
     static const tg_op NAME##_op = {.name = #NAME,                                                \
                                     .n_in = 1,                                                    \
                                     .attr_size = sizeof(unary_attr),                              \
-                                    .infer = tg_infer_same_as_input0,                             \
+                                    .infer = INFER,                                               \
                                     .forward = tg_eltwise_forward,                                \
                                     .vjp = tg_eltwise_vjp,                                        \
                                     .eltwise = &NAME##_kernels};
@@ -90,13 +101,19 @@ UNARY_OP(scale,         a * x,              a,                                  
 UNARY_OP(shift,         x + b,              1,                                        NEEDS_0, PASS)
 UNARY_OP(sigmoid,       SIGMOID(x),         y * (1 - y),                              NEEDS_Y, COSTLY)
 UNARY_OP(tanh,          tanh(x),            1 - y * y,                                NEEDS_Y, COSTLY)
-UNARY_OP(relu,          x > 0 ? x : 0,      x > 0 ? 1 : 0,                            NEEDS_X, CHEAP)
+/* as PyTorch: NaN stays NaN (a diverging run stays visible), and so does -0 */
+UNARY_OP(relu,          x < 0 ? 0 : x,      x <= 0 ? 0 : 1,                           NEEDS_X, CHEAP)
 UNARY_OP(exp,           exp(x),             y,                                        NEEDS_Y, COSTLY)
 UNARY_OP(log,           log(x),             1 / x,                                    NEEDS_X, COSTLY)
 UNARY_OP(sqrt,          sqrt(x),            1 / (y + y),                              NEEDS_Y, COSTLY)
-UNARY_OP(pow,           pow(x, a),          a * pow(x, a - 1),                        NEEDS_X, COSTLY)
+/* x^0 is 1 everywhere: its derivative is 0, also at x = 0 where 0 * 0^-1 is NaN */
+UNARY_OP(pow,           pow(x, a),          a == 0 ? 0 : a * pow(x, a - 1),           NEEDS_X, COSTLY)
 /* slope a strictly inside the linear part, 0 at and beyond the kinks */
 UNARY_OP(hard_sigmoid,  CLIP01(a * x + b),  (a * x + b > 0 && a * x + b < 1) ? a : 0, NEEDS_X, CHEAP)
+/* x > 0; 0 gives inf, < 0 NaN. d(x^-1/2)/dx = -x^-3/2 / 2 = -y^3 / 2 */
+UNARY_OP(rsqrt,         1 / sqrt(x),        -0.5f * y * y * y,                        NEEDS_Y, COSTLY)
+/* a * x + b, so 1 - x is affine(x, -1, 1); a and b must be finite (affine_infer) */
+UNARY_OP_INFER(affine,  a * x + b,          a,                                        NEEDS_0, affine_infer, CHEAP)
 
 static tg_tensor *unary(tg_tape *tp, const tg_op *op, tg_tensor *x, double a, double b) {
     unary_attr at = {a, b};
@@ -115,6 +132,10 @@ tg_tensor *tg_sqrt(tg_tape *tp, tg_tensor *x) { return unary(tp, &sqrt_op, x, 0,
 tg_tensor *tg_pow(tg_tape *tp, tg_tensor *x, double p) { return unary(tp, &pow_op, x, p, 0); }
 tg_tensor *tg_hard_sigmoid(tg_tape *tp, tg_tensor *x) {
     return unary(tp, &hard_sigmoid_op, x, 0.2, 0.5);
+}
+tg_tensor *tg_rsqrt(tg_tape *tp, tg_tensor *x) { return unary(tp, &rsqrt_op, x, 0, 0); }
+tg_tensor *tg_affine(tg_tape *tp, tg_tensor *x, double a, double b) {
+    return unary(tp, &affine_op, x, a, b);
 }
 tg_tensor *tg_hard_sigmoid_ex(tg_tape *tp, tg_tensor *x, double slope, double offset) {
     return unary(tp, &hard_sigmoid_op, x, slope, offset);

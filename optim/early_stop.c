@@ -1,6 +1,7 @@
 /* optim/early_stop.c - stop when a validation metric stops improving, and
  * keep the best parameters (Keras' EarlyStopping, restore_best_weights). */
 #include "optim_internal.h"
+#include "tapegrad/io.h"   /* the best parameters on disk */
 
 #include <math.h>
 #include <stdlib.h>

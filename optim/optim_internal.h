@@ -1,12 +1,11 @@
-/* optim/optim_internal.h - struct layouts shared by the optim/ sources (checkpoints
- * read and restore optimizer and schedule state). Never installed. */
+/* optim/optim_internal.h - struct layouts shared by the optim/ sources, and by
+ * io/ whose checkpoints save and restore optimizer and schedule state.
+ * Never installed. */
 #ifndef TG_OPTIM_INTERNAL_H
 #define TG_OPTIM_INTERNAL_H
 
 #include "../autograd/internal.h"
 
-#include <cjson/cJSON.h>
-#include "tapegrad/io.h"
 #include "tapegrad/optim.h"
 
 #define TG_OPTIM_SLOTS 3
@@ -62,48 +61,5 @@ TG_HIDDEN tg_status tg__optim_check_opts(const char *fn, tg_optim_kind k, const 
 TG_HIDDEN const char *tg__sched_kind_name(tg_sched_kind k);
 /* lr of a group at the schedule's current epoch (not plateau). */
 TG_HIDDEN void tg__sched_apply(tg_sched *s);
-
-/* Writer entry with raw bytes (copied), for dtypes tensors do not have
- * ("I64", "U64"). */
-TG_HIDDEN tg_status tg__st_writer_add_raw(tg_safetensors_writer *w, const char *name,
-                                          const char *dtype, int ndim, const int64_t *shape,
-                                          const void *data, size_t nbytes);
-/* The label used in messages ("ckpt.safetensors" or "<memory>"). */
-TG_HIDDEN const char *tg__st_label(const tg_safetensors *f);
-/* Convert file entry i into dst (its numel elements of dt); errors name
- * fn, the file and the tensor. */
-TG_HIDDEN tg_status tg__st_convert(const tg_safetensors *f, int i, tg_dtype dt, void *dst,
-                                   const char *fn);
-/* Bytes per element of a safetensors dtype name, 0 if unknown. */
-TG_HIDDEN size_t tg__st_dtype_size(const char *dtype);
-
-/* ---- checkpoints (checkpoint.c, ckpt_json.c) ---------------------------------- */
-/* Names under "tapegrad." and "__metadata__" are not parameters. */
-TG_HIDDEN bool tg__reserved_name(const char *name);
-/* Record "<fn>: <file label>: <what>" as the last error; returns st. */
-TG_HIDDEN tg_status tg__lerr(const char *fn, const tg_safetensors *f, tg_status st,
-                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* Convert file entry `name` into a new malloc'd buffer shaped and typed like t;
- * a missing entry or another shape is an error naming it. */
-TG_HIDDEN tg_status tg__stage_like(const char *fn, const tg_safetensors *f, const char *name,
-                                   const tg_tensor *t, void **out);
-/* Every parameter's data from f (per o), staged[i] NULL when absent and allowed. */
-TG_HIDDEN tg_status tg__stage_params(const char *fn, const tg_params *p, const tg_safetensors *f,
-                                     const tg_load_opts *o, void ***staged);
-TG_HIDDEN void tg__commit_params(tg_params *p, void **staged);
-TG_HIDDEN void tg__free_staged(void **b, int n);
-/* malloc'd a + b + c. */
-TG_HIDDEN char *tg__join3(const char *a, const char *b, const char *c);
-
-/* JSON values are strings holding exact numbers ("%.17g", "%lld"). */
-TG_HIDDEN bool tg__json_put_num(cJSON *o, const char *key, double v);
-TG_HIDDEN bool tg__json_put_int(cJSON *o, const char *key, int64_t v);
-TG_HIDDEN bool tg__json_num(const cJSON *x, double *v);
-TG_HIDDEN bool tg__json_get_num(const cJSON *o, const char *key, double *v);
-TG_HIDDEN bool tg__json_get_int(const cJSON *o, const char *key, int64_t *v);
-TG_HIDDEN bool tg__opts_to_json(cJSON *o, const tg_optim_opts *g);
-TG_HIDDEN bool tg__opts_from_json(const cJSON *o, tg_optim_opts *g);
-TG_HIDDEN bool tg__sched_to_json(cJSON *o, const tg_sched *s);
-TG_HIDDEN bool tg__sched_from_json(const cJSON *o, tg_sched *s);
 
 #endif

@@ -5,7 +5,10 @@
 #      (TG_FUSE_MIN=1): results must not depend on it;
 #   3. AddressSanitizer + UBSan;
 #   4. valgrind memcheck (leaks are errors);
-# then a bounded libFuzzer run of the checkpoint loader when its script exists.
+#   5. ThreadSanitizer on the tests that run threads of their own (suite 'threads');
+# then the API-misuse fuzzer (tests/fuzz_api.c) under ASan+UBSan with a fresh
+# seed, and a bounded libFuzzer run of the checkpoint loader when its script
+# exists, each for TG_FUZZ_SECONDS (default 60).
 # Ends with one line "N passed, N failed" counting individual test cases.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -40,10 +43,27 @@ phase "the same, every tensor fused (TG_FUSE_MIN=1)" build-ci -- --setup=fuseall
 phase "AddressSanitizer + UBSan" build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
     -- --setup=asan
 phase "valgrind memcheck" build-ci -- --setup=valgrind --timeout-multiplier=10
+phase "ThreadSanitizer (tests with threads of their own)" build-tsan -Db_sanitize=thread \
+    -Db_lundef=false -- --setup=tsan --suite threads --timeout-multiplier=4
 
-if [ -f tests/optim/run_fuzz.sh ]; then
+# The API-misuse fuzzer: random sequences of public calls, time-bounded, with a
+# fresh seed each run (printed; TG_FUZZ_API_SEED repeats one). Any sanitizer
+# report, crash, hang or broken API promise fails it and prints how to replay.
+api_seed=${TG_FUZZ_API_SEED:-$(( $(date +%s) ^ $$ ))}
+echo "=== API-misuse fuzzer (ASan+UBSan), ${fuzz_seconds}s, seed $api_seed"
+if [ -x build-asan/tests/fuzz_api ] &&
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 build-asan/tests/fuzz_api \
+        --seed "$api_seed" --seconds "$fuzz_seconds" > build-asan.fuzz_api.log 2>&1; then
+    tail -n 1 build-asan.fuzz_api.log; echo "api fuzz: 1 passed"
+    api_pass=1; api_fail=0
+else
+    grep -v "failed to allocate" build-asan.fuzz_api.log | tail -n 60
+    api_pass=0; api_fail=1; status=1
+fi
+
+if [ -f tests/io/run_fuzz.sh ]; then
     echo "=== libFuzzer: safetensors loader, ${fuzz_seconds}s"
-    if bash tests/optim/run_fuzz.sh "$fuzz_seconds" > build-ci.fuzz.log 2>&1; then
+    if bash tests/io/run_fuzz.sh "$fuzz_seconds" > build-ci.fuzz.log 2>&1; then
         tail -n 3 build-ci.fuzz.log; echo "fuzz: 1 passed"
         fuzz_pass=1; fuzz_fail=0
     else
@@ -56,7 +76,7 @@ fi
 # Count individual cases: Check prints "Checks: N, Failures: F, Errors: E",
 # GoogleTest "[  PASSED  ] N tests" and "[  FAILED  ] N tests"; any other
 # meson test counts as one case, passed when it exited 0 (77: skipped).
-awk -v fp="$fuzz_pass" -v ff="$fuzz_fail" '
+awk -v fp="$((fuzz_pass + api_pass))" -v ff="$((fuzz_fail + api_fail))" '
     function close_block() {
         if (inblock && !framework) { if (skip) skipped++; else if (ok) pass++; else fail++ }
         inblock=0

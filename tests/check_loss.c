@@ -3,35 +3,10 @@
  * logits +-100, ignore_index, and every error path. */
 #include "check_suites.h"
 
-#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
-#define VALS(...) ((const double[]){__VA_ARGS__})
-
-static tg_tensor *lit(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape, const double *v) {
-    tg_tensor *t = tg_tape_tensor(tp, dt, ndim, shape);
-    ck_assert_ptr_nonnull(t);
-    for (int64_t i = 0; i < tg_tensor_numel(t); i++) tg_tensor_set(t, i, v[i]);
-    return t;
-}
-
 static tg_tensor *leaf(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape, const double *v) {
-    tg_tensor *t = lit(tp, dt, ndim, shape, v);
+    tg_tensor *t = tt_lit(tp, dt, ndim, shape, v);
     tg_tensor_set_requires_grad(t, true);
     return t;
-}
-
-#define ck_assert_fails(tp, expr, code, text)                                                    \
-    do {                                                                                         \
-        tg_tape_clear_error(tp);                                                                 \
-        ck_assert_ptr_null(expr);                                                                \
-        ck_assert_tape_error(tp, code, text);                                                    \
-    } while (0)
-
-/* Assert the gradient of t against want[] within tol. */
-static void ck_grad_near(const tg_tensor *t, const double *want, int64_t n, double tol) {
-    for (int64_t i = 0; i < n; i++)
-        ck_assert_msg(fabs(tg_tensor_grad_get(t, i) - want[i]) <= tol,
-                      "grad %lld: got %.12g, want %.12g", (long long)i, tg_tensor_grad_get(t, i),
-                      want[i]);
 }
 
 static double tol_of(tg_dtype dt) { return dt == TG_F32 ? 2e-6 : 1e-12; }
@@ -48,16 +23,16 @@ START_TEST(mse_matches_pytorch) {
     for (int d = 0; d < 2; d++) {
         tg_dtype dt = d ? TG_F32 : TG_F64;
         tg_tape *tp = tg_tape_new();
-        tg_tensor *p = leaf(tp, dt, 2, SHAPE(2, 3), VALS(0.5, -1.25, 2.0, 0.0, 3.5, -0.75));
-        tg_tensor *t = leaf(tp, dt, 2, SHAPE(2, 3), VALS(1.0, -1.0, 0.5, 0.25, 2.0, -2.0));
+        tg_tensor *p = leaf(tp, dt, 2, TGT_SHAPE(2, 3), TGT_VALS(0.5, -1.25, 2.0, 0.0, 3.5, -0.75));
+        tg_tensor *t = leaf(tp, dt, 2, TGT_SHAPE(2, 3), TGT_VALS(1.0, -1.0, 0.5, 0.25, 2.0, -2.0));
         tg_tensor *l = tg_mse(tp, p, t);
         ck_assert_ptr_nonnull(l);
         ck_assert_int_eq(tg_tensor_ndim(l), 0);
-        ck_assert_double_eq_tol(tg_tensor_item(l), 1.0729166666666667, tol_of(dt));
+        ck_assert_near(tg_tensor_item(l), 1.0729166666666667, tol_of(dt));
         ck_assert_int_eq(tg_backward(tp, l), TG_OK);
-        ck_grad_near(p, dp, 6, tol_of(dt));
+        ck_assert_grad_near(p, dp, 6, tol_of(dt));
         for (int i = 0; i < 6; i++) /* the target's gradient is the negative */
-            ck_assert_double_eq_tol(tg_tensor_grad_get(t, i), -dp[i], tol_of(dt));
+            ck_assert_near(tg_tensor_grad_get(t, i), -dp[i], tol_of(dt));
         tg_tape_free(tp);
     }
 }
@@ -74,15 +49,15 @@ START_TEST(bce_with_logits_matches_pytorch) {
     for (int d = 0; d < 2; d++) {
         tg_dtype dt = d ? TG_F32 : TG_F64;
         tg_tape *tp = tg_tape_new();
-        tg_tensor *x = leaf(tp, dt, 2, SHAPE(2, 3), VALS(1.5, -0.3, 4.0, -2.2, 0.0, 0.7));
-        tg_tensor *y = leaf(tp, dt, 2, SHAPE(2, 3), VALS(1.0, 0.0, 0.25, 0.9, 0.5, 0.0));
+        tg_tensor *x = leaf(tp, dt, 2, TGT_SHAPE(2, 3), TGT_VALS(1.5, -0.3, 4.0, -2.2, 0.0, 0.7));
+        tg_tensor *y = leaf(tp, dt, 2, TGT_SHAPE(2, 3), TGT_VALS(1.0, 0.0, 0.25, 0.9, 0.5, 0.0));
         tg_tensor *l = tg_bce_with_logits(tp, x, y);
         ck_assert_ptr_nonnull(l);
         ck_assert_int_eq(tg_tensor_ndim(l), 0);
-        ck_assert_double_eq_tol(tg_tensor_item(l), 1.275889166597198, tol_of(dt));
+        ck_assert_near(tg_tensor_item(l), 1.275889166597198, tol_of(dt));
         ck_assert_int_eq(tg_backward(tp, l), TG_OK);
-        ck_grad_near(x, dx, 6, tol_of(dt));
-        ck_grad_near(y, dy, 6, tol_of(dt));
+        ck_assert_grad_near(x, dx, 6, tol_of(dt));
+        ck_assert_grad_near(y, dy, 6, tol_of(dt));
         tg_tape_free(tp);
     }
 }
@@ -96,13 +71,13 @@ START_TEST(bce_with_logits_is_stable_at_100) {
     for (int d = 0; d < 2; d++) {
         tg_dtype dt = d ? TG_F32 : TG_F64;
         tg_tape *tp = tg_tape_new();
-        tg_tensor *x = leaf(tp, dt, 1, SHAPE(4), VALS(100, -100, 100, -100));
-        tg_tensor *l = tg_bce_with_logits(tp, x, lit(tp, dt, 1, SHAPE(4), VALS(0, 1, 1, 0)));
+        tg_tensor *x = leaf(tp, dt, 1, TGT_SHAPE(4), TGT_VALS(100, -100, 100, -100));
+        tg_tensor *l = tg_bce_with_logits(tp, x, tt_lit(tp, dt, 1, TGT_SHAPE(4), TGT_VALS(0, 1, 1, 0)));
         ck_assert_ptr_nonnull(l);
         ck_assert(isfinite(tg_tensor_item(l)));
-        ck_assert_double_eq_tol(tg_tensor_item(l), 50.0, tol_of(dt) * 10);
+        ck_assert_near(tg_tensor_item(l), 50.0, tol_of(dt) * 10);
         ck_assert_int_eq(tg_backward(tp, l), TG_OK);
-        ck_grad_near(x, VALS(0.25, -0.25, 0.0, 9.300189940052089e-45), 4, tol_of(dt));
+        ck_assert_grad_near(x, TGT_VALS(0.25, -0.25, 0.0, 9.300189940052089e-45), 4, tol_of(dt));
         for (int i = 0; i < 4; i++) ck_assert(isfinite(tg_tensor_grad_get(x, i)));
         tg_tape_free(tp);
     }
@@ -121,14 +96,14 @@ START_TEST(cross_entropy_matches_pytorch_with_ignored_row) {
     for (int d = 0; d < 2; d++) {
         tg_dtype dt = d ? TG_F32 : TG_F64;
         tg_tape *tp = tg_tape_new();
-        tg_tensor *x = leaf(tp, dt, 2, SHAPE(3, 4),
-                            VALS(2.0, -1.0, 0.5, 0.0, 0.1, 0.2, 0.3, 0.4, -3.0, 5.0, 1.0, -1.0));
-        tg_tensor *l = tg_cross_entropy(tp, x, lit(tp, TG_I32, 1, SHAPE(3), VALS(0, -100, 1)));
+        tg_tensor *x = leaf(tp, dt, 2, TGT_SHAPE(3, 4),
+                            TGT_VALS(2.0, -1.0, 0.5, 0.0, 0.1, 0.2, 0.3, 0.4, -3.0, 5.0, 1.0, -1.0));
+        tg_tensor *l = tg_cross_entropy(tp, x, tt_lit(tp, TG_I32, 1, TGT_SHAPE(3), TGT_VALS(0, -100, 1)));
         ck_assert_ptr_nonnull(l);
         ck_assert_int_eq(tg_tensor_ndim(l), 0);
-        ck_assert_double_eq_tol(tg_tensor_item(l), 0.18162964816933946, tol_of(dt));
+        ck_assert_near(tg_tensor_item(l), 0.18162964816933946, tol_of(dt));
         ck_assert_int_eq(tg_backward(tp, l), TG_OK);
-        ck_grad_near(x, dx, 12, tol_of(dt));
+        ck_assert_grad_near(x, dx, 12, tol_of(dt));
         tg_tape_free(tp);
     }
 }
@@ -145,25 +120,25 @@ START_TEST(cross_entropy_batch_time_layout_and_ignore_index) {
                                   0.030010191056793478, -0.25175717631506744, 0.2217469852582739,
                                   0.16515421419261436, -0.16817911914071895, 0.003024904948104582};
     tg_tape *tp = tg_tape_new();
-    tg_tensor *x = leaf(tp, TG_F64, 3, SHAPE(2, 2, 3),
-                        VALS(1.0, 2.0, 3.0, 0.5, -0.5, 0.0, -1.0, 0.0, 1.0, 2.0, 2.0, -2.0));
-    tg_tensor *l = tg_cross_entropy_ex(tp, x, lit(tp, TG_I32, 2, SHAPE(2, 2), VALS(2, 0, 1, 1)), 0);
+    tg_tensor *x = leaf(tp, TG_F64, 3, TGT_SHAPE(2, 2, 3),
+                        TGT_VALS(1.0, 2.0, 3.0, 0.5, -0.5, 0.0, -1.0, 0.0, 1.0, 2.0, 2.0, -2.0));
+    tg_tensor *l = tg_cross_entropy_ex(tp, x, tt_lit(tp, TG_I32, 2, TGT_SHAPE(2, 2), TGT_VALS(2, 0, 1, 1)), 0);
     ck_assert_ptr_nonnull(l);
-    ck_assert_double_eq_tol(tg_tensor_item(l), 0.8391584167759522, 1e-12);
+    ck_assert_near(tg_tensor_item(l), 0.8391584167759522, 1e-12);
     ck_assert_int_eq(tg_backward(tp, l), TG_OK);
-    ck_grad_near(x, dx, 12, 1e-12);
+    ck_assert_grad_near(x, dx, 12, 1e-12);
     tg_tape_free(tp);
 }
 END_TEST
 
 START_TEST(cross_entropy_all_ignored_is_zero_with_zero_gradient) {
     tg_tape *tp = tg_tape_new();
-    tg_tensor *x = leaf(tp, TG_F32, 2, SHAPE(2, 3), VALS(1, 2, 3, 4, 5, 6));
-    tg_tensor *l = tg_cross_entropy(tp, x, lit(tp, TG_I32, 1, SHAPE(2), VALS(-100, -100)));
+    tg_tensor *x = leaf(tp, TG_F32, 2, TGT_SHAPE(2, 3), TGT_VALS(1, 2, 3, 4, 5, 6));
+    tg_tensor *l = tg_cross_entropy(tp, x, tt_lit(tp, TG_I32, 1, TGT_SHAPE(2), TGT_VALS(-100, -100)));
     ck_assert_ptr_nonnull(l);
-    ck_assert_double_eq(tg_tensor_item(l), 0.0);
+    ck_assert_near(tg_tensor_item(l), 0.0, 0);
     ck_assert_int_eq(tg_backward(tp, l), TG_OK);
-    for (int i = 0; i < 6; i++) ck_assert_double_eq(tg_tensor_grad_get(x, i), 0.0);
+    for (int i = 0; i < 6; i++) ck_assert_near(tg_tensor_grad_get(x, i), 0.0, 0);
     tg_tape_free(tp);
 }
 END_TEST
@@ -171,25 +146,25 @@ END_TEST
 START_TEST(cross_entropy_is_stable_for_large_logits) {
     /* logits (1000, 0): lse = 1000 + log(1 + e^-1000) = 1000, target 1 -> loss 1000 */
     tg_tape *tp = tg_tape_new();
-    tg_tensor *x = lit(tp, TG_F32, 2, SHAPE(1, 2), VALS(1000, 0));
-    tg_tensor *l = tg_cross_entropy(tp, x, lit(tp, TG_I32, 1, SHAPE(1), VALS(1)));
+    tg_tensor *x = tt_lit(tp, TG_F32, 2, TGT_SHAPE(1, 2), TGT_VALS(1000, 0));
+    tg_tensor *l = tg_cross_entropy(tp, x, tt_lit(tp, TG_I32, 1, TGT_SHAPE(1), TGT_VALS(1)));
     ck_assert_ptr_nonnull(l);
-    ck_assert_double_eq_tol(tg_tensor_item(l), 1000.0, 1e-3);
+    ck_assert_near(tg_tensor_item(l), 1000.0, 1e-3);
     tg_tape_free(tp);
 }
 END_TEST
 
 START_TEST(cross_entropy_target_errors) {
     tg_tape *tp = tg_tape_new();
-    tg_tensor *x = tg_tape_tensor(tp, TG_F64, 2, SHAPE(3, 4));
+    tg_tensor *x = tg_tape_tensor(tp, TG_F64, 2, TGT_SHAPE(3, 4));
     tg_tensor_set_requires_grad(x, true);
-    ck_assert_fails(tp, tg_cross_entropy(tp, x, lit(tp, TG_I32, 1, SHAPE(3), VALS(0, 4, 1))),
+    ck_assert_fails(tp, tg_cross_entropy(tp, x, tt_lit(tp, TG_I32, 1, TGT_SHAPE(3), TGT_VALS(0, 4, 1))),
                     TG_ERR_INDEX,
                     "cross_entropy: target 4 out of range [0,4) at position 1 (ignore_index -100)");
-    ck_assert_fails(tp, tg_cross_entropy(tp, x, lit(tp, TG_I32, 1, SHAPE(3), VALS(0, 1, -1))),
+    ck_assert_fails(tp, tg_cross_entropy(tp, x, tt_lit(tp, TG_I32, 1, TGT_SHAPE(3), TGT_VALS(0, 1, -1))),
                     TG_ERR_INDEX, "cross_entropy: target -1 out of range [0,4) at position 2");
     /* -100 is only special as the default: with ignore_index 3 it is an error */
-    tg_tensor *t3 = lit(tp, TG_I32, 1, SHAPE(3), VALS(3, -100, 1));
+    tg_tensor *t3 = tt_lit(tp, TG_I32, 1, TGT_SHAPE(3), TGT_VALS(3, -100, 1));
     ck_assert_fails(tp, tg_cross_entropy_ex(tp, x, t3, 3), TG_ERR_INDEX,
                     "target -100 out of range [0,4) at position 1 (ignore_index 3)");
     tg_tape_stats s;
@@ -201,23 +176,23 @@ END_TEST
 
 START_TEST(cross_entropy_shape_and_dtype_errors) {
     tg_tape *tp = tg_tape_new();
-    tg_tensor *x = tg_tape_tensor(tp, TG_F64, 2, SHAPE(3, 4));
-    ck_assert_fails(tp, tg_cross_entropy(tp, x, tg_tape_tensor(tp, TG_I32, 1, SHAPE(4))),
+    tg_tensor *x = tg_tape_tensor(tp, TG_F64, 2, TGT_SHAPE(3, 4));
+    ck_assert_fails(tp, tg_cross_entropy(tp, x, tg_tape_tensor(tp, TG_I32, 1, TGT_SHAPE(4))),
                     TG_ERR_SHAPE,
                     "cross_entropy: target shape must be logits shape without the class axis: "
                     "logits [3,4] target [4]");
-    ck_assert_fails(tp, tg_cross_entropy(tp, x, tg_tape_tensor(tp, TG_I32, 2, SHAPE(3, 4))),
+    ck_assert_fails(tp, tg_cross_entropy(tp, x, tg_tape_tensor(tp, TG_I32, 2, TGT_SHAPE(3, 4))),
                     TG_ERR_SHAPE, "logits [3,4] target [3,4]");
-    ck_assert_fails(tp, tg_cross_entropy(tp, x, tg_tape_tensor(tp, TG_F64, 1, SHAPE(3))),
+    ck_assert_fails(tp, tg_cross_entropy(tp, x, tg_tape_tensor(tp, TG_F64, 1, TGT_SHAPE(3))),
                     TG_ERR_DTYPE, "cross_entropy: target must be int32, got float64 [3]");
-    ck_assert_fails(tp, tg_cross_entropy(tp, tg_tape_tensor(tp, TG_I32, 2, SHAPE(3, 4)),
-                                         tg_tape_tensor(tp, TG_I32, 1, SHAPE(3))),
+    ck_assert_fails(tp, tg_cross_entropy(tp, tg_tape_tensor(tp, TG_I32, 2, TGT_SHAPE(3, 4)),
+                                         tg_tape_tensor(tp, TG_I32, 1, TGT_SHAPE(3))),
                     TG_ERR_DTYPE, "cross_entropy: needs a float tensor, got int32 [3,4]");
     ck_assert_fails(tp, tg_cross_entropy(tp, tg_tape_tensor(tp, TG_F64, 0, NULL),
                                          tg_tape_tensor(tp, TG_I32, 0, NULL)),
                     TG_ERR_SHAPE, "logits [] target []");
-    ck_assert_fails(tp, tg_cross_entropy(tp, tg_tape_tensor(tp, TG_F64, 2, SHAPE(3, 0)),
-                                         tg_tape_tensor(tp, TG_I32, 1, SHAPE(3))),
+    ck_assert_fails(tp, tg_cross_entropy(tp, tg_tape_tensor(tp, TG_F64, 2, TGT_SHAPE(3, 0)),
+                                         tg_tape_tensor(tp, TG_I32, 1, TGT_SHAPE(3))),
                     TG_ERR_SHAPE, "cross_entropy: no classes: logits [3,0]");
     ck_assert_fails(tp, tg_cross_entropy(tp, x, NULL), TG_ERR_ARG,
                     "cross_entropy: input 1 is NULL");
@@ -227,24 +202,24 @@ END_TEST
 
 START_TEST(mse_and_bce_errors) {
     tg_tape *tp = tg_tape_new();
-    tg_tensor *a = tg_tape_tensor(tp, TG_F32, 2, SHAPE(2, 3));
-    tg_tensor *b = tg_tape_tensor(tp, TG_F32, 2, SHAPE(3, 2));
+    tg_tensor *a = tg_tape_tensor(tp, TG_F32, 2, TGT_SHAPE(2, 3));
+    tg_tensor *b = tg_tape_tensor(tp, TG_F32, 2, TGT_SHAPE(3, 2));
     ck_assert_fails(tp, tg_mse(tp, a, b), TG_ERR_SHAPE,
                     "mse: shapes differ: [2,3] vs target [3,2]");
     ck_assert_fails(tp, tg_bce_with_logits(tp, a, b), TG_ERR_SHAPE,
                     "bce_with_logits: shapes differ: [2,3] vs target [3,2]");
-    ck_assert_fails(tp, tg_mse(tp, a, tg_tape_tensor(tp, TG_F32, 1, SHAPE(6))), TG_ERR_SHAPE,
+    ck_assert_fails(tp, tg_mse(tp, a, tg_tape_tensor(tp, TG_F32, 1, TGT_SHAPE(6))), TG_ERR_SHAPE,
                     "mse: shapes differ: [2,3] vs target [6]");
-    tg_tensor *a64 = tg_tape_tensor(tp, TG_F64, 2, SHAPE(2, 3));
+    tg_tensor *a64 = tg_tape_tensor(tp, TG_F64, 2, TGT_SHAPE(2, 3));
     ck_assert_fails(tp, tg_mse(tp, a, a64), TG_ERR_DTYPE,
                     "mse: dtypes differ: float32 [2,3] vs target float64 [2,3]");
     ck_assert_fails(tp, tg_bce_with_logits(tp, a64, a), TG_ERR_DTYPE,
                     "bce_with_logits: dtypes differ: float64 [2,3] vs target float32 [2,3]");
-    tg_tensor *ai = tg_tape_tensor(tp, TG_I32, 2, SHAPE(2, 3));
+    tg_tensor *ai = tg_tape_tensor(tp, TG_I32, 2, TGT_SHAPE(2, 3));
     ck_assert_fails(tp, tg_bce_with_logits(tp, a, ai), TG_ERR_DTYPE,
                     "bce_with_logits: needs a float tensor, got int32 [2,3]");
     ck_assert_fails(tp, tg_mse(tp, ai, a), TG_ERR_DTYPE, "mse: needs a float tensor, got int32");
-    tg_tensor *e = tg_tape_tensor(tp, TG_F32, 2, SHAPE(0, 3));
+    tg_tensor *e = tg_tape_tensor(tp, TG_F32, 2, TGT_SHAPE(0, 3));
     ck_assert_fails(tp, tg_mse(tp, e, e), TG_ERR_SHAPE, "mse: mean of an empty input: [0,3]");
     ck_assert_fails(tp, tg_bce_with_logits(tp, e, e), TG_ERR_SHAPE,
                     "bce_with_logits: mean of an empty input: [0,3]");

@@ -16,10 +16,14 @@ int main(void) {
     srunner_add_suite(sr, suite_shape());
     srunner_add_suite(sr, suite_softmax());
     srunner_add_suite(sr, suite_conv());
+    srunner_add_suite(sr, suite_conv2d());
     srunner_add_suite(sr, suite_embedding());
     srunner_add_suite(sr, suite_dropout());
     srunner_add_suite(sr, suite_loss());
     srunner_add_suite(sr, suite_fuse());
+    srunner_add_suite(sr, suite_sizes());
+    srunner_add_suite(sr, suite_numerics());
+    srunner_add_suite(sr, suite_select());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

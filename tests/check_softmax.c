@@ -11,10 +11,6 @@
  *                            # [0.11920292202211755, 0.8807970779778823] */
 #include "check_suites.h"
 
-#define SH(...) ((const int64_t[]){__VA_ARGS__})
-#define V(...) ((const double[]){__VA_ARGS__})
-
-static tg_dtype dtype_of(int i) { return i == 0 ? TG_F64 : TG_F32; }
 static double tol_of(tg_dtype dt) { return dt == TG_F64 ? 1e-12 : 1e-6; }
 static const double LN2 = 0.6931471805599453;
 
@@ -37,9 +33,7 @@ static void check_values(sm_fn f, tg_dtype dt, int nx, const int64_t *sx, const 
     ck_assert_int_eq(tg_tensor_ndim(y), nx);
     for (int i = 0; i < nx; i++) ck_assert_int_eq(tg_tensor_shape(y)[i], sx[i]);
     for (int64_t i = 0; i < tg_tensor_numel(x); i++) /* relative: log_softmax can be large */
-        ck_assert_msg(fabs(tg_tensor_get(y, i) - want[i]) <= tol_of(dt) * (1 + fabs(want[i])),
-                      "element %lld: got %.9g, want %.9g", (long long)i, tg_tensor_get(y, i),
-                      want[i]);
+        ck_assert_near(tg_tensor_get(y, i), want[i], tol_of(dt) * (1 + fabs(want[i])));
     tg_tensor_free(x);
     tg_tape_free(tp);
 }
@@ -53,65 +47,63 @@ static void check_grad(sm_fn f, tg_dtype dt, int nx, const int64_t *sx, const do
     tg_tensor *y = f(tp, x, axis);
     ck_assert_msg(y != NULL, "%s", tg_tape_error(tp));
     ck_assert_int_eq(tg_backward_ex(tp, y, dy), TG_OK);
-    for (int64_t i = 0; i < tg_tensor_numel(x); i++)
-        ck_assert_msg(fabs(tg_tensor_grad_get(x, i) - want[i]) <= tol_of(dt),
-                      "grad element %lld: got %.9g, want %.9g", (long long)i,
-                      tg_tensor_grad_get(x, i), want[i]);
+    ck_assert_grad_near(x, want, tg_tensor_numel(x), tol_of(dt));
     tg_tensor_free(x);
     tg_tensor_free(dy);
     tg_tape_free(tp);
 }
 
 START_TEST(values_by_hand_last_axis) {
-    tg_dtype dt = dtype_of(_i);
-    check_values(tg_softmax, dt, 1, SH(3), V(1, 2, 3), 0, SM123);
-    check_values(tg_log_softmax, dt, 1, SH(3), V(1, 2, 3), -1, LSM123);
+    tg_dtype dt = tt_dtype_of(_i);
+    check_values(tg_softmax, dt, 1, TGT_SHAPE(3), TGT_VALS(1, 2, 3), 0, SM123);
+    check_values(tg_log_softmax, dt, 1, TGT_SHAPE(3), TGT_VALS(1, 2, 3), -1, LSM123);
     /* two rows: a shift of a row does not change its softmax */
     const double want[6] = {SM123[0], SM123[1], SM123[2], SM123[0], SM123[1], SM123[2]};
-    check_values(tg_softmax, dt, 2, SH(2, 3), V(1, 2, 3, -4, -3, -2), 1, want);
+    check_values(tg_softmax, dt, 2, TGT_SHAPE(2, 3), TGT_VALS(1, 2, 3, -4, -3, -2), 1, want);
     /* a line of one element: softmax 1, log_softmax 0 */
-    check_values(tg_softmax, dt, 2, SH(2, 1), V(5, -7), -1, V(1, 1));
-    check_values(tg_log_softmax, dt, 2, SH(2, 1), V(5, -7), 1, V(0, 0));
+    check_values(tg_softmax, dt, 2, TGT_SHAPE(2, 1), TGT_VALS(5, -7), -1, TGT_VALS(1, 1));
+    check_values(tg_log_softmax, dt, 2, TGT_SHAPE(2, 1), TGT_VALS(5, -7), 1, TGT_VALS(0, 0));
 }
 END_TEST
 
 START_TEST(values_by_hand_other_axes) {
-    tg_dtype dt = dtype_of(_i);
+    tg_dtype dt = tt_dtype_of(_i);
     /* [[1,3],[1,1]] along axis 0: column 0 is [1,1] -> halves, column 1 is [3,1] */
-    check_values(tg_softmax, dt, 2, SH(2, 2), V(1, 3, 1, 1), 0, V(0.5, S_HI, 0.5, S_LO));
-    check_values(tg_softmax, dt, 2, SH(2, 2), V(1, 3, 1, 1), -2, V(0.5, S_HI, 0.5, S_LO));
+    check_values(tg_softmax, dt, 2, TGT_SHAPE(2, 2), TGT_VALS(1, 3, 1, 1), 0, TGT_VALS(0.5, S_HI, 0.5, S_LO));
+    check_values(tg_softmax, dt, 2, TGT_SHAPE(2, 2), TGT_VALS(1, 3, 1, 1), -2, TGT_VALS(0.5, S_HI, 0.5, S_LO));
     /* x[a,b,c] = 4a + 2b + c along the middle axis: every line is [v, v+2] */
-    check_values(tg_softmax, dt, 3, SH(2, 2, 2), V(0, 1, 2, 3, 4, 5, 6, 7), 1,
-                 V(S_LO, S_LO, S_HI, S_HI, S_LO, S_LO, S_HI, S_HI));
+    check_values(tg_softmax, dt, 3, TGT_SHAPE(2, 2, 2), TGT_VALS(0, 1, 2, 3, 4, 5, 6, 7), 1,
+                 TGT_VALS(S_LO, S_LO, S_HI, S_HI, S_LO, S_LO, S_HI, S_HI));
     double l0 = log(S_LO), l1 = log(S_HI);
-    check_values(tg_log_softmax, dt, 3, SH(2, 2, 2), V(0, 1, 2, 3, 4, 5, 6, 7), -2,
-                 V(l0, l0, l1, l1, l0, l0, l1, l1));
+    check_values(tg_log_softmax, dt, 3, TGT_SHAPE(2, 2, 2), TGT_VALS(0, 1, 2, 3, 4, 5, 6, 7), -2,
+                 TGT_VALS(l0, l0, l1, l1, l0, l0, l1, l1));
 }
 END_TEST
 
 START_TEST(large_inputs_do_not_overflow) {
-    tg_dtype dt = dtype_of(_i);
-    check_values(tg_softmax, dt, 1, SH(2), V(1000, 1000), 0, V(0.5, 0.5));
-    check_values(tg_softmax, dt, 1, SH(2), V(-1000, -1000), 0, V(0.5, 0.5));
-    check_values(tg_softmax, dt, 1, SH(2), V(1000, 0), 0, V(1, 0));
-    check_values(tg_log_softmax, dt, 1, SH(2), V(1000, 1000), 0, V(-LN2, -LN2));
-    check_values(tg_log_softmax, dt, 1, SH(2), V(1000, 0), 0, V(0, -1000));
+    tg_dtype dt = tt_dtype_of(_i);
+    check_values(tg_softmax, dt, 1, TGT_SHAPE(2), TGT_VALS(1000, 1000), 0, TGT_VALS(0.5, 0.5));
+    check_values(tg_softmax, dt, 1, TGT_SHAPE(2), TGT_VALS(-1000, -1000), 0, TGT_VALS(0.5, 0.5));
+    check_values(tg_softmax, dt, 1, TGT_SHAPE(2), TGT_VALS(1000, 0), 0, TGT_VALS(1, 0));
+    check_values(tg_log_softmax, dt, 1, TGT_SHAPE(2), TGT_VALS(1000, 1000), 0, TGT_VALS(-LN2, -LN2));
+    check_values(tg_log_softmax, dt, 1, TGT_SHAPE(2), TGT_VALS(1000, 0), 0, TGT_VALS(0, -1000));
     /* log_softmax([1000,1001,1002]) = log_softmax([1,2,3]) (exact in float32 too) */
-    check_values(tg_log_softmax, dt, 1, SH(3), V(1000, 1001, 1002), 0, LSM123);
-    check_values(tg_softmax, dt, 2, SH(3, 1), V(1000, 1001, 1002), 0, SM123);
+    check_values(tg_log_softmax, dt, 1, TGT_SHAPE(3), TGT_VALS(1000, 1001, 1002), 0, LSM123);
+    check_values(tg_softmax, dt, 2, TGT_SHAPE(3, 1), TGT_VALS(1000, 1001, 1002), 0, SM123);
     /* no NaN in the gradient either: y = [.5,.5], dy = [1,0] -> .5 * (dy - .5) */
-    check_grad(tg_softmax, dt, 1, SH(2), V(1000, 1000), 0, V(1, 0), V(0.25, -0.25));
-    check_grad(tg_log_softmax, dt, 1, SH(2), V(1000, 1000), 0, V(1, 0), V(0.5, -0.5));
+    check_grad(tg_softmax, dt, 1, TGT_SHAPE(2), TGT_VALS(1000, 1000), 0, TGT_VALS(1, 0), TGT_VALS(0.25, -0.25));
+    check_grad(tg_log_softmax, dt, 1, TGT_SHAPE(2), TGT_VALS(1000, 1000), 0, TGT_VALS(1, 0), TGT_VALS(0.5, -0.5));
 }
 END_TEST
 
 START_TEST(nan_makes_its_line_nan) {
     tg_tape *tp = tg_tape_new();
-    tg_tensor *x = tt_make(TG_F64, 2, SH(2, 2), V(1, NAN, 1, 1));
+    tg_tensor *x = tt_make(TG_F64, 2, TGT_SHAPE(2, 2), TGT_VALS(1, NAN, 1, 1));
     tg_tensor *y = tg_softmax(tp, x, 1), *l = tg_log_softmax(tp, x, 1);
     ck_assert(isnan(tg_tensor_get(y, 0)) && isnan(tg_tensor_get(y, 1)));
     ck_assert(isnan(tg_tensor_get(l, 0)) && isnan(tg_tensor_get(l, 1)));
-    ck_assert(tg_tensor_get(y, 2) == 0.5 && tg_tensor_get(l, 3) == -LN2);
+    ck_assert_near(tg_tensor_get(y, 2), 0.5, 0);
+    ck_assert_near(tg_tensor_get(l, 3), -LN2, 0);
     tg_tensor_free(x);
     tg_tape_free(tp);
 }
@@ -121,32 +113,32 @@ END_TEST
  *   softmax:     sum dy*y = 1/4, dx = y * (dy - 1/4) = [3/16, -3/16]
  *   log_softmax: sum dy = 1,     dx = dy - y         = [3/4, -3/4] */
 START_TEST(gradients_by_hand) {
-    tg_dtype dt = dtype_of(_i);
+    tg_dtype dt = tt_dtype_of(_i);
     double l3 = log(3.0);
-    check_grad(tg_softmax, dt, 1, SH(2), V(0, l3), 0, V(1, 0), V(0.1875, -0.1875));
-    check_grad(tg_log_softmax, dt, 1, SH(2), V(0, l3), -1, V(1, 0), V(0.75, -0.75));
+    check_grad(tg_softmax, dt, 1, TGT_SHAPE(2), TGT_VALS(0, l3), 0, TGT_VALS(1, 0), TGT_VALS(0.1875, -0.1875));
+    check_grad(tg_log_softmax, dt, 1, TGT_SHAPE(2), TGT_VALS(0, l3), -1, TGT_VALS(1, 0), TGT_VALS(0.75, -0.75));
     /* the same along axis 0 of [2,2], with a second column x = [0,0] (y = [1/2,1/2])
      * and dy = [0,2] there: softmax dx = 1/2 * ([0,2] - 1), log_softmax dx = [0,2] - 2 y */
-    check_grad(tg_softmax, dt, 2, SH(2, 2), V(0, 0, l3, 0), 0, V(1, 0, 0, 2),
-               V(0.1875, -0.5, -0.1875, 0.5));
-    check_grad(tg_log_softmax, dt, 2, SH(2, 2), V(0, 0, l3, 0), 0, V(1, 0, 0, 2),
-               V(0.75, -1, -0.75, 1));
+    check_grad(tg_softmax, dt, 2, TGT_SHAPE(2, 2), TGT_VALS(0, 0, l3, 0), 0, TGT_VALS(1, 0, 0, 2),
+               TGT_VALS(0.1875, -0.5, -0.1875, 0.5));
+    check_grad(tg_log_softmax, dt, 2, TGT_SHAPE(2, 2), TGT_VALS(0, 0, l3, 0), 0, TGT_VALS(1, 0, 0, 2),
+               TGT_VALS(0.75, -1, -0.75, 1));
 }
 END_TEST
 
 START_TEST(gradients_accumulate) {
     /* softmax and log_softmax of the same x side by side: the two cases of
      * gradients_by_hand added, [3/16 + 3/4, -3/16 - 3/4] */
-    tg_dtype dt = dtype_of(_i);
+    tg_dtype dt = tt_dtype_of(_i);
     tg_tape *tp = tg_tape_new();
-    tg_tensor *x = tt_make(dt, 1, SH(2), V(0, log(3.0))),
-              *dy = tt_make(dt, 1, SH(4), V(1, 0, 1, 0));
+    tg_tensor *x = tt_make(dt, 1, TGT_SHAPE(2), TGT_VALS(0, log(3.0))),
+              *dy = tt_make(dt, 1, TGT_SHAPE(4), TGT_VALS(1, 0, 1, 0));
     tg_tensor_set_requires_grad(x, true);
     tg_tensor *y =
         tg_concat(tp, 2, (tg_tensor *[]){tg_softmax(tp, x, 0), tg_log_softmax(tp, x, -1)}, 0);
     ck_assert_int_eq(tg_backward_ex(tp, y, dy), TG_OK);
-    ck_assert(fabs(tg_tensor_grad_get(x, 0) - 0.9375) <= tol_of(dt));
-    ck_assert(fabs(tg_tensor_grad_get(x, 1) + 0.9375) <= tol_of(dt));
+    ck_assert_near(tg_tensor_grad_get(x, 0), 0.9375, tol_of(dt));
+    ck_assert_near(tg_tensor_grad_get(x, 1), -0.9375, tol_of(dt));
     tg_tensor_free(x);
     tg_tensor_free(dy);
     tg_tape_free(tp);
@@ -161,7 +153,8 @@ static void line_reference(const double *v, int64_t O, int64_t L, int64_t I, dou
     for (int64_t o = 0; o < O; o++)
         for (int64_t i = 0; i < I; i++) {
             double m = -INFINITY, s = 0;
-            for (int64_t k = 0; k < L; k++) m = fmax(m, v[(o * L + k) * I + i]);
+            for (int64_t k = 0; k < L; k++) /* a NaN is maximal, as in the op */
+                m = isnan(m) || m >= v[(o * L + k) * I + i] ? m : v[(o * L + k) * I + i];
             for (int64_t k = 0; k < L; k++) s += exp(v[(o * L + k) * I + i] - m);
             for (int64_t k = 0; k < L; k++) {
                 int64_t at = (o * L + k) * I + i;
@@ -173,15 +166,15 @@ static void line_reference(const double *v, int64_t O, int64_t L, int64_t I, dou
 
 START_TEST(wide_lines_match_a_plain_loop) {
     enum { O = 2, L = 5, I = 70, N = O * L * I };
-    tg_dtype dt = dtype_of(_i);
+    tg_dtype dt = tt_dtype_of(_i);
     double v[N], sm[N], lsm[N];
     for (int i = 0; i < N; i++) v[i] = 3 * sin(0.37 * i) + (i % 7 == 0 ? 40 : 0);
     line_reference(v, O, L, I, sm, lsm);
-    check_values(tg_softmax, dt, 3, SH(O, L, I), v, 1, sm);
-    check_values(tg_log_softmax, dt, 3, SH(O, L, I), v, -2, lsm);
+    check_values(tg_softmax, dt, 3, TGT_SHAPE(O, L, I), v, 1, sm);
+    check_values(tg_log_softmax, dt, 3, TGT_SHAPE(O, L, I), v, -2, lsm);
     line_reference(v, O * L, I, 1, sm, lsm);
-    check_values(tg_softmax, dt, 2, SH(O * L, I), v, -1, sm);
-    check_values(tg_log_softmax, dt, 2, SH(O * L, I), v, 1, lsm);
+    check_values(tg_softmax, dt, 2, TGT_SHAPE(O * L, I), v, -1, sm);
+    check_values(tg_log_softmax, dt, 2, TGT_SHAPE(O * L, I), v, 1, lsm);
 }
 END_TEST
 
@@ -189,24 +182,24 @@ END_TEST
  * are 14 and 12, and softmax(14, 12) = (1/(1+e^-2), 1/(1+e^2)) = (0.88, 0.12) to 2 places.
  * q is 64 ones, k1 is 64 times 1.75, k2 is 64 times 1.5. */
 START_TEST(attention_weights_from_the_lecture) {
-    tg_dtype dt = dtype_of(_i);
+    tg_dtype dt = tt_dtype_of(_i);
     tg_tape *tp = tg_tape_new();
-    tg_tensor *q = tg_tensor_new(dt, 2, SH(1, 64)), *k = tg_tensor_new(dt, 2, SH(2, 64));
+    tg_tensor *q = tg_tensor_new(dt, 2, TGT_SHAPE(1, 64)), *k = tg_tensor_new(dt, 2, TGT_SHAPE(2, 64));
     tg_tensor_fill(q, 1);
     for (int j = 0; j < 64; j++) {
         tg_tensor_set(k, j, 1.75);
         tg_tensor_set(k, 64 + j, 1.5);
     }
     tg_tensor *dots = tg_matmul_ex(tp, q, k, &(tg_matmul_opts){.trans_b = true});
-    ck_assert_tensor_near(dots, V(112, 96), 2, 0);
+    ck_assert_tensor_near(dots, TGT_VALS(112, 96), 2, 0);
     tg_tensor *scores = tg_scale(tp, dots, 1.0 / sqrt(64.0));
-    ck_assert_tensor_near(scores, V(14, 12), 2, 0);
+    ck_assert_tensor_near(scores, TGT_VALS(14, 12), 2, 0);
     tg_tensor *w = tg_softmax(tp, scores, -1);
     ck_assert_int_eq(tg_tensor_dim(w, 0), 1);
     ck_assert_int_eq(tg_tensor_dim(w, 1), 2);
-    ck_assert(round(100 * tg_tensor_get(w, 0)) / 100 == 0.88);
-    ck_assert(round(100 * tg_tensor_get(w, 1)) / 100 == 0.12);
-    ck_assert_tensor_near(w, V(S_HI, S_LO), 2, tol_of(dt));
+    ck_assert_near(tg_tensor_get(w, 0), 0.88, 0.005);
+    ck_assert_near(tg_tensor_get(w, 1), 0.12, 0.005);
+    ck_assert_tensor_near(w, TGT_VALS(S_HI, S_LO), 2, tol_of(dt));
     tg_tensor_free(q);
     tg_tensor_free(k);
     tg_tape_free(tp);
@@ -225,16 +218,16 @@ static void check_error(sm_fn f, tg_dtype dt, int nx, const int64_t *sx, int axi
 }
 
 START_TEST(errors) {
-    check_error(tg_softmax, TG_F64, 2, SH(2, 3), 2, TG_ERR_AXIS,
+    check_error(tg_softmax, TG_F64, 2, TGT_SHAPE(2, 3), 2, TG_ERR_AXIS,
                 "softmax: axis 2 out of range for [2,3]");
-    check_error(tg_log_softmax, TG_F32, 2, SH(2, 3), -3, TG_ERR_AXIS,
+    check_error(tg_log_softmax, TG_F32, 2, TGT_SHAPE(2, 3), -3, TG_ERR_AXIS,
                 "log_softmax: axis -3 out of range for [2,3]");
     check_error(tg_softmax, TG_F32, 0, NULL, 0, TG_ERR_AXIS, "softmax: axis 0 out of range for []");
     check_error(tg_log_softmax, TG_F64, 0, NULL, -1, TG_ERR_AXIS,
                 "log_softmax: axis -1 out of range for []");
-    check_error(tg_softmax, TG_I32, 2, SH(2, 3), 1, TG_ERR_DTYPE,
+    check_error(tg_softmax, TG_I32, 2, TGT_SHAPE(2, 3), 1, TG_ERR_DTYPE,
                 "softmax: needs a float tensor, got int32 [2,3]");
-    check_error(tg_log_softmax, TG_I32, 1, SH(4), 0, TG_ERR_DTYPE,
+    check_error(tg_log_softmax, TG_I32, 1, TGT_SHAPE(4), 0, TG_ERR_DTYPE,
                 "log_softmax: needs a float tensor, got int32 [4]");
     tg_tape *tp = tg_tape_new();
     ck_assert_ptr_null(tg_softmax(tp, NULL, 0));

@@ -35,8 +35,8 @@ START_TEST(sigmoid_is_stable_at_extremes) {
         ck_assert(y[0] == 0.5 && dx[0] == 0.25);
         ck_assert(y[1] == 0.0 && dx[1] == 0.0);
         ck_assert(y[2] == 1.0 && dx[2] == 0.0);
-        ck_assert(fabs(y[3] - 0.8807970779778823) < 1e-7);   /* 1/(1+e^-2) */
-        ck_assert(fabs(dx[3] - 0.1049935854035065) < 1e-7);  /* s(1-s)    */
+        ck_assert_near(y[3], 0.8807970779778823, 1e-7);   /* 1/(1+e^-2) */
+        ck_assert_near(dx[3], 0.1049935854035065, 1e-7);  /* s(1-s)    */
     }
 }
 END_TEST
@@ -44,23 +44,33 @@ END_TEST
 START_TEST(tanh_exp_log_sqrt_relu_neg_match_hand_values) {
     double x[] = {0.5, 2.0}, y[2], dx[2];
     run(tg_tanh, TG_F64, 2, x, y, dx);
-    ck_assert(fabs(y[0] - 0.46211715726000974) < 1e-15 && fabs(dx[0] - 0.7864477329659274) < 1e-15);
+    ck_assert_near(y[0], 0.46211715726000974, 1e-15);
+    ck_assert_near(dx[0], 0.7864477329659274, 1e-15);
     run(tg_exp, TG_F64, 2, x, y, dx);
-    ck_assert(fabs(y[1] - 7.38905609893065) < 1e-13 && fabs(dx[1] - 7.38905609893065) < 1e-13);
+    ck_assert_near(y[1], 7.38905609893065, 1e-13);
+    ck_assert_near(dx[1], 7.38905609893065, 1e-13);
     run(tg_log, TG_F64, 2, x, y, dx);
-    ck_assert(fabs(y[0] + 0.6931471805599453) < 1e-15 && dx[0] == 2.0 && dx[1] == 0.5);
+    ck_assert_near(y[0], -0.6931471805599453, 1e-15);
+    ck_assert_near(dx[0], 2.0, 0);
+    ck_assert_near(dx[1], 0.5, 0);
     run(tg_sqrt, TG_F64, 2, (double[]){4, 0.25}, y, dx);
-    ck_assert(y[0] == 2 && y[1] == 0.5 && dx[0] == 0.25 && dx[1] == 1.0);
+    ck_assert_array_near(y, TGT_VALS(2, 0.5), 2, 0);
+    ck_assert_array_near(dx, TGT_VALS(0.25, 1.0), 2, 0);
     run(tg_relu, TG_F64, 2, (double[]){-1, 0}, y, dx);
-    ck_assert(y[0] == 0 && y[1] == 0 && dx[0] == 0 && dx[1] == 0); /* d/dx at 0 is 0 */
+    ck_assert_array_near(y, TGT_VALS(0, 0), 2, 0);
+    ck_assert_array_near(dx, TGT_VALS(0, 0), 2, 0); /* d/dx at 0 is 0 */
     run(tg_neg, TG_F64, 2, x, y, dx);
-    ck_assert(y[0] == -0.5 && dx[1] == -1);
+    ck_assert_near(y[0], -0.5, 0);
+    ck_assert_near(dx[1], -1, 0);
     run(pow3, TG_F64, 2, x, y, dx);
-    ck_assert(y[1] == 8 && dx[1] == 12 && dx[0] == 0.75);
+    ck_assert_near(y[1], 8, 0);
+    ck_assert_array_near(dx, TGT_VALS(0.75, 12), 2, 0);
     run(times_m2, TG_F32, 2, x, y, dx);
-    ck_assert(y[1] == -4 && dx[0] == -2);
+    ck_assert_near(y[1], -4, 0);
+    ck_assert_near(dx[0], -2, 0);
     run(plus_half, TG_F32, 2, x, y, dx);
-    ck_assert(y[0] == 1 && dx[0] == 1);
+    ck_assert_near(y[0], 1, 0);
+    ck_assert_near(dx[0], 1, 0);
 }
 END_TEST
 
@@ -70,14 +80,16 @@ START_TEST(hard_sigmoid_keras_and_pytorch_slopes_with_kinks) {
     run(tg_hard_sigmoid, TG_F64, 6, x, y, dx);
     double want_y[] = {0.7, 1, 0, 1, 0, 0.5}, want_dx[] = {0.2, 0, 0, 0, 0, 0.2};
     for (int i = 0; i < 6; i++) {
-        ck_assert_msg(fabs(y[i] - want_y[i]) < 1e-12, "y[%d] = %g", i, y[i]);
-        ck_assert_msg(fabs(dx[i] - want_dx[i]) < 1e-12, "dx[%d] = %g", i, dx[i]);
+        ck_assert_near(y[i], want_y[i], 1e-12);
+        ck_assert_near(dx[i], want_dx[i], 1e-12);
     }
     /* PyTorch Hardsigmoid: x/6 + 0.5, kinks at -3 and 3 (torch gives grad 0 there) */
     double xt[] = {1, 3, -3, 4}, yt[4], dt[4];
     run(hs_torch, TG_F64, 4, xt, yt, dt);
-    ck_assert(fabs(yt[0] - 2.0 / 3) < 1e-12 && fabs(dt[0] - 1.0 / 6) < 1e-12);
-    ck_assert(yt[1] == 1 && dt[1] == 0 && yt[2] == 0 && dt[2] == 0 && yt[3] == 1 && dt[3] == 0);
+    ck_assert_near(yt[0], 2.0 / 3, 1e-12);
+    ck_assert_near(dt[0], 1.0 / 6, 1e-12);
+    ck_assert_array_near(yt + 1, TGT_VALS(1, 0, 1), 3, 0);
+    ck_assert_array_near(dt + 1, TGT_VALS(0, 0, 0), 3, 0);
 }
 END_TEST
 

@@ -2,6 +2,7 @@
 // tape gradients must match central differences (tg_gradcheck).
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 
 #include "tg_shim.h"
@@ -12,6 +13,13 @@ struct CaseParam {
     int index;
     tg_dtype dtype;
 };
+
+// A failing row is named by GoogleTest through this ("sigmoid/wide_range in
+// float32"), instead of the parameter's bytes.
+void PrintTo(const CaseParam &p, std::ostream *os) {
+    const tg_case &c = tg_cases[p.index];
+    *os << c.op << "/" << c.name << " in " << tg_dtype_name(p.dtype);
+}
 
 class Primitive : public ::testing::TestWithParam<CaseParam> {};
 

@@ -16,6 +16,7 @@
 /* Literal shapes and values: tg_tensor_from(TG_F64, 2, TGT_SHAPE(2, 3), TGT_VALS(1, 2, ...)) */
 #define TGT_SHAPE(...) ((const int64_t[]){__VA_ARGS__})
 #define TGT_VALS(...) ((const double[]){__VA_ARGS__})
+#define TGT_PERM(...) ((const int[]){__VA_ARGS__})
 
 /* |a - b|, or INFINITY when either is NaN or they differ in being infinite
  * (two equal infinities compare equal: 0). */

@@ -59,12 +59,15 @@ TG_API tg_status tg_set_last_error(tg_status st, const char *fmt, ...)
     ;
 
 /* ---- runtime ------------------------------------------------------------
- * tg_init() is called by every entry point that needs BLIS; calling it
- * yourself is optional. It picks the fastest BLIS sub-configuration the CPU
- * supports (AVX-512 "skx" where available, else AVX2 "haswell"/"zen", else
- * BLIS's own choice), unless the user set BLIS_ARCH_TYPE, which is respected.
+ * tg_init() runs when the library loads (and again, harmlessly, from every
+ * entry point that needs BLIS). It picks the fastest BLIS sub-configuration
+ * the CPU supports (AVX-512 "skx" where available, else AVX2 "haswell"/"zen",
+ * else BLIS's own choice), unless the user set BLIS_ARCH_TYPE (a BLIS number
+ * or a name such as "haswell"), which is respected; the environment is left
+ * as it was found (README, runtime settings).
  * Threads: TG_NUM_THREADS (else all online cores) is the default each new
- * tape starts from; tg_tape_set_threads overrides per tape. */
+ * tape starts from; tg_tape_set_threads overrides per tape. Every count is
+ * clamped to 4 threads per online core; n < 1 means the default. */
 TG_API void tg_init(void);
 TG_API const char *tg_blas_arch(void);         /* e.g. "skx" */
 TG_API int tg_default_threads(void);

@@ -10,13 +10,18 @@
  *
  * Saving is crash-safe: the bytes go to a temporary file in the same folder,
  * which is fsync'ed and renamed over the target, then the folder is fsync'ed.
- * A process killed at any moment leaves the old file or the new one, complete
- * (a killed save may leave a ".<name>.tmp-XXXXXX" file behind).
+ * A process killed at any moment leaves the old file or the new one, complete.
+ * A killed save may leave its temporary file ".<name>.tmp-XXXXXX" behind (for
+ * names over 243 bytes, ".<first 226 bytes>~<hash>.tmp-XXXXXX"); the next
+ * save to the same path removes it. A save holds an flock on its temporary
+ * file until the rename, so a concurrent save's file is never taken for one.
  *
- * Loading treats the file as untrusted: the header length, the JSON, every
- * dtype, shape and byte range (inside the file, not overlapping, matching
- * shape x dtype size), duplicate and missing names and shape mismatches with
- * the model are checked before anything is changed; each failure is an error
+ * Loading treats the file as untrusted: the header length, the JSON, names
+ * and metadata that must be UTF-8 (as the reference implementation requires;
+ * the writer refuses others too), every dtype, shape and byte range (inside
+ * the file, not overlapping, matching shape x dtype size), duplicate and
+ * missing names and shape mismatches with the model are checked before
+ * anything is changed; each failure is an error
  * (tg_last_error()) naming the tensor, e.g.
  *   "params_load: ckpt.safetensors: tensor 'fc.weight': shape [3,4] in file, [4,3] in model".
  * A failed load leaves the model, optimizer and schedule untouched.
@@ -28,11 +33,23 @@
 #ifndef TAPEGRAD_IO_H
 #define TAPEGRAD_IO_H
 
+#include <stdio.h>
+
 #include "optim.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- opening a file to read ------------------------------------------------
+ * Every loader (safetensors, parameters, checkpoints, GloVe, the examples'
+ * data) opens its file through these. Only a regular file is opened: a FIFO,
+ * a device, a folder or a socket is refused at once (never waited on) with
+ * tg_last_error() naming the path, e.g.
+ *   "safetensors: /tmp/ckpt: cannot open: not a regular file (a FIFO)".
+ * who starts the message (NULL: "open"). */
+TG_API int tg_file_open(const char *path, const char *who);     /* read-only fd, or -1  */
+TG_API FILE *tg_file_fopen(const char *path, const char *who);  /* "rb" stream, or NULL */
 
 /* ---- reading any safetensors file ---------------------------------------- */
 typedef struct tg_safetensors tg_safetensors;
@@ -96,7 +113,9 @@ TG_API tg_status tg_params_load_from(tg_params *p, const tg_safetensors *f, cons
 
 /* ---- training checkpoints (bit-exact resume) -------------------------------- */
 /* What the training loop needs besides parameters and optimizer: the RNG
- * (dropout, shuffling, noise) and where it is in the data. */
+ * (dropout, shuffling, noise; seeded: the all-zero state, which only ever
+ * outputs zeros, is refused when saving and loading) and where it is in the
+ * data. */
 typedef struct tg_train_state {
     tg_rng rng;
     int64_t epoch;
@@ -117,6 +136,26 @@ TG_API tg_status tg_checkpoint_load(const char *path, tg_params *p, tg_optim *o,
                                     tg_train_state *ts);
 TG_API tg_status tg_checkpoint_load_from(const tg_safetensors *f, tg_params *p, tg_optim *o,
                                          tg_sched *s, tg_train_state *ts);
+
+/* What else a loop may carry from one step to the next, for the _ex variants
+ * (NULL, or a NULL member: none). */
+typedef struct tg_checkpoint_extra {
+    /* Tensors the loop carries between steps without training them, e.g. the
+     * recurrent state handed from one truncated-BPTT batch to the next: a
+     * resumed run is bit-exact mid-epoch only if it starts from them. Saved
+     * under "tapegrad.carry.<name>"; loading wants every one of them, with its
+     * shape, and no other. */
+    tg_params *carry;
+} tg_checkpoint_extra;
+
+TG_API tg_status tg_checkpoint_save_ex(const char *path, const tg_params *p, const tg_optim *o,
+                                       const tg_sched *s, const tg_train_state *ts,
+                                       const tg_checkpoint_extra *x);
+TG_API tg_status tg_checkpoint_load_ex(const char *path, tg_params *p, tg_optim *o, tg_sched *s,
+                                       tg_train_state *ts, const tg_checkpoint_extra *x);
+TG_API tg_status tg_checkpoint_load_from_ex(const tg_safetensors *f, tg_params *p, tg_optim *o,
+                                            tg_sched *s, tg_train_state *ts,
+                                            const tg_checkpoint_extra *x);
 
 #ifdef __cplusplus
 }

@@ -16,10 +16,12 @@
  *
  *   tg_mha attn;                                            // 4 heads, C = 32
  *   tg_mha_init(&attn, params, "decoder.attn", 32, 4, TG_F32, &rng, NULL);
- *   // registers decoder.attn.w_q [32,32], .b_q [32], w_k, b_k, w_v, b_v, w_o, b_o
+ *   // registers nn.MultiheadAttention's decoder.attn.in_proj_weight [96,32],
+ *   // .in_proj_bias [96], .out_proj.weight [32,32], .out_proj.bias [32]
  *   tg_tensor *keep = tg_padding_mask(tp, TG_F32, B, S, src_lengths);  // [B, 1, S]
  *   tg_tensor *y = tg_mha_forward(tp, &attn, x, memory,                 // [B, T, 32]
  *                                 &(tg_mha_call){.mask = keep});
+ *   // or PyTorch's way: &(tg_mha_call){.key_padding_mask = pad}, pad [B, S], non-zero = ignore
  *
  * Errors go to the tape as "<layer>: <what>: <shapes>"; a NULL input gives
  * NULL, so a whole block is written and checked once. */
@@ -36,6 +38,9 @@ extern "C" {
 /* [B, 1, Tk]: 1 where t < lengths[b] (lengths in [0, Tk]). */
 TG_API tg_tensor *tg_padding_mask(tg_tape *tp, tg_dtype dt, int64_t B, int64_t Tk,
                                   const int64_t *lengths);
+/* PyTorch's key_padding_mask [B, Tk] (any dtype, non-zero = ignore this key)
+ * -> the keep mask [B, 1, Tk] (1 where the mask is 0). */
+TG_API tg_tensor *tg_key_padding_keep(tg_tape *tp, tg_dtype dt, const tg_tensor *key_padding_mask);
 /* [B, 1, T] from ids TG_I32 [B, T]: 1 where ids != pad_id (pads may be anywhere). */
 TG_API tg_tensor *tg_padding_mask_ids(tg_tape *tp, tg_dtype dt, const tg_tensor *ids,
                                       int32_t pad_id);
@@ -107,12 +112,19 @@ TG_API const char *tg_score_name(tg_score_kind kind);
 /* ---- multi-head attention ------------------------------------------------------------
  * Q = x W_q^T + b_q, K = m W_k^T + b_k, V = m W_v^T + b_v, each split into h
  * heads of d = C/h; head_i = sdpa(Q_i, K_i, V_i); out = [head_1..head_h] W_o^T + b_o.
- * Weights in PyTorch's [out, in] layout: W_q, W_o [C, C]; W_k, W_v [C, Ckv]. */
+ * Parameters are nn.MultiheadAttention's (batch_first=True), names included:
+ *   "<name>.in_proj_weight" [3C, C] = [W_q; W_k; W_v]    (Ckv == C)
+ *   "<name>.q_proj_weight" [C, C], ".k_proj_weight", ".v_proj_weight" [C, Ckv]   (Ckv != C)
+ *   "<name>.in_proj_bias" [3C] = [b_q; b_k; b_v], "<name>.out_proj.weight" [C, C],
+ *   "<name>.out_proj.bias" [C]   (no biases with no_bias, as bias=False). */
 typedef struct tg_mha {
-    int64_t dim, heads, head_dim, kv_dim;   /* C, h, d, Ckv                     */
-    tg_tensor *w_q, *w_k, *w_v, *w_o;       /* "<name>.w_q" ...                  */
-    tg_tensor *b_q, *b_k, *b_v, *b_o;       /* "<name>.b_q" ... or NULL (no_bias) */
-    double dropout;                         /* on the attention weights          */
+    int64_t dim, heads, head_dim, kv_dim;   /* C, h, d, Ckv                               */
+    tg_tensor *in_proj_weight;              /* [3C, C], or NULL when Ckv != C             */
+    tg_tensor *q_proj_weight, *k_proj_weight, *v_proj_weight;   /* Ckv != C, else NULL */
+    tg_tensor *in_proj_bias;                /* [3C] or NULL (no_bias)                     */
+    tg_tensor *out_proj_weight, *out_proj_bias;   /* [C, C], [C] or NULL               */
+    double dropout;                         /* on the attention weights                   */
+    bool no_bias;
 } tg_mha;
 
 typedef struct tg_mha_opts {
@@ -128,6 +140,8 @@ TG_API tg_status tg_mha_init(tg_mha *m, tg_params *p, const char *name, int64_t 
 
 typedef struct tg_mha_call {
     tg_tensor *mask;     /* keep mask broadcastable to [B, Tq, Tk], or NULL (heads share it) */
+    const tg_tensor *key_padding_mask;   /* PyTorch's: [B, Tk], non-zero = ignore the key; or
+                                            NULL. Applied together with mask.            */
     bool causal;         /* also hide future keys (tg_causal_mask)                   */
     tg_rng *rng;         /* dropout draws (needed when dropout > 0 and training)     */
     tg_tensor **weights; /* out (optional): [B, h, Tq, Tk]                           */
@@ -145,9 +159,14 @@ TG_API tg_tensor *tg_mha_forward(tg_tape *tp, const tg_mha *m, tg_tensor *x, tg_
  *   pre-norm  (GPT-2, PyTorch norm_first=True):      x = x + Drop(Sub(LN(x)))
  * Encoder: SA, FF.  Decoder: SA (always causal), CA, FF. A pre-norm stack
  * usually ends with one more LayerNorm (yours to add).
- * Names follow PyTorch's TransformerEncoderLayer: "<name>.self_attn.w_q",
- * "<name>.cross_attn.w_q" (decoder), "<name>.linear1.weight", "<name>.linear2.weight",
- * "<name>.norm1.weight", "<name>.norm2.weight", "<name>.norm3.weight" (decoder). */
+ * Parameter names are the state_dict keys of PyTorch's nn.TransformerEncoderLayer
+ * / nn.TransformerDecoderLayer (batch_first=True, norm_first = pre_norm):
+ * "<name>.self_attn.in_proj_weight", "<name>.self_attn.out_proj.weight",
+ * "<name>.multihead_attn.in_proj_weight" (decoder: the cross-attention, cross_attn
+ * here), "<name>.linear1.weight", "<name>.linear2.weight", "<name>.norm1.weight",
+ * "<name>.norm2.weight", "<name>.norm3.weight" (decoder), and the biases.
+ * Masks are keep masks; tg_key_padding_keep turns PyTorch's key_padding_mask
+ * into one. */
 typedef struct tg_transformer_opts {
     int64_t heads;        /* 0: 1                                  */
     int64_t ffn_dim;      /* 0: 4 C                                */

@@ -102,7 +102,7 @@ TG_API tg_tensor *tg_linear_forward(tg_tape *tp, const tg_linear *l, tg_tensor *
 
 /* ---- LayerNorm ------------------------------------------------------------------
  * Over the last axis (size C): y = (x - mean) / sqrt(var + eps) * gamma + beta,
- * var the biased variance; composed from mean / sub / mul / sqrt. */
+ * var the biased variance; composed from mean / sub / mul / rsqrt. */
 typedef struct tg_layer_norm {
     tg_tensor *gamma;    /* [C], ones   "<name>.weight" */
     tg_tensor *beta;     /* [C], zeros  "<name>.bias"   */
@@ -114,6 +114,11 @@ typedef struct tg_layer_norm {
 TG_API tg_status tg_layer_norm_init(tg_layer_norm *ln, tg_params *p, const char *name, int64_t dim,
                                     double eps, tg_dtype dt);
 TG_API tg_tensor *tg_layer_norm_forward(tg_tape *tp, const tg_layer_norm *ln, tg_tensor *x);
+/* The same as a function, with no parameters registered (PyTorch's F.layer_norm
+ * over the last axis): x [..., C], weight and bias [C] or NULL, eps finite > 0
+ * -> (x - mean) * rsqrt(var + eps) (* weight + bias), [..., C]. */
+TG_API tg_tensor *tg_layer_norm_fn(tg_tape *tp, tg_tensor *x, tg_tensor *weight, tg_tensor *bias,
+                                   double eps);
 
 /* ---- Embedding --------------------------------------------------------------------
  * idx TG_I32 [S...] -> [S..., C] rows of weight [V, C]. With a padding index,

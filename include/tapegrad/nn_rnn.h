@@ -1,162 +1,184 @@
-/* tapegrad/nn_rnn.h - recurrent cells and layers composed from primitives.
+/* tapegrad/nn_rnn.h - recurrent layers over any cell (nn_cell.h).
  *
- * Shapes: x [B, T, C] (batch first), hidden size H, one step's input [B, C].
+ * Shapes: x [B, T, C] (batch first, Keras' layout) or, with time_major,
+ * [T, B, C] (PyTorch's default, batch_first=False); hidden size H; D the
+ * output width (H, or 2H for a concatenated bidirectional layer; Jordan: O).
  *
- * Cells and their equations (s = recurrent activation, sigmoid by default;
- * a = activation, tanh by default; * is the elementwise product):
+ *   tg_rnn_opts o = tg_rnn_opts_default(&tg_cell_lstm, 32, 64);   // Keras defaults
+ *   o.num_layers = 2;  o.bidirectional = true;  o.return_sequences = true;
+ *   tg_rnn enc;
+ *   tg_rnn_init(&enc, params, "enc", &o, TG_F32, &rng);
+ *   tg_rnn_state fin[4];                                           // layers x directions
+ *   tg_tensor *y = tg_rnn_forward(tp, &enc, x, &(tg_rnn_call){.lengths = len}, fin, 4);
+ *   ...
+ *   tg_rnn_free(&enc);                       // the cells; parameters stay in the registry
  *
- *   Elman    h_t = a(W [x_t, h_{t-1}] + b)              W [H, C+H], b [H]
- *   Jordan   h_t = a(W [x_t, y_{t-1}] + b)              W [H, C+O], b [H]
- *            y_t = out_act(W_y h_t + b_y)               W_y [O, H], b_y [O]; state is y
- *   LSTM     [i, f, g, o] = x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh   (gate order i, f, g, o)
- *            i, f, o = s(.), g = a(.)
- *            c_t = f * c_{t-1} + i * g,   h_t = o * a(c_t)
- *   GRU      [r, z, n] rows of W_ih [3H, C], W_hh [3H, H] (gate order r, z, n)
- *            r = s(W_ir x + b_ir + W_hr h + b_hr),  z = s(W_iz x + b_iz + W_hz h + b_hz)
- *            reset after (PyTorch/cuDNN, default):  n = a(W_in x + b_in + r * (W_hn h + b_hn))
- *            reset before (Cho et al. 2014):        n = a(W_in x + b_in + W_hn (r * h) + b_hn)
- *            h_t = (1 - z) * n + z * h_{t-1}   (the lecture's update gate is 1 - z)
- *   Peephole LSTM: LSTM whose gates also see the cell, P [3, H] rows i, f, o:
- *            i = s(.. + P_i * c_{t-1}), f = s(.. + P_f * c_{t-1}), o = s(.. + P_o * c_t)
- *   Prototype LSTM (the lecture's): one state s, W_ih [4H, C], W_hh [4H, H], rows i, f, o, cand
- *            [i, f, o] = s(x W_ih^T + b_ih + s_{t-1} W_hh^T + b_hh)   (rows 0..3H)
- *            s~_t = a(W_hh,cand (o * s_{t-1}) + W_ih,cand x_t + b)   (rows 3H..4H)
- *            s_t = f * s_{t-1} + i * s~_t,   output s_t
+ * The cell is a descriptor (tg_cell_lstm, tg_cell_gru, ..., or your own): the
+ * layer does the same for every cell.
  *
- * Weights use PyTorch's layout and names, so nn.LSTM / nn.GRU weights copy in
- * unchanged (tg_rnn_import_torch). In the registry a layer named "enc.lstm"
- * owns "enc.lstm.0.weight_ih", "enc.lstm.0.weight_hh", "enc.lstm.0.bias_ih",
- * "enc.lstm.0.bias_hh" (layer 0, forward), "enc.lstm.0.reverse.weight_ih"
- * (backward direction), "enc.lstm.1...." (stacked layers), "....weight" /
- * "....bias" (Elman, Jordan), "....weight_out", "....bias_out" (Jordan),
- * "....peephole" (peephole LSTM).
+ * Parameter names are PyTorch's state_dict keys for nn.RNN / nn.LSTM / nn.GRU
+ * under the layer's name: "enc.weight_ih_l0", "enc.weight_hh_l0",
+ * "enc.bias_ih_l0", "enc.bias_hh_l0", "enc.weight_ih_l0_reverse", ...,
+ * "enc.weight_ih_l1" (both biases kept, as PyTorch). So tg_params_save writes
+ * a file that nn.LSTM(...).load_state_dict(..., strict=True) accepts, and
+ * tg_params_load reads PyTorch's. Cells PyTorch lacks use the same scheme for
+ * their own parameters ("enc.peephole_l0", "enc.weight_out_l0").
  *
- * Performance: a layer does the input projection of all T steps in one GEMM
- * ([T*B, C] x W_ih^T) and one recurrent GEMM per step into [B, G*H], then
- * slices the gates.
+ * Performance: a layer projects the inputs of all T steps at once (the cell's
+ * prepare: one GEMM [T*B, C] x W_ih^T) and runs one recurrent GEMM per step.
  *
- * Masking and variable lengths: give per-sequence lengths (padding at the
- * end) or a [B, T] 0/1 mask. At a padded step the state is carried through
- * unchanged and the output is zero; the last output / final state is that of
- * the last valid step. The backward direction of a bidirectional layer runs
- * from T-1 down to 0 with the same carrying, so it sees only the valid steps
- * of each sequence, in reverse, and its outputs stay aligned with the input. */
+ * Masking and variable lengths: give per-sequence lengths (padding at the end)
+ * or a [B, T] 0/1 mask (padding anywhere). At a padded step the state is
+ * carried through unchanged and the output is zero; the last output / final
+ * state is that after the last valid step. The backward direction of a
+ * bidirectional layer runs from T-1 down to 0 with the same carrying, so it
+ * starts at each sequence's last valid step, and its outputs stay aligned with
+ * the input. Padded positions never leak: padded input rows are replaced by
+ * zeros and states carried by selection (tg_where), never by multiplying with
+ * a 0/1 mask, so NaN or Inf there changes no valid output, final state or
+ * gradient.
+ *
+ * Defaults. tg_rnn_opts_default gives Keras' (the lecture's):
+ *   batch first [B, T, C]; the last output only (return_sequences false);
+ *   kernels Glorot uniform, recurrent weights orthogonal, biases zero;
+ *   unit_forget_bias on (LSTM kinds); dropout (Keras style) off.
+ * tg_rnn_opts_torch gives PyTorch's nn.RNN / nn.LSTM / nn.GRU:
+ *   time major [T, B, C] (batch_first=False); every step's output
+ *   (return_sequences true); every weight and bias U(-1/sqrt(H), 1/sqrt(H));
+ *   no unit_forget_bias; layer_dropout (PyTorch's dropout=) off.
+ * Either way: tanh / sigmoid, one layer, forward only, concatenated directions.
+ *
+ * Dropout, two styles:
+ *   Keras    dropout (on each layer's input) and recurrent_dropout (on h_{t-1}
+ *            as the recurrent products see it), one mask per sequence, drawn
+ *            per layer and direction for every call.
+ *   PyTorch  layer_dropout: on each layer's output except the last layer's, a
+ *            fresh draw per step and element (nn.LSTM's dropout=p). */
 #ifndef TAPEGRAD_NN_RNN_H
 #define TAPEGRAD_NN_RNN_H
 
-#include "nn_layers.h"
+#include "io.h"
+#include "nn_cell.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef enum tg_rnn_kind {
-    TG_RNN_ELMAN = 0,
-    TG_RNN_JORDAN,
-    TG_RNN_LSTM,
-    TG_RNN_GRU,
-    TG_RNN_LSTM_PEEPHOLE,
-    TG_RNN_LSTM_PROTOTYPE
-} tg_rnn_kind;
-
-typedef enum tg_gru_variant {
-    TG_GRU_RESET_AFTER = 0,   /* PyTorch / cuDNN / Keras reset_after=True */
-    TG_GRU_RESET_BEFORE       /* Cho et al. 2014, the lecture's equations */
-} tg_gru_variant;
-
 typedef enum tg_merge {       /* how a bidirectional layer joins its two outputs */
-    TG_MERGE_CONCAT = 0,      /* [..., 2H]: forward then backward */
+    TG_MERGE_CONCAT = 0,      /* [..., 2H]: forward then backward (PyTorch)      */
     TG_MERGE_SUM,
     TG_MERGE_MUL,
     TG_MERGE_AVE
 } tg_merge;
 
-#define TG_RNN_MAX_LAYERS 8
-
 typedef struct tg_rnn_opts {
-    tg_rnn_kind kind;
+    const tg_cell *cell;          /* &tg_cell_lstm, ... or your own                  */
     int64_t input_size;           /* C                                               */
     int64_t hidden_size;          /* H                                               */
-    int64_t output_size;          /* Jordan only: O (0 means H)                      */
-    int num_layers;               /* stacked layers (1..TG_RNN_MAX_LAYERS)           */
+    int64_t output_size;          /* cells with an output width of their own (Jordan: O); 0: H */
+    int num_layers;               /* stacked layers, >= 1                            */
     bool bidirectional;
     tg_merge merge;               /* bidirectional merge, also between stacked layers */
-    bool return_sequences;        /* output [B, T, D] instead of the last [B, D]     */
+    bool return_sequences;        /* every step's output instead of the last [B, D] */
+    bool time_major;              /* x [T, B, C], outputs [T, B, D] (= !batch_first) */
     tg_act activation;            /* candidate / cell: default tanh                  */
     tg_act recurrent_activation;  /* gates: default sigmoid (or TG_ACT_HARD_SIGMOID)  */
     tg_act output_activation;     /* Jordan output: default linear                   */
-    tg_gru_variant gru_variant;
-    bool unit_forget_bias;        /* LSTM: forget-gate bias_ih starts at 1 (Keras)    */
-    tg_initializer kernel_init;          /* W_ih (and Elman/Jordan W): default Glorot uniform */
-    tg_initializer recurrent_init;       /* W_hh: default orthogonal                        */
-    tg_initializer bias_init;            /* default zeros                                   */
-    double dropout;               /* on each layer's input, one mask for all steps   */
-    double recurrent_dropout;     /* on h_{t-1}, one mask for all steps              */
-    /* (dropout as Keras: per layer and direction, masks drawn once per call from
-     * call->rng; PyTorch's nn.LSTM dropout instead acts between layers only.) */
+    bool unit_forget_bias;        /* LSTM kinds: forget-gate bias_ih starts at 1      */
+    tg_initializer kernel_init;          /* TG_PARAM_KERNEL: default Glorot uniform  */
+    tg_initializer recurrent_init;       /* TG_PARAM_RECURRENT: default orthogonal   */
+    tg_initializer bias_init;            /* TG_PARAM_BIAS: default zeros             */
+    double dropout;               /* Keras: each layer's input, one mask per sequence */
+    double recurrent_dropout;     /* Keras: h_{t-1}, one mask per sequence            */
+    double layer_dropout;         /* PyTorch: between layers, fresh per step          */
+    const void *cell_options;     /* your cell's own options (tg_cell_cfg.options)    */
 } tg_rnn_opts;
 
-/* Keras defaults: 1 layer, forward only, last output, tanh / sigmoid,
- * unit_forget_bias on, Glorot / orthogonal / zeros, no dropout. */
-TG_API tg_rnn_opts tg_rnn_opts_default(tg_rnn_kind kind, int64_t input_size, int64_t hidden_size);
+/* Keras defaults (above) for a cell. */
+TG_API tg_rnn_opts tg_rnn_opts_default(const tg_cell *cell, int64_t input_size, int64_t hidden_size);
+/* PyTorch's defaults (above): what nn.LSTM(input_size, hidden_size) would do. */
+TG_API tg_rnn_opts tg_rnn_opts_torch(const tg_cell *cell, int64_t input_size, int64_t hidden_size);
 
-/* One direction of one layer. */
+/* One direction of one layer: the cell, its configuration and parameters. */
 typedef struct tg_rnn_cell {
-    tg_rnn_kind kind;
-    int64_t input_size, hidden_size, output_size;
-    tg_act activation, recurrent_activation, output_activation;   /* resolved */
-    tg_gru_variant gru_variant;
-    tg_tensor *weight_ih, *weight_hh;   /* LSTM kinds [4H, C], [4H, H]; GRU [3H, C], [3H, H] */
-    tg_tensor *bias_ih, *bias_hh;       /* [4H] / [3H]                                      */
-    tg_tensor *weight, *bias;           /* Elman [H, C+H], Jordan [H, C+O]; [H]              */
-    tg_tensor *weight_out, *bias_out;   /* Jordan [O, H], [O]                                */
-    tg_tensor *peephole;                /* peephole LSTM [3, H]                              */
+    const tg_cell *cell;
+    tg_cell_cfg cfg;
+    tg_cell_layout layout;                  /* states and parameters, from describe */
+    tg_tensor *param[TG_CELL_MAX_PARAMS];   /* in layout order                      */
+    int layer, dir;                         /* dir 1: the backward direction        */
+    char name[96];                          /* the layer's name, for messages       */
 } tg_rnn_cell;
 
-/* h [B, H] (Jordan: the previous output y [B, O]); c [B, H] for LSTM kinds.
- * NULL members mean zeros. */
-typedef struct tg_rnn_state { tg_tensor *h, *c; } tg_rnn_state;
+/* The state of one cell: s[k] is state k of its layout ([B, state_size k]);
+ * h and c name states 0 and 1. NULL members mean zeros where states are given. */
+typedef struct tg_rnn_state {
+    union {
+        tg_tensor *s[TG_CELL_MAX_STATES];
+        struct { tg_tensor *h, *c; };
+    };
+} tg_rnn_state;
 
-/* Create one cell's parameters as "<name>.weight_ih" etc. Uses o's kind,
- * sizes (input_size overridden by the argument), activations and initialisers. */
+/* Create one cell's parameters as "<name>.<leaf>_l<layer>" from o's cell,
+ * sizes (input_size overridden by the argument), activations, initialisers. */
 TG_API tg_status tg_rnn_cell_init(tg_rnn_cell *cell, tg_params *p, const char *name,
-                                  const tg_rnn_opts *o, int64_t input_size, tg_dtype dt,
-                                  tg_rng *rng);
-/* One step: x [B, C], prev (NULL or members NULL: zeros) -> next (both members
- * set; arena tensors). Returns the step's output (h, or y for Jordan). No
- * dropout here: apply tg_dropout to x yourself. For decoders and custom loops. */
+                                  const tg_rnn_opts *o, int layer, int64_t input_size,
+                                  tg_dtype dt, tg_rng *rng);
+/* The parameter by its leaf name ("weight_hh"), NULL if the cell has none. */
+TG_API tg_tensor *tg_rnn_cell_param(const tg_rnn_cell *cell, const char *leaf);
+/* One step: x [B, C], prev (NULL or members NULL: zeros) -> next (every state
+ * set; arena tensors). Returns the step's output (state 0). No dropout here:
+ * apply tg_dropout to x yourself. For decoders and custom loops. */
 TG_API tg_tensor *tg_rnn_cell_step(tg_tape *tp, const tg_rnn_cell *cell, tg_tensor *x,
                                    const tg_rnn_state *prev, tg_rnn_state *next);
 
-/* A full layer: stacked, optionally bidirectional. */
+/* A full layer: stacked, optionally bidirectional. Caller-owned struct; the
+ * cell array is allocated by tg_rnn_init and freed by tg_rnn_free. */
 typedef struct tg_rnn {
     tg_rnn_opts opts;
-    int num_dirs;                                /* 1 or 2 */
-    tg_rnn_cell cell[TG_RNN_MAX_LAYERS][2];      /* [layer][0 forward, 1 backward] */
+    int num_dirs;          /* 1 or 2                                              */
+    tg_rnn_cell *cells;    /* [num_layers * num_dirs], index layer * num_dirs + dir */
+    char name[96];
 } tg_rnn;
 
 TG_API tg_status tg_rnn_init(tg_rnn *r, tg_params *p, const char *name, const tg_rnn_opts *o,
                              tg_dtype dt, tg_rng *rng);
+TG_API void tg_rnn_free(tg_rnn *r);   /* the cell array; NULL and zeroed layers are fine */
+/* Cell of a layer and direction (0 forward, 1 backward), NULL outside the layer. */
+TG_API tg_rnn_cell *tg_rnn_cell_at(const tg_rnn *r, int layer, int dir);
+/* num_layers * num_dirs: the size of initial and final state arrays. */
+TG_API int tg_rnn_num_states(const tg_rnn *r);
 
 typedef struct tg_rnn_call {
     const int64_t *lengths;       /* [B] valid steps per sequence (padding at the end), or NULL */
-    const uint8_t *mask;          /* [B*T] row-major, 1 valid 0 padded (any position), or NULL;
+    const uint8_t *mask;          /* [B*T] row-major [B, T], 1 valid 0 padded, or NULL;
                                      used when lengths is NULL                                  */
-    const tg_rnn_state *initial;  /* [num_layers * num_dirs], index layer*num_dirs + dir, or NULL */
+    const tg_rnn_state *initial;  /* n_initial states (index layer*num_dirs + dir), or NULL     */
+    int n_initial;                /* tg_rnn_num_states(r) when initial is given                 */
     tg_rng *rng;                  /* dropout draws (required when dropout is on and training)  */
 } tg_rnn_call;
 
-/* x [B, T, C] -> return_sequences ? [B, T, D] : [B, D], D = H (2H with concat;
- * Jordan: O). final (optional, return_state): num_layers*num_dirs states, the
- * state after each sequence's last valid step (backward direction: after step 0).
- * call may be NULL. */
+/* x [B, T, C] ([T, B, C] time major) -> return_sequences ? [B, T, D] ([T, B, D])
+ * : [B, D]. final (optional, return_state): room for n_final >=
+ * tg_rnn_num_states(r) states, filled with the state after each sequence's last
+ * valid step (backward direction: after step 0). call may be NULL. */
 TG_API tg_tensor *tg_rnn_forward(tg_tape *tp, const tg_rnn *r, tg_tensor *x,
-                                 const tg_rnn_call *call, tg_rnn_state *final);
+                                 const tg_rnn_call *call, tg_rnn_state *final, int n_final);
 
-/* Copy one PyTorch nn.LSTM / nn.GRU parameter into the layer by its PyTorch
- * name: weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k}, with
- * suffix _reverse for the backward direction. value: any float dtype, same
- * shape. The gate orders agree (LSTM i, f, g, o; GRU r, z, n). */
+/* ---- PyTorch import and export ------------------------------------------------------
+ * The registry names are PyTorch's, so tg_params_save / tg_params_load already
+ * exchange files with PyTorch by name. These add the check that the weights
+ * were made for the same equations: a file from PyTorch (no tapegrad cell
+ * tag) holds nn.RNN / nn.LSTM / nn.GRU weights, which import only into the
+ * cell with that convention; a reset-before GRU refuses nn.GRU's weights with
+ * an error naming both conventions. */
+/* Every tensor of the layer under "<prefix>.<key>" (prefix NULL: the layer's
+ * name; "": bare keys such as "weight_ih_l0"). */
+TG_API tg_status tg_rnn_import(tg_rnn *r, const tg_safetensors *f, const char *prefix);
+/* The layer's parameters under their registry names, plus metadata
+ * "tapegrad_cell.<name>" = the cell's name, which tg_rnn_import checks. */
+TG_API tg_status tg_rnn_export(const tg_rnn *r, tg_safetensors_writer *w);
+/* One PyTorch parameter by its key (weight_ih_l{k}, ..., suffix _reverse),
+ * any float dtype, same shape. */
 TG_API tg_status tg_rnn_import_torch(tg_rnn *r, const char *torch_name, const tg_tensor *value);
 
 /* ---- sequences --------------------------------------------------------------------- */

@@ -19,8 +19,8 @@
  *             cross entropy over non-PAD target positions.
  *
  * Parameter names under a model named "mt" (no name: no "mt." prefix):
- *   mt.encoder.embedding.weight, mt.encoder.rnn.0.weight_ih ... (as tg_rnn),
- *   mt.decoder.embedding.weight, mt.decoder.rnn.0.weight_ih ... (one cell per layer),
+ *   mt.encoder.embedding.weight, mt.encoder.rnn.weight_ih_l0 ... (as tg_rnn: PyTorch's keys),
+ *   mt.decoder.embedding.weight, mt.decoder.rnn.weight_ih_l0 ... (one cell per layer),
  *   mt.decoder.attn.w_q / .w_k / .bias / .v (additive) or .w_a (general),
  *   mt.decoder.combine.weight / .bias, mt.decoder.out.weight / .bias.
  *
@@ -36,13 +36,14 @@
 extern "C" {
 #endif
 
+#define TG_SEQ2SEQ_MAX_LAYERS 8
+
 typedef struct tg_seq2seq_opts {
-    tg_rnn_kind cell;             /* TG_RNN_LSTM, TG_RNN_GRU or TG_RNN_ELMAN            */
-    tg_gru_variant gru_variant;
+    const tg_cell *cell;          /* &tg_cell_lstm, &tg_cell_gru, ... or your own      */
     int64_t src_vocab, tgt_vocab; /* V_s, V_t, special tokens included (each >= 4)     */
     int64_t embed_dim;            /* E                                                 */
     int64_t hidden_size;          /* H                                                 */
-    int num_layers;               /* encoder and decoder (1..TG_RNN_MAX_LAYERS)         */
+    int num_layers;               /* encoder and decoder (1..TG_SEQ2SEQ_MAX_LAYERS)     */
     bool attention;
     tg_score_kind score;          /* with attention: dot, general, additive, scaled_dot */
     int64_t attn_size;            /* additive: 0 means H                               */
@@ -50,7 +51,7 @@ typedef struct tg_seq2seq_opts {
 } tg_seq2seq_opts;
 
 /* One layer, no attention (score general if you turn it on), no dropout. */
-TG_API tg_seq2seq_opts tg_seq2seq_opts_default(tg_rnn_kind cell, int64_t src_vocab,
+TG_API tg_seq2seq_opts tg_seq2seq_opts_default(const tg_cell *cell, int64_t src_vocab,
                                                int64_t tgt_vocab, int64_t embed_dim,
                                                int64_t hidden_size);
 
@@ -58,7 +59,7 @@ typedef struct tg_seq2seq {
     tg_seq2seq_opts opts;
     tg_embedding_layer src_embed, tgt_embed;   /* PAD rows stay zero                */
     tg_rnn encoder;                            /* return_sequences                 */
-    tg_rnn_cell decoder[TG_RNN_MAX_LAYERS];
+    tg_rnn_cell decoder[TG_SEQ2SEQ_MAX_LAYERS];
     tg_attention attn;                         /* with attention                    */
     tg_linear combine;                         /* W_c [H, Dv + H], tanh (attention) */
     tg_linear out;                             /* W_o [V_t, H]                      */
@@ -66,12 +67,14 @@ typedef struct tg_seq2seq {
 
 TG_API tg_status tg_seq2seq_init(tg_seq2seq *m, tg_params *p, const char *name,
                                  const tg_seq2seq_opts *o, tg_dtype dt, tg_rng *rng);
+/* The encoder's cell array (tg_rnn_free); parameters stay in the registry. */
+TG_API void tg_seq2seq_free(tg_seq2seq *m);
 
 /* The encoded source, for writing your own decoding loop. */
 typedef struct tg_seq2seq_memory {
     tg_tensor *outputs;                       /* [B, S, H], zero at padded steps    */
     tg_tensor *mask;                          /* [B, 1, S] source keep mask         */
-    tg_rnn_state state[TG_RNN_MAX_LAYERS];    /* the decoder's initial state        */
+    tg_rnn_state state[TG_SEQ2SEQ_MAX_LAYERS];   /* the decoder's initial state     */
 } tg_seq2seq_memory;
 
 /* src TG_I32 [B, S] -> *mem (arena tensors). rng: dropout draws (or NULL). */

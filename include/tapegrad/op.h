@@ -127,7 +127,11 @@ struct tg_op {
 
 /* Run op on inputs: validate (infer), allocate the output in the arena,
  * forward, and record if recording and any input requires grad.
- * NULL on error (message on the tape) or if any input is NULL. */
+ * NULL on error (message on the tape) or if any input is NULL; with a NULL
+ * tape the message goes to tg_last_error(). The result must have at most 2^40
+ * elements (checked here for every op, after infer); an empty result is not
+ * computed: forward is not called, and its VJP is a zero gradient for every
+ * input. */
 TG_API tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
                            const void *attr);
 

@@ -34,16 +34,26 @@ TG_API tg_tensor *tg_scale(tg_tape *tp, tg_tensor *x, double a);     /* a * x   
 TG_API tg_tensor *tg_shift(tg_tape *tp, tg_tensor *x, double b);     /* x + b         */
 TG_API tg_tensor *tg_sigmoid(tg_tape *tp, tg_tensor *x);             /* 1/(1+e^-x), no overflow */
 TG_API tg_tensor *tg_tanh(tg_tape *tp, tg_tensor *x);
-TG_API tg_tensor *tg_relu(tg_tape *tp, tg_tensor *x);                /* max(x,0); d/dx at 0 is 0 */
+TG_API tg_tensor *tg_relu(tg_tape *tp, tg_tensor *x);                /* max(x,0); d/dx at 0 is 0; NaN stays NaN */
 TG_API tg_tensor *tg_exp(tg_tape *tp, tg_tensor *x);
 TG_API tg_tensor *tg_log(tg_tape *tp, tg_tensor *x);
 TG_API tg_tensor *tg_sqrt(tg_tape *tp, tg_tensor *x);
-TG_API tg_tensor *tg_pow(tg_tape *tp, tg_tensor *x, double p);       /* x^p           */
+TG_API tg_tensor *tg_pow(tg_tape *tp, tg_tensor *x, double p);       /* x^p; d/dx of x^0 is 0 */
 /* clip(slope*x + offset, 0, 1). tg_hard_sigmoid is Keras' classic (0.2, 0.5);
  * PyTorch's Hardsigmoid is (1/6, 0.5). Subgradient: slope strictly inside
  * (0,1), 0 at and beyond the two kinks (as PyTorch). */
 TG_API tg_tensor *tg_hard_sigmoid(tg_tape *tp, tg_tensor *x);
 TG_API tg_tensor *tg_hard_sigmoid_ex(tg_tape *tp, tg_tensor *x, double slope, double offset);
+TG_API tg_tensor *tg_rsqrt(tg_tape *tp, tg_tensor *x);               /* 1/sqrt(x)     */
+/* a * x + b (a, b finite); 1 - x is tg_affine(tp, x, -1, 1). */
+TG_API tg_tensor *tg_affine(tg_tape *tp, tg_tensor *x, double a, double b);
+
+/* ---- selection ----------------------------------------------------------- */
+/* cond (float or int32; non-zero = true), a, b (floats of one dtype), all
+ * bcast -> cond ? a : b. Never reads the value it discards, so a NaN or Inf
+ * there cannot leak into y or into any gradient (keep*a + (1-keep)*b would:
+ * 0 * NaN is NaN). da = cond ? dy : 0, db = cond ? 0 : dy; cond gets none. */
+TG_API tg_tensor *tg_where(tg_tape *tp, tg_tensor *cond, tg_tensor *a, tg_tensor *b);
 
 /* ---- softmax ------------------------------------------------------------- */
 TG_API tg_tensor *tg_softmax(tg_tape *tp, tg_tensor *x, int axis);      /* max-shifted */
@@ -69,6 +79,13 @@ TG_API tg_tensor *tg_sum(tg_tape *tp, tg_tensor *x);                 /* all -> s
 TG_API tg_tensor *tg_mean(tg_tape *tp, tg_tensor *x);                /* all -> shape [] */
 TG_API tg_tensor *tg_sum_axis(tg_tape *tp, tg_tensor *x, int axis, bool keepdim);
 TG_API tg_tensor *tg_mean_axis(tg_tape *tp, tg_tensor *x, int axis, bool keepdim);
+/* The same under PyTorch's word for an axis (torch.sum(x, dim, keepdim)). */
+static inline tg_tensor *tg_sum_dim(tg_tape *tp, tg_tensor *x, int dim, bool keepdim) {
+    return tg_sum_axis(tp, x, dim, keepdim);
+}
+static inline tg_tensor *tg_mean_dim(tg_tape *tp, tg_tensor *x, int dim, bool keepdim) {
+    return tg_mean_axis(tp, x, dim, keepdim);
+}
 /* Max along axis; the gradient goes to the first maximal element. */
 TG_API tg_tensor *tg_max_axis(tg_tape *tp, tg_tensor *x, int axis, bool keepdim);
 
@@ -86,6 +103,37 @@ TG_API tg_tensor *tg_conv1d(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *
                             const tg_conv1d_opts *o);
 /* [B, C, L] -> [B, C, (L - kernel)/stride + 1]; stride 0 means kernel. */
 TG_API tg_tensor *tg_max_pool1d(tg_tape *tp, tg_tensor *x, int64_t kernel, int64_t stride);
+
+/* ---- 2-D convolution and pooling (x is [B, C, H, W], NCHW) ----------------
+ * Pairs are (height, width). In option structs 0 means the default. */
+typedef struct tg_conv2d_opts {
+    int64_t stride[2];     /* default 1                                        */
+    int64_t padding[2];    /* zeros on both sides of each axis                 */
+    int64_t dilation[2];   /* default 1                                        */
+    int64_t groups;        /* default 1; divides Cin and Cout                  */
+} tg_conv2d_opts;
+/* x [B, Cin, H, W], w [Cout, Cin/groups, KH, KW], bias [Cout] or NULL -> [B, Cout, Ho, Wo],
+ * Ho = (H + 2*padding - dilation*(KH-1) - 1) / stride + 1 (Wo likewise).
+ * out[b,o,i,j] = bias[o] + sum_{c,p,q} w[o,c,p,q] * x[b, g*Cin/groups + c,
+ *                i*stride - padding + p*dilation, j*stride - padding + q*dilation],
+ * g = o / (Cout/groups) (cross-correlation, as PyTorch's Conv2d). */
+TG_API tg_tensor *tg_conv2d(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *bias);
+TG_API tg_tensor *tg_conv2d_ex(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *bias,
+                               const tg_conv2d_opts *o);
+typedef struct tg_pool2d_opts {
+    int64_t stride[2];     /* default: the kernel                              */
+    int64_t padding[2];    /* at most half the kernel; max ignores it, avg counts zeros */
+    bool exclude_pad;      /* avg: divide by the positions inside x, not KH*KW
+                              (PyTorch's count_include_pad=False)              */
+} tg_pool2d_opts;
+/* [B, C, H, W] -> [B, C, Ho, Wo], Ho = (H + 2*padding - KH) / stride + 1: the max
+ * (gradient to the first maximum) or the mean of each KH x KW window. */
+TG_API tg_tensor *tg_max_pool2d(tg_tape *tp, tg_tensor *x, int64_t kh, int64_t kw);
+TG_API tg_tensor *tg_max_pool2d_ex(tg_tape *tp, tg_tensor *x, int64_t kh, int64_t kw,
+                                   const tg_pool2d_opts *o);
+TG_API tg_tensor *tg_avg_pool2d(tg_tape *tp, tg_tensor *x, int64_t kh, int64_t kw);
+TG_API tg_tensor *tg_avg_pool2d_ex(tg_tape *tp, tg_tensor *x, int64_t kh, int64_t kw,
+                                   const tg_pool2d_opts *o);
 
 /* ---- embedding, dropout -------------------------------------------------- */
 /* weight [V, C], idx TG_I32 of any shape S -> [S..., C]. Index outside [0,V)

@@ -22,7 +22,8 @@ TG_API void tg_params_free(tg_params *p);
  * or bad shape (tg_last_error()). */
 TG_API tg_tensor *tg_params_create(tg_params *p, const char *name, tg_dtype dt, int ndim,
                                    const int64_t *shape);
-/* Register a caller-owned tensor under a name. */
+/* Register a caller-owned tensor under a name (a tape's tensor is refused:
+ * it dies at the next tg_tape_reset). */
 TG_API tg_status tg_params_add(tg_params *p, const char *name, tg_tensor *t);
 
 TG_API int tg_params_count(const tg_params *p);

@@ -8,6 +8,12 @@
  * drops them all at once but keeps the arena's memory, so a loop that
  * records the same computation every step allocates nothing once warm.
  *
+ * Threads: one tape per thread. Leaves (tensors no node of the tape made) may
+ * be shared between threads for reading, but their gradients may not be
+ * written by two backwards at once: a backward that finds a leaf held by
+ * another tape's running backward fails with TG_ERR_STATE (instead of losing
+ * updates). Give each thread its own leaves and sum their gradients after.
+ *
  * Errors: the first error sticks on the tape (code + message such as
  * "matmul: inner dimensions differ: [32,65] x [128,1024]"); an op given a
  * NULL input returns NULL, so a whole cell can be written and checked once. */
@@ -36,7 +42,11 @@ typedef struct tg_tape_stats {
 
 TG_API tg_tape *tg_tape_new(void);
 TG_API void tg_tape_free(tg_tape *tp);
-/* Forget all recorded ops and intermediates (keeps memory); clears the error. */
+/* Forget all recorded ops and intermediates (keeps memory); clears the error.
+ * Every arena tensor of the tape is dead from here: using one afterwards (as an
+ * op input, with an accessor, in backward) is reported as an error while its
+ * memory has not been handed out again (a generation check); keep what must
+ * outlive a step in caller-owned tensors (tg_tensor_clone). */
 TG_API void tg_tape_reset(tg_tape *tp);
 TG_API void tg_tape_stats_get(const tg_tape *tp, tg_tape_stats *out);
 
@@ -47,6 +57,12 @@ TG_API tg_tensor *tg_tape_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64
 TG_API tg_status tg_tape_status(const tg_tape *tp);
 TG_API const char *tg_tape_error(const tg_tape *tp);  /* "" when fine */
 TG_API void tg_tape_clear_error(tg_tape *tp);
+/* Name what is running, for error messages: an error recorded while a scope
+ * is set ends with " (in <scope>)", e.g.
+ *   "matmul: inner dimensions differ: [4,9] x [8,8] (in rnn 'enc': cell mgu, layer 1 reverse, step 3)".
+ * The tape keeps the pointer: the text must stay valid while it is the scope.
+ * NULL clears it. Returns the previous scope, to restore when done. */
+TG_API const char *tg_tape_set_scope(tg_tape *tp, const char *scope);
 
 /* Recording control. No-grad scopes nest. */
 TG_API void tg_no_grad_begin(tg_tape *tp);
@@ -55,8 +71,9 @@ TG_API bool tg_tape_is_recording(const tg_tape *tp);
 /* Training mode switches dropout on (default: training). */
 TG_API void tg_tape_set_training(tg_tape *tp, bool training);
 TG_API bool tg_tape_training(const tg_tape *tp);
-/* BLIS threads for this tape's GEMMs (< 1: the default). Small GEMMs use
- * fewer threads where that is measured to be faster. */
+/* BLIS threads for this tape's GEMMs (< 1: the default; clamped to 4 per
+ * online core). Small GEMMs use fewer threads where that is measured to be
+ * faster. */
 TG_API void tg_tape_set_threads(tg_tape *tp, int n);
 TG_API int tg_tape_threads(const tg_tape *tp);
 
@@ -69,7 +86,11 @@ TG_API bool tg_tape_fusion(const tg_tape *tp);
 /* Same data, no gradient flows back through the result. */
 TG_API tg_tensor *tg_detach(tg_tape *tp, tg_tensor *x);
 
-/* Backward from a scalar (numel 1) loss: d loss = 1. */
+/* Backward from a scalar (numel 1) loss: d loss = 1.
+ * Calling it again on the same tape (before tg_tape_reset) replays the tape
+ * again: intermediate gradients start fresh, and leaves accumulate a second
+ * time, as PyTorch does with retain_graph=True (here everything a VJP needs
+ * stays in the arena until reset, so there is nothing to retain). */
 TG_API tg_status tg_backward(tg_tape *tp, tg_tensor *loss);
 /* Backward from any recorded tensor with a given output gradient
  * (same shape; dtype of y). */

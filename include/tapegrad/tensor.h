@@ -5,7 +5,14 @@
  *                                    wrap leaves the data buffer with the caller.
  *   tg_tape_tensor (tape.h)          the tape's arena owns it until tg_tape_reset.
  * Every op result is arena-owned. A caller-owned tensor with requires_grad set
- * is a leaf: backward accumulates into its gradient until tg_tensor_zero_grad. */
+ * is a leaf: backward accumulates into its gradient until tg_tensor_zero_grad.
+ *
+ * Errors: every function here accepts NULL. A NULL tensor, an index out of
+ * range, a value an int32 cannot hold (NaN, 1e30), or an arena tensor used
+ * after its tape's tg_tape_reset set the per-thread tg_last_error() and give
+ * the "no value" answer of the function: NULL (pointers), -1 (ndim, numel,
+ * dim), an invalid dtype (tg_dtype_name says "unknown"), NaN (get, item,
+ * grad_get) or the status (set, fill, copy). */
 #ifndef TAPEGRAD_TENSOR_H
 #define TAPEGRAD_TENSOR_H
 
@@ -38,13 +45,15 @@ TG_API const void *tg_tensor_cdata(const tg_tensor *t);
 /* Gradient buffer (same dtype and shape) or NULL if no gradient reached it. */
 TG_API void *tg_tensor_grad(tg_tensor *t);
 
-/* Element access by flat row-major index, converted through double. */
+/* Element access by flat row-major index, converted through double. An int32
+ * tensor takes values in its range, truncated toward zero (NaN is an error). */
 TG_API double tg_tensor_get(const tg_tensor *t, int64_t flat);
-TG_API void tg_tensor_set(tg_tensor *t, int64_t flat, double v);
+TG_API tg_status tg_tensor_set(tg_tensor *t, int64_t flat, double v);
 TG_API double tg_tensor_grad_get(const tg_tensor *t, int64_t flat);  /* 0 if no grad */
 TG_API double tg_tensor_item(const tg_tensor *t);                    /* element 0 */
-TG_API void tg_tensor_fill(tg_tensor *t, double v);
-/* Copy values between tensors of equal numel (dtypes may differ). */
+TG_API tg_status tg_tensor_fill(tg_tensor *t, double v);
+/* Copy values between tensors of equal numel (dtypes may differ; into int32
+ * every value must fit, checked before dst changes). */
 TG_API tg_status tg_tensor_copy(tg_tensor *dst, const tg_tensor *src);
 
 TG_API void tg_tensor_set_requires_grad(tg_tensor *t, bool on);

@@ -320,8 +320,8 @@ END_TEST
 /* ---- multi-head attention and transformer blocks: PyTorch parity --------------------------
  * Every parameter k (registry order) holds 0.5 sin(0.7 i + k), i its flat index; the inputs
  * are x[i] = sin(0.9 i + 0.3) [2, 3, 4] and memory[i] = sin(0.9 i + 0.5) [2, 4, 4]; target
- * lengths (3, 2), source lengths (4, 2). Reference (torch 1.13, float64; our w_q, w_k, w_v
- * are the row blocks of in_proj_weight, w_o is out_proj.weight):
+ * lengths (3, 2), source lengths (4, 2); the parameters are filled as load_mha and
+ * load_rest below fill them (fill_mha, fill_rest here). Reference (torch 1.13, float64):
  *   torch.set_default_dtype(torch.float64); B, T, S, C, h, F = 2, 3, 4, 4, 2, 6
  *   fill = lambda n, k: torch.tensor([0.5 * math.sin(0.7 * i + k) for i in range(n)])
  *   data = lambda shape, s: torch.tensor([math.sin(0.9 * i + s)
@@ -381,12 +381,30 @@ static const double DEC_PRE[24] = {
 
 #define PARITY_TOL 1e-10   /* the references carry 12 significant digits */
 
-static void fill_params(tg_params *p) {
-    for (int k = 0; k < tg_params_count(p); k++) {
-        tg_tensor *t = tg_params_at(p, k);
-        for (int64_t i = 0; i < tg_tensor_numel(t); i++)
-            tg_tensor_set(t, i, 0.5 * sin(0.7 * (double)i + k));
+/* elements [at, at + n) of t = fill(n, k) = 0.5 sin(0.7 i + k), i = 0 .. n-1 */
+static void fill(tg_tensor *t, int64_t at, int64_t n, int k) {
+    for (int64_t i = 0; i < n; i++) tg_tensor_set(t, at + i, 0.5 * sin(0.7 * (double)i + k));
+}
+
+/* load_mha(m, k0): W_q, W_k, W_v (rows of in_proj_weight) and W_o get fill(k0 + 2j),
+ * their biases fill(k0 + 2j + 1) */
+static void fill_mha(const tg_mha *m, int k0) {
+    int64_t C = m->dim;
+    for (int j = 0; j < 3; j++) {
+        fill(m->in_proj_weight, j * C * C, C * C, k0 + 2 * j);
+        fill(m->in_proj_bias, j * C, C, k0 + 2 * j + 1);
     }
+    fill(m->out_proj_weight, 0, C * C, k0 + 6);
+    fill(m->out_proj_bias, 0, C, k0 + 7);
+}
+
+/* load_rest(l, k0, dec): linear1, linear2, then the norms, weight and bias each */
+static void fill_rest(const tg_transformer_block *b, int k0) {
+    const tg_tensor *ts[10] = {b->linear1.weight, b->linear1.bias, b->linear2.weight, b->linear2.bias,
+                               b->norm1.gamma, b->norm1.beta, b->norm2.gamma, b->norm2.beta,
+                               b->norm3.gamma, b->norm3.beta};
+    for (int j = 0; j < (b->decoder ? 10 : 8); j++)
+        fill((tg_tensor *)ts[j], 0, tg_tensor_numel(ts[j]), k0 + j);
 }
 
 static tg_tensor *wave(tg_tape *tp, int64_t B, int64_t T, int64_t C, double s) {
@@ -400,14 +418,16 @@ START_TEST(multi_head_attention_matches_pytorch_with_masks) {
     tg_rng rng = tg_rng_seeded(4);
     tg_mha m;
     ck_assert_int_eq(tg_mha_init(&m, p, "decoder.attn", 4, 2, F64, &rng, NULL), TG_OK);
-    const char *names[8] = {"w_q", "b_q", "w_k", "b_k", "w_v", "b_v", "w_o", "b_o"};
-    ck_assert_int_eq(tg_params_count(p), 8);
-    for (int i = 0; i < 8; i++) {
+    /* nn.MultiheadAttention(4, 2).state_dict()'s keys, in its order */
+    const char *names[4] = {"in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"};
+    ck_assert_int_eq(tg_params_count(p), 4);
+    for (int i = 0; i < 4; i++) {
         char full[64];
         snprintf(full, sizeof full, "decoder.attn.%s", names[i]);
         ck_assert_str_eq(tg_params_name(p, i), full);
     }
-    fill_params(p);
+    ck_assert_int_eq(tg_tensor_dim(m.in_proj_weight, 0), 12);
+    fill_mha(&m, 0);
     tg_tape *tp = tg_tape_new();
     tg_tensor *x = wave(tp, 2, 3, 4, 0.3), *mem = wave(tp, 2, 4, 4, 0.5);
     tg_tensor *tgt_keep = tg_padding_mask(tp, F64, 2, 3, (int64_t[]){3, 2});
@@ -420,6 +440,17 @@ START_TEST(multi_head_attention_matches_pytorch_with_masks) {
     ck_assert_int_eq(tg_tensor_dim(w, 1), 2);
     y = tg_mha_forward(tp, &m, x, mem, &(tg_mha_call){.mask = src_keep});
     ck_assert_tensor_near(y, MHA_CROSS, 24, PARITY_TOL);
+    /* PyTorch's key_padding_mask (true = ignore) gives the same */
+    tg_tensor *src_pad = tg_tensor_from(TG_I32, 2, (int64_t[]){2, 4}, (double[]){0, 0, 0, 0, 0, 0, 1, 1});
+    y = tg_mha_forward(tp, &m, x, mem, &(tg_mha_call){.key_padding_mask = src_pad});
+    ck_assert_tensor_near(y, MHA_CROSS, 24, PARITY_TOL);
+    tg_tensor *tgt_pad = tg_tensor_from(TG_F64, 2, (int64_t[]){2, 3}, (double[]){0, 0, 0, 0, 0, 1});
+    y = tg_mha_forward(tp, &m, x, NULL, &(tg_mha_call){.key_padding_mask = tgt_pad, .causal = true});
+    ck_assert_tensor_near(y, MHA_SELF, 24, PARITY_TOL);
+    ck_assert_ptr_null(tg_mha_forward(tp, &m, x, mem, &(tg_mha_call){.key_padding_mask = tgt_pad}));
+    ck_assert_tape_error(tp, TG_ERR_SHAPE, "mha: key_padding_mask must be [B, Tk] = [2,4]: got [2,3]");
+    tg_tensor_free(src_pad);
+    tg_tensor_free(tgt_pad);
     tg_tape_free(tp);
     tg_params_free(p);
 }
@@ -433,8 +464,10 @@ START_TEST(multi_head_attention_reports_bad_configuration_and_shapes) {
     tg_mha_opts bad = {.dropout = 1.5}, cross = {.no_bias = true, .kv_dim = 3};
     ck_assert_int_eq(tg_mha_init(&m, p, "a", 4, 2, F64, &rng, &bad), TG_ERR_ARG);
     ck_assert_int_eq(tg_mha_init(&m, p, "a", 4, 2, F64, &rng, &cross), TG_OK);
-    ck_assert_int_eq(tg_params_count(p), 4);
-    ck_assert_int_eq(tg_tensor_dim(m.w_k, 1), 3);
+    ck_assert_int_eq(tg_params_count(p), 4);   /* q/k/v_proj_weight, out_proj.weight: bias=False */
+    ck_assert_int_eq(tg_tensor_dim(m.k_proj_weight, 1), 3);
+    ck_assert_ptr_nonnull(tg_params_find(p, "a.v_proj_weight"));
+    ck_assert_ptr_null(m.in_proj_weight);
     tg_tape *tp = tg_tape_new();
     tg_tensor *x = tg_tape_tensor(tp, F64, 3, (int64_t[]){2, 3, 4});
     ck_assert_ptr_null(tg_mha_forward(tp, &m, x, NULL, NULL));   /* memory defaults to x: width 4 != 3 */
@@ -463,8 +496,10 @@ static void check_block(bool decoder, bool pre_norm, const double *want) {
     tg_status st = decoder ? tg_transformer_decoder_init(&blk, p, "blk", 4, F64, &rng, &o)
                            : tg_transformer_encoder_init(&blk, p, "blk", 4, F64, &rng, &o);
     ck_assert_int_eq(st, TG_OK);
-    ck_assert_int_eq(tg_params_count(p), decoder ? 26 : 16);
-    fill_params(p);
+    ck_assert_int_eq(tg_params_count(p), decoder ? 18 : 12);   /* PyTorch's state_dict sizes */
+    fill_mha(&blk.self_attn, 0);
+    if (decoder) fill_mha(&blk.cross_attn, 8);
+    fill_rest(&blk, decoder ? 16 : 8);
     tg_tape *tp = tg_tape_new();
     tg_tensor *x = wave(tp, 2, 3, 4, 0.3), *mem = wave(tp, 2, 4, 4, 0.5);
     tg_tensor *tgt_keep = tg_padding_mask(tp, F64, 2, 3, (int64_t[]){3, 2});
@@ -494,8 +529,9 @@ START_TEST(transformer_blocks_name_their_parts_and_refuse_the_wrong_role) {
     ck_assert_int_eq(tg_transformer_decoder_init(&dec, p, "decoder.0", 4, F64, &rng,
                                                  &(tg_transformer_opts){.heads = 2, .dropout = 0.1}),
                      TG_OK);
-    const char *want[] = {"encoder.0.self_attn.w_q", "encoder.0.linear1.weight", "encoder.0.norm2.bias",
-                          "decoder.0.cross_attn.w_o", "decoder.0.norm3.weight", "decoder.0.linear2.bias"};
+    const char *want[] = {"encoder.0.self_attn.in_proj_weight", "encoder.0.linear1.weight",
+                          "encoder.0.norm2.bias", "decoder.0.multihead_attn.out_proj.weight",
+                          "decoder.0.norm3.weight", "decoder.0.linear2.bias"};
     for (int i = 0; i < 6; i++) ck_assert_msg(tg_params_find(p, want[i]) != NULL, "missing %s", want[i]);
     ck_assert_int_eq(tg_tensor_dim(tg_params_find(p, "encoder.0.linear1.weight"), 0), 16);   /* 4 C */
     ck_assert_int_eq(tg_transformer_encoder_init(&enc, p, "bad", 6, F64, &rng,

@@ -7,6 +7,7 @@
 
 Suite *suite_nn_layers(void);
 Suite *suite_nn_rnn(void);
+Suite *suite_nn_cells(void);
 
 /* Caller-owned [n0, n1] (n1 = 0: 1-D) float tensor from values; requires_grad as asked. */
 static inline tg_tensor *nn_t(tg_dtype dt, int64_t n0, int64_t n1, const double *v, bool grad) {

@@ -4,6 +4,8 @@
  * time, parameter names and initialisers, PyTorch import, errors. */
 #include "check_nn.h"
 
+#include <stdio.h>
+
 static void set_all(tg_tensor *t, const double *v) {
     for (int64_t i = 0; i < tg_tensor_numel(t); i++) tg_tensor_set(t, i, v[i]);
 }
@@ -26,7 +28,13 @@ static void rnn_make(rnn_fixture *f, const tg_rnn_opts *o, tg_dtype dt, uint64_t
 
 static void rnn_done(rnn_fixture *f) {
     tg_tape_free(f->tp);
+    tg_rnn_free(&f->r);
     tg_params_free(f->p);
+}
+
+/* Parameter `leaf` of layer 0's forward cell. */
+static tg_tensor *P0(rnn_fixture *f, const char *leaf) {
+    return tg_rnn_cell_param(tg_rnn_cell_at(&f->r, 0, 0), leaf);
 }
 
 static tg_tensor *random_x(tg_tape *tp, int64_t B, int64_t T, int64_t C, uint64_t seed) {
@@ -45,22 +53,22 @@ static tg_tensor *random_x(tg_tape *tp, int64_t B, int64_t T, int64_t C, uint64_
  * c = f*c_prev + i*g = (0.5*0 + 0.6*0.2, 0.9*0 + 0.3*-0.5, 1.0*1 + 0.9*0.6)
  *   = (0.12, -0.15, 1.54);  h = o * tanh(c). */
 START_TEST(lstm_step_reproduces_the_lecture_table) {
-    tg_rnn_opts o = tg_rnn_opts_default(TG_RNN_LSTM, 2, 3);
+    tg_rnn_opts o = tg_rnn_opts_default(&tg_cell_lstm, 2, 3);
     o.recurrent_activation = TG_ACT_HARD_SIGMOID;
     rnn_fixture f;
     rnn_make(&f, &o, TG_F64, 1);
-    tg_rnn_cell *c = &f.r.cell[0][0];
-    tg_init_zeros(c->weight_ih);
-    tg_init_zeros(c->weight_hh);
-    tg_init_zeros(c->bias_hh);
-    set_all(c->bias_ih, (double[]){0.5, -1, 2,                           /* i, order i f g o */
+    tg_rnn_cell *c = tg_rnn_cell_at(&f.r, 0, 0);
+    tg_init_zeros(P0(&f, "weight_ih"));
+    tg_init_zeros(P0(&f, "weight_hh"));
+    tg_init_zeros(P0(&f, "bias_hh"));
+    set_all(P0(&f, "bias_ih"), (double[]){0.5, -1, 2,                           /* i, order i f g o */
                                    0, 2, 2.5,                            /* f */
                                    atanh(0.2), atanh(-0.5), atanh(0.6),  /* g */
                                    -1, 1, 2.5});                         /* o */
     tg_tensor *x = nn_t(TG_F64, 1, 2, (double[]){0.7, -0.3}, false);
     tg_tensor *h0 = nn_t(TG_F64, 1, 3, (double[]){0.4, 0.1, -0.2}, false);
     tg_tensor *c0 = nn_t(TG_F64, 1, 3, (double[]){0, 0, 1}, false);
-    tg_rnn_state prev = {h0, c0}, next;
+    tg_rnn_state prev = {.h = h0, .c = c0}, next;
     tg_tensor *h = tg_rnn_cell_step(f.tp, c, x, &prev, &next);
     ck_assert_msg(h != NULL, "%s", tg_tape_error(f.tp));
     ck_assert_tensor_near(next.c, ((double[]){0.12, -0.15, 1.54}), 3, 1e-12);
@@ -86,18 +94,17 @@ START_TEST(gru_step_follows_both_conventions) {
     double n_before = tanh(a[2] * x + b[2] + u[2] * (r * h) + cb[2]);
     double want[2] = {(1 - z) * n_after + z * h, (1 - z) * n_before + z * h};
     for (int v = 0; v < 2; v++) {
-        tg_rnn_opts o = tg_rnn_opts_default(TG_RNN_GRU, 1, 1);
-        o.gru_variant = v ? TG_GRU_RESET_BEFORE : TG_GRU_RESET_AFTER;
+        tg_rnn_opts o = tg_rnn_opts_default(v ? &tg_cell_gru_reset_before : &tg_cell_gru, 1, 1);
         rnn_fixture f;
         rnn_make(&f, &o, TG_F64, 2);
-        tg_rnn_cell *c = &f.r.cell[0][0];
-        set_all(c->weight_ih, a);
-        set_all(c->weight_hh, u);
-        set_all(c->bias_ih, b);
-        set_all(c->bias_hh, cb);
+        tg_rnn_cell *c = tg_rnn_cell_at(&f.r, 0, 0);
+        set_all(P0(&f, "weight_ih"), a);
+        set_all(P0(&f, "weight_hh"), u);
+        set_all(P0(&f, "bias_ih"), b);
+        set_all(P0(&f, "bias_hh"), cb);
         tg_tensor *xt = nn_t(TG_F64, 1, 1, &x, false), *ht = nn_t(TG_F64, 1, 1, &h, false);
         tg_rnn_state next;
-        tg_tensor *out = tg_rnn_cell_step(f.tp, c, xt, &(tg_rnn_state){ht, NULL}, &next);
+        tg_tensor *out = tg_rnn_cell_step(f.tp, c, xt, &(tg_rnn_state){.h = ht}, &next);
         ck_assert_tensor_near(out, &want[v], 1, 1e-14);
         ck_assert_ptr_null(next.c);
         tg_tensor_free(xt);
@@ -119,20 +126,20 @@ START_TEST(peephole_lstm_step_feeds_the_cell_to_the_gates) {
     for (int k = 0; k < 4; k++) z[k] = a[k] * x + u[k] * h + b[k];
     double i = sigm(z[0] + P[0] * c), fg = sigm(z[1] + P[1] * c), g = tanh(z[2]);
     double c1 = fg * c + i * g, o = sigm(z[3] + P[2] * c1), h1 = o * tanh(c1);
-    tg_rnn_opts o_ = tg_rnn_opts_default(TG_RNN_LSTM_PEEPHOLE, 1, 1);
+    tg_rnn_opts o_ = tg_rnn_opts_default(&tg_cell_peephole_lstm, 1, 1);
     rnn_fixture f;
     rnn_make(&f, &o_, TG_F64, 3);
-    tg_rnn_cell *cl = &f.r.cell[0][0];
-    set_all(cl->weight_ih, a);
-    set_all(cl->weight_hh, u);
-    set_all(cl->bias_ih, b);
-    tg_init_zeros(cl->bias_hh);
-    set_all(cl->peephole, P);
-    ck_assert_ptr_eq(tg_params_find(f.p, "rnn.0.peephole"), cl->peephole);
+    tg_rnn_cell *cl = tg_rnn_cell_at(&f.r, 0, 0);
+    set_all(P0(&f, "weight_ih"), a);
+    set_all(P0(&f, "weight_hh"), u);
+    set_all(P0(&f, "bias_ih"), b);
+    tg_init_zeros(P0(&f, "bias_hh"));
+    set_all(P0(&f, "peephole"), P);
+    ck_assert_ptr_eq(tg_params_find(f.p, "rnn.peephole_l0"), P0(&f, "peephole"));
     tg_tensor *xt = nn_t(TG_F64, 1, 1, &x, false), *ht = nn_t(TG_F64, 1, 1, &h, false);
     tg_tensor *ct = nn_t(TG_F64, 1, 1, &c, false);
     tg_rnn_state next;
-    tg_tensor *out = tg_rnn_cell_step(f.tp, cl, xt, &(tg_rnn_state){ht, ct}, &next);
+    tg_tensor *out = tg_rnn_cell_step(f.tp, cl, xt, &(tg_rnn_state){.h = ht, .c = ct}, &next);
     ck_assert_tensor_near(out, &h1, 1, 1e-14);
     ck_assert_tensor_near(next.c, &c1, 1, 1e-14);
     tg_tensor_free(xt);
@@ -150,17 +157,17 @@ START_TEST(prototype_lstm_step_selects_the_state_before_the_candidate) {
     double i = sigm(a[0] * x + u[0] * s + b[0]), fg = sigm(a[1] * x + u[1] * s + b[1]);
     double o = sigm(a[2] * x + u[2] * s + b[2]);
     double cand = tanh(a[3] * x + u[3] * (o * s) + b[3]), s1 = fg * s + i * cand;
-    tg_rnn_opts o_ = tg_rnn_opts_default(TG_RNN_LSTM_PROTOTYPE, 1, 1);
+    tg_rnn_opts o_ = tg_rnn_opts_default(&tg_cell_prototype_lstm, 1, 1);
     rnn_fixture f;
     rnn_make(&f, &o_, TG_F64, 4);
-    tg_rnn_cell *cl = &f.r.cell[0][0];
-    set_all(cl->weight_ih, a);
-    set_all(cl->weight_hh, u);
-    set_all(cl->bias_hh, b);
-    tg_init_zeros(cl->bias_ih);
+    tg_rnn_cell *cl = tg_rnn_cell_at(&f.r, 0, 0);
+    set_all(P0(&f, "weight_ih"), a);
+    set_all(P0(&f, "weight_hh"), u);
+    set_all(P0(&f, "bias_hh"), b);
+    tg_init_zeros(P0(&f, "bias_ih"));
     tg_tensor *xt = nn_t(TG_F64, 1, 1, &x, false), *st = nn_t(TG_F64, 1, 1, &s, false);
     tg_rnn_state next;
-    tg_tensor *out = tg_rnn_cell_step(f.tp, cl, xt, &(tg_rnn_state){st, NULL}, &next);
+    tg_tensor *out = tg_rnn_cell_step(f.tp, cl, xt, &(tg_rnn_state){.h = st}, &next);
     ck_assert_tensor_near(out, &s1, 1, 1e-14);
     tg_tensor_free(xt);
     tg_tensor_free(st);
@@ -168,37 +175,42 @@ START_TEST(prototype_lstm_step_selects_the_state_before_the_candidate) {
 }
 END_TEST
 
-/* Elman h = tanh(W [x, h] + b) with W = [1, 2 | 0.5], b = 0.1;
- * Jordan feeds back y = W_y h + b_y instead of h. */
-START_TEST(elman_and_jordan_steps_concatenate_input_and_feedback) {
-    tg_rnn_opts o = tg_rnn_opts_default(TG_RNN_ELMAN, 2, 1);
+/* Elman h = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh) with W_ih = [1, 2], W_hh = 0.5,
+ * b_ih = 0.1, b_hh = -0.3 (both biases kept, as nn.RNN); Jordan feeds back
+ * y = W_out u + b_out instead of h, through W_hh [H, O]. */
+START_TEST(elman_and_jordan_steps_feed_back_the_hidden_state_or_the_output) {
+    tg_rnn_opts o = tg_rnn_opts_default(&tg_cell_elman, 2, 1);
     rnn_fixture f;
     rnn_make(&f, &o, TG_F64, 5);
-    tg_rnn_cell *c = &f.r.cell[0][0];
-    ck_assert_ptr_eq(tg_params_find(f.p, "rnn.0.weight"), c->weight);
-    ck_assert_int_eq(tg_tensor_dim(c->weight, 1), 3);   /* [H, C+H] */
-    set_all(c->weight, (double[]){1, 2, 0.5});
-    set_all(c->bias, (double[]){0.1});
+    tg_rnn_cell *c = tg_rnn_cell_at(&f.r, 0, 0);
+    ck_assert_ptr_eq(tg_params_find(f.p, "rnn.weight_hh_l0"), P0(&f, "weight_hh"));
+    ck_assert_ptr_nonnull(tg_params_find(f.p, "rnn.bias_hh_l0"));
+    set_all(P0(&f, "weight_ih"), (double[]){1, 2});
+    set_all(P0(&f, "weight_hh"), (double[]){0.5});
+    set_all(P0(&f, "bias_ih"), (double[]){0.1});
+    set_all(P0(&f, "bias_hh"), (double[]){-0.3});
     tg_tensor *x = nn_t(TG_F64, 1, 2, (double[]){0.3, -0.2}, false);
     tg_tensor *h0 = nn_t(TG_F64, 1, 1, (double[]){0.8}, false);
     tg_rnn_state next;
-    double want = tanh(0.3 - 0.4 + 0.4 + 0.1);
-    ck_assert_tensor_near(tg_rnn_cell_step(f.tp, c, x, &(tg_rnn_state){h0, NULL}, &next), &want, 1,
+    double want = tanh(0.3 - 0.4 + 0.4 + 0.1 - 0.3);
+    ck_assert_tensor_near(tg_rnn_cell_step(f.tp, c, x, &(tg_rnn_state){.h = h0}, &next), &want, 1,
                           1e-15);
     rnn_done(&f);
 
-    o = tg_rnn_opts_default(TG_RNN_JORDAN, 2, 1);
+    o = tg_rnn_opts_default(&tg_cell_jordan, 2, 1);
     o.output_size = 2;
     rnn_make(&f, &o, TG_F64, 6);
-    c = &f.r.cell[0][0];
-    ck_assert_int_eq(tg_tensor_dim(c->weight, 1), 4);   /* [H, C+O] */
-    set_all(c->weight, (double[]){1, 2, 0.5, -1});
-    set_all(c->bias, (double[]){0.1});
-    set_all(c->weight_out, (double[]){2, -3});
-    set_all(c->bias_out, (double[]){0.5, 0});
+    c = tg_rnn_cell_at(&f.r, 0, 0);
+    ck_assert_int_eq(tg_tensor_dim(P0(&f, "weight_hh"), 1), 2);   /* [H, O] */
+    set_all(P0(&f, "weight_ih"), (double[]){1, 2});
+    set_all(P0(&f, "weight_hh"), (double[]){0.5, -1});
+    set_all(P0(&f, "bias_ih"), (double[]){0.1});
+    set_all(P0(&f, "bias_hh"), (double[]){0});
+    set_all(P0(&f, "weight_out"), (double[]){2, -3});
+    set_all(P0(&f, "bias_out"), (double[]){0.5, 0});
     tg_tensor *y0 = nn_t(TG_F64, 1, 2, (double[]){0.8, 0.25}, false);
     double u = tanh(0.3 - 0.4 + 0.4 - 0.25 + 0.1);
-    tg_tensor *y = tg_rnn_cell_step(f.tp, c, x, &(tg_rnn_state){y0, NULL}, &next);
+    tg_tensor *y = tg_rnn_cell_step(f.tp, c, x, &(tg_rnn_state){.h = y0}, &next);
     ck_assert_tensor_near(y, ((double[]){2 * u + 0.5, -3 * u}), 2, 1e-15);
     ck_assert_ptr_eq(next.h, y);   /* the state is the output */
     tg_tensor_free(x);
@@ -234,14 +246,14 @@ static void check_against_separate_runs(tg_rnn_opts o, bool use_mask) {
         for (int t = 0; t < len[b]; t++) mask[b * T + start[b] + t] = 1;
     tg_rnn_call call = {.lengths = use_mask ? NULL : len, .mask = use_mask ? mask : NULL};
     int slots = o.num_layers * (o.bidirectional ? 2 : 1);
-    tg_rnn_state fin[2 * TG_RNN_MAX_LAYERS], one[2 * TG_RNN_MAX_LAYERS];
-    tg_tensor *y = tg_rnn_forward(f.tp, &f.r, x, &call, fin);
+    tg_rnn_state fin[4], one[4];
+    tg_tensor *y = tg_rnn_forward(f.tp, &f.r, x, &call, fin, 4);
     ck_assert_msg(y != NULL, "%s", tg_tape_error(f.tp));
     int64_t D = tg_tensor_dim(y, 2);
     for (int b = 0; b < B; b++) {
         int64_t s0 = use_mask ? start[b] : 0;
         tg_tensor *yb = len[b] ? tg_rnn_forward(f.tp, &f.r, one_sequence(f.tp, x, b, s0, len[b]),
-                                                NULL, one)
+                                                NULL, one, 4)
                                : NULL;
         for (int64_t t = 0; t < T; t++)
             for (int64_t d = 0; d < D; d++) {
@@ -267,8 +279,11 @@ static void check_against_separate_runs(tg_rnn_opts o, bool use_mask) {
 }
 
 START_TEST(padded_batches_equal_separate_runs_for_every_kind) {
-    for (int k = TG_RNN_ELMAN; k <= TG_RNN_LSTM_PROTOTYPE; k++) {
-        tg_rnn_opts o = tg_rnn_opts_default((tg_rnn_kind)k, 3, 4);
+    const tg_cell *cells[] = {&tg_cell_elman, &tg_cell_jordan, &tg_cell_lstm, &tg_cell_gru,
+                              &tg_cell_peephole_lstm, &tg_cell_prototype_lstm,
+                              &tg_cell_gru_reset_before};
+    for (int k = 0; k < 7; k++) {
+        tg_rnn_opts o = tg_rnn_opts_default(cells[k], 3, 4);
         check_against_separate_runs(o, false);
         o.bidirectional = true;
         o.num_layers = 2;
@@ -278,11 +293,10 @@ START_TEST(padded_batches_equal_separate_runs_for_every_kind) {
 END_TEST
 
 START_TEST(masks_at_any_position_skip_those_steps_both_ways) {
-    tg_rnn_opts o = tg_rnn_opts_default(TG_RNN_GRU, 3, 4);
-    o.gru_variant = TG_GRU_RESET_BEFORE;
+    tg_rnn_opts o = tg_rnn_opts_default(&tg_cell_gru_reset_before, 3, 4);
     o.bidirectional = true;
     check_against_separate_runs(o, true);
-    o = tg_rnn_opts_default(TG_RNN_LSTM, 3, 4);
+    o = tg_rnn_opts_default(&tg_cell_lstm, 3, 4);
     o.bidirectional = true;
     o.num_layers = 2;
     o.merge = TG_MERGE_SUM;
@@ -293,18 +307,18 @@ END_TEST
 /* Without return_sequences the output is the last valid step; bidirectional:
  * [forward after the last valid step, backward after step 0]. */
 START_TEST(last_output_is_the_last_valid_step_and_merges_apply) {
-    tg_rnn_opts o = tg_rnn_opts_default(TG_RNN_LSTM, 3, 4);
+    tg_rnn_opts o = tg_rnn_opts_default(&tg_cell_lstm, 3, 4);
     o.bidirectional = true;
     o.return_sequences = true;
     rnn_fixture f;
     rnn_make(&f, &o, TG_F64, 9);
     tg_tensor *x = random_x(f.tp, 2, 4, 3, 10);
     tg_rnn_call call = {.lengths = (int64_t[]){4, 2}};
-    tg_tensor *seq = tg_rnn_forward(f.tp, &f.r, x, &call, NULL);
+    tg_tensor *seq = tg_rnn_forward(f.tp, &f.r, x, &call, NULL, 0);
     for (int m = TG_MERGE_CONCAT; m <= TG_MERGE_AVE; m++) {
         f.r.opts.merge = (tg_merge)m;
         f.r.opts.return_sequences = false;
-        tg_tensor *last = tg_rnn_forward(f.tp, &f.r, x, &call, NULL);
+        tg_tensor *last = tg_rnn_forward(f.tp, &f.r, x, &call, NULL, 0);
         ck_assert_ptr_nonnull(last);
         ck_assert_int_eq(tg_tensor_dim(last, 1), m == TG_MERGE_CONCAT ? 8 : 4);
         const int64_t lastt[2] = {3, 1};
@@ -324,28 +338,30 @@ START_TEST(last_output_is_the_last_valid_step_and_merges_apply) {
 END_TEST
 
 /* ---- dropout: one mask per sequence ------------------------------------------------------ */
-/* Elman with W = [I | 0], b = 0, linear activation: h_t = keep * x_t, so the
- * outputs show the input mask; with W = [0 | I] and h_0 = 1, h_t = keep^t
- * shows the recurrent one. Either way a channel is zero at every step or at none. */
+/* Elman with W_ih = I, W_hh = 0, b = 0, linear activation: h_t = keep * x_t, so
+ * the outputs show the input mask; with W_ih = 0, W_hh = I and h_0 = 1,
+ * h_t = keep^t shows the recurrent one. Either way a channel is zero at every
+ * step or at none. */
 static void check_mask_shared(bool recurrent) {
     enum { B = 3, T = 4, H = 6 };
-    tg_rnn_opts o = tg_rnn_opts_default(TG_RNN_ELMAN, H, H);
+    tg_rnn_opts o = tg_rnn_opts_default(&tg_cell_elman, H, H);
     o.activation = TG_ACT_LINEAR;
     o.return_sequences = true;
     if (recurrent) o.recurrent_dropout = 0.5;
     else o.dropout = 0.5;
     rnn_fixture f;
     rnn_make(&f, &o, TG_F64, 11);
-    tg_rnn_cell *c = &f.r.cell[0][0];
-    tg_init_zeros(c->weight);
-    for (int j = 0; j < H; j++) tg_tensor_set(c->weight, j * 2 * H + j + (recurrent ? H : 0), 1);
+    tg_tensor *w_ih = P0(&f, "weight_ih"), *w_hh = P0(&f, "weight_hh");
+    tg_init_zeros(w_ih);
+    tg_init_zeros(w_hh);
+    for (int j = 0; j < H; j++) tg_tensor_set(recurrent ? w_hh : w_ih, j * H + j, 1);
     tg_tensor *x = tg_tape_tensor(f.tp, TG_F64, 3, (int64_t[]){B, T, H});
     tg_tensor_fill(x, 1);
     tg_tensor *h0 = tg_tape_tensor(f.tp, TG_F64, 2, (int64_t[]){B, H});
     tg_tensor_fill(h0, 1);
     tg_rng rng = tg_rng_seeded(12);
-    tg_rnn_call call = {.rng = &rng, .initial = &(tg_rnn_state){h0, NULL}};
-    tg_tensor *y = tg_rnn_forward(f.tp, &f.r, x, &call, NULL);
+    tg_rnn_call call = {.rng = &rng, .initial = &(tg_rnn_state){.h = h0}, .n_initial = 1};
+    tg_tensor *y = tg_rnn_forward(f.tp, &f.r, x, &call, NULL, 0);
     ck_assert_msg(y != NULL, "%s", tg_tape_error(f.tp));
     int dropped = 0, kept = 0;
     for (int b = 0; b < B; b++)
@@ -360,7 +376,7 @@ static void check_mask_shared(bool recurrent) {
         }
     ck_assert(dropped > 0 && kept > 0);
     tg_tape_set_training(f.tp, false);   /* inference: no dropout, no rng needed */
-    y = tg_rnn_forward(f.tp, &f.r, x, &(tg_rnn_call){.initial = call.initial}, NULL);
+    y = tg_rnn_forward(f.tp, &f.r, x, &(tg_rnn_call){.initial = call.initial, .n_initial = 1}, NULL, 0);
     ck_assert(tg_tensor_get(y, 0) == 1);
     rnn_done(&f);
 }
@@ -373,7 +389,7 @@ END_TEST
 
 /* ---- parameters ----------------------------------------------------------------------------- */
 START_TEST(stacked_bidirectional_parameters_have_pytorch_like_names) {
-    tg_rnn_opts o = tg_rnn_opts_default(TG_RNN_LSTM, 3, 4);
+    tg_rnn_opts o = tg_rnn_opts_default(&tg_cell_lstm, 3, 4);
     o.num_layers = 2;
     o.bidirectional = true;
     tg_params *p = tg_params_new();
@@ -381,35 +397,50 @@ START_TEST(stacked_bidirectional_parameters_have_pytorch_like_names) {
     tg_rnn r;
     ck_assert_int_eq(tg_rnn_init(&r, p, "encoder.lstm", &o, TG_F32, &rng), TG_OK);
     ck_assert_int_eq(tg_params_count(p), 16);
-    ck_assert_ptr_eq(tg_params_find(p, "encoder.lstm.0.weight_ih"), r.cell[0][0].weight_ih);
-    ck_assert_ptr_eq(tg_params_find(p, "encoder.lstm.0.reverse.bias_hh"), r.cell[0][1].bias_hh);
-    tg_tensor *w1 = tg_params_find(p, "encoder.lstm.1.weight_ih");
+    /* exactly nn.LSTM(3, 4, num_layers=2, bidirectional=True).state_dict()'s keys, in its order */
+    const char *keys[16] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
+                            "weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse",
+                            "bias_hh_l0_reverse", "weight_ih_l1", "weight_hh_l1", "bias_ih_l1",
+                            "bias_hh_l1", "weight_ih_l1_reverse", "weight_hh_l1_reverse",
+                            "bias_ih_l1_reverse", "bias_hh_l1_reverse"};
+    for (int i = 0; i < 16; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "encoder.lstm.%s", keys[i]);
+        ck_assert_str_eq(tg_params_name(p, i), want);
+    }
+    ck_assert_ptr_eq(tg_params_find(p, "encoder.lstm.weight_ih_l0"),
+                     tg_rnn_cell_param(tg_rnn_cell_at(&r, 0, 0), "weight_ih"));
+    ck_assert_ptr_eq(tg_params_find(p, "encoder.lstm.bias_hh_l0_reverse"),
+                     tg_rnn_cell_param(tg_rnn_cell_at(&r, 0, 1), "bias_hh"));
+    tg_tensor *w1 = tg_params_find(p, "encoder.lstm.weight_ih_l1");
     ck_assert_int_eq(tg_tensor_dim(w1, 0), 16);
     ck_assert_int_eq(tg_tensor_dim(w1, 1), 8);     /* concat of both directions */
     /* unit_forget_bias: bias_ih is 1 on the forget rows (H..2H), 0 elsewhere */
     for (int j = 0; j < 16; j++)
-        ck_assert(tg_tensor_get(r.cell[1][1].bias_ih, j) == (j >= 4 && j < 8 ? 1 : 0));
+        ck_assert(tg_tensor_get(tg_params_find(p, "encoder.lstm.bias_ih_l1_reverse"), j) ==
+                  (j >= 4 && j < 8 ? 1 : 0));
     /* W_hh [4H, H] starts with orthonormal columns */
-    tg_tensor *whh = r.cell[0][0].weight_hh;
+    tg_tensor *whh = tg_params_find(p, "encoder.lstm.weight_hh_l0");
     for (int a = 0; a < 4; a++)
         for (int b = 0; b < 4; b++) {
             double dot = 0;
             for (int m = 0; m < 16; m++) dot += tg_tensor_get(whh, m * 4 + a) * tg_tensor_get(whh, m * 4 + b);
             ck_assert(fabs(dot - (a == b)) < 1e-5);
         }
+    tg_rnn_free(&r);
     tg_params_free(p);
 }
 END_TEST
 
 START_TEST(pytorch_parameters_import_by_name) {
-    tg_rnn_opts o = tg_rnn_opts_default(TG_RNN_GRU, 2, 3);
+    tg_rnn_opts o = tg_rnn_opts_default(&tg_cell_gru, 2, 3);
     o.bidirectional = true;
     rnn_fixture f;
     rnn_make(&f, &o, TG_F32, 14);
     tg_tensor *w = tg_tensor_new(TG_F64, 2, (int64_t[]){9, 3});
     for (int i = 0; i < 27; i++) tg_tensor_set(w, i, i * 0.25);
     ck_assert_int_eq(tg_rnn_import_torch(&f.r, "weight_hh_l0_reverse", w), TG_OK);
-    ck_assert(tg_tensor_get(f.r.cell[0][1].weight_hh, 26) == 6.5f);
+    ck_assert(tg_tensor_get(tg_params_find(f.p, "rnn.weight_hh_l0_reverse"), 26) == 6.5f);
     ck_assert_int_eq(tg_rnn_import_torch(&f.r, "weight_ih_l0", w), TG_ERR_SHAPE);
     ck_assert_int_eq(tg_rnn_import_torch(&f.r, "weight_hh_l1", w), TG_ERR_ARG);
     ck_assert_int_eq(tg_rnn_import_torch(&f.r, "weight_hh_l0_forward", w), TG_ERR_ARG);
@@ -424,66 +455,101 @@ START_TEST(bad_options_are_refused) {
     tg_params *p = tg_params_new();
     tg_rng rng = tg_rng_seeded(15);
     tg_rnn r;
-    tg_rnn_opts o = tg_rnn_opts_default(TG_RNN_LSTM, 3, 4);
+    tg_rnn_opts o = tg_rnn_opts_default(&tg_cell_lstm, 3, 4);
     o.num_layers = 0;
     ck_assert_int_eq(tg_rnn_init(&r, p, "a", &o, TG_F32, &rng), TG_ERR_ARG);
-    o.num_layers = TG_RNN_MAX_LAYERS + 1;
-    ck_assert_int_eq(tg_rnn_init(&r, p, "a", &o, TG_F32, &rng), TG_ERR_ARG);
-    o = tg_rnn_opts_default(TG_RNN_LSTM, 3, 4);
+    o = tg_rnn_opts_default(&tg_cell_lstm, 3, 4);
     o.dropout = 1;
     ck_assert_int_eq(tg_rnn_init(&r, p, "a", &o, TG_F32, &rng), TG_ERR_ARG);
-    o = tg_rnn_opts_default(TG_RNN_LSTM, 3, 0);
+    o = tg_rnn_opts_default(&tg_cell_lstm, 3, 4);
+    o.layer_dropout = -0.1;
     ck_assert_int_eq(tg_rnn_init(&r, p, "a", &o, TG_F32, &rng), TG_ERR_ARG);
-    o = tg_rnn_opts_default((tg_rnn_kind)42, 3, 4);
+    o = tg_rnn_opts_default(&tg_cell_lstm, 3, 0);
     ck_assert_int_eq(tg_rnn_init(&r, p, "a", &o, TG_F32, &rng), TG_ERR_ARG);
-    o = tg_rnn_opts_default(TG_RNN_LSTM, 3, 4);
-    ck_assert_int_ne(tg_rnn_init(&r, p, "a", &o, TG_I32, &rng), TG_OK);   /* int32 weights */
+    o = tg_rnn_opts_default(&tg_cell_lstm, 3, (int64_t)1 << 40);   /* 4H x H would overflow */
+    ck_assert_int_eq(tg_rnn_init(&r, p, "a", &o, TG_F32, &rng), TG_ERR_ARG);
+    o = tg_rnn_opts_default(NULL, 3, 4);
+    ck_assert_int_eq(tg_rnn_init(&r, p, "a", &o, TG_F32, &rng), TG_ERR_ARG);
+    ck_assert_msg(strstr(tg_last_error(), "opts.cell") != NULL, "%s", tg_last_error());
+    o = tg_rnn_opts_default(&tg_cell_lstm, 3, 4);
+    ck_assert_int_ne(tg_rnn_init(&r, p, "b", &o, TG_I32, &rng), TG_OK);   /* int32 weights */
     tg_params_free(p);
+}
+END_TEST
+
+/* No fixed layer limit: twelve stacked bidirectional layers run, and their
+ * states come back in an array of the size the layer reports. */
+START_TEST(deep_stacks_have_no_layer_limit) {
+    tg_rnn_opts o = tg_rnn_opts_default(&tg_cell_gru, 2, 3);
+    o.num_layers = 12;
+    o.bidirectional = true;
+    rnn_fixture f;
+    rnn_make(&f, &o, TG_F64, 21);
+    ck_assert_int_eq(tg_rnn_num_states(&f.r), 24);
+    ck_assert_ptr_nonnull(tg_params_find(f.p, "rnn.weight_hh_l11_reverse"));
+    ck_assert_ptr_null(tg_rnn_cell_at(&f.r, 12, 0));
+    tg_rnn_state fin[24];
+    tg_tensor *y = tg_rnn_forward(f.tp, &f.r, random_x(f.tp, 2, 3, 2, 22), NULL, fin, 24);
+    ck_assert_msg(y != NULL, "%s", tg_tape_error(f.tp));
+    ck_assert_int_eq(tg_tensor_dim(y, 1), 6);
+    for (int s = 0; s < 24; s++) ck_assert_ptr_nonnull(fin[s].h);
+    rnn_done(&f);
 }
 END_TEST
 
 /* ---- errors at run time ------------------------------------------------------------------- */
 START_TEST(run_time_errors_name_the_layer_and_the_shapes) {
-    tg_rnn_opts o = tg_rnn_opts_default(TG_RNN_LSTM, 3, 4);
+    tg_rnn_opts o = tg_rnn_opts_default(&tg_cell_lstm, 3, 4);
     o.return_sequences = true;
     rnn_fixture f;
     rnn_make(&f, &o, TG_F64, 16);
     tg_tape *tp = f.tp;
     tg_tensor *bad = random_x(tp, 2, 5, 2, 1);
-    ck_assert_ptr_null(tg_rnn_forward(tp, &f.r, bad, NULL, NULL));
-    ck_assert_tape_error(tp, TG_ERR_SHAPE, "lstm: x must be float64 [B,T,3] with B, T >= 1: got float64 [2,5,2]");
+    ck_assert_ptr_null(tg_rnn_forward(tp, &f.r, bad, NULL, NULL, 0));
+    ck_assert_tape_error(tp, TG_ERR_SHAPE, "lstm: x must be float64 [B,T,3] with B, T >= 1: got float64 [2,5,2] (in rnn 'rnn')");
     tg_tape_reset(tp);
     tg_tensor *x = random_x(tp, 2, 5, 3, 1);
-    ck_assert_ptr_null(tg_rnn_forward(tp, &f.r, x, &(tg_rnn_call){.lengths = (int64_t[]){5, 6}}, NULL));
+    ck_assert_ptr_null(tg_rnn_forward(tp, &f.r, x, &(tg_rnn_call){.lengths = (int64_t[]){5, 6}}, NULL, 0));
     ck_assert_tape_error(tp, TG_ERR_ARG, "lstm: lengths[1] = 6 outside [0, 5]");
     tg_tape_reset(tp);
     x = random_x(tp, 2, 5, 3, 1);
     tg_tensor *h0 = tg_tape_tensor(tp, TG_F64, 2, (int64_t[]){3, 4});
-    ck_assert_ptr_null(tg_rnn_forward(tp, &f.r, x, &(tg_rnn_call){.initial = &(tg_rnn_state){h0, NULL}}, NULL));
-    ck_assert_tape_error(tp, TG_ERR_SHAPE, "lstm: initial[0].h must be float64 [2,4]: got float64 [3,4]");
+    tg_rnn_call with_h0 = {.initial = &(tg_rnn_state){.h = h0}, .n_initial = 1};
+    ck_assert_ptr_null(tg_rnn_forward(tp, &f.r, x, &with_h0, NULL, 0));
+    ck_assert_tape_error(tp, TG_ERR_SHAPE, "lstm: initial[0]: state h must be float64 [2,4]: got float64 [3,4] (in rnn 'rnn': cell lstm, layer 0)");
+    tg_tape_reset(tp);
+    x = random_x(tp, 2, 5, 3, 1);
+    with_h0.n_initial = 2;   /* the layer has one state slot */
+    ck_assert_ptr_null(tg_rnn_forward(tp, &f.r, x, &with_h0, NULL, 0));
+    ck_assert_tape_error(tp, TG_ERR_ARG, "lstm: call->n_initial is 2, the layer has 1 states");
+    tg_tape_reset(tp);
+    x = random_x(tp, 2, 5, 3, 1);
+    tg_rnn_state fin[1];
+    ck_assert_ptr_null(tg_rnn_forward(tp, &f.r, x, NULL, fin, 0));
+    ck_assert_tape_error(tp, TG_ERR_ARG, "lstm: final has room for 0 states, the layer has 1");
     tg_tape_reset(tp);
     tg_rnn_state next;
-    ck_assert_ptr_null(tg_rnn_cell_step(tp, &f.r.cell[0][0], tg_tape_tensor(tp, TG_F32, 2, (int64_t[]){2, 3}), NULL, &next));
+    ck_assert_ptr_null(tg_rnn_cell_step(tp, tg_rnn_cell_at(&f.r, 0, 0), tg_tape_tensor(tp, TG_F32, 2, (int64_t[]){2, 3}), NULL, &next));
     ck_assert_tape_error(tp, TG_ERR_SHAPE, "lstm: x must be float64 [B,3]: got float32 [2,3]");
     tg_tape_reset(tp);
     x = random_x(tp, 2, 5, 3, 1);
     tg_rnn dropping = f.r;
     dropping.opts.recurrent_dropout = 0.5;
-    ck_assert_ptr_null(tg_rnn_forward(tp, &dropping, x, NULL, NULL));
+    ck_assert_ptr_null(tg_rnn_forward(tp, &dropping, x, NULL, NULL, 0));
     ck_assert_tape_error(tp, TG_ERR_ARG, "lstm: dropout 0.5 in training needs call->rng");
     tg_tape_reset(tp);
     tg_rnn none = {0};
-    ck_assert_ptr_null(tg_rnn_forward(tp, &none, x, NULL, NULL));
+    ck_assert_ptr_null(tg_rnn_forward(tp, &none, x, NULL, NULL, 0));
     ck_assert_tape_error(tp, TG_ERR_ARG, "rnn: layer is not initialised");
     /* a NULL input gives NULL (the error that produced it is already on the tape) */
     tg_tape_reset(tp);
-    ck_assert_ptr_null(tg_rnn_forward(tp, &f.r, NULL, NULL, NULL));
+    ck_assert_ptr_null(tg_rnn_forward(tp, &f.r, NULL, NULL, NULL, 0));
     /* an earlier error stays first but does not stop later, valid calls */
     tg_tape_reset(tp);
-    ck_assert_ptr_null(tg_rnn_forward(tp, &f.r, random_x(tp, 2, 5, 2, 1), NULL, NULL));
+    ck_assert_ptr_null(tg_rnn_forward(tp, &f.r, random_x(tp, 2, 5, 2, 1), NULL, NULL, 0));
     f.r.opts.dropout = 0.3;
     tg_rng rng = tg_rng_seeded(1);
-    ck_assert_ptr_nonnull(tg_rnn_forward(tp, &f.r, random_x(tp, 2, 5, 3, 1), &(tg_rnn_call){.rng = &rng}, NULL));
+    ck_assert_ptr_nonnull(tg_rnn_forward(tp, &f.r, random_x(tp, 2, 5, 3, 1), &(tg_rnn_call){.rng = &rng}, NULL, 0));
     ck_assert_tape_error(tp, TG_ERR_SHAPE, "lstm: x must be");
     rnn_done(&f);
 }
@@ -524,7 +590,7 @@ END_TEST
 
 /* A warm training step (forward, backward, reset) allocates nothing. */
 START_TEST(a_warm_lstm_step_allocates_nothing) {
-    tg_rnn_opts o = tg_rnn_opts_default(TG_RNN_LSTM, 3, 8);
+    tg_rnn_opts o = tg_rnn_opts_default(&tg_cell_lstm, 3, 8);
     o.bidirectional = true;
     o.dropout = 0.2;
     rnn_fixture f;
@@ -536,7 +602,7 @@ START_TEST(a_warm_lstm_step_allocates_nothing) {
         tg_tensor *x = tg_tape_tensor(f.tp, TG_F32, 3, (int64_t[]){4, 6, 3});
         tg_tensor_fill(x, 0.5);
         tg_tensor *y = tg_rnn_forward(f.tp, &f.r, x,
-                                      &(tg_rnn_call){.rng = &rng, .lengths = (int64_t[]){6, 2, 3, 1}}, NULL);
+                                      &(tg_rnn_call){.rng = &rng, .lengths = (int64_t[]){6, 2, 3, 1}}, NULL, 0);
         ck_assert_int_eq(tg_backward(f.tp, tg_sum(f.tp, y)), TG_OK);
         tg_tape_reset(f.tp);
     }
@@ -553,7 +619,7 @@ Suite *suite_nn_rnn(void) {
     tcase_add_test(tc, gru_step_follows_both_conventions);
     tcase_add_test(tc, peephole_lstm_step_feeds_the_cell_to_the_gates);
     tcase_add_test(tc, prototype_lstm_step_selects_the_state_before_the_candidate);
-    tcase_add_test(tc, elman_and_jordan_steps_concatenate_input_and_feedback);
+    tcase_add_test(tc, elman_and_jordan_steps_feed_back_the_hidden_state_or_the_output);
     tcase_add_test(tc, padded_batches_equal_separate_runs_for_every_kind);
     tcase_add_test(tc, masks_at_any_position_skip_those_steps_both_ways);
     tcase_add_test(tc, last_output_is_the_last_valid_step_and_merges_apply);
@@ -561,6 +627,7 @@ Suite *suite_nn_rnn(void) {
     tcase_add_test(tc, stacked_bidirectional_parameters_have_pytorch_like_names);
     tcase_add_test(tc, pytorch_parameters_import_by_name);
     tcase_add_test(tc, bad_options_are_refused);
+    tcase_add_test(tc, deep_stacks_have_no_layer_limit);
     tcase_add_test(tc, run_time_errors_name_the_layer_and_the_shapes);
     tcase_add_test(tc, pad_sequences_batches_different_lengths_differentiably);
     tcase_add_test(tc, sequence_lengths_come_from_the_last_non_pad_id);

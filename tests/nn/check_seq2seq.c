@@ -19,14 +19,14 @@ START_TEST(seq2seq_registers_named_parameters_with_zero_pad_rows) {
     tg_params *p = tg_params_new();
     tg_rng rng = tg_rng_seeded(1);
     tg_seq2seq m;
-    tg_seq2seq_opts o = tg_seq2seq_opts_default(TG_RNN_LSTM, 10, 9, 5, 6);
+    tg_seq2seq_opts o = tg_seq2seq_opts_default(&tg_cell_lstm, 10, 9, 5, 6);
     o.num_layers = 2;
     o.attention = true;
     o.score = TG_SCORE_ADDITIVE;
     ck_assert_int_eq(tg_seq2seq_init(&m, p, "mt", &o, TG_F64, &rng), TG_OK);
-    const char *want[] = {"mt.encoder.embedding.weight", "mt.encoder.rnn.0.weight_ih",
-                          "mt.encoder.rnn.1.weight_hh", "mt.decoder.embedding.weight",
-                          "mt.decoder.rnn.0.weight_ih", "mt.decoder.rnn.1.bias_hh",
+    const char *want[] = {"mt.encoder.embedding.weight", "mt.encoder.rnn.weight_ih_l0",
+                          "mt.encoder.rnn.weight_hh_l1", "mt.decoder.embedding.weight",
+                          "mt.decoder.rnn.weight_ih_l0", "mt.decoder.rnn.bias_hh_l1",
                           "mt.decoder.attn.w_q", "mt.decoder.attn.v", "mt.decoder.combine.weight",
                           "mt.decoder.out.bias"};
     for (int i = 0; i < 10; i++) ck_assert_msg(tg_params_find(p, want[i]) != NULL, "missing %s", want[i]);
@@ -38,10 +38,12 @@ START_TEST(seq2seq_registers_named_parameters_with_zero_pad_rows) {
         ck_assert(tg_tensor_get(m.tgt_embed.weight, PAD * 5 + j) == 0);
     }
     tg_params *q = tg_params_new();
-    o = tg_seq2seq_opts_default(TG_RNN_GRU, 10, 9, 5, 6);
+    o = tg_seq2seq_opts_default(&tg_cell_gru, 10, 9, 5, 6);
+    tg_seq2seq_free(&m);
     ck_assert_int_eq(tg_seq2seq_init(&m, q, NULL, &o, TG_F64, &rng), TG_OK);
-    ck_assert_ptr_nonnull(tg_params_find(q, "decoder.rnn.0.weight_hh"));
+    ck_assert_ptr_nonnull(tg_params_find(q, "decoder.rnn.weight_hh_l0"));
     ck_assert_ptr_null(tg_params_find(q, "decoder.combine.weight"));   /* no attention */
+    tg_seq2seq_free(&m);
     tg_params_free(q);
     tg_params_free(p);
 }
@@ -52,14 +54,14 @@ START_TEST(seq2seq_init_rejects_bad_options) {
     tg_rng rng = tg_rng_seeded(2);
     tg_seq2seq m;
     /* a source vocabulary of 3 has no room for the 4 special tokens */
-    tg_seq2seq_opts o = tg_seq2seq_opts_default(TG_RNN_LSTM, 3, 9, 5, 6);
+    tg_seq2seq_opts o = tg_seq2seq_opts_default(&tg_cell_lstm, 3, 9, 5, 6);
     ck_assert_int_eq(tg_seq2seq_init(&m, p, "a", &o, TG_F64, &rng), TG_ERR_ARG);
-    o = tg_seq2seq_opts_default(TG_RNN_JORDAN, 10, 9, 5, 6);
+    o = tg_seq2seq_opts_default(NULL, 10, 9, 5, 6);   /* no cell */
     ck_assert_int_eq(tg_seq2seq_init(&m, p, "a", &o, TG_F64, &rng), TG_ERR_ARG);
-    o = tg_seq2seq_opts_default(TG_RNN_GRU, 10, 9, 5, 6);
+    o = tg_seq2seq_opts_default(&tg_cell_gru, 10, 9, 5, 6);
     o.attention = true;
     o.score = TG_SCORE_DOT;
-    o.num_layers = TG_RNN_MAX_LAYERS + 1;
+    o.num_layers = TG_SEQ2SEQ_MAX_LAYERS + 1;
     ck_assert_int_eq(tg_seq2seq_init(&m, p, "a", &o, TG_F64, &rng), TG_ERR_ARG);
     ck_assert_int_eq(tg_params_count(p), 0);
     tg_params_free(p);
@@ -78,7 +80,7 @@ START_TEST(teacher_forcing_feeds_reference_tokens_and_ignores_pad_targets) {
     tg_params *p = tg_params_new();
     tg_rng rng = tg_rng_seeded(3);
     tg_seq2seq m;
-    tg_seq2seq_opts o = tg_seq2seq_opts_default(TG_RNN_GRU, 10, 9, 4, 5);
+    tg_seq2seq_opts o = tg_seq2seq_opts_default(&tg_cell_gru, 10, 9, 4, 5);
     o.attention = true;
     ck_assert_int_eq(tg_seq2seq_init(&m, p, "s", &o, TG_F64, &rng), TG_OK);
     scale_params(p, 3);
@@ -120,6 +122,7 @@ START_TEST(teacher_forcing_feeds_reference_tokens_and_ignores_pad_targets) {
     tg_tensor_free(ta);
     tg_tensor_free(tb);
     tg_tape_free(tp);
+    tg_seq2seq_free(&m);
     tg_params_free(p);
 }
 END_TEST
@@ -137,7 +140,7 @@ START_TEST(training_with_attention_learns_to_reverse_and_greedy_decodes_it) {
     tg_params *p = tg_params_new();
     tg_rng rng = tg_rng_seeded(11);
     tg_seq2seq m;
-    tg_seq2seq_opts o = tg_seq2seq_opts_default(TG_RNN_LSTM, 9, 9, 8, 24);
+    tg_seq2seq_opts o = tg_seq2seq_opts_default(&tg_cell_lstm, 9, 9, 8, 24);
     o.attention = true;
     o.score = TG_SCORE_GENERAL;
     ck_assert_int_eq(tg_seq2seq_init(&m, p, NULL, &o, TG_F32, &rng), TG_OK);
@@ -178,6 +181,7 @@ START_TEST(training_with_attention_learns_to_reverse_and_greedy_decodes_it) {
     tg_tensor_free(src);
     tg_tape_free(tp);
     tg_optim_free(opt);
+    tg_seq2seq_free(&m);
     tg_params_free(p);
 }
 END_TEST
@@ -205,16 +209,17 @@ static void bigram_uniform(bigram *g) {
 
 static void build_bigram_model(tg_seq2seq *m, tg_params *p, const bigram *g) {
     tg_rng rng = tg_rng_seeded(5);
-    tg_seq2seq_opts o = tg_seq2seq_opts_default(TG_RNN_GRU, 6, V, V, V);
+    tg_seq2seq_opts o = tg_seq2seq_opts_default(&tg_cell_gru, 6, V, V, V);
     ck_assert_int_eq(tg_seq2seq_init(m, p, NULL, &o, TG_F64, &rng), TG_OK);
     const tg_rnn_cell *c = &m->decoder[0];
-    tg_tensor_fill(c->weight_ih, 0);
-    tg_tensor_fill(c->weight_hh, 0);
-    tg_tensor_fill(c->bias_ih, 0);
-    tg_tensor_fill(c->bias_hh, 0);
+    tg_tensor *w_ih = tg_rnn_cell_param(c, "weight_ih"), *b_ih = tg_rnn_cell_param(c, "bias_ih");
+    tg_tensor_fill(w_ih, 0);
+    tg_tensor_fill(tg_rnn_cell_param(c, "weight_hh"), 0);
+    tg_tensor_fill(b_ih, 0);
+    tg_tensor_fill(tg_rnn_cell_param(c, "bias_hh"), 0);
     for (int j = 0; j < V; j++) {
-        tg_tensor_set(c->weight_ih, (2 * V + j) * V + j, 3);   /* W_in = 3 I */
-        tg_tensor_set(c->bias_ih, V + j, -40);                 /* b_iz */
+        tg_tensor_set(w_ih, (2 * V + j) * V + j, 3);   /* W_in = 3 I */
+        tg_tensor_set(b_ih, V + j, -40);               /* b_iz */
         for (int k = 0; k < V; k++) tg_tensor_set(m->tgt_embed.weight, j * V + k, j == k && j != PAD);
         for (int v = 0; v < V; v++) tg_tensor_set(m->out.weight, v * V + j, log(g->p[j][v]) / tanh(3));
     }
@@ -282,6 +287,7 @@ START_TEST(greedy_takes_the_likeliest_token_stops_at_eos_and_pads) {
                          "seq2seq_greedy: needs src, out, res and max_len >= 1 (0)");
     tg_tensor_free(src);
     tg_tape_free(tp);
+    tg_seq2seq_free(&m);
     tg_params_free(p);
 }
 END_TEST
@@ -310,6 +316,7 @@ START_TEST(beam_search_finds_the_best_sequence_of_a_hand_built_model) {
     ck_assert_int_eq(out[2], PAD);
     tg_tensor_free(src);
     tg_tape_free(tp);
+    tg_seq2seq_free(&m);
     tg_params_free(p);
 }
 END_TEST
@@ -347,12 +354,13 @@ START_TEST(length_normalisation_ranks_by_mean_log_probability) {
     ck_assert_double_eq_tol(res.score, log(.49 * .8 * .8 * .8) / 4, 1e-12);
     tg_tensor_free(src);
     tg_tape_free(tp);
+    tg_seq2seq_free(&m);
     tg_params_free(p);
 }
 END_TEST
 
 /* ---- width 1 is greedy ------------------------------------------------------------------- */
-static void check_width_one_is_greedy(tg_rnn_kind cell, bool attention, tg_score_kind score, int layers,
+static void check_width_one_is_greedy(const tg_cell *cell, bool attention, tg_score_kind score, int layers,
                                       uint64_t seed) {
     tg_params *p = tg_params_new();
     tg_rng rng = tg_rng_seeded(seed);
@@ -381,19 +389,20 @@ static void check_width_one_is_greedy(tg_rnn_kind cell, bool attention, tg_score
     }
     tg_tensor_free(src);
     tg_tape_free(tp);
+    tg_seq2seq_free(&m);
     tg_params_free(p);
 }
 
 START_TEST(beam_width_one_equals_greedy_lstm_without_attention) {
-    check_width_one_is_greedy(TG_RNN_LSTM, false, TG_SCORE_DOT, 1, 21);
+    check_width_one_is_greedy(&tg_cell_lstm, false, TG_SCORE_DOT, 1, 21);
 }
 END_TEST
 START_TEST(beam_width_one_equals_greedy_gru_with_additive_attention) {
-    check_width_one_is_greedy(TG_RNN_GRU, true, TG_SCORE_ADDITIVE, 1, 22);
+    check_width_one_is_greedy(&tg_cell_gru, true, TG_SCORE_ADDITIVE, 1, 22);
 }
 END_TEST
 START_TEST(beam_width_one_equals_greedy_stacked_lstm_with_general_attention) {
-    check_width_one_is_greedy(TG_RNN_LSTM, true, TG_SCORE_GENERAL, 2, 23);
+    check_width_one_is_greedy(&tg_cell_lstm, true, TG_SCORE_GENERAL, 2, 23);
 }
 END_TEST
 
@@ -453,7 +462,7 @@ START_TEST(seq2seq_reports_bad_token_tensors) {
     tg_params *p = tg_params_new();
     tg_rng rng = tg_rng_seeded(9);
     tg_seq2seq m;
-    tg_seq2seq_opts o = tg_seq2seq_opts_default(TG_RNN_LSTM, 10, 9, 4, 5);
+    tg_seq2seq_opts o = tg_seq2seq_opts_default(&tg_cell_lstm, 10, 9, 4, 5);
     ck_assert_int_eq(tg_seq2seq_init(&m, p, "s", &o, TG_F64, &rng), TG_OK);
     tg_tape *tp = tg_tape_new();
     tg_tensor *src = ids(2, 3, (double[]){4, 5, 6, 7, PAD, PAD});
@@ -484,6 +493,7 @@ START_TEST(seq2seq_reports_bad_token_tensors) {
     tg_tensor_free(fsrc);
     tg_tensor_free(big);
     tg_tape_free(tp);
+    tg_seq2seq_free(&m);
     tg_params_free(p);
 }
 END_TEST

@@ -125,6 +125,10 @@ tg_tensor *f_block(tg_tape *tp, tg_tensor *const *in, void *user) {
 tg_tensor *f_seq2seq(tg_tape *tp, tg_tensor *const *in, void *user) {
     const Ctx *c = static_cast<const Ctx *>(user);
     tg_seq2seq m = rebound(c->s2s, c, in);
+    // the encoder's cells live in an array of their own: rebind a copy of it too
+    std::vector<tg_rnn_cell> cells(m.encoder.cells, m.encoder.cells + tg_rnn_num_states(&m.encoder));
+    for (tg_rnn_cell &cell : cells) cell = rebound(cell, c, in);
+    m.encoder.cells = cells.data();
     return tg_seq2seq_loss(tp, &m, in[0], in[1], nullptr);
 }
 
@@ -217,20 +221,21 @@ void encoder_pre(Ctx *c, tg_rng *r) { block_setup(c, r, false, true); }
 void decoder_post(Ctx *c, tg_rng *r) { block_setup(c, r, true, false); }
 void decoder_pre(Ctx *c, tg_rng *r) { block_setup(c, r, true, true); }
 
-void s2s_setup(Ctx *c, tg_rng *r, tg_rnn_kind cell, bool attention, tg_score_kind score, int layers) {
+void s2s_setup(Ctx *c, tg_rng *r, const tg_cell *cell, bool attention, tg_score_kind score, int layers) {
     c->p = tg_params_new();
     tg_seq2seq_opts o = tg_seq2seq_opts_default(cell, 8, 7, 3, 4);
     o.attention = attention;
     o.score = score;
     o.num_layers = layers;
-    o.gru_variant = TG_GRU_RESET_BEFORE;
     ASSERT_EQ(tg_seq2seq_init(&c->s2s, c->p, "s2s", &o, c->dt, r), TG_OK);
     // row 1 of src is padded; row 1 of tgt ends early (PAD targets are ignored)
     c->data = {id_tensor({2, 3}, {4, 5, 6, 7, 4, 0}), id_tensor({2, 3}, {5, 6, 3, 4, 3, 0})};
 }
-void s2s_lstm(Ctx *c, tg_rng *r) { s2s_setup(c, r, TG_RNN_LSTM, false, TG_SCORE_DOT, 1); }
-void s2s_gru_additive(Ctx *c, tg_rng *r) { s2s_setup(c, r, TG_RNN_GRU, true, TG_SCORE_ADDITIVE, 1); }
-void s2s_lstm2_general(Ctx *c, tg_rng *r) { s2s_setup(c, r, TG_RNN_LSTM, true, TG_SCORE_GENERAL, 2); }
+void s2s_lstm(Ctx *c, tg_rng *r) { s2s_setup(c, r, &tg_cell_lstm, false, TG_SCORE_DOT, 1); }
+void s2s_gru_additive(Ctx *c, tg_rng *r) {
+    s2s_setup(c, r, &tg_cell_gru_reset_before, true, TG_SCORE_ADDITIVE, 1);
+}
+void s2s_lstm2_general(Ctx *c, tg_rng *r) { s2s_setup(c, r, &tg_cell_lstm, true, TG_SCORE_GENERAL, 2); }
 
 const Case kCases[] = {
     {"sdpa_with_padding_mask", sdpa_padding, f_sdpa, true},
@@ -279,6 +284,7 @@ TEST_P(AttentionLayer, GradientMatchesFiniteDifferences) {
         EXPECT_TRUE(c.bound[k]) << "parameter " << tg_params_name(c.p, (int)k)
                                 << " never reached the layer";
     for (tg_tensor *t : c.data) tg_tensor_free(t);
+    tg_seq2seq_free(&c.s2s);
     tg_params_free(c.p);
 
     ASSERT_EQ(st, TG_OK) << r.message;
