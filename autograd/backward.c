@@ -213,21 +213,27 @@ static tg_status seed_output_grad(tg_tape *tp, tg_tensor *y, const tg_tensor *dy
     return TG_OK;
 }
 
-static tg_status replay(tg_tape *tp, tg_tensor *y) {
+static tg_status replay_node(tg_tape *tp, tg_node *n) {
+    if (!n->out->grad) return TG_OK; /* nothing flowed into this op */
+    if (n->out->numel == 0)          /* forward did not run (tg_apply): the VJP is 0 */
+        return zero_vjp(n) ? TG_OK : tp->status;
+    if (n->op->vjp(n) != 0 || tp->status != TG_OK)
+        return tp->status != TG_OK ? tp->status : TG_ERR_STATE;
+    return TG_OK;
+}
+
+/* ready: the leaves to report as their gradients become final (grad_ready.c).
+ * A fused group runs its VJP once, at its last node reached, so every
+ * gradient it writes is written before the walk passes any of its nodes. */
+static tg_status replay(tg_tape *tp, tg_tensor *y, tg__ready_list *ready) {
     tg__fuse_backward_begin(tp);
     for (int64_t i = y->node; i >= 0; i--) {
         tg_node *n = &tp->nodes[i];
-        /* a fused group runs its VJP once, at its last node reached */
         int fused = n->out->fz ? tg__fuse_backward(tp, n->out->fz, y->node) : 1;
-        if (fused == 0) continue;
         if (fused < 0) return tp->status != TG_OK ? tp->status : TG_ERR_STATE;
-        if (!n->out->grad) continue; /* nothing flowed into this op */
-        if (n->out->numel == 0) {   /* forward did not run (tg_apply): the VJP is 0 */
-            if (!zero_vjp(n)) return tp->status;
-            continue;
-        }
-        if (n->op->vjp(n) != 0 || tp->status != TG_OK)
-            return tp->status != TG_OK ? tp->status : TG_ERR_STATE;
+        tg_status st = fused > 0 ? replay_node(tp, n) : TG_OK;
+        if (st != TG_OK) return st;
+        tg__ready_passed(ready, i);
     }
     return TG_OK;
 }
@@ -238,8 +244,10 @@ tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
     tg_status st = backward_check(tp, y, dy);
     if (st == TG_OK && dy && tg__concrete((tg_tensor *)dy) != 0) st = tp->status; /* a fused value */
     if (st == TG_OK) st = seed_output_grad(tp, y, dy);
+    tg__ready_list ready;
+    if (st == TG_OK) st = tg__ready_begin(tp, y->node, &ready);
     if (st != TG_OK) return st;
-    st = replay(tp, y);
+    st = replay(tp, y, &ready);
     release_claims(tp);
     return st;
 }

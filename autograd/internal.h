@@ -94,7 +94,23 @@ struct tg_tape {
     tg_tensor **claimed;   /* leaves the running backward has claimed (backward.c) */
     int64_t n_claimed, cap_claimed;
     const char *scope;      /* tg_tape_set_scope: appended to error messages  */
+    tg_grad_ready_fn grad_ready; /* tg_tape_on_grad_ready (grad_ready.c), or NULL */
+    void *grad_ready_ctx;
 };
+
+/* The leaves whose gradients become final during one backward, in replay
+ * order (grad_ready.c). Empty when the tape has no grad-ready callback. */
+typedef struct tg__ready_list {
+    struct tg__ready_entry *at;
+    int64_t n, next;
+    tg_grad_ready_fn fn;   /* the callback when backward started */
+    void *ctx;
+} tg__ready_list;
+/* Lists, for the backward from node y_node, each leaf that requires grad with
+ * its last consumer in the replay; TG_ERR_NOMEM (set on tp) if the arena is full. */
+TG_HIDDEN tg_status tg__ready_begin(tg_tape *tp, int64_t y_node, tg__ready_list *r);
+/* The replay has passed node i: report the leaves whose last consumer it was. */
+TG_HIDDEN void tg__ready_passed(tg__ready_list *r, int64_t i);
 
 /* Counted heap allocation (the counter behind tg_heap_allocs). */
 TG_HIDDEN void *tg__malloc(size_t bytes);

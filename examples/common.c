@@ -167,12 +167,19 @@ double ex_now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+bool ex_under_mpi_launcher(void) {
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
+}
+
 void ex_progress_start(ex_progress *p, int64_t total_steps, const char *unit) {
     memset(p, 0, sizeof *p);
     p->unit = unit ? unit : "items";
     p->total = total_steps > 0 ? total_steps : 1;
     p->start = p->last_print = ex_now();
-    p->tty = isatty(STDOUT_FILENO);
+    /* Under mpirun a rank's stdout is a terminal of the launcher's (Open MPI
+     * makes one) whatever the job's output goes to: plain lines, which read
+     * well on a terminal and in a log alike. */
+    p->tty = isatty(STDOUT_FILENO) && !ex_under_mpi_launcher();
     p->next_plain = 1;
 }
 

@@ -83,6 +83,76 @@ bool ex_memory_fits(const char *prog, double bytes, const char *sizes);
 double ex_update(tg_tape *tp, tg_tensor *loss, tg_params *p, tg_optim *opt, tg_sched *sched,
                  double clip);
 
+/* ---- data-parallel runs (common_dist.c, over tapegrad/dist.h) ------------------
+ * With --dist, or when launched by mpirun (automatic), a program is one rank
+ * of N: rank r trains on its share of every batch (rows [r B/N, (r+1) B/N)),
+ * the ranks average their gradients after each backward, and stay identical.
+ * Only rank 0 prints (the other ranks' stdout goes to /dev/null; errors still
+ * reach stderr), plots and writes files. Without MPI in the build (meson
+ * found none), --dist and a launch by mpirun are refused with a message.
+ * Alone (no --dist, no mpirun) every call here does what one process did
+ * before: nothing, or the local operation. */
+typedef struct ex_dist_opts {
+    bool on;              /* --dist                                     */
+    bool no_overlap;      /* --dist-no-overlap                          */
+    int64_t bucket_kb;    /* --dist-bucket-kb (0: the library's 1 MiB)  */
+    double timeout;       /* --dist-timeout seconds (0: the library's)  */
+} ex_dist_opts;
+/* The option rows, for a program's table. */
+#define EX_OPTS_DIST(o)                                                                          \
+    {"dist", EX_FLAG, &(o)->on, "data-parallel over MPI ranks (automatic under mpirun)",       \
+     EX_NONE},                                                                                   \
+    {"dist-bucket-kb", EX_INT, &(o)->bucket_kb, "gradient bucket per allreduce, KiB (0: 1024)", \
+     EX_IN(0, 1 << 21)},                                                                         \
+    {"dist-no-overlap", EX_FLAG, &(o)->no_overlap,                                             \
+     "allreduce the gradients after backward, not during it", EX_NONE},                        \
+    {"dist-timeout", EX_DOUBLE, &(o)->timeout,                                                 \
+     "seconds to wait for the other ranks before failing (0: 300)", EX_IN(0, 1e6)}
+
+typedef struct ex_dist {
+    struct tg_dist *d;             /* NULL: one process alone */
+    struct tg_dist_reducer *r;     /* between ex_dist_attach and ex_dist_detach */
+    int rank, size;
+    ex_dist_opts o;
+} ex_dist;
+
+/* Launched by mpirun (Open MPI), mpiexec (MPICH's Hydra) or a PMIx launcher. */
+bool ex_under_mpi_launcher(void);
+/* Joins the ranks when asked or launched by mpirun. 0, or an exit code after a message. */
+int ex_dist_start(ex_dist *x, const ex_dist_opts *o, const char *prog, int *argc, char ***argv);
+/* Leaves: returns rc. A non-zero rc on any rank ends every rank (MPI_Abort):
+ * a rank that stopped alone would leave the others waiting. */
+int ex_dist_end(ex_dist *x, int rc);
+bool ex_dist_root(const ex_dist *x);
+/* This rank's rows of a batch of B: [*first, *first + *n). 0, or 2 after a
+ * message when the ranks do not divide B. */
+int ex_dist_shard(const ex_dist *x, const char *prog, int64_t B, int64_t *first, int64_t *n);
+/* Rank 0's weights to every rank, and a reducer averaging p's gradients
+ * written by backwards on tp. 0, or 1 after a message. */
+int ex_dist_attach(ex_dist *x, tg_params *p, tg_tape *tp);
+void ex_dist_detach(ex_dist *x);
+/* After the step's backward (call it also when this rank's step failed):
+ * gradients averaged over the ranks. A failure (on any rank) is recorded on
+ * tp, where ex_loss_ok finds it. */
+tg_status ex_dist_sync(ex_dist *x, tg_tape *tp);
+/* v[0..n-1] replaced by their mean over the ranks (losses, flags). */
+void ex_dist_mean(ex_dist *x, double *v, int n);
+/* The generator for this step's dropout: shared itself alone; across ranks a
+ * stream of this rank's own, drawn from shared (tg_dist_rank_rng). */
+tg_rng *ex_dist_step_rng(ex_dist *x, tg_rng *shared, tg_rng *own);
+/* Checkpoints: rank 0 writes, every rank reads. The carries either are the same on
+ * every rank (shared) or split by rows (rows: each rank's share of the
+ * batch; saved whole). Either may be NULL. */
+tg_status ex_dist_save(ex_dist *x, const char *path, const tg_params *p, const tg_optim *o,
+                       const tg_sched *s, const tg_train_state *ts, tg_params *shared,
+                       tg_params *rows);
+tg_safetensors *ex_dist_open(ex_dist *x, const char *path);
+tg_status ex_dist_load_from(ex_dist *x, const tg_safetensors *f, tg_params *p, tg_optim *o,
+                            tg_sched *s, tg_train_state *ts, tg_params *shared, tg_params *rows);
+/* One line about the gradient averaging (rank 0; nothing alone): buckets,
+ * time per step in the sync and in backward, allreduces started in backward. */
+void ex_dist_report(const ex_dist *x);
+
 /* ---- progress ----------------------------------------------------------------
  * On a terminal: one line redrawn in place,
  *   [########......] step 120/1000  loss 1.234  12.3k tok/s  ETA 1:23

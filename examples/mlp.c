@@ -13,7 +13,11 @@
  * Both train with Adam on shuffled minibatches; test accuracy is measured on
  * the 10000 test images after every epoch and plotted. The batch tensors are
  * made once and refilled, and the tape is reset every step, so a warm
- * training step makes no heap allocation (the program counts them). */
+ * training step makes no heap allocation (the program counts them).
+ *
+ * Data-parallel (--dist, or under mpirun -np N; common.h): every rank draws
+ * the same shuffle, takes its B/N rows of each batch and its own dropout
+ * masks, and the ranks average their gradients before each Adam step. */
 #include <tapegrad.h>
 
 #include "common.h"
@@ -38,6 +42,7 @@ typedef struct options {
     const char *data, *plot;
     int64_t epochs, steps, batch, hidden, seed, threads;
     double lr, dropout;
+    ex_dist_opts dist;
 } options;
 
 typedef struct dataset {
@@ -177,7 +182,9 @@ static tg_tensor *model_forward(tg_tape *tp, const model *m, tg_tensor *x, tg_rn
 /* ---- training and evaluation ---------------------------------------------------------- */
 typedef struct trainer {
     tg_tape *tp;
-    tg_tensor *xb, *yb;          /* the batch, made once and refilled: [B, 784], [B] */
+    ex_dist *dist;               /* the ranks (alone: one)                            */
+    int64_t shard;               /* this rank's first row of each batch              */
+    tg_tensor *xb, *yb;          /* its rows, made once and refilled: [B/N, 784], [B/N] */
     tg_tensor **eval_x;          /* views of the test images, EVAL_CHUNK rows each   */
     int64_t n_eval_chunks;
     int64_t *order;              /* shuffled training indices                          */
@@ -237,12 +244,17 @@ static double evaluate(trainer *t, const model *m, const dataset *test, int64_t 
     return right < 0 ? -1 : (double)right / (double)test->n;
 }
 
-/* One Adam step on the current batch; returns the loss, NaN on error. */
+/* One Adam step on this rank's rows of the batch, with the gradients averaged
+ * over the ranks; returns the loss (mean over the ranks), NaN on error. */
 static double train_step(trainer *t, const model *m, tg_optim *opt) {
     tg_params_zero_grad(m->params);
-    tg_tensor *loss = tg_cross_entropy(t->tp, model_forward(t->tp, m, t->xb, &t->rng), t->yb);
-    if (!loss || tg_backward(t->tp, loss) != TG_OK || tg_optim_step(opt) != TG_OK) return NAN;
+    tg_rng own, *drop = ex_dist_step_rng(t->dist, &t->rng, &own);
+    tg_tensor *loss = tg_cross_entropy(t->tp, model_forward(t->tp, m, t->xb, drop), t->yb);
+    tg_status st = loss ? tg_backward(t->tp, loss) : tg_tape_status(t->tp);
+    if (ex_dist_sync(t->dist, t->tp) != TG_OK || st != TG_OK || tg_optim_step(opt) != TG_OK)
+        return NAN;   /* the error stays on the tape, on every rank */
     double v = tg_tensor_item(loss);
+    ex_dist_mean(t->dist, &v, 1);
     tg_tape_reset(t->tp);
     return v;
 }
@@ -250,18 +262,22 @@ static double train_step(trainer *t, const model *m, tg_optim *opt) {
 static int train_model(trainer *t, model *m, const options *o, const dataset *train,
                        const dataset *test) {
     tg_optim *opt = tg_optim_new(TG_OPTIM_ADAM, m->params, o->lr);
-    if (!opt) return -1;
+    if (!opt || ex_dist_attach(t->dist, m->params, t->tp)) {
+        tg_optim_free(opt);
+        return -1;
+    }
     int64_t B = o->batch, per_epoch = train->n / B, done = 0;
     for (int64_t e = 0; e < o->epochs; e++) {
         shuffle(t->order, train->n, &t->rng);
         double sum = 0;
         int64_t n = 0;
         for (int64_t s = 0; s < per_epoch && (o->steps <= 0 || done < o->steps); s++, n++, done++) {
-            fill_batch(t, train, s * B);
+            fill_batch(t, train, s * B + t->shard);
             uint64_t before = tg_heap_allocs();
             double loss = train_step(t, m, opt);
             if (done > 0) t->warm_allocs += tg_heap_allocs() - before;
             if (!ex_loss_ok(&t->pg, t->tp, m->name, done + 1, loss, o->lr)) {
+                ex_dist_detach(t->dist);
                 tg_optim_free(opt);
                 return -1;
             }
@@ -271,23 +287,29 @@ static int train_model(trainer *t, model *m, const options *o, const dataset *tr
         m->acc[e] = evaluate(t, m, test, NULL, NULL);
         if (m->acc[e] < 0) {
             fprintf(stderr, "%s: evaluation: %s\n", m->name, tg_tape_error(t->tp));
+            ex_dist_detach(t->dist);
             tg_optim_free(opt);
             return -1;
         }
         ex_log(&t->pg, "%s epoch %lld/%lld  train loss %.4f  test accuracy %.4f", m->name,
                (long long)e + 1, (long long)o->epochs, n ? sum / (double)n : NAN, m->acc[e]);
     }
+    if (m->layers > 1) ex_dist_report(t->dist);
+    ex_dist_detach(t->dist);
     tg_optim_free(opt);
     return 0;
 }
 
-static int trainer_init(trainer *t, const options *o, const dataset *train, const dataset *test) {
+/* rows: this rank's share of a batch, from row shard on. */
+static int trainer_init(trainer *t, const options *o, const dataset *train, const dataset *test,
+                        ex_dist *dist, int64_t shard, int64_t rows) {
     memset(t, 0, sizeof *t);
+    t->dist = dist, t->shard = shard;
     t->tp = tg_tape_new();
     if (t->tp && o->threads > 0) tg_tape_set_threads(t->tp, (int)o->threads);
     t->rng = tg_rng_seeded((uint64_t)o->seed + 1);
-    t->xb = tg_tensor_new(TG_F32, 2, (int64_t[]){o->batch, train->pixels});
-    t->yb = tg_tensor_new(TG_I32, 1, (int64_t[]){o->batch});
+    t->xb = tg_tensor_new(TG_F32, 2, (int64_t[]){rows, train->pixels});
+    t->yb = tg_tensor_new(TG_I32, 1, (int64_t[]){rows});
     t->order = malloc((size_t)train->n * sizeof *t->order);
     t->n_eval_chunks = (test->n + EVAL_CHUNK - 1) / EVAL_CHUNK;
     t->eval_x = calloc((size_t)t->n_eval_chunks, sizeof *t->eval_x);
@@ -329,13 +351,16 @@ static void print_classes(trainer *t, const model *m, const dataset *test) {
         printf("  %-12s %.3f\n", CLASS_NAMES[k], seen[k] ? (double)hits[k] / (double)seen[k] : 0.0);
 }
 
-static int run(const options *o, const dataset *train, const dataset *test) {
+static int run(const options *o, const dataset *train, const dataset *test, ex_dist *dist) {
     tg_rng init_rng = tg_rng_seeded((uint64_t)o->seed);
     model ms[2];
     memset(ms, 0, sizeof ms);
     trainer t;
+    int64_t shard, rows;
+    if (ex_dist_shard(dist, "mlp", o->batch, &shard, &rows)) return 2;
     int rc = 1;
-    if (trainer_init(&t, o, train, test) || model_init(&ms[0], "perceptron", o, false, &init_rng) ||
+    if (trainer_init(&t, o, train, test, dist, shard, rows) ||
+        model_init(&ms[0], "perceptron", o, false, &init_rng) ||
         model_init(&ms[1], "MLP", o, true, &init_rng)) {
         fprintf(stderr, "setup failed: %s\n", tg_last_error());
         goto out;
@@ -349,9 +374,10 @@ static int run(const options *o, const dataset *train, const dataset *test) {
     int64_t per_model = o->epochs * per_epoch;
     if (o->steps > 0 && o->steps < per_model) per_model = o->steps;
     printf("Fashion-MNIST: %lld training and %lld test images; perceptron 784 -> 10, MLP 784 -> %lld "
-           "-> %lld -> 10 (ReLU, dropout %g); Adam lr %g, batch %lld, %lld epochs, seed %lld\n",
-           (long long)train->n, (long long)test->n, (long long)o->hidden, (long long)o->hidden,
-           o->dropout, o->lr, (long long)o->batch, (long long)o->epochs, (long long)o->seed);
+           "-> %lld -> 10 (ReLU, dropout %g); Adam lr %g, batch %lld (%d rank(s) x %lld), %lld "
+           "epochs, seed %lld\n", (long long)train->n, (long long)test->n, (long long)o->hidden,
+           (long long)o->hidden, o->dropout, o->lr, (long long)o->batch, dist->size,
+           (long long)rows, (long long)o->epochs, (long long)o->seed);
     ex_progress_start(&t.pg, 2 * per_model, "img");
     double start = ex_now();
     for (int i = 0; i < 2; i++)
@@ -400,6 +426,7 @@ int main(int argc, char **argv) {
         {"seed", EX_INT, &o.seed, "seed for weights, shuffling and dropout", EX_SEED},
         EX_OPT_THREADS(&o.threads),
         {"plot", EX_STR, &o.plot, "PNG of test accuracy per epoch ('' for none)", EX_NONE},
+        EX_OPTS_DIST(&o.dist),
     };
     int prc = ex_parse(argc, argv,
                        "Trains a perceptron, then a 2-layer MLP with ReLU and dropout, on Fashion-MNIST\n"
@@ -407,6 +434,9 @@ int main(int argc, char **argv) {
                        opts, EX_COUNT(opts));
     if (prc >= 0) return prc;
     if (!fits_memory(&o, argv[0])) return 2;
+    ex_dist dist;
+    if ((prc = ex_dist_start(&dist, &o.dist, argv[0], &argc, &argv)) != 0) return prc;
+    if (!ex_dist_root(&dist)) o.plot = "";   /* rank 0 draws */
     dataset train = {0}, test = {0};
     int rc = load_split(o.data, "train", &train) || load_split(o.data, "t10k", &test);
     if (!rc && o.batch > train.n) {
@@ -414,8 +444,8 @@ int main(int argc, char **argv) {
                 (long long)o.batch, (long long)train.n);
         rc = 2;
     }
-    if (!rc) rc = run(&o, &train, &test);
+    if (!rc) rc = run(&o, &train, &test, &dist);
     free_dataset(&train);
     free_dataset(&test);
-    return rc;
+    return ex_dist_end(&dist, rc);
 }

@@ -27,7 +27,17 @@
  * checkpoint (set it for the whole plan with --decay-steps).
  *
  * Memory: every tensor the loop touches is made once; each step resets the
- * tape, so warm steps make no heap allocation (the program counts them). */
+ * tape, so warm steps make no heap allocation (the program counts them).
+ *
+ * Data-parallel (--dist, or under mpirun -np N; common.h): rank r reads
+ * streams [r B/N, (r+1) B/N) of every batch and carries their recurrent
+ * state from batch to batch; the ranks average their gradients, so they stay
+ * identical. Validation is split the same way and averaged. Dropout masks
+ * come from a stream of each rank's own, drawn each step from the shared
+ * generator (ex_dist_step_rng). The checkpoint, written by rank 0, holds the
+ * carried states of all B streams in order, as one process with batch B would
+ * save them; on resume each rank takes its rows back, and the shared
+ * generator resumes every rank's dropout stream. */
 #define _POSIX_C_SOURCE 200809L
 #include <tapegrad.h>
 
@@ -51,6 +61,7 @@ typedef struct options {
     double lr, clip, dropout, val_frac, temperature, max_seconds, lr_min;
     int64_t decay_steps;
     bool sample_only;
+    ex_dist_opts dist;
 } options;
 
 typedef struct model {
@@ -273,12 +284,15 @@ typedef struct trainer {
     tg_tape *tp;
     tg_optim *opt;
     tg_sched *sched;
-    tg_tensor *x, *y;                /* [B, T] ids, reused by every batch */
+    ex_dist *dist;                   /* the ranks (alone: one)                            */
+    int64_t B;                       /* streams per batch, over all ranks                 */
+    tg_tensor *x, *y;                /* [B/N, T] ids of this rank's streams, reused       */
     carry train, eval;
     sampler sp;
-    batcher tr, va;
+    batcher tr, va;                  /* this rank's streams of each split                 */
     tg_train_state ts;               /* rng (dropout), epoch, step, data_pos (next batch) */
-    tg_params *carried;              /* checkpointed with the weights: train's states, stream */
+    tg_params *carry_rows;           /* checkpointed: train's states, this rank's rows    */
+    tg_params *carry_shared;         /* checkpointed: the stream geometry                  */
     tg_tensor *stream;               /* [3] B, T, training characters: a resume needs the same */
     int64_t total;                   /* steps to run in this call */
     double *h_step, *h_train, *h_val;
@@ -294,8 +308,10 @@ static double train_step(trainer *t) {
     }
     fill_batch(&t->tr, t->ts.data_pos, t->x, t->y);
     tg_params_zero_grad(t->m->p);
-    tg_tensor *loss = tg_cross_entropy(tp, forward(tp, t->m, t->x, &t->train, &t->ts.rng), t->y);
-    if (!loss || tg_backward(tp, loss) != TG_OK) return NAN;   /* the error stays on tp */
+    tg_rng own, *drop = ex_dist_step_rng(t->dist, &t->ts.rng, &own);
+    tg_tensor *loss = tg_cross_entropy(tp, forward(tp, t->m, t->x, &t->train, drop), t->y);
+    tg_status st = loss ? tg_backward(tp, loss) : tg_tape_status(tp);
+    if (ex_dist_sync(t->dist, tp) != TG_OK || st != TG_OK) return NAN;   /* the error stays on tp */
     double value = tg_tensor_item(loss);
     double norm = t->o->clip > 0 ? tg_clip_grad_norm(t->m->p, t->o->clip) : 0;
     if (isfinite(norm) && isfinite(value)) tg_optim_step(t->opt);   /* else skip the update */
@@ -307,10 +323,11 @@ static double train_step(trainer *t) {
 }
 
 /* Mean validation cross-entropy (nats/char) over at most max_chars characters
- * (0: the whole split), from a zero state carried across batches. */
+ * (0: the whole split), from a zero state carried across batches; each rank
+ * reads its streams, and the means are averaged. */
 static double evaluate(trainer *t, int64_t max_chars, int64_t *chars) {
     tg_tape *tp = t->tp;
-    int64_t per = t->va.B * t->va.T, n = t->va.per_epoch;
+    int64_t per = t->B * t->va.T, n = t->va.per_epoch;
     if (max_chars > 0 && max_chars / per < n) n = max_chars / per > 0 ? max_chars / per : 1;
     tg_tape_set_training(tp, false);
     tg_no_grad_begin(tp);
@@ -327,13 +344,16 @@ static double evaluate(trainer *t, int64_t max_chars, int64_t *chars) {
     tg_no_grad_end(tp);
     tg_tape_set_training(tp, true);
     *chars = n * per;
-    return sum / (double)n;
+    double mean = sum / (double)n;
+    ex_dist_mean(t->dist, &mean, 1);
+    return mean;
 }
 
 /* The sampling generator is made from the seed and the step, so a resumed run
  * prints the samples the uninterrupted one would (and needs no state saved). */
 static void show_sample(trainer *t, ex_progress *pg, const char *when) {
     const options *o = t->o;
+    if (!ex_dist_root(t->dist)) return;   /* rank 0 prints */
     tg_rng r = tg_rng_seeded(((uint64_t)o->seed ^ 0x5eedULL) + 0x9e3779b97f4a7c15ULL *
                              (uint64_t)t->ts.step);
     if (sample(t->tp, t->m, t->cp, &t->sp, o->prime, o->sample_len, o->temperature, &r) == 0)
@@ -363,10 +383,13 @@ static int train_loop(trainer *t) {
         int64_t step = t->ts.step + 1;   /* counted over resumed runs */
         double loss = train_step(t);
         if (s > 2) t->warm_allocs += tg_heap_allocs() - before;
+        bool stop = interrupted || (o->max_seconds > 0 && ex_now() - start > o->max_seconds);
+        double both[2] = {loss, stop};   /* the ranks go on with the mean loss, and stop together */
+        ex_dist_mean(t->dist, both, 2);
+        loss = both[0], stop = both[1] > 0;
         if (!ex_loss_ok(&pg, t->tp, cell_name(t->m->kind), step, loss, o->lr)) return 1;
         sum += loss, n_sum++;
-        ex_progress_update(&pg, s, loss, t->tr.B * t->tr.T);
-        bool stop = interrupted || (o->max_seconds > 0 && ex_now() - start > o->max_seconds);
+        ex_progress_update(&pg, s, loss, t->B * t->tr.T);
         /* evaluations and samples fall on the same steps in a resumed run */
         if (o->eval_every > 0 && (step % o->eval_every == 0 || s == t->total || stop)) {
             checkpoint_eval(t, &pg, sum / (double)n_sum);
@@ -413,20 +436,22 @@ static int make_optim(trainer *t, const tg_safetensors *resume) {
 
 /* The state that goes into the checkpoint besides weights, optimizer and
  * schedule: the recurrent state carried between batches (a run resumed
- * mid-epoch starts from it) and the stream geometry it belongs to. */
+ * mid-epoch starts from it; each rank holds its streams' rows) and the
+ * stream geometry it belongs to (the same on every rank). */
 static int carried_open(trainer *t) {
-    t->carried = tg_params_new();
+    t->carry_rows = tg_params_new();
+    t->carry_shared = tg_params_new();
     t->stream = tg_tensor_new(TG_F64, 1, (int64_t[]){3});
-    if (!t->carried || !t->stream) return -1;
-    double stream[3] = {(double)t->tr.B, (double)t->tr.T, (double)t->cp->n_train};
+    if (!t->carry_rows || !t->carry_shared || !t->stream) return -1;
+    double stream[3] = {(double)t->B, (double)t->tr.T, (double)t->cp->n_train};
     for (int i = 0; i < 3; i++) tg_tensor_set(t->stream, i, stream[i]);
-    tg_status st = tg_params_add(t->carried, "textgen.stream", t->stream);
+    tg_status st = tg_params_add(t->carry_shared, "textgen.stream", t->stream);
     for (int l = 0; l < t->train.L && st == TG_OK; l++) {
         char name[32];
         snprintf(name, sizeof name, "h.%d", l);
-        st = tg_params_add(t->carried, name, t->train.h[l]);
+        st = tg_params_add(t->carry_rows, name, t->train.h[l]);
         snprintf(name, sizeof name, "c.%d", l);
-        if (st == TG_OK && t->train.c[l]) st = tg_params_add(t->carried, name, t->train.c[l]);
+        if (st == TG_OK && t->train.c[l]) st = tg_params_add(t->carry_rows, name, t->train.c[l]);
     }
     return st == TG_OK ? 0 : -1;
 }
@@ -443,27 +468,36 @@ static int check_stream(const trainer *t, const tg_safetensors *f) {
         fprintf(stderr, "error: %s was trained with --batch %g --seq %g on %g training characters; "
                 "resuming needs the same (now %lld, %lld, %lld)\n", t->o->load,
                 tg_tensor_get(saved, 0), tg_tensor_get(saved, 1), tg_tensor_get(saved, 2),
-                (long long)t->tr.B, (long long)t->tr.T, (long long)t->cp->n_train);
+                (long long)t->B, (long long)t->tr.T, (long long)t->cp->n_train);
     tg_tensor_free(saved);
     return same ? 0 : 1;
 }
 
+/* This rank's streams [first, first + n) of a split read as B streams. */
+static batcher shard_of(batcher b, int64_t first, int64_t n) {
+    b.start += first * b.stream;
+    b.B = n;
+    return b;
+}
+
 static int trainer_open(trainer *t, const options *o, model *m, const corpus *cp, tg_tape *tp,
-                        const tg_safetensors *resume) {
+                        const tg_safetensors *resume, ex_dist *dist) {
     memset(t, 0, sizeof *t);
-    t->o = o, t->m = m, t->cp = cp, t->tp = tp;
-    t->tr = make_batcher(cp, false, o->batch, o->seq);
-    t->va = make_batcher(cp, true, o->batch, o->seq);
+    t->o = o, t->m = m, t->cp = cp, t->tp = tp, t->dist = dist, t->B = o->batch;
+    int64_t first, rows;
+    if (ex_dist_shard(dist, "textgen", o->batch, &first, &rows)) return 2;
+    t->tr = shard_of(make_batcher(cp, false, o->batch, o->seq), first, rows);
+    t->va = shard_of(make_batcher(cp, true, o->batch, o->seq), first, rows);
     t->total = o->steps > 0 ? o->steps : o->epochs * t->tr.per_epoch;
     t->ts.rng = tg_rng_seeded((uint64_t)o->seed);
     int64_t hist = (o->eval_every > 0 ? t->total / o->eval_every : 0) + 2;
     t->h_step = malloc((size_t)hist * sizeof(double));
     t->h_train = malloc((size_t)hist * sizeof(double));
     t->h_val = malloc((size_t)hist * sizeof(double));
-    t->x = tg_tensor_new(TG_I32, 2, (int64_t[]){o->batch, o->seq});
-    t->y = tg_tensor_new(TG_I32, 2, (int64_t[]){o->batch, o->seq});
+    t->x = tg_tensor_new(TG_I32, 2, (int64_t[]){rows, o->seq});
+    t->y = tg_tensor_new(TG_I32, 2, (int64_t[]){rows, o->seq});
     if (!t->h_step || !t->h_train || !t->h_val || !t->x || !t->y ||
-        carry_open(&t->train, m, o->batch) || carry_open(&t->eval, m, o->batch) ||
+        carry_open(&t->train, m, rows) || carry_open(&t->eval, m, rows) ||
         carry_open(&t->sp.state, m, 1) || !(t->sp.x = tg_tensor_new(TG_I32, 2, (int64_t[]){1, 1})) ||
         !(t->sp.text = calloc((size_t)o->sample_len + 1, 1)) || carried_open(t))
         return fprintf(stderr, "error: out of memory: %s\n", tg_last_error()), 1;
@@ -476,7 +510,8 @@ static void trainer_close(trainer *t) {
     free(t->sp.text), free(t->h_step), free(t->h_train), free(t->h_val);
     tg_sched_free(t->sched);
     tg_optim_free(t->opt);
-    tg_params_free(t->carried);   /* the tensors stay the carries' and ours */
+    tg_params_free(t->carry_rows);   /* the tensors stay the carries' and ours */
+    tg_params_free(t->carry_shared);
     tg_tensor_free(t->stream);
 }
 
@@ -495,13 +530,14 @@ static int finish(trainer *t, double seconds, int64_t first_step) {
     printf("validation cross-entropy: %.4f nats/char (%.4f bits/char) over %lld characters\n",
            val, val / log(2.0), (long long)chars);
     printf("trained %lld steps (%lld characters) in %.1f s, now at step %lld; heap allocations "
-           "in warm steps: %llu\n", (long long)steps, (long long)(steps * t->tr.B * t->tr.T),
+           "in warm steps: %llu\n", (long long)steps, (long long)(steps * t->B * t->tr.T),
            seconds, (long long)t->ts.step, (unsigned long long)t->warm_allocs);
     show_sample(t, NULL, "after training");
     const char *save = t->o->save;
+    ex_dist_report(t->dist);
     if (save && *save) {
-        tg_checkpoint_extra x = {.carry = t->carried};
-        if (tg_checkpoint_save_ex(save, t->m->p, t->opt, t->sched, &t->ts, &x) != TG_OK)
+        if (ex_dist_save(t->dist, save, t->m->p, t->opt, t->sched, &t->ts, t->carry_shared,
+                         t->carry_rows) != TG_OK)
             return fprintf(stderr, "error: saving %s: %s\n", save, tg_last_error()), 1;
         printf("saved checkpoint %s (generate with: textgen --load %s --sample-only)\n", save, save);
     }
@@ -520,19 +556,23 @@ static void describe(const trainer *t) {
            t->sched ? " cosine-decayed" : "", o->clip, (long long)o->batch, (long long)o->seq,
            (long long)t->total, (long long)t->tr.per_epoch, tg_tape_threads(t->tp),
            tg_blas_arch(), (long long)o->seed);
+    if (t->dist->size > 1)
+        printf("data-parallel: %d ranks x %lld streams, %d BLIS threads each\n", t->dist->size,
+               (long long)t->tr.B, tg_tape_threads(t->tp));
 }
 
 static int run_training(const options *o, model *m, const corpus *cp, tg_tape *tp,
-                        const tg_safetensors *resume) {
+                        const tg_safetensors *resume, ex_dist *dist) {
     trainer t;
-    int rc = trainer_open(&t, o, m, cp, tp, resume);
-    tg_checkpoint_extra x = {.carry = t.carried};
+    int rc = trainer_open(&t, o, m, cp, tp, resume, dist);
     if (rc == 0 && resume) rc = check_stream(&t, resume);
     if (rc == 0 && resume &&
-        tg_checkpoint_load_from_ex(resume, m->p, t.opt, t.sched, &t.ts, &x) != TG_OK) {
+        ex_dist_load_from(dist, resume, m->p, t.opt, t.sched, &t.ts, t.carry_shared,
+                          t.carry_rows) != TG_OK) {
         fprintf(stderr, "error: resuming from %s: %s\n", o->load, tg_last_error());
         rc = 1;
     }
+    if (rc == 0) rc = ex_dist_attach(dist, m->p, tp);   /* rank 0's weights, averaged gradients */
     if (rc == 0) {
         if (resume) printf("resumed from %s at step %lld\n", o->load, (long long)t.ts.step);
         describe(&t);
@@ -541,6 +581,7 @@ static int run_training(const options *o, model *m, const corpus *cp, tg_tape *t
         rc = train_loop(&t);
         if (rc == 0) rc = finish(&t, ex_now() - start, first_step);
     }
+    ex_dist_detach(dist);
     trainer_close(&t);
     return rc;
 }
@@ -585,14 +626,14 @@ static int sample_only(const options *o, model *m, const corpus *cp, tg_tape *tp
     return rc;
 }
 
-static int run(const options *o, tg_tape *tp) {
+static int run(const options *o, tg_tape *tp, ex_dist *dist) {
     model m = {0};
     corpus cp = {0};
     tg_rng rng = tg_rng_seeded((uint64_t)o->seed);
     tg_safetensors *f = NULL;
     int rc = 0;
     if (o->load) {
-        if (!(f = tg_safetensors_open(o->load)))
+        if (!(f = ex_dist_open(dist, o->load)))   /* across ranks: rank 0 reads, all parse */
             rc = (fprintf(stderr, "error: cannot load checkpoint: %s\n  make one with: textgen "
                           "--save %s\n", tg_last_error(), o->load), 1);
         else rc = read_header(f, o->load, &m, &cp);
@@ -608,7 +649,7 @@ static int run(const options *o, tg_tape *tp) {
     if (rc == 0 && o->sample_only && tg_checkpoint_load_from(f, m.p, NULL, NULL, NULL) != TG_OK)
         rc = (fprintf(stderr, "error: loading %s: %s\n", o->load, tg_last_error()), 1);
     if (rc == 0)
-        rc = o->sample_only ? sample_only(o, &m, &cp, tp) : run_training(o, &m, &cp, tp, f);
+        rc = o->sample_only ? sample_only(o, &m, &cp, tp) : run_training(o, &m, &cp, tp, f, dist);
     tg_safetensors_close(f);
     model_free(&m);
     free(cp.ids);
@@ -665,6 +706,7 @@ int main(int argc, char **argv) {
         {"plot", EX_STR, &o.plot, "loss-curve PNG (\"\": none)", EX_NONE},
         EX_OPT_THREADS(&o.threads),
         {"seed", EX_INT, &o.seed, "seed for initial weights, dropout and sampling", EX_SEED},
+        EX_OPTS_DIST(&o.dist),
     };
     int rc = ex_parse(argc, argv,
                       "Trains a character-level language model (embedding, stacked RNN/LSTM/GRU, "
@@ -673,11 +715,14 @@ int main(int argc, char **argv) {
                       opts, EX_COUNT(opts));
     if (rc >= 0) return rc;
     if ((rc = check_options(&o)) != 0) return rc;
+    ex_dist dist;
+    if ((rc = ex_dist_start(&dist, &o.dist, "textgen", &argc, &argv)) != 0) return rc;
+    if (!ex_dist_root(&dist)) o.plot = "";   /* rank 0 draws */
     tg_tape *tp = tg_tape_new();
-    if (!tp) return fprintf(stderr, "error: cannot create a tape\n"), 1;
+    if (!tp) return ex_dist_end(&dist, (fprintf(stderr, "error: cannot create a tape\n"), 1));
     if (o.threads > 0) tg_tape_set_threads(tp, (int)o.threads);
     signal(SIGINT, on_sigint);
-    rc = run(&o, tp);
+    rc = run(&o, tp, &dist);
     tg_tape_free(tp);
-    return rc;
+    return ex_dist_end(&dist, rc);
 }

@@ -4,7 +4,8 @@
 set -euo pipefail
 packages=(build-essential meson ninja-build pkg-config libblis-dev check libgtest-dev googletest
           libcjson-dev zlib1g-dev valgrind clang libclang-rt-14-dev libomp-14-dev gnuplot-nox fortunes
-          dataset-fashion-mnist python3-torch liblapacke-dev)
+          dataset-fashion-mnist python3-torch liblapacke-dev
+          libopenmpi-dev openmpi-bin)   # MPI: data-parallel training (dist/), optional to build
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

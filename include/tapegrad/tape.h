@@ -96,6 +96,28 @@ TG_API tg_status tg_backward(tg_tape *tp, tg_tensor *loss);
  * (same shape; dtype of y). */
 TG_API tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy);
 
+/* Leaf gradient ready: a callback told, during each backward of this tape,
+ * when a leaf's gradient is final, so work on it (an allreduce across
+ * processes, tapegrad/dist.h) can start while the rest of the backward runs.
+ *
+ * Contract: a gradient is final when nothing later in the replay will add to
+ * it. The replay runs from the output's node down to node 0, so that is after
+ * the leaf's last consumer in the replay: the lowest-numbered node, among
+ * those replayed, that takes the leaf as an input. fn is called once per
+ * backward for every leaf that requires grad and is an input of a replayed
+ * node (whether or not a gradient flowed into it: its gradient may be NULL
+ * when none ever did), right after that node's VJP ran or was skipped;
+ * leaves of one node in the order of its inputs, leaves of different nodes
+ * in replay order. Leaves used only by nodes after the output, and tensors
+ * that do not require grad, are not reported. After an error the backward
+ * stops and the leaves not yet reported are not reported.
+ * fn may read the gradient and data of the leaf it is given, and must not
+ * record on, reset or run backward on this tape. fn NULL removes it; the
+ * callback stays set across tg_tape_reset. Without one, backward does no
+ * extra work. */
+typedef void (*tg_grad_ready_fn)(tg_tensor *leaf, void *ctx);
+TG_API void tg_tape_on_grad_ready(tg_tape *tp, tg_grad_ready_fn fn, void *ctx);
+
 #ifdef __cplusplus
 }
 #endif
