@@ -1,20 +1,21 @@
 /* autograd/backward.c - replay the tape in reverse through each op's VJP. */
-#include "internal.h"
+#include "fuse.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static void *alloc_grad(tg_node *n, tg_tensor *t, bool zero) {
+static void *alloc_grad(tg_tape *tp, tg_tensor *t, const char *op, bool zero) {
     size_t bytes = (size_t)t->numel * tg_dtype_size(t->dtype);
     if (t->owner == TG_OWN_ARENA) {
-        t->grad = tg__arena_alloc(n->tape, bytes, zero);
+        t->grad = tg__arena_data(tp, bytes, zero, TG_ARENA_GRADIENT);
     } else {
         /* A leaf: its gradient outlives the tape and accumulates across steps. */
         t->grad = tg__calloc(1, bytes + TG_SLACK);
         t->grad_on_heap = t->grad != NULL;
-        n->tape->heap_allocs++;
+        tp->heap_allocs++;
     }
-    if (!t->grad) tg_fail(n->tape, TG_ERR_NOMEM, n->op->name, "out of memory (gradient)");
+    t->grad_lo = t->grad_hi = 0;
+    if (!t->grad) tg_fail(tp, TG_ERR_NOMEM, op, "out of memory (gradient)");
     return t->grad;
 }
 
@@ -44,8 +45,8 @@ static bool remember_claim(tg_tape *tp, tg_tensor *t) {
     return true;
 }
 
-static bool claim_leaf(tg_node *n, tg_tensor *t) {
-    tg_tape *me = n->tape, *none = NULL;
+static bool claim_leaf(tg_tape *me, tg_tensor *t, const char *op) {
+    tg_tape *none = NULL;
     if (__atomic_load_n(&t->grad_claim, __ATOMIC_ACQUIRE) == me) return true;
     if (__atomic_compare_exchange_n(&t->grad_claim, &none, me, false, __ATOMIC_ACQUIRE,
                                     __ATOMIC_RELAXED)) {
@@ -55,7 +56,7 @@ static bool claim_leaf(tg_node *n, tg_tensor *t) {
         return false;
     }
     char s[160];
-    tg_fail(me, TG_ERR_STATE, n->op->name,
+    tg_fail(me, TG_ERR_STATE, op,
             "leaf %s is being written by another tape's backward at the same time (another "
             "thread?): give each thread its own leaves and sum their gradients (tape.h)",
             tg_shape_str(t, s, sizeof s));
@@ -68,30 +69,79 @@ static void release_claims(tg_tape *tp) {
     tp->n_claimed = 0;
 }
 
-/* The gradient buffer of input i may be touched: false (error set) if it is a
+/* t's gradient buffer may be touched: false (error set, naming op) if it is a
  * leaf another tape's backward holds. */
-static bool may_write_grad(tg_node *n, tg_tensor *t) {
-    return !is_leaf_of(n->tape, t) || claim_leaf(n, t);
+static bool may_write_grad(tg_tape *tp, tg_tensor *t, const char *op) {
+    return !is_leaf_of(tp, t) || claim_leaf(tp, t, op);
+}
+
+static int64_t cols_of(const tg_tensor *t) { return t->ndim ? t->shape[t->ndim - 1] : 1; }
+
+void tg__grad_zero_rest(tg_tensor *t) {
+    int64_t cols = cols_of(t), rows = t->numel / cols;
+    size_t row = (size_t)cols * tg_dtype_size(t->dtype);
+    memset(t->grad, 0, (size_t)t->grad_lo * row);
+    memset((char *)t->grad + (size_t)t->grad_hi * row, 0, (size_t)(rows - t->grad_hi) * row);
+    t->grad_lo = t->grad_hi = 0;
+}
+
+void *tg__grad_rows(tg_tape *tp, tg_tensor *t, int64_t row0, int64_t n, const char *op,
+                    bool *assign) {
+    int64_t rows = t->numel ? t->numel / cols_of(t) : 0;
+    *assign = false;
+    if (!may_write_grad(tp, t, op)) return NULL;
+    if (!t->grad) {
+        if (!alloc_grad(tp, t, op, t->owner != TG_OWN_ARENA)) return NULL;
+        *assign = t->owner == TG_OWN_ARENA;
+        if (*assign && (row0 > 0 || n < rows)) {
+            t->grad_lo = row0;
+            t->grad_hi = row0 + n;
+        }
+        return t->grad;
+    }
+    bool next_to = row0 + n == t->grad_lo || row0 == t->grad_hi;
+    if (t->grad_lo < t->grad_hi && next_to) {
+        t->grad_lo = row0 < t->grad_lo ? row0 : t->grad_lo;
+        t->grad_hi = row0 + n > t->grad_hi ? row0 + n : t->grad_hi;
+        if (t->grad_lo == 0 && t->grad_hi == rows) t->grad_lo = t->grad_hi = 0;
+        *assign = true;
+        return t->grad;
+    }
+    tg__grad_complete(t);
+    return t->grad;
 }
 
 void *tg_input_grad(tg_node *n, int i) {
     tg_tensor *t = n->in[i];
-    if (!t->requires_grad || !may_write_grad(n, t)) return NULL;
-    return t->grad ? t->grad : alloc_grad(n, t, true);
+    if (!t->requires_grad || !may_write_grad(n->tape, t, n->op->name)) return NULL;
+    if (!t->grad) return alloc_grad(n->tape, t, n->op->name, true);
+    tg__grad_complete(t);
+    return t->grad;
 }
 
-void *tg_input_grad_fresh(tg_node *n, int i, bool *fresh) {
-    tg_tensor *t = n->in[i];
+void *tg__grad_buffer(tg_tape *tp, tg_tensor *t, const char *op, bool *fresh) {
     *fresh = false;
-    if (!t->requires_grad || !may_write_grad(n, t)) return NULL;
-    if (t->grad) return t->grad;
+    if (!may_write_grad(tp, t, op)) return NULL;
+    if (t->grad) {
+        tg__grad_complete(t);
+        return t->grad;
+    }
     /* Only arena gradients start uninitialised; a leaf's is zeroed once, when
      * it is first made, and accumulates from then on. */
     *fresh = t->owner == TG_OWN_ARENA;
-    return alloc_grad(n, t, !*fresh);
+    return alloc_grad(tp, t, op, !*fresh);
 }
 
-const void *tg_output_grad(const tg_node *n) { return n->out->grad; }
+void *tg_input_grad_fresh(tg_node *n, int i, bool *fresh) {
+    *fresh = false;
+    return n->in[i]->requires_grad ? tg__grad_buffer(n->tape, n->in[i], n->op->name, fresh)
+                                   : NULL;
+}
+
+const void *tg_output_grad(const tg_node *n) {
+    tg__grad_complete(n->out);
+    return n->out->grad;
+}
 
 /* The VJP of an op with an empty result: a zero gradient for every input that
  * wants one (as PyTorch gives), without running kernels that could loop over
@@ -139,8 +189,12 @@ static tg_status backward_check(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) 
 
 static tg_status seed_output_grad(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
     /* Intermediate gradients start fresh each backward; leaves keep accumulating. */
-    for (int64_t i = 0; i <= y->node; i++) tp->nodes[i].out->grad = NULL;
-    y->grad = tg__arena_alloc(tp, (size_t)y->numel * tg_dtype_size(y->dtype), true);
+    for (int64_t i = 0; i <= y->node; i++) {
+        tp->nodes[i].out->grad = NULL;
+        tp->nodes[i].out->grad_lo = tp->nodes[i].out->grad_hi = 0;
+    }
+    y->grad = tg__arena_data(tp, (size_t)y->numel * tg_dtype_size(y->dtype), true,
+                             TG_ARENA_GRADIENT);
     if (!y->grad) {
         tg_fail(tp, TG_ERR_NOMEM, "backward", "out of memory");
         return TG_ERR_NOMEM;
@@ -175,10 +229,16 @@ static tg_status replay_node(tg_tape *tp, tg_node *n) {
     return TG_OK;
 }
 
-/* ready: the leaves to report as their gradients become final (grad_ready.c). */
+/* ready: the leaves to report as their gradients become final (grad_ready.c).
+ * A fused group runs its VJP once, at its last node reached, so every
+ * gradient it writes is written before the walk passes any of its nodes. */
 static tg_status replay_nodes(tg_tape *tp, tg_tensor *y, tg__ready_list *ready) {
+    tg__fuse_backward_begin(tp);
     for (int64_t i = y->node; i >= 0; i--) {
-        tg_status st = replay_node(tp, &tp->nodes[i]);
+        tg_node *n = &tp->nodes[i];
+        int fused = n->out->fz ? tg__fuse_backward(tp, n->out->fz, y->node) : 1;
+        if (fused < 0) return tp->status != TG_OK ? tp->status : TG_ERR_STATE;
+        tg_status st = fused > 0 ? replay_node(tp, n) : TG_OK;
         if (st != TG_OK) return st;
         tg__ready_passed(tp, ready, i);
     }
@@ -195,6 +255,7 @@ tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
     if (!tp) return tg_set_last_error(TG_ERR_ARG, "backward: tape is NULL");
     if (tp->status != TG_OK) return tp->status; /* a failed forward has nothing to replay */
     tg_status st = backward_check(tp, y, dy);
+    if (st == TG_OK && dy && tg__concrete((tg_tensor *)dy) != 0) st = tp->status; /* a fused value */
     if (st == TG_OK) st = seed_output_grad(tp, y, dy);
     tg__ready_list ready;
     if (st == TG_OK) st = tg__ready_begin(tp, y->node, &ready);

@@ -13,6 +13,7 @@
 #include "tapegrad/tensor.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 
 #define TG_HIDDEN __attribute__((visibility("hidden")))
 #define TG_ALIGN 64
@@ -39,10 +40,26 @@ struct tg_tensor {
     uint64_t gen;          /* arena tensors: the tape's generation when made  */
     tg_tape *grad_claim;   /* leaves: the tape whose backward is writing the
                               gradient (atomic; backward.c), else NULL          */
+    /* fusion (autograd/fuse.h): the group that computes this tensor (data is
+     * NULL while it is pending), its index there, and how many live groups
+     * read it */
+    int32_t fz_index;
+    _Atomic uint32_t fz_holds;
+    struct fz_group *fz;
     uint8_t owner;         /* tg_owner                                        */
     bool requires_grad;
     bool grad_on_heap;     /* leaf gradient, malloc'd, freed with the tensor  */
+    /* grad_lo < grad_hi: only those rows of the gradient (seen as a matrix
+     * [rows, last dim]) are written yet; tg__grad_complete zeroes the rest */
+    int64_t grad_lo, grad_hi;
 };
+
+/* Who an arena block is for (tg_tape_stats reports bytes by owner). */
+typedef enum tg_arena_owner {
+    TG_ARENA_SCRATCH,       /* nodes' inputs and attributes, op scratch, fusion */
+    TG_ARENA_ACTIVATION,    /* tensor data: op results and tape tensors          */
+    TG_ARENA_GRADIENT       /* gradients of intermediates                        */
+} tg_arena_owner;
 
 typedef struct tg_chunk {
     struct tg_chunk *next;
@@ -55,6 +72,8 @@ struct tg_tape {
     tg_chunk *retired;     /* chunks merged away at the last reset, freed at the next */
     size_t capacity;       /* sum of chunk sizes                              */
     size_t used_before;    /* bytes used in chunks behind the current one     */
+    size_t owned[3];       /* bytes in use by owner (tg_arena_owner)          */
+    size_t peak;           /* most bytes in use at once, ever                 */
     tg_node *nodes;
     int64_t n_nodes, cap_nodes;
     int no_grad;           /* depth of no-grad scopes                         */
@@ -64,7 +83,6 @@ struct tg_tape {
     char msg[512];
     uint64_t heap_allocs;
     const char *current_op; /* name of the op inside tg_apply, for messages */
-    bool fusion_off;       /* tg_tape_set_fusion(tp, false); see tg__fusion_enabled */
     /* ops/gemm_*.c: this recording's packed operands and deferred weight
      * gradients, in the arena; tg_tape_reset drops them (NULL). */
     struct tg_gemm_state *gemm;
@@ -72,6 +90,13 @@ struct tg_tape {
      * that reads that buffer, and with NULL at its end. NULL: none pending. */
     void (*flush_deferred)(tg_tape *tp, const void *grad);
     uint64_t gemm_packed, gemm_deferred, gemm_merged;   /* tg_tape_stats, since reset */
+    struct tg_fuse *fuse;   /* fusion state (autograd/fuse.c), NULL when off */
+    bool fusion;            /* tg_tape_set_fusion / TG_FUSE                   */
+    int64_t fuse_min;       /* smallest output fused (TG_FUSE_MIN, tests)     */
+    int64_t parallel_min;   /* work split across threads (TG_PARALLEL_MIN)    */
+    int32_t split_wait;     /* splits still refused after a contended one     */
+    int32_t split_level;    /* contended splits in a row (backoff exponent)   */
+    bool poison;            /* TG_ARENA_POISON: uninitialised arena = NaNs   */
     uint64_t generation;   /* tg_tape_reset count: arena tensors of an older one are stale */
     tg_tensor **claimed;   /* leaves the running backward has claimed (backward.c) */
     int64_t n_claimed, cap_claimed;
@@ -118,12 +143,65 @@ TG_HIDDEN int tg__max_threads(void);
 TG_HIDDEN int tg__clamp_threads(int n);
 TG_HIDDEN int tg__parse_threads(const char *s, int cores);
 
+/* Splitting work across the tape's threads (tape.c). Work is counted in
+ * element-operations (an element through one instruction of a fused group,
+ * or one pass of a line kernel). A fork and join costs microseconds on an
+ * idle machine, so work from TG__PARALLEL_MIN (64K, about 20 us; TG_PARALLEL_MIN
+ * for new tapes) is split: W1 at 2 threads is 10% faster than splitting only
+ * from 4M. But it costs a scheduler time slice when another process holds
+ * one of the cores: W3 at 2 threads beside one busy process took 600-1900 ms
+ * a step instead of 40, every LSTM step's group waiting at the join for a
+ * descheduled thread. So every split region is timed: one that took much
+ * longer than its slowest thread's work (the others waited for a thread
+ * that was not running) makes the tape split only from TG__PARALLEL_MIN_BUSY
+ * (4M, about a millisecond) for the next 64, 128, ... 64K split decisions
+ * (doubling while splits stay contended), then it tries again. */
+enum { TG__PARALLEL_MIN = 1 << 16, TG__PARALLEL_MIN_BUSY = 1 << 22 };
+/* Whether to split `work` element-operations now (counts down a backoff). */
+TG_HIDDEN bool tg__split(tg_tape *tp, int64_t work);
+/* After a split region: its wall time and the slowest thread's own time. */
+TG_HIDDEN void tg__split_timed(tg_tape *tp, double wall, double slowest);
+/* Monotonic seconds. */
+TG_HIDDEN double tg__seconds(void);
+
+/* Fusion on for this tape (tg_tape_set_fusion, TG_FUSE=0 turns it off). The
+ * one switch other engine code reads. */
+static inline bool tg__fusion_enabled(const tg_tape *tp) { return tp && tp->fusion; }
+/* Gradient buffer of t for a VJP (allocated on first use: uninitialised and
+ * *fresh for arena tensors, zeroed for leaves); NULL and an error on the
+ * tape when out of memory. */
+TG_HIDDEN void *tg__grad_buffer(tg_tape *tp, tg_tensor *t, const char *op, bool *fresh);
+/* The gradient of t for a write of whole rows [row0, row0 + n): *assign when
+ * those rows are not written yet and may be written (=), else the gradient
+ * is complete and they are to be added to. An arena gradient written by row
+ * blocks (an RNN's steps into its input projection's gradient) is then never
+ * zero-filled. NULL and an error on the tape when out of memory. */
+TG_HIDDEN void *tg__grad_rows(tg_tape *tp, tg_tensor *t, int64_t row0, int64_t n, const char *op,
+                              bool *assign);
+/* Zero the rows of t's gradient not written yet: before anyone reads it. */
+TG_HIDDEN void tg__grad_zero_rest(tg_tensor *t);
+static inline void tg__grad_complete(tg_tensor *t) {
+    if (t->grad_lo < t->grad_hi) tg__grad_zero_rest(t);
+}
+
+/* Record op on the tape when recording is on and an input requires grad:
+ * inputs and attributes copied into the arena, *node set (NULL when not
+ * recorded), out marked. 0, or -1 with an error on the tape. */
+TG_HIDDEN int tg__record(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
+                         const void *attr, tg_tensor *out, tg_node **node);
+
+/* Arena tensor struct of that shape, no data yet (views, pending values). */
+TG_HIDDEN tg_tensor *tg__arena_struct(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape);
 /* Arena tensor with an uninitialised data buffer (ops write every element). */
 TG_HIDDEN tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape,
                                       bool zero);
-TG_HIDDEN void *tg__arena_alloc(tg_tape *tp, size_t bytes, bool zero);
-/* Product of dims the caller knows to be checked (tensor shapes, parts of them). */
-TG_HIDDEN int64_t tg__numel(int ndim, const int64_t *shape);
+TG_HIDDEN void *tg__arena_alloc(tg_tape *tp, size_t bytes, bool zero);   /* scratch */
+TG_HIDDEN void *tg__arena_data(tg_tape *tp, size_t bytes, bool zero, tg_arena_owner owner);
+static inline int64_t tg__numel(int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    return n;
+}
 
 /* ---- names (name_index.c) ----------------------------------------------------
  * A hash index from names to ids, for the parameter registry and io/'s files.
@@ -175,10 +253,6 @@ TG_HIDDEN int64_t tg__checked_numel(int ndim, const int64_t *shape, const char *
 TG_HIDDEN int tg__check_new_shape(tg_tape *tp, const char *op, tg_dtype dt, int ndim,
                                   const int64_t *shape);
 TG_HIDDEN bool tg__is_float(tg_dtype dt);
-/* Whether the engine may reorder floating-point sums on tp to go faster
- * (merged weight-gradient GEMMs): off with TG_FUSE=0 in the environment or
- * tg_tape_set_fusion(tp, false). */
-TG_HIDDEN bool tg__fusion_enabled(const tg_tape *tp);
 /* Normalise axis for ndim; -1 when out of range. */
 TG_HIDDEN int tg__axis(int axis, int ndim);
 /* "[2,3]" from a shape. */

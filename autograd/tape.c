@@ -1,11 +1,12 @@
 /* autograd/tape.c - the arena, recording (tg_apply) and errors.
  * backward lives in backward.c. */
-#include "internal.h"
+#include "fuse.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { FIRST_CHUNK = 1 << 20 };
 
@@ -21,26 +22,55 @@ static tg_chunk *chunk_new(tg_tape *tp, size_t size) {
     return c;
 }
 
-/* NULL when out of memory or when bytes is over TG_MAX_BYTES: the cap keeps
- * the rounding below and the doubling of the chunk size from overflowing. */
-void *tg__arena_alloc(tg_tape *tp, size_t bytes, bool zero) {
-    if (bytes > TG_MAX_BYTES) return NULL;
+/* The arena only grows within a step: its peak is what it holds when a
+ * chunk fills up, at reset, or when someone asks. */
+static void note_peak(tg_tape *tp) {
+    size_t used = tp->used_before + (tp->chunks ? tp->chunks->used : 0);
+    if (used > tp->peak) tp->peak = used;
+}
+
+/* A new current chunk with room for bytes; NULL when out of memory. */
+static __attribute__((noinline)) tg_chunk *arena_grow(tg_tape *tp, size_t bytes) {
+    size_t size = tp->capacity ? tp->capacity : FIRST_CHUNK;
+    while (size < bytes) size *= 2;
+    tg_chunk *fresh = chunk_new(tp, size), *c = tp->chunks;
+    if (!fresh) return NULL;
+    note_peak(tp);
+    if (c) tp->used_before += c->used;
+    fresh->next = c;
+    tp->chunks = fresh;
+    tp->capacity += size;
+    return fresh;
+}
+
+/* libc's memset: inlined, GCC zeroes a tensor header with `rep stos`, whose
+ * start-up cost was a tenth of a tiny op's time (W5). */
+static __attribute__((noinline)) void fill(void *p, int byte, size_t bytes) {
+    memset(p, byte, bytes);
+}
+
+/* Every arena block comes from here; the common case is a bump of c->used. */
+static inline void *arena_take(tg_tape *tp, size_t bytes, bool zero, tg_arena_owner owner) {
+    /* the cap keeps the rounding below and the doubling of the chunk size
+     * (arena_grow) from overflowing */
+    if (__builtin_expect(bytes > TG_MAX_BYTES, 0)) return NULL;
     bytes = (bytes + TG_ALIGN - 1) & ~(size_t)(TG_ALIGN - 1);
     tg_chunk *c = tp->chunks;
-    if (!c || c->size - c->used < bytes) {
-        size_t size = tp->capacity ? tp->capacity : FIRST_CHUNK;
-        while (size < bytes) size *= 2; /* at most 2 * TG_MAX_BYTES */
-        tg_chunk *fresh = chunk_new(tp, size);
-        if (!fresh) return NULL;
-        if (c) tp->used_before += c->used;
-        fresh->next = c;
-        tp->chunks = c = fresh;
-        tp->capacity += size;
-    }
+    if (__builtin_expect(!c || c->size - c->used < bytes, 0) && !(c = arena_grow(tp, bytes)))
+        return NULL;
     void *p = c->base + c->used;
     c->used += bytes;
-    if (zero) memset(p, 0, bytes);
+    tp->owned[owner] += bytes;
+    if (zero || tp->poison) fill(p, zero ? 0 : 0xff, bytes);   /* 0xff..: NaN */
     return p;
+}
+
+void *tg__arena_alloc(tg_tape *tp, size_t bytes, bool zero) {
+    return arena_take(tp, bytes, zero, TG_ARENA_SCRATCH);
+}
+
+void *tg__arena_data(tg_tape *tp, size_t bytes, bool zero, tg_arena_owner owner) {
+    return arena_take(tp, bytes, zero, owner);
 }
 
 void *tg_tape_alloc(tg_tape *tp, size_t bytes) {
@@ -66,23 +96,28 @@ static void free_chunks(tg_chunk *c) {
     }
 }
 
-/* After a step that overflowed the first chunk, merge all chunks into one of
- * the total size, so the next step fits in one block and allocates nothing.
- * The old chunks are retired, not freed, until the next reset: a tensor kept
- * from the step before (a caller's mistake) then still has its struct to
- * read, and the generation check refuses it instead of reading freed memory. */
+/* After a step that overflowed a chunk, merge all chunks into one sized to
+ * what the step used (an eighth more, whole MB), so the next step fits in
+ * one block and allocates nothing. Pages stay mapped from step to step:
+ * a page fault costs about 11 us here. The old chunks are retired, not
+ * freed, until the next reset: a tensor kept from the step before (a
+ * caller's mistake) then still has its struct to read, and the generation
+ * check refuses it instead of reading freed memory. */
 static void arena_reset(tg_tape *tp) {
+    note_peak(tp);
     free_chunks(tp->retired);
     tp->retired = NULL;
     tg_chunk *c = tp->chunks;
     if (c && c->next) {
-        size_t total = tp->capacity;
+        size_t used = tp->used_before + c->used;
+        size_t total = (used + used / 8 + FIRST_CHUNK - 1) & ~(size_t)(FIRST_CHUNK - 1);
         tp->retired = c;
         tp->chunks = chunk_new(tp, total);
         tp->capacity = tp->chunks ? total : 0;
     }
     if (tp->chunks) tp->chunks->used = 0;
     tp->used_before = 0;
+    memset(tp->owned, 0, sizeof tp->owned);
 }
 
 /* ---- tape life cycle ----------------------------------------------------------- */
@@ -95,11 +130,20 @@ tg_tape *tg_tape_new(void) {
     }
     tp->heap_allocs = 1;
     tp->training = true;
+    const char *fuse = getenv("TG_FUSE");
+    tp->fusion = !(fuse && fuse[0] == '0' && fuse[1] == '\0');
+    const char *min = getenv("TG_FUSE_MIN");   /* tests fuse tiny tensors with 1 */
+    tp->fuse_min = min && atoll(min) > 0 ? atoll(min) : FZ_MIN_NUMEL;
+    const char *par = getenv("TG_PARALLEL_MIN");
+    tp->parallel_min = par && atoll(par) > 0 ? atoll(par) : TG__PARALLEL_MIN;
+    /* tests: memory handed out uninitialised reads as NaN, so a missing write shows */
+    tp->poison = getenv("TG_ARENA_POISON") != NULL;
     return tp;
 }
 
 void tg_tape_free(tg_tape *tp) {
     if (!tp) return;
+    tg__fuse_free(tp);
     free_chunks(tp->chunks);
     free_chunks(tp->retired);
     free(tp->nodes);
@@ -109,6 +153,7 @@ void tg_tape_free(tg_tape *tp) {
 
 void tg_tape_reset(tg_tape *tp) {
     if (!tp) return;
+    tg__fuse_release(tp);
     arena_reset(tp);
     tp->gemm = NULL;            /* lived in the arena */
     tp->flush_deferred = NULL;  /* a failed backward may leave work pending: dropped */
@@ -122,6 +167,7 @@ void tg_tape_reset(tg_tape *tp) {
 void tg_tape_stats_get(const tg_tape *tp, tg_tape_stats *out) {
     memset(out, 0, sizeof *out);
     if (!tp) return;
+    note_peak((tg_tape *)tp);
     out->nodes = (uint64_t)tp->n_nodes;
     out->arena_used = tp->used_before + (tp->chunks ? tp->chunks->used : 0);
     out->arena_capacity = tp->capacity;
@@ -129,11 +175,15 @@ void tg_tape_stats_get(const tg_tape *tp, tg_tape_stats *out) {
     out->gemm_packed = tp->gemm_packed;
     out->gemm_deferred = tp->gemm_deferred;
     out->gemm_merged = tp->gemm_merged;
+    out->arena_peak = tp->peak;
+    out->arena_activations = tp->owned[TG_ARENA_ACTIVATION];
+    out->arena_gradients = tp->owned[TG_ARENA_GRADIENT];
+    out->arena_scratch = tp->owned[TG_ARENA_SCRATCH];
 }
 
 /* The struct of an arena tensor (shape and data still to set), stamped with
- * the tape's generation. */
-static tg_tensor *arena_struct(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape) {
+ * the tape's generation: views, pending values, op results. */
+tg_tensor *tg__arena_struct(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape) {
     tg_tensor *t = tg__arena_alloc(tp, sizeof *t, true);
     if (!t) return NULL;
     t->dtype = dt;
@@ -148,9 +198,9 @@ static tg_tensor *arena_struct(tg_tape *tp, tg_dtype dt, int ndim, const int64_t
 }
 
 tg_tensor *tg__arena_tensor(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape, bool zero) {
-    tg_tensor *t = arena_struct(tp, dt, ndim, shape);
+    tg_tensor *t = tg__arena_struct(tp, dt, ndim, shape);
     if (!t) return NULL;
-    t->data = tg__arena_alloc(tp, (size_t)t->numel * tg_dtype_size(dt), zero);
+    t->data = tg__arena_data(tp, (size_t)t->numel * tg_dtype_size(dt), zero, TG_ARENA_ACTIVATION);
     return t->data ? t : NULL;
 }
 
@@ -221,21 +271,33 @@ void tg_tape_set_threads(tg_tape *tp, int n) {
 int tg_tape_threads(const tg_tape *tp) {
     return (tp && tp->threads > 0) ? tp->threads : tg_default_threads();
 }
-void tg_tape_set_fusion(tg_tape *tp, bool on) {
-    if (tp) tp->fusion_off = !on;
-}
-bool tg_tape_fusion(const tg_tape *tp) { return tg__fusion_enabled(tp); }
 
-/* TG_FUSE=0 is read once: the switch is for a whole run (tests run both ways). */
-static pthread_once_t fuse_env_once = PTHREAD_ONCE_INIT;
-static bool fuse_env_off;
-static void read_fuse_env(void) {
-    const char *s = getenv("TG_FUSE");
-    fuse_env_off = s && strcmp(s, "0") == 0;
+/* ---- splitting work across threads (internal.h says why) --------------------- */
+enum { SPLIT_WAIT_FIRST = 64, SPLIT_LEVEL_MAX = 10 };
+
+bool tg__split(tg_tape *tp, int64_t work) {
+    if (work < tp->parallel_min) return false;
+    if (tp->split_wait == 0) return true;
+    tp->split_wait--;
+    return work >= TG__PARALLEL_MIN_BUSY;
 }
-bool tg__fusion_enabled(const tg_tape *tp) {
-    pthread_once(&fuse_env_once, read_fuse_env);
-    return tp && !tp->fusion_off && !fuse_env_off;
+
+/* Contended: the region took over twice its slowest thread's time plus
+ * 200 us (waking a sleeping thread takes tens of us on an idle machine; a
+ * descheduled one, milliseconds). */
+void tg__split_timed(tg_tape *tp, double wall, double slowest) {
+    if (wall > 2 * slowest + 200e-6) {
+        tp->split_wait = SPLIT_WAIT_FIRST << tp->split_level;
+        if (tp->split_level < SPLIT_LEVEL_MAX) tp->split_level++;
+    } else if (tp->split_level > 0 && tp->split_wait == 0) {
+        tp->split_level--;
+    }
+}
+
+double tg__seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 tg_tensor *tg_detach(tg_tape *tp, tg_tensor *x) {
@@ -247,7 +309,8 @@ tg_tensor *tg_detach(tg_tape *tp, tg_tensor *x) {
         tg_fail(tp, TG_ERR_STATE, "detach", "input: %s", TG_STALE_TEXT);
         return NULL;
     }
-    tg_tensor *t = arena_struct(tp, x->dtype, x->ndim, x->shape);
+    if (tg__concrete(x) != 0) return NULL;
+    tg_tensor *t = tg__arena_struct(tp, x->dtype, x->ndim, x->shape);
     if (!t) {
         tg_fail(tp, TG_ERR_NOMEM, "detach", "out of memory");
         return NULL;
@@ -287,6 +350,36 @@ static bool inputs_present(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *co
             return tg_fail(tp, TG_ERR_STATE, op->name, "input %d: %s", i, TG_STALE_TEXT), false;
     }
     return true;
+}
+
+static inline int record(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
+                         const void *attr, tg_tensor *out, tg_node **node) {
+    *node = NULL;
+    if (!wants_record(tp, op, n_in, in)) return 0;
+    tg_tensor **ins = tg__arena_alloc(tp, (size_t)n_in * sizeof *ins, false);
+    void *attr_copy = op->attr_size ? tg__arena_alloc(tp, op->attr_size, false) : NULL;
+    tg_node *n = ins && (!op->attr_size || attr_copy) ? push_node(tp) : NULL;
+    if (!n) return tg_fail(tp, TG_ERR_NOMEM, op->name, "out of memory");
+    for (int i = 0; i < n_in; i++) ins[i] = in[i];   /* a loop: n_in is 1 or 2 */
+    if (attr_copy) memcpy(attr_copy, attr, op->attr_size);
+    *n = (tg_node){.op = op, .tape = tp, .n_in = n_in, .in = ins, .out = out, .attr = attr_copy};
+    out->node = tp->n_nodes - 1;
+    out->requires_grad = true;
+    *node = n;
+    return 0;
+}
+
+int tg__record(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in, const void *attr,
+               tg_tensor *out, tg_node **node) {
+    return record(tp, op, n_in, in, attr, out, node);
+}
+
+/* The output tensor: a view of input 0 or a fresh arena buffer. */
+static tg_tensor *output_of(tg_tape *tp, const tg_op *op, tg_tensor *const *in, const tg_desc *d) {
+    if (!(op->flags & TG_OP_VIEW)) return tg__arena_tensor(tp, d->dtype, d->ndim, d->shape, false);
+    tg_tensor *out = tg__arena_struct(tp, d->dtype, d->ndim, d->shape);
+    if (out) out->data = in[0]->data;
+    return out;
 }
 
 /* "[2,3], [3]" for the first few inputs, for messages. */
@@ -349,45 +442,27 @@ tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in
         report_bad_result(tp, op, n_in, in, &d);
         return NULL;
     }
-
+    /* fuse_min is at least 1: an empty result never fuses */
     tg_tensor *out;
-    if (op->flags & TG_OP_VIEW) {
-        out = arena_struct(tp, d.dtype, d.ndim, d.shape);
-        if (out) out->data = in[0]->data;
-    } else {
-        out = tg__arena_tensor(tp, d.dtype, d.ndim, d.shape, false);
-    }
+    if ((op->eltwise || op->window) && tg__fusion_enabled(tp) &&
+        tg__numel(d.ndim, d.shape) >= tp->fuse_min && tg__fuse_apply(tp, op, n_in, in, attr, &d, &out))
+        return out;
+    for (int i = 0; i < n_in; i++) /* an unfused op reads data: compute pending inputs */
+        if (tg__concrete(in[i]) != 0) return NULL;
+    out = output_of(tp, op, in, &d);
     if (!out) {
         tg_fail(tp, TG_ERR_NOMEM, op->name, "out of memory");
         return NULL;
     }
-
-    bool record = wants_record(tp, op, n_in, in);
     tg_node local = {.op = op, .tape = tp, .n_in = n_in, .in = (tg_tensor **)in, .out = out,
                      .attr = attr};
-    tg_node *n = &local;
-    if (record) {
-        tg_tensor **ins = tg__arena_alloc(tp, (size_t)n_in * sizeof *ins, false);
-        void *attr_copy = op->attr_size ? tg__arena_alloc(tp, op->attr_size, false) : NULL;
-        n = push_node(tp);
-        if (!ins || (op->attr_size && !attr_copy) || !n) {
-            if (n) tp->n_nodes--;
-            tg_fail(tp, TG_ERR_NOMEM, op->name, "out of memory");
-            return NULL;
-        }
-        memcpy(ins, in, (size_t)n_in * sizeof *ins);
-        if (attr_copy) memcpy(attr_copy, attr, op->attr_size);
-        *n = local;
-        n->in = ins;
-        n->attr = attr_copy;
-        out->node = tp->n_nodes - 1;
-        out->requires_grad = true;
-    }
+    tg_node *n;
+    if (record(tp, op, n_in, in, attr, out, &n) != 0) return NULL;
     /* An empty result has nothing to compute (and its VJP nothing to give):
      * forward is not run, so no kernel loops over the other dims of an empty
      * shape, which may be as long as 2^40. */
-    if (out->numel > 0 && op->forward(n) != 0) {
-        if (record) tp->n_nodes--;
+    if (out->numel > 0 && op->forward(n ? n : &local) != 0) {
+        if (n) tp->n_nodes--;
         return NULL;
     }
     return out;

@@ -1,5 +1,9 @@
-/* autograd/tensor.c - tensor creation, access and gradients. */
-#include "internal.h"
+/* autograd/tensor.c - tensor creation, access and gradients.
+ *
+ * Accessors give fused values their data first (a pending tensor is computed
+ * when read, autograd/fuse.c), and the ones that may write let the groups
+ * that read the tensor finish before it changes (tg__fuse_before_write). */
+#include "fuse.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -29,12 +33,6 @@ bool tg__is_float(tg_dtype dt) { return dt == TG_F32 || dt == TG_F64; }
 int tg__axis(int axis, int ndim) {
     if (axis < 0) axis += ndim;
     return (axis < 0 || axis >= ndim) ? -1 : axis;
-}
-
-int64_t tg__numel(int ndim, const int64_t *shape) {
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
-    return n;
 }
 
 char *tg__shape_str(int ndim, const int64_t *shape, char *buf, size_t size) {
@@ -150,6 +148,21 @@ static bool usable(const tg_tensor *t, const char *fn) {
     return true;
 }
 
+/* usable, with data: a pending fused value is computed first. */
+static bool readable(const tg_tensor *t, const char *fn) {
+    if (!usable(t, fn)) return false;
+    if (tg__concrete((tg_tensor *)t) == 0) return true;
+    tg__set_last_error(TG_ERR_NOMEM, "%s: out of memory (computing a fused value)", fn);
+    return false;
+}
+
+/* readable and about to change: the groups that read t finish first. */
+static bool writable(tg_tensor *t, const char *fn) {
+    if (!readable(t, fn)) return false;
+    tg__fuse_before_write(t);
+    return true;
+}
+
 /* Element i of t, else the index error. */
 static bool in_range(const tg_tensor *t, int64_t i, const char *fn) {
     if (i >= 0 && i < t->numel) return true;
@@ -203,7 +216,7 @@ tg_tensor *tg_tensor_from(tg_dtype dt, int ndim, const int64_t *shape, const dou
 }
 
 tg_tensor *tg_tensor_clone(const tg_tensor *src, tg_dtype dt) {
-    if (!usable(src, "tensor_clone")) return NULL;
+    if (!readable(src, "tensor_clone")) return NULL;
     tg_tensor *t = tg_tensor_new(dt, src->ndim, src->shape);
     if (t && tg_tensor_copy(t, src) != TG_OK) {
         tg_tensor_free(t);
@@ -214,13 +227,14 @@ tg_tensor *tg_tensor_clone(const tg_tensor *src, tg_dtype dt) {
 
 void tg_tensor_free(tg_tensor *t) {
     if (!t || t->owner == TG_OWN_ARENA) return;
+    tg__fuse_before_write(t);
     if (t->grad_on_heap) free(t->grad);
     if (t->owner == TG_OWN_HEAP) free(t->data);
     free(t);
 }
 
 tg_status tg_tensor_copy(tg_tensor *dst, const tg_tensor *src) {
-    if (!usable(dst, "tensor_copy") || !usable(src, "tensor_copy")) return tg_last_status();
+    if (!readable(src, "tensor_copy") || !writable(dst, "tensor_copy")) return tg_last_status();
     if (dst->numel != src->numel) {
         char a[160], b[160];
         return tg__set_last_error(TG_ERR_SHAPE, "tensor_copy: sizes differ: %s <- %s",
@@ -248,11 +262,17 @@ const int64_t *tg_tensor_shape(const tg_tensor *t) {
     return usable(t, "tensor_shape") ? t->shape : NULL;
 }
 int64_t tg_tensor_numel(const tg_tensor *t) { return usable(t, "tensor_numel") ? t->numel : -1; }
-void *tg_tensor_data(tg_tensor *t) { return usable(t, "tensor_data") ? t->data : NULL; }
+/* The caller may write through the pointer: from here on, until the next
+ * call, groups no longer read t. */
+void *tg_tensor_data(tg_tensor *t) { return writable(t, "tensor_data") ? t->data : NULL; }
 const void *tg_tensor_cdata(const tg_tensor *t) {
-    return usable(t, "tensor_cdata") ? t->data : NULL;
+    return readable(t, "tensor_cdata") ? t->data : NULL;
 }
-void *tg_tensor_grad(tg_tensor *t) { return usable(t, "tensor_grad") ? t->grad : NULL; }
+void *tg_tensor_grad(tg_tensor *t) {
+    if (!usable(t, "tensor_grad")) return NULL;
+    tg__grad_complete(t);
+    return t->grad;
+}
 
 int64_t tg_tensor_dim(const tg_tensor *t, int axis) {
     if (!usable(t, "tensor_dim")) return -1;
@@ -265,13 +285,13 @@ int64_t tg_tensor_dim(const tg_tensor *t, int axis) {
 }
 
 double tg_tensor_get(const tg_tensor *t, int64_t i) {
-    if (!usable(t, "tensor_get") || !in_range(t, i, "tensor_get")) return NAN;
+    if (!readable(t, "tensor_get") || !in_range(t, i, "tensor_get")) return NAN;
     return load(t->data, t->dtype, i);
 }
 
 tg_status tg_tensor_set(tg_tensor *t, int64_t i, double v) {
     if (!usable(t, "tensor_set") || !in_range(t, i, "tensor_set") ||
-        !check_storable(t, v, "tensor_set"))
+        !check_storable(t, v, "tensor_set") || !writable(t, "tensor_set"))
         return tg_last_status();
     store(t->data, t->dtype, i, v);
     return TG_OK;
@@ -279,16 +299,19 @@ tg_status tg_tensor_set(tg_tensor *t, int64_t i, double v) {
 
 double tg_tensor_grad_get(const tg_tensor *t, int64_t i) {
     if (!usable(t, "tensor_grad_get") || !in_range(t, i, "tensor_grad_get")) return NAN;
+    tg__grad_complete((tg_tensor *)t);
     return t->grad ? load(t->grad, t->dtype, i) : 0.0;
 }
 
 double tg_tensor_item(const tg_tensor *t) {
-    if (!usable(t, "tensor_item") || !in_range(t, 0, "tensor_item")) return NAN;
+    if (!readable(t, "tensor_item") || !in_range(t, 0, "tensor_item")) return NAN;
     return load(t->data, t->dtype, 0);
 }
 
 tg_status tg_tensor_fill(tg_tensor *t, double v) {
-    if (!usable(t, "tensor_fill") || !check_storable(t, v, "tensor_fill")) return tg_last_status();
+    if (!usable(t, "tensor_fill") || !check_storable(t, v, "tensor_fill") ||
+        !writable(t, "tensor_fill"))
+        return tg_last_status();
     for (int64_t i = 0; i < t->numel; i++) store(t->data, t->dtype, i, v);
     return TG_OK;
 }
@@ -303,6 +326,7 @@ bool tg_tensor_requires_grad(const tg_tensor *t) {
 }
 
 void tg_tensor_zero_grad(tg_tensor *t) {
-    if (usable(t, "tensor_zero_grad") && t->grad)
-        memset(t->grad, 0, (size_t)t->numel * tg_dtype_size(t->dtype));
+    if (!usable(t, "tensor_zero_grad")) return;
+    if (t->grad) memset(t->grad, 0, (size_t)t->numel * tg_dtype_size(t->dtype));
+    t->grad_lo = t->grad_hi = 0;
 }

@@ -13,6 +13,9 @@
  *   --warmup S       seconds of warm-up, at least 3 iterations (default 0.5)
  *   --no-floor       skip the GEMM floor measurement
  *   --verbose        print the GEMM floor per shape
+ *   --cpu-clock      time iterations by the process's CPU clock, not the wall
+ *                    (1 thread on a shared machine: time spent descheduled
+ *                    does not count; with more threads it sums them)
  * Programs add their own options through bench_parse's callback. */
 #ifndef TG_BENCH_UTIL_H
 #define TG_BENCH_UTIL_H
@@ -63,7 +66,7 @@ typedef struct bench_opts {
     int threads;
     double min_time, warmup;
     int min_iters;
-    bool no_floor, verbose;
+    bool no_floor, verbose, cpu_clock;
 } bench_opts;
 
 /* A program's own option: returns the number of argv entries it used (0: not its). */
@@ -72,7 +75,7 @@ typedef int (*bench_opt_fn)(int argc, char **argv, int i, void *ctx);
 static inline void bench_usage(const char *prog, const char *extra) {
     fprintf(stderr,
             "usage: %s [--threads N] [--min-time S] [--min-iters N] [--warmup S] [--no-floor]"
-            " [--verbose]%s%s\n",
+            " [--verbose] [--cpu-clock]%s%s\n",
             prog, extra ? " " : "", extra ? extra : "");
 }
 
@@ -98,6 +101,8 @@ static inline int bench_parse(int argc, char **argv, bench_opts *o, bench_opt_fn
             o->no_floor = true;
         } else if (!strcmp(a, "--verbose")) {
             o->verbose = true;
+        } else if (!strcmp(a, "--cpu-clock")) {
+            o->cpu_clock = true;
         } else {
             bench_usage(argv[0], extra_usage);
             return 2;
@@ -114,6 +119,12 @@ static inline int bench_parse(int argc, char **argv, bench_opts *o, bench_opt_fn
 static inline double bench_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static inline double bench_cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -154,9 +165,9 @@ static inline int bench_measure(bench_step_fn step, void *ctx, const bench_opts 
     uint64_t lib0 = tg_heap_allocs(), all0 = bench_mallocs();
     end = bench_now() + o->min_time;
     while (n < BENCH_MAX_ITERS && (n < o->min_iters || bench_now() < end)) {
-        double t0 = bench_now();
+        double t0 = bench_now(), c0 = bench_cpu_now();
         if (step(ctx) != 0) return -1;
-        times[n++] = bench_now() - t0;
+        times[n++] = o->cpu_clock ? bench_cpu_now() - c0 : bench_now() - t0;
     }
     r->lib_allocs = (double)(tg_heap_allocs() - lib0) / n;
     r->all_allocs = (double)(bench_mallocs() - all0) / n;
@@ -399,15 +410,19 @@ static inline void bench_print(const bench_report *rp) {
     long rss = bench_rss_kb();
     tg_tape_stats st = {0};
     if (rp->tp) tg_tape_stats_get(rp->tp, &st);
+    const double MB = 1048576.0;
     printf("  peak RSS %.1f MB; tape arena %.1f MB, %llu ops recorded per iteration\n",
-           (double)rss / 1024.0, (double)st.arena_capacity / 1048576.0,
-           (unsigned long long)rp->nodes);
-    if (rp->step)   /* merged < deferred: successive steps' rows were contiguous */
+           (double)rss / 1024.0, (double)st.arena_capacity / MB, (unsigned long long)rp->nodes);
+    if (rp->step) {   /* merged < deferred: successive steps' rows were contiguous */
+        printf("  arena per step: %.1f MB used (activations %.1f, gradients %.1f, scratch %.1f)\n",
+               (double)rp->step->arena_used / MB, (double)rp->step->arena_activations / MB,
+               (double)rp->step->arena_gradients / MB, (double)rp->step->arena_scratch / MB);
         printf("  GEMM engine per step: %llu products on packed-once operands; %llu weight-gradient"
                " contributions deferred, run as %llu GEMMs\n",
                (unsigned long long)rp->step->gemm_packed,
                (unsigned long long)rp->step->gemm_deferred,
                (unsigned long long)rp->step->gemm_merged);
+    }
     printf("{\"side\": \"%s\", \"workload\": \"%s\", \"variant\": \"%s\", \"threads\": %d, "
            "\"ms\": %.6f, \"best_ms\": %.6f, \"iters\": %d, \"tokens_per_s\": ",
            rp->side ? rp->side : "tapegrad", rp->workload, rp->variant, rp->threads, ms,
@@ -417,8 +432,13 @@ static inline void bench_print(const bench_report *rp) {
     if (rp->ops > 0) printf(", \"ns_per_op\": %.3f", r->sec * 1e9 / rp->ops);
     printf(", \"lib_allocs\": %.4f, \"all_allocs\": %.4f, \"rss_kb\": %ld, \"blis\": \"%s\"",
            r->lib_allocs, r->all_allocs, rss, tg_blas_arch());
-    printf(", \"arena_mb\": %.3f, \"tape_ops\": %llu", (double)st.arena_capacity / 1048576.0,
+    printf(", \"arena_mb\": %.3f, \"tape_ops\": %llu", (double)st.arena_capacity / MB,
            (unsigned long long)rp->nodes);
+    if (rp->step)
+        printf(", \"arena_used_mb\": %.3f, \"arena_activations_mb\": %.3f, "
+               "\"arena_gradients_mb\": %.3f, \"arena_scratch_mb\": %.3f",
+               (double)rp->step->arena_used / MB, (double)rp->step->arena_activations / MB,
+               (double)rp->step->arena_gradients / MB, (double)rp->step->arena_scratch / MB);
     if (f)
         printf(", \"gemm_gflop\": %.6f, \"floor_ms\": %.6f, \"floor_best_ms\": %.6f, "
                "\"floor_packed_ms\": %.6f, \"floor_packed_best_ms\": %.6f", f->gflop,

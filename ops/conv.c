@@ -14,7 +14,7 @@
  *   y[b,c,t] = max_{k < kernel} x[b,c, t*stride + k]
  * The forward saves each window's argmax (its first maximum, or its first NaN,
  * which propagates as in PyTorch) in node scratch; the VJP sends dy there. */
-#include "../autograd/internal.h"
+#include "kernels.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -163,20 +163,12 @@ static void valid_range(int64_t off, int64_t S, int64_t L, int64_t Lout, int64_t
         }                                                                                        \
     }
 
-CONV_LOOPS(float)
-CONV_LOOPS(double)
+TG_STAMP_FLOAT(CONV_LOOPS)
 
 /* Type dispatch for the loops above; offsets are in elements. */
 static void im2col(tg_dtype dt, const void *x, void *col, const conv_dims *d,
                    const conv_attr *a) {
-    if (dt == TG_F32)
-        im2col_float(x, col, d, a);
-    else
-        im2col_double(x, col, d, a);
-}
-
-static void *at_elem(void *p, tg_dtype dt, int64_t i) {
-    return (char *)p + (size_t)i * tg_dtype_size(dt);
+    TG_BY_DTYPE(dt, im2col, x, col, d, a);
 }
 
 static int conv_forward(tg_node *n) {
@@ -189,10 +181,9 @@ static int conv_forward(tg_node *n) {
     void *col = tg__arena_alloc(n->tape, (size_t)(ck * d.Lout) * tg_dtype_size(dt), false);
     if (!col) return tg_fail(n->tape, TG_ERR_NOMEM, "conv1d", "out of memory (im2col)");
     for (int64_t b = 0; b < d.B; b++) {
-        void *yb = at_elem(y->data, dt, b * d.Cout * d.Lout);
-        im2col(dt, at_elem(x->data, dt, b * d.Cin * d.L), col, &d, at);
-        if (bias && dt == TG_F32) fill_bias_float(bias->data, yb, &d);
-        if (bias && dt == TG_F64) fill_bias_double(bias->data, yb, &d);
+        void *yb = tg__at(dt, y->data, b * d.Cout * d.Lout);
+        im2col(dt, tg__at(dt, x->data, b * d.Cin * d.L), col, &d, at);
+        if (bias) TG_BY_DTYPE(dt, fill_bias, bias->data, yb, &d);
         tg_gemm(n->tape, dt, false, false, d.Cout, d.Lout, ck, 1.0, w->data, ck, col, d.Lout,
                 bias ? 1.0 : 0.0, yb, d.Lout);
     }
@@ -213,23 +204,19 @@ static int conv_vjp(tg_node *n) {
                                               false)))
         return tg_fail(n->tape, TG_ERR_NOMEM, "conv1d", "out of memory (im2col)");
     for (int64_t b = 0; b < d.B; b++) {
-        void *dyb = at_elem(dy, dt, b * d.Cout * d.Lout);
+        void *dyb = tg__at(dt, dy, b * d.Cout * d.Lout);
         if (dw) {
-            im2col(dt, at_elem(x->data, dt, b * d.Cin * d.L), col, &d, at);
+            im2col(dt, tg__at(dt, x->data, b * d.Cin * d.L), col, &d, at);
             tg_gemm(n->tape, dt, false, true, d.Cout, ck, d.Lout, 1.0, dyb, d.Lout, col, d.Lout,
                     1.0, dw, ck);
         }
         if (dx) {
-            void *dxb = at_elem(dx, dt, b * d.Cin * d.L);
+            void *dxb = tg__at(dt, dx, b * d.Cin * d.L);
             tg_gemm(n->tape, dt, true, false, ck, d.Lout, d.Cout, 1.0, w->data, ck, dyb, d.Lout,
                     0.0, col, d.Lout);
-            if (dt == TG_F32)
-                col2im_float(col, dxb, &d, at);
-            else
-                col2im_double(col, dxb, &d, at);
+            TG_BY_DTYPE(dt, col2im, col, dxb, &d, at);
         }
-        if (dbias && dt == TG_F32) bias_grad_float(dyb, dbias, &d);
-        if (dbias && dt == TG_F64) bias_grad_double(dyb, dbias, &d);
+        if (dbias) TG_BY_DTYPE(dt, bias_grad, dyb, dbias, &d);
     }
     return 0;
 }
@@ -313,8 +300,7 @@ static int pool_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *a
         for (int64_t i = 0; i < n; i++) dx[arg[i]] += dy[i];                                     \
     }
 
-POOL_LOOPS(float)
-POOL_LOOPS(double)
+TG_STAMP_FLOAT(POOL_LOOPS)
 
 static int pool_forward(tg_node *n) {
     const pool_attr *at = n->attr;
@@ -322,20 +308,14 @@ static int pool_forward(tg_node *n) {
     int64_t *arg = tg_node_scratch(n, (size_t)y->numel * sizeof *arg);
     if (!arg) return -1;
     int64_t rows = x->shape[0] * x->shape[1];
-    if (x->dtype == TG_F32)
-        pool_fwd_float(x->data, y->data, arg, rows, x->shape[2], y->shape[2], at);
-    else
-        pool_fwd_double(x->data, y->data, arg, rows, x->shape[2], y->shape[2], at);
+    TG_BY_DTYPE(x->dtype, pool_fwd, x->data, y->data, arg, rows, x->shape[2], y->shape[2], at);
     return 0;
 }
 
 static int pool_vjp(tg_node *n) {
     void *dx = tg_input_grad(n, 0);
     if (!dx) return 0;
-    if (n->out->dtype == TG_F32)
-        pool_vjp_float(tg_output_grad(n), dx, n->scratch, n->out->numel);
-    else
-        pool_vjp_double(tg_output_grad(n), dx, n->scratch, n->out->numel);
+    TG_BY_DTYPE(n->out->dtype, pool_vjp, tg_output_grad(n), dx, n->scratch, n->out->numel);
     return 0;
 }
 

@@ -18,7 +18,7 @@
  * recorded): the result is a copy of x in the arena, recorded like any op, so
  * "every op result is an arena tensor" holds; rng may then be NULL and is not
  * advanced. p outside [0, 1) is an error in either mode. */
-#include "../autograd/internal.h"
+#include "kernels.h"
 
 #include <math.h>
 #include <string.h>
@@ -64,13 +64,9 @@ static uint64_t keep_threshold(double p) { return (uint64_t)ceil(p * 0x1.0p53); 
     static void dropout_vjp_##T(const T *dy, T *dx, const uint8_t *keep, int64_t n, double p) {  \
         T scale = (T)(1.0 / (1.0 - p));                                                          \
         for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (keep[i] ? scale : 0);                  \
-    }                                                                                            \
-    static void identity_vjp_##T(const T *dy, T *dx, int64_t n) {                                \
-        for (int64_t i = 0; i < n; i++) dx[i] += dy[i];                                          \
     }
 
-DROPOUT_LOOPS(float)
-DROPOUT_LOOPS(double)
+TG_STAMP_FLOAT(DROPOUT_LOOPS)
 
 static int dropout_forward(tg_node *n) {
     const dropout_attr *at = n->attr;
@@ -81,10 +77,7 @@ static int dropout_forward(tg_node *n) {
     }
     uint8_t *keep = tg_node_scratch(n, (size_t)x->numel);
     if (!keep) return -1;
-    if (x->dtype == TG_F32)
-        dropout_fwd_float(x->data, y->data, keep, x->numel, at);
-    else
-        dropout_fwd_double(x->data, y->data, keep, x->numel, at);
+    TG_BY_DTYPE(x->dtype, dropout_fwd, x->data, y->data, keep, x->numel, at);
     return 0;
 }
 
@@ -94,11 +87,10 @@ static int dropout_vjp(tg_node *n) {
     void *dx = tg_input_grad(n, 0);
     const void *dy = tg_output_grad(n);
     if (!dx) return 0;
-    bool f32 = x->dtype == TG_F32;
-    if (at->identity && f32) identity_vjp_float(dy, dx, x->numel);
-    if (at->identity && !f32) identity_vjp_double(dy, dx, x->numel);
-    if (!at->identity && f32) dropout_vjp_float(dy, dx, n->scratch, x->numel, at->p);
-    if (!at->identity && !f32) dropout_vjp_double(dy, dx, n->scratch, x->numel, at->p);
+    if (at->identity)
+        tg__ew_add(x->dtype, dx, dy, x->numel);
+    else
+        TG_BY_DTYPE(x->dtype, dropout_vjp, dy, dx, n->scratch, x->numel, at->p);
     return 0;
 }
 

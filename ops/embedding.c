@@ -5,7 +5,7 @@
  * checks each against [0, V) and fails naming the first bad one.
  * VJP: dweight[idx[s], :] += dy[s, :] (repeated indices accumulate); idx has
  * no gradient. */
-#include "../autograd/internal.h"
+#include "kernels.h"
 
 #include <string.h>
 
@@ -58,8 +58,7 @@ static int embedding_forward(tg_node *n) {
         }                                                                                        \
     }
 
-EMBEDDING_VJP(float)
-EMBEDDING_VJP(double)
+TG_STAMP_FLOAT(EMBEDDING_VJP)
 
 static int embedding_vjp(tg_node *n) {
     tg_tensor *w = n->in[0], *idx = n->in[1];
@@ -72,10 +71,7 @@ static int embedding_vjp(tg_node *n) {
             return tg_fail(n->tape, TG_ERR_STATE, "embedding",
                            "index %d at position %lld changed to outside [0,%lld) after forward",
                            (int)id[s], (long long)s, (long long)w->shape[0]);
-    if (w->dtype == TG_F32)
-        embedding_vjp_float(tg_output_grad(n), dw, id, idx->numel, w->shape[1]);
-    else
-        embedding_vjp_double(tg_output_grad(n), dw, id, idx->numel, w->shape[1]);
+    TG_BY_DTYPE(w->dtype, embedding_vjp, tg_output_grad(n), dw, id, idx->numel, w->shape[1]);
     return 0;
 }
 

@@ -11,7 +11,7 @@
  *                 dx_r += (softmax(x_r) - onehot(t_r)) g / M
  * Sums are accumulated in double for both dtypes. Targets of bce are not
  * range-checked: the formula stays defined outside [0,1] (as in PyTorch). */
-#include "../autograd/internal.h"
+#include "kernels.h"
 
 #include <string.h>
 #include <tgmath.h>
@@ -92,18 +92,22 @@ static int bce_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *at
         return m + log(s);                                                                       \
     }                                                                                            \
     /* returns the summed loss; lse[r] is kept for the VJP */                                    \
+    /* rows on nt threads; the loss summed after, in row order */                               \
     static double ce_fwd_##T(const T *x, const int32_t *t, int64_t R, int64_t C, int32_t ign,    \
-                             double *lse) {                                                      \
+                             double *lse, int nt) {                                              \
+        (void)nt;                                                                                \
+        TG_OMP_FOR_NT                                                                            \
+        for (int64_t r = 0; r < R; r++)                                                          \
+            if (t[r] != ign) lse[r] = lse_##T(x + r * C, C);                                     \
         double s = 0;                                                                            \
-        for (int64_t r = 0; r < R; r++) {                                                        \
-            if (t[r] == ign) continue;                                                           \
-            lse[r] = lse_##T(x + r * C, C);                                                      \
-            s += lse[r] - x[r * C + t[r]];                                                       \
-        }                                                                                        \
+        for (int64_t r = 0; r < R; r++)                                                          \
+            if (t[r] != ign) s += lse[r] - x[r * C + t[r]];                                      \
         return s;                                                                                \
     }                                                                                            \
     static void ce_vjp_##T(const T *x, const int32_t *t, T *dx, int64_t R, int64_t C,            \
-                           int32_t ign, const double *lse, double gm) {                          \
+                           int32_t ign, const double *lse, double gm, int nt) {                  \
+        (void)nt;                                                                                \
+        TG_OMP_FOR_NT                                                                            \
         for (int64_t r = 0; r < R; r++) {                                                        \
             if (t[r] == ign) continue;                                                           \
             for (int64_t c = 0; c < C; c++)                                                      \
@@ -111,14 +115,12 @@ static int bce_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *at
         }                                                                                        \
     }
 
-LOSS_LOOPS(float)
-LOSS_LOOPS(double)
+TG_STAMP_FLOAT(LOSS_LOOPS)
 
 /* ---- mse ------------------------------------------------------------------------- */
 static int mse_forward(tg_node *n) {
     tg_tensor *p = n->in[0], *t = n->in[1];
-    double v = p->dtype == TG_F32 ? mse_fwd_float(p->data, t->data, p->numel)
-                                  : mse_fwd_double(p->data, t->data, p->numel);
+    double v = TG_BY_DTYPE_EXPR(p->dtype, mse_fwd, p->data, t->data, p->numel);
     tg_tensor_set(n->out, 0, v);
     return 0;
 }
@@ -127,10 +129,7 @@ static int mse_vjp(tg_node *n) {
     tg_tensor *p = n->in[0], *t = n->in[1];
     double g = tg_tensor_grad_get(n->out, 0);
     void *dp = tg_input_grad(n, 0), *dt = tg_input_grad(n, 1);
-    if (p->dtype == TG_F32)
-        mse_vjp_float(p->data, t->data, dp, dt, p->numel, g);
-    else
-        mse_vjp_double(p->data, t->data, dp, dt, p->numel, g);
+    TG_BY_DTYPE(p->dtype, mse_vjp, p->data, t->data, dp, dt, p->numel, g);
     return 0;
 }
 
@@ -150,8 +149,7 @@ tg_tensor *tg_mse(tg_tape *tp, tg_tensor *pred, tg_tensor *target) {
 /* ---- bce_with_logits --------------------------------------------------------------- */
 static int bce_forward(tg_node *n) {
     tg_tensor *x = n->in[0], *t = n->in[1];
-    double v = x->dtype == TG_F32 ? bce_fwd_float(x->data, t->data, x->numel)
-                                  : bce_fwd_double(x->data, t->data, x->numel);
+    double v = TG_BY_DTYPE_EXPR(x->dtype, bce_fwd, x->data, t->data, x->numel);
     tg_tensor_set(n->out, 0, v);
     return 0;
 }
@@ -160,10 +158,7 @@ static int bce_vjp(tg_node *n) {
     tg_tensor *x = n->in[0], *t = n->in[1];
     double g = tg_tensor_grad_get(n->out, 0);
     void *dx = tg_input_grad(n, 0), *dt = tg_input_grad(n, 1);
-    if (x->dtype == TG_F32)
-        bce_vjp_float(x->data, t->data, dx, dt, x->numel, g);
-    else
-        bce_vjp_double(x->data, t->data, dx, dt, x->numel, g);
+    TG_BY_DTYPE(x->dtype, bce_vjp, x->data, t->data, dx, dt, x->numel, g);
     return 0;
 }
 
@@ -229,8 +224,8 @@ static int ce_forward(tg_node *n) {
     ce_scratch *s = tg_node_scratch(n, sizeof *s + (size_t)R * sizeof s->lse[0]);
     if (!s) return -1;
     s->counted = counted;
-    double sum = x->dtype == TG_F32 ? ce_fwd_float(x->data, tv, R, C, at->ignore_index, s->lse)
-                                    : ce_fwd_double(x->data, tv, R, C, at->ignore_index, s->lse);
+    int nt = tg_threads_for(n->tape, x->numel);
+    double sum = TG_BY_DTYPE_EXPR(x->dtype, ce_fwd, x->data, tv, R, C, at->ignore_index, s->lse, nt);
     tg_tensor_set(n->out, 0, counted ? sum / (double)counted : 0.0);
     return 0;
 }
@@ -243,10 +238,9 @@ static int ce_vjp(tg_node *n) {
     if (!dx || s->counted == 0) return 0; /* all ignored: the gradient stays 0 */
     int64_t C = x->shape[x->ndim - 1];
     double gm = tg_tensor_grad_get(n->out, 0) / (double)s->counted;
-    if (x->dtype == TG_F32)
-        ce_vjp_float(x->data, t->data, dx, t->numel, C, at->ignore_index, s->lse, gm);
-    else
-        ce_vjp_double(x->data, t->data, dx, t->numel, C, at->ignore_index, s->lse, gm);
+    int nt = tg_threads_for(n->tape, x->numel);
+    TG_BY_DTYPE(x->dtype, ce_vjp, x->data, t->data, dx, t->numel, C, at->ignore_index, s->lse, gm,
+                nt);
     return 0;
 }
 

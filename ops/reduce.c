@@ -9,7 +9,7 @@
  *                                             dx[o,k*,i] += dy[o,i]
  * sum and mean over everything give a 0-dim tensor (ndim 0, numel 1).
  * Like PyTorch, the mean of nothing is NaN and a NaN is maximal. */
-#include "../autograd/internal.h"
+#include "kernels.h"
 
 #include <math.h>
 
@@ -19,17 +19,9 @@ typedef struct reduce_attr {
     bool all;       /* reduce every element: sum, mean */
 } reduce_attr;
 
-typedef struct red_geom { int64_t outer, len, inner; } red_geom;
-
 /* Only called after infer accepted the axis. */
-static red_geom geom_of(const tg_tensor *x, const reduce_attr *at) {
-    red_geom g = {1, x->numel, 1};
-    if (at->all) return g;
-    int ax = tg__axis(at->axis, x->ndim);
-    g.outer = tg__numel(ax, x->shape);
-    g.len = x->shape[ax];
-    g.inner = tg__numel(x->ndim - ax - 1, x->shape + ax + 1);
-    return g;
+static tg_geom geom_of(const tg_tensor *x, const reduce_attr *at) {
+    return at->all ? tg_geom_all(x) : tg_geom_around(x, tg__axis(at->axis, x->ndim));
 }
 
 /* ---- infer ----------------------------------------------------------------------------- */
@@ -71,37 +63,26 @@ static int max_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *at
 }
 
 /* ---- kernels ----------------------------------------------------------------------------- */
-/* Loops are cut for GCC's -O2 vectoriser (see ops/binary.c): a body of a
- * multiple of VEC_BLOCK plus a tail, restrict outputs, one loop per
- * non-inlined function. A last-axis row (I == 1) is summed in VEC_BLOCK
- * double partial sums (vectorisable and accurate in float32); otherwise the
- * I-wide rows are added into y elementwise. */
-enum { VEC_BLOCK = 16 };
-
-static inline int64_t vec_body(int64_t n) { return n & ~(int64_t)(VEC_BLOCK - 1); }
-
+/* Loops are cut for GCC's -O2 vectoriser (see ops/kernels.c): a body of a
+ * multiple of TG_VEC plus a tail, restrict outputs, one loop per non-inlined
+ * function. A last-axis row (I == 1) is summed by tg__ew_sum (TG_VEC double
+ * partial sums: vectorisable and accurate in float32); otherwise the I-wide
+ * rows are added into y elementwise. */
 #define REDUCE_KERNELS(T)                                                                        \
-    static double row_sum_##T(const T *x, int64_t n) {                                           \
-        double part[VEC_BLOCK] = {0}, acc = 0;                                                   \
-        int64_t k = 0, body = vec_body(n);                                                       \
-        for (; k < body; k += VEC_BLOCK)                                                         \
-            for (int l = 0; l < VEC_BLOCK; l++) part[l] += x[k + l];                             \
-        for (; k < n; k++) acc += x[k];                                                          \
-        for (int l = 0; l < VEC_BLOCK; l++) acc += part[l];                                      \
-        return acc;                                                                              \
-    }                                                                                            \
     /* y[i] += s * x[i] */                                                                       \
     static __attribute__((noinline)) void axpy_##T(T *restrict y, const T *x, T s, int64_t n) {  \
-        int64_t i = 0, body = vec_body(n);                                                       \
+        int64_t i = 0, body = tg_vec_body(n);                                                    \
         for (; i < body; i++) y[i] += s * x[i];                                                  \
         for (; i < n; i++) y[i] += s * x[i];                                                     \
     }                                                                                            \
-    static void sum_fwd_##T(const T *X, T *Y, red_geom g, double scale) {                       \
+    static void sum_fwd_##T(const T *X, T *Y, tg_geom g, double scale, int nt) {                \
+        (void)nt;                                                                                \
+        TG_OMP_FOR_NT                                                                            \
         for (int64_t o = 0; o < g.outer; o++) {                                                  \
             const T *xo = X + o * g.len * g.inner;                                               \
             T *yo = Y + o * g.inner;                                                             \
             if (g.inner == 1) {                                                                  \
-                yo[0] = (T)(row_sum_##T(xo, g.len) * scale);                                     \
+                yo[0] = (T)(tg__ew_sum(TG_DTYPE_OF(T), xo, g.len) * scale);                      \
                 continue;                                                                        \
             }                                                                                    \
             for (int64_t i = 0; i < g.inner; i++) yo[i] = 0;                                     \
@@ -112,11 +93,13 @@ static inline int64_t vec_body(int64_t n) { return n & ~(int64_t)(VEC_BLOCK - 1)
     }                                                                                            \
     /* y[i] += c */                                                                              \
     static __attribute__((noinline)) void add_const_##T(T *restrict y, T c, int64_t n) {         \
-        int64_t i = 0, body = vec_body(n);                                                       \
+        int64_t i = 0, body = tg_vec_body(n);                                                    \
         for (; i < body; i++) y[i] += c;                                                         \
         for (; i < n; i++) y[i] += c;                                                            \
     }                                                                                            \
-    static void sum_vjp_##T(const T *DY, T *DX, red_geom g, double scale) {                     \
+    static void sum_vjp_##T(const T *DY, T *DX, tg_geom g, double scale, int nt) {              \
+        (void)nt;                                                                                \
+        TG_OMP_FOR_NT                                                                            \
         for (int64_t o = 0; o < g.outer; o++) {                                                  \
             if (g.inner == 1) {                                                                  \
                 add_const_##T(DX + o * g.len, (T)(DY[o] * scale), g.len);                        \
@@ -127,7 +110,7 @@ static inline int64_t vec_body(int64_t n) { return n & ~(int64_t)(VEC_BLOCK - 1)
         }                                                                                        \
     }                                                                                            \
     /* ARG may be NULL (nothing recorded: no gradient will ask for it). */                      \
-    static void max_fwd_##T(const T *X, T *Y, int64_t *ARG, red_geom g) {                       \
+    static void max_fwd_##T(const T *X, T *Y, int64_t *ARG, tg_geom g) {                       \
         for (int64_t o = 0; o < g.outer; o++) {                                                  \
             const T *xo = X + o * g.len * g.inner;                                               \
             T *yo = Y + o * g.inner;                                                             \
@@ -146,7 +129,7 @@ static inline int64_t vec_body(int64_t n) { return n & ~(int64_t)(VEC_BLOCK - 1)
                 }                                                                                \
         }                                                                                        \
     }                                                                                            \
-    static void max_vjp_##T(const T *DY, T *DX, const int64_t *ARG, red_geom g) {               \
+    static void max_vjp_##T(const T *DY, T *DX, const int64_t *ARG, tg_geom g) {               \
         for (int64_t o = 0; o < g.outer; o++)                                                    \
             for (int64_t i = 0; i < g.inner; i++) {                                              \
                 int64_t at = o * g.inner + i;                                                    \
@@ -154,20 +137,17 @@ static inline int64_t vec_body(int64_t n) { return n & ~(int64_t)(VEC_BLOCK - 1)
             }                                                                                    \
     }
 
-REDUCE_KERNELS(float)
-REDUCE_KERNELS(double)
+TG_STAMP_FLOAT(REDUCE_KERNELS)
 
 /* ---- forward and vjp ------------------------------------------------------------------------ */
-static double mean_scale(red_geom g) { return g.len > 0 ? 1.0 / (double)g.len : NAN; }
+static double mean_scale(tg_geom g) { return g.len > 0 ? 1.0 / (double)g.len : NAN; }
 
 static int sum_scaled_forward(tg_node *n, bool mean) {
     tg_tensor *x = n->in[0], *y = n->out;
-    red_geom g = geom_of(x, n->attr);
+    tg_geom g = geom_of(x, n->attr);
     double scale = mean ? mean_scale(g) : 1.0;
-    if (x->dtype == TG_F32)
-        sum_fwd_float(x->data, y->data, g, scale);
-    else
-        sum_fwd_double(x->data, y->data, g, scale);
+    int nt = g.outer > 1 ? tg_threads_for(n->tape, x->numel) : 1;   /* outer lines apart */
+    TG_BY_DTYPE(x->dtype, sum_fwd, x->data, y->data, g, scale, nt);
     return 0;
 }
 
@@ -175,12 +155,10 @@ static int sum_scaled_vjp(tg_node *n, bool mean) {
     tg_tensor *x = n->in[0];
     void *dx = tg_input_grad(n, 0);
     if (!dx) return 0;
-    red_geom g = geom_of(x, n->attr);
+    tg_geom g = geom_of(x, n->attr);
     double scale = mean ? mean_scale(g) : 1.0;
-    if (x->dtype == TG_F32)
-        sum_vjp_float(tg_output_grad(n), dx, g, scale);
-    else
-        sum_vjp_double(tg_output_grad(n), dx, g, scale);
+    int nt = g.outer > 1 ? tg_threads_for(n->tape, x->numel) : 1;
+    TG_BY_DTYPE(x->dtype, sum_vjp, tg_output_grad(n), dx, g, scale, nt);
     return 0;
 }
 
@@ -192,16 +170,13 @@ static int mean_vjp(tg_node *n) { return sum_scaled_vjp(n, true); }
 /* The argmax is only kept when the op is recorded (tg_apply marks the output). */
 static int max_forward(tg_node *n) {
     tg_tensor *x = n->in[0], *y = n->out;
-    red_geom g = geom_of(x, n->attr);
+    tg_geom g = geom_of(x, n->attr);
     int64_t *arg = NULL;
     if (y->requires_grad) {
         arg = tg_node_scratch(n, (size_t)(g.outer * g.inner) * sizeof *arg);
         if (!arg) return -1;
     }
-    if (x->dtype == TG_F32)
-        max_fwd_float(x->data, y->data, arg, g);
-    else
-        max_fwd_double(x->data, y->data, arg, g);
+    TG_BY_DTYPE(x->dtype, max_fwd, x->data, y->data, arg, g);
     return 0;
 }
 
@@ -209,11 +184,8 @@ static int max_vjp(tg_node *n) {
     tg_tensor *x = n->in[0];
     void *dx = tg_input_grad(n, 0);
     if (!dx) return 0;
-    red_geom g = geom_of(x, n->attr);
-    if (x->dtype == TG_F32)
-        max_vjp_float(tg_output_grad(n), dx, n->scratch, g);
-    else
-        max_vjp_double(tg_output_grad(n), dx, n->scratch, g);
+    tg_geom g = geom_of(x, n->attr);
+    TG_BY_DTYPE(x->dtype, max_vjp, tg_output_grad(n), dx, n->scratch, g);
     return 0;
 }
 

@@ -12,8 +12,12 @@
  *   y = cond ? a : b          da += cond ? dy : 0,   db += cond ? 0 : dy
  * (summed over each input's broadcast axes). cond gets no gradient.
  *
- * The kernels are plain loops over rows of the output (see below). */
-#include "../autograd/internal.h"
+ * Two descriptors, one op: a cond of a's dtype (the recurrent layers' [B, 1]
+ * keep masks) makes `where` an elementwise op of three inputs with block
+ * kernels (ops/kernels.h), run by ops/eltwise.c and fused with the cell's
+ * other elementwise ops; an int32 cond, or a float cond of the other dtype,
+ * runs the row walk below, which reads each dtype as it is. */
+#include "kernels.h"
 
 #include <string.h>
 
@@ -219,9 +223,44 @@ static int where_vjp(tg_node *n) {
     return 0;
 }
 
+static const tg_op where_rows_op = {.name = "where", .n_in = 3, .infer = where_infer,
+                                    .forward = where_forward, .vjp = where_vjp};
+
+/* ---- cond of the output's dtype: block kernels ------------------------------------------- *
+ * y = c != 0 ? a : b;  input 1: da (=|+=) c != 0 ? dy : 0;  input 2: db the other way;
+ * input 0 (cond, when a caller made it require grad): zero. Selections, no products. */
+#define WHERE_KERNELS(T)                                                                         \
+    TG_SIMD_CLONES static TG_EW_FWD_KERNEL(where_fwd_##T##_blk) {                               \
+        const T *C = xs[0], *A = xs[1], *B = xs[2];                                              \
+        T *restrict Y = ys;                                                                      \
+        (void)attr;                                                                              \
+        TG_EW_FOR(i, n) Y[i] = C[i] != 0 ? A[i] : B[i];                                          \
+    }                                                                                            \
+    TG_SIMD_CLONES static TG_EW_VJP_KERNEL(where_vjp_##T##_blk) {                               \
+        const T *C = xs[0], *DY = dys;                                                           \
+        T *restrict DX = dxs;                                                                    \
+        (void)ys;                                                                                \
+        (void)attr;                                                                              \
+        bool want = k == 1;                                                                      \
+        if (k == 0 && !acc) TG_EW_FOR(i, n) DX[i] = 0;                                           \
+        if (k == 0) return;                                                                      \
+        if (acc)                                                                                 \
+            TG_EW_FOR(i, n) DX[i] += (C[i] != 0) == want ? DY[i] : 0;                            \
+        else                                                                                     \
+            TG_EW_FOR(i, n) DX[i] = (C[i] != 0) == want ? DY[i] : 0;                             \
+    }
+TG_STAMP_FLOAT(WHERE_KERNELS)
+
+/* reads its inputs (the cond); cheap to recompute; no gradient is handed on as is */
+static const tg_eltwise where_kernels = {{where_fwd_float_blk, where_fwd_double_blk},
+                                         {where_vjp_float_blk, where_vjp_double_blk},
+                                         TG_NEEDS_X, 0, true};
 static const tg_op where_op = {.name = "where", .n_in = 3, .infer = where_infer,
-                               .forward = where_forward, .vjp = where_vjp};
+                               .forward = tg_eltwise_forward, .vjp = tg_eltwise_vjp,
+                               .eltwise = &where_kernels};
 
 tg_tensor *tg_where(tg_tape *tp, tg_tensor *cond, tg_tensor *a, tg_tensor *b) {
-    return tg_apply(tp, &where_op, 3, (tg_tensor *[]){cond, a, b}, NULL);
+    bool blocks = cond && a && cond->dtype == a->dtype;   /* else tg_apply reports NULLs */
+    return tg_apply(tp, blocks ? &where_op : &where_rows_op, 3, (tg_tensor *[]){cond, a, b},
+                    NULL);
 }

@@ -13,39 +13,22 @@
  * Copies, not views, for everything but reshape; views are a later item.
  * These ops accept any dtype (int32 ids can be reshaped and joined too);
  * gradients only ever reach float tensors. */
-#include "../autograd/internal.h"
+#include "kernels.h"
 
 #include <string.h>
 
-/* ---- shared kernels ------------------------------------------------------------------------ */
-#define TG_NOINLINE __attribute__((noinline))
-
-/* d[i] += s[i]; one plain loop per dtype so that GCC vectorises it. */
-static TG_NOINLINE void add_float(float *restrict d, const float *restrict s, int64_t n) {
-    for (int64_t i = 0; i < n; i++) d[i] += s[i];
-}
-static TG_NOINLINE void add_double(double *restrict d, const double *restrict s, int64_t n) {
-    for (int64_t i = 0; i < n; i++) d[i] += s[i];
-}
-
-/* d[i] += s[i] for n elements of dt, with d and s at element offsets. */
+/* ---- shared helpers ------------------------------------------------------------------------ */
+/* d[d_off + i] += s[s_off + i], i < n (float dtypes; gradients only ever reach those). */
 static void add_block(tg_dtype dt, void *d, int64_t d_off, const void *s, int64_t s_off,
                       int64_t n) {
-    if (dt == TG_F32)
-        add_float((float *)d + d_off, (const float *)s + s_off, n);
-    else if (dt == TG_F64)
-        add_double((double *)d + d_off, (const double *)s + s_off, n);
+    if (tg__is_float(dt)) tg__ew_add(dt, tg__at(dt, d, d_off), tg__at(dt, s, s_off), n);
 }
 
-static void copy_block(size_t es, void *d, int64_t d_off, const void *s, int64_t s_off,
+/* n elements of any dtype from s + s_off to d + d_off. */
+static void copy_block(tg_dtype dt, void *d, int64_t d_off, const void *s, int64_t s_off,
                        int64_t n) {
-    memcpy((char *)d + (size_t)d_off * es, (const char *)s + (size_t)s_off * es, (size_t)n * es);
-}
-
-/* O and I around axis ax (L is t->shape[ax]). */
-static int64_t outer_of(const tg_tensor *t, int ax) { return tg__numel(ax, t->shape); }
-static int64_t inner_of(const tg_tensor *t, int ax) {
-    return tg__numel(t->ndim - ax - 1, t->shape + ax + 1);
+    size_t es = tg_dtype_size(dt);
+    tg__ew_copy(dt, (char *)d + (size_t)d_off * es, (const char *)s + (size_t)s_off * es, n);
 }
 
 /* ---- concat ------------------------------------------------------------------------------- */
@@ -99,13 +82,13 @@ static int concat_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void 
 static int concat_forward(tg_node *n) {
     tg_tensor *y = n->out;
     int ax = tg__axis(((const concat_attr *)n->attr)->axis, y->ndim);
-    size_t es = tg_dtype_size(y->dtype);
-    int64_t outer = outer_of(y, ax), inner = inner_of(y, ax), row = y->shape[ax] * inner, off = 0;
+    tg_geom g = tg_geom_around(y, ax);
+    int64_t row = g.len * g.inner, off = 0;
     for (int i = 0; i < n->n_in; i++) {
         const tg_tensor *x = n->in[i];
-        int64_t blk = x->shape[ax] * inner;
-        for (int64_t o = 0; o < outer; o++)
-            copy_block(es, y->data, o * row + off, x->data, o * blk, blk);
+        int64_t blk = x->shape[ax] * g.inner;
+        for (int64_t o = 0; o < g.outer; o++)
+            copy_block(y->dtype, y->data, o * row + off, x->data, o * blk, blk);
         off += blk;
     }
     return 0;
@@ -115,14 +98,15 @@ static int concat_vjp(tg_node *n) {
     tg_tensor *y = n->out;
     int ax = tg__axis(((const concat_attr *)n->attr)->axis, y->ndim);
     const void *dy = tg_output_grad(n);
-    int64_t outer = outer_of(y, ax), inner = inner_of(y, ax), row = y->shape[ax] * inner, off = 0;
+    tg_geom g = tg_geom_around(y, ax);
+    int64_t row = g.len * g.inner, off = 0;
     for (int i = 0; i < n->n_in; i++) {
-        int64_t blk = n->in[i]->shape[ax] * inner;
+        int64_t blk = n->in[i]->shape[ax] * g.inner;
         bool fresh;
         void *dx = tg_input_grad_fresh(n, i, &fresh);
-        for (int64_t o = 0; dx && o < outer; o++) {
+        for (int64_t o = 0; dx && o < g.outer; o++) {
             if (fresh) /* first gradient of input i: its block of dy, as is */
-                copy_block(tg_dtype_size(y->dtype), dx, o * blk, dy, o * row + off, blk);
+                copy_block(y->dtype, dx, o * blk, dy, o * row + off, blk);
             else
                 add_block(y->dtype, dx, o * blk, dy, o * row + off, blk);
         }
@@ -187,11 +171,10 @@ static int slice_forward(tg_node *n) {
     tg_tensor *x = n->in[0], *y = n->out;
     int64_t lo, hi;
     int ax = slice_range(x, n->attr, &lo, &hi);
-    int64_t outer = outer_of(x, ax), inner = inner_of(x, ax), len = x->shape[ax];
-    int64_t blk = (hi - lo) * inner;
-    size_t es = tg_dtype_size(x->dtype);
-    for (int64_t o = 0; o < outer; o++)
-        copy_block(es, y->data, o * blk, x->data, (o * len + lo) * inner, blk);
+    tg_geom g = tg_geom_around(x, ax);
+    int64_t blk = (hi - lo) * g.inner;
+    for (int64_t o = 0; o < g.outer; o++)
+        copy_block(x->dtype, y->data, o * blk, x->data, (o * g.len + lo) * g.inner, blk);
     return 0;
 }
 
@@ -201,15 +184,34 @@ static int slice_vjp(tg_node *n) {
     if (!dx) return 0;
     int64_t lo, hi;
     int ax = slice_range(x, n->attr, &lo, &hi);
-    int64_t outer = outer_of(x, ax), inner = inner_of(x, ax), len = x->shape[ax];
-    int64_t blk = (hi - lo) * inner;
-    for (int64_t o = 0; o < outer; o++)
-        add_block(x->dtype, dx, (o * len + lo) * inner, tg_output_grad(n), o * blk, blk);
+    tg_geom g = tg_geom_around(x, ax);
+    int64_t blk = (hi - lo) * g.inner;
+    for (int64_t o = 0; o < g.outer; o++)
+        add_block(x->dtype, dx, (o * g.len + lo) * g.inner, tg_output_grad(n), o * blk, blk);
     return 0;
 }
 
+/* Seen as matrices [rows, last dim]: a slice of the last axis is a block of
+ * columns; a slice of an axis with only size-1 dims before it is a block of
+ * rows (the time steps t*B.. of a [T*B, 4H] projection). */
+static bool slice_window(const tg_tensor *x, const void *attr, const tg_desc *out,
+                         tg_window *w) {
+    (void)out;
+    int64_t lo, hi;
+    int ax = slice_range(x, attr, &lo, &hi);
+    *w = (tg_window){0, 0};
+    if (ax == x->ndim - 1) {
+        w->col0 = lo;
+        return true;
+    }
+    if (tg__numel(ax, x->shape) != 1) return false;
+    w->row0 = lo * tg__numel(x->ndim - ax - 2, x->shape + ax + 1);
+    return true;
+}
+
 static const tg_op slice_op = {.name = "slice", .n_in = 1, .attr_size = sizeof(slice_attr),
-                               .infer = slice_infer, .forward = slice_forward, .vjp = slice_vjp};
+                               .infer = slice_infer, .forward = slice_forward, .vjp = slice_vjp,
+                               .window = slice_window};
 
 tg_tensor *tg_slice(tg_tape *tp, tg_tensor *x, int axis, int64_t start, int64_t stop) {
     slice_attr at = {axis, start, stop};
@@ -367,9 +369,19 @@ static int reshape_vjp(tg_node *n) {
     return 0;
 }
 
+/* A reshape that keeps the last dim keeps every row: the whole input. */
+static bool reshape_window(const tg_tensor *x, const void *attr, const tg_desc *out,
+                           tg_window *w) {
+    (void)attr;
+    *w = (tg_window){0, 0};
+    int64_t xc = x->ndim ? x->shape[x->ndim - 1] : 1, yc = out->ndim ? out->shape[out->ndim - 1] : 1;
+    return xc == yc;
+}
+
 static const tg_op reshape_op = {.name = "reshape", .n_in = 1, .attr_size = sizeof(reshape_attr),
                                  .flags = TG_OP_VIEW, .infer = reshape_infer,
-                                 .forward = reshape_forward, .vjp = reshape_vjp};
+                                 .forward = reshape_forward, .vjp = reshape_vjp,
+                                 .window = reshape_window};
 
 tg_tensor *tg_reshape(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape) {
     reshape_attr at = {.ndim = ndim, .has_shape = shape != NULL};
@@ -427,13 +439,12 @@ static void perm_plan_of(const tg_tensor *x, const int *perm, perm_plan *p) {
     }
 GATHER(uint32_t)
 GATHER(uint64_t)
-SCATTER_ADD(float)
-SCATTER_ADD(double)
+TG_STAMP_FLOAT(SCATTER_ADD)
 
 static void row_copy(tg_dtype dt, void *y, int64_t y_off, const void *x, int64_t x_off,
                      int64_t n, int64_t st) {
     if (st == 1)
-        copy_block(tg_dtype_size(dt), y, y_off, x, x_off, n);
+        copy_block(dt, y, y_off, x, x_off, n);
     else if (tg_dtype_size(dt) == 8)
         gather_uint64_t((uint64_t *)y + y_off, (const uint64_t *)x + x_off, n, st);
     else
@@ -444,10 +455,8 @@ static void row_grad(tg_dtype dt, void *dx, int64_t x_off, const void *dy, int64
                      int64_t n, int64_t st) {
     if (st == 1)
         add_block(dt, dx, x_off, dy, y_off, n);
-    else if (dt == TG_F32)
-        scatter_add_float((float *)dx + x_off, (const float *)dy + y_off, n, st);
-    else if (dt == TG_F64)
-        scatter_add_double((double *)dx + x_off, (const double *)dy + y_off, n, st);
+    else if (tg__is_float(dt))
+        TG_BY_DTYPE(dt, scatter_add, tg__at(dt, dx, x_off), tg__at(dt, dy, y_off), n, st);
 }
 
 /* Forward: dst = y, src = x's data: y = x permuted. Backward (grad): dst = dx, src = dy:

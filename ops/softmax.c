@@ -12,22 +12,18 @@
  * Last axis (I == 1): each line is contiguous and handled by a row kernel.
  * Other axes: lines are strided by I, so LANES neighbouring lines are done
  * together, walking x row by row (contiguous) with per-lane max and sum. */
-#include "../autograd/internal.h"
+#include "kernels.h"
 
-#include <math.h>
+#include <string.h>
+#include <tgmath.h>
 
 typedef struct softmax_attr { int axis; } softmax_attr;
-
-typedef struct sm_geom { int64_t outer, len, inner; } sm_geom;
 
 enum { LANES = 64 };
 
 /* Only called after infer accepted the axis. */
-static sm_geom geom_of(const tg_tensor *x, const softmax_attr *at) {
-    int ax = tg__axis(at->axis, x->ndim);
-    sm_geom g = {tg__numel(ax, x->shape), x->shape[ax],
-                 tg__numel(x->ndim - ax - 1, x->shape + ax + 1)};
-    return g;
+static tg_geom geom_of(const tg_tensor *x, const softmax_attr *at) {
+    return tg_geom_around(x, tg__axis(at->axis, x->ndim));
 }
 
 static int softmax_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
@@ -46,38 +42,50 @@ static int softmax_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void
 /* ---- kernels ----------------------------------------------------------------------------
  * For one element type T with its exp: the row forward and VJP (last axis), the lane
  * forward and VJP (w <= LANES lines at stride I), and the walkers over all lines. */
-#define ROW_KERNELS(T, EXP)                                                                      \
-    static void row_fwd_##T(const T *x, T *y, int64_t L, bool log_out) {                         \
+#define ROW_KERNELS(T)                                                                           \
+    TG_SIMD_CLONES static void row_fwd_##T(const T *x, T *y, int64_t L, bool log_out) {          \
         T m = -INFINITY;                                                                         \
         for (int64_t k = 0; k < L; k++) m = x[k] > m ? x[k] : m;                                 \
-        double s = 0;                                                                            \
-        for (int64_t k = 0; k < L; k++) {                                                        \
-            T e = EXP(x[k] - m);                                                                 \
-            y[k] = e;                                                                            \
-            s += e;                                                                              \
-        }                                                                                        \
+        TG_PRAGMA_SIMD                                                                           \
+        for (int64_t k = 0; k < L; k++) y[k] = exp(x[k] - m);                                    \
+        double s = tg__ew_sum(TG_DTYPE_OF(T), y, L);                                             \
+        T ls = (T)log(s), r = (T)(1 / s);                                                        \
         if (log_out) {                                                                           \
-            T ls = (T)log(s);                                                                    \
+            TG_PRAGMA_SIMD                                                                       \
             for (int64_t k = 0; k < L; k++) y[k] = (x[k] - m) - ls;                              \
         } else {                                                                                 \
-            T r = (T)(1 / s);                                                                    \
+            TG_PRAGMA_SIMD                                                                       \
             for (int64_t k = 0; k < L; k++) y[k] *= r;                                           \
         }                                                                                        \
     }                                                                                            \
-    static void row_vjp_##T(const T *y, const T *dy, T *dx, int64_t L, bool log_out) {           \
+    /* fresh: dx is uninitialised and is written, else added into */                            \
+    TG_SIMD_CLONES static void row_vjp_##T(const T *y, const T *dy, T *dx, int64_t L,            \
+                                           bool log_out, bool fresh) {                           \
         double s = 0;                                                                            \
         if (log_out) {                                                                           \
-            for (int64_t k = 0; k < L; k++) s += dy[k];                                          \
-            for (int64_t k = 0; k < L; k++) dx[k] += dy[k] - EXP(y[k]) * (T)s;                   \
+            s = tg__ew_sum(TG_DTYPE_OF(T), dy, L);                                               \
+            if (fresh) {                                                                         \
+                TG_PRAGMA_SIMD                                                                   \
+                for (int64_t k = 0; k < L; k++) dx[k] = dy[k] - exp(y[k]) * (T)s;                \
+            } else {                                                                             \
+                TG_PRAGMA_SIMD                                                                   \
+                for (int64_t k = 0; k < L; k++) dx[k] += dy[k] - exp(y[k]) * (T)s;               \
+            }                                                                                    \
+            return;                                                                              \
+        }                                                                                        \
+        for (int64_t k = 0; k < L; k++) s += (double)dy[k] * y[k];                               \
+        if (fresh) {                                                                             \
+            TG_PRAGMA_SIMD                                                                       \
+            for (int64_t k = 0; k < L; k++) dx[k] = y[k] * (dy[k] - (T)s);                       \
         } else {                                                                                 \
-            for (int64_t k = 0; k < L; k++) s += (double)dy[k] * y[k];                           \
+            TG_PRAGMA_SIMD                                                                       \
             for (int64_t k = 0; k < L; k++) dx[k] += y[k] * (dy[k] - (T)s);                      \
         }                                                                                        \
     }
 
-/* Lanes: line j (0 <= j < w) has its element k at x[k*I + j]. */
-#define LANE_KERNELS(T, EXP)                                                                     \
-    static void lane_fwd_##T(const T *x, T *y, int64_t L, int64_t I, int w, bool log_out) {      \
+/* Lanes: line j (0 <= j < w) has its element k at x[k*S + j] (S, the line stride, is I). */
+#define LANE_KERNELS(T)                                                                          \
+    static void lane_fwd_##T(const T *x, T *y, int64_t L, int64_t S, int w, bool log_out) {      \
         T m[LANES];                                                                              \
         double s[LANES];                                                                         \
         for (int j = 0; j < w; j++) {                                                            \
@@ -85,36 +93,39 @@ static int softmax_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void
             s[j] = 0;                                                                            \
         }                                                                                        \
         for (int64_t k = 0; k < L; k++)                                                          \
-            for (int j = 0; j < w; j++) m[j] = x[k * I + j] > m[j] ? x[k * I + j] : m[j];        \
+            for (int j = 0; j < w; j++) m[j] = x[k * S + j] > m[j] ? x[k * S + j] : m[j];        \
         for (int64_t k = 0; k < L; k++)                                                          \
             for (int j = 0; j < w; j++) {                                                        \
-                T e = EXP(x[k * I + j] - m[j]);                                                  \
-                y[k * I + j] = e;                                                                \
+                T e = exp(x[k * S + j] - m[j]);                                                  \
+                y[k * S + j] = e;                                                                \
                 s[j] += e;                                                                       \
             }                                                                                    \
         for (int j = 0; j < w; j++) s[j] = log_out ? log(s[j]) : 1 / s[j];                       \
         for (int64_t k = 0; k < L; k++)                                                          \
             for (int j = 0; j < w; j++) {                                                        \
-                int64_t at = k * I + j;                                                          \
+                int64_t at = k * S + j;                                                          \
                 y[at] = log_out ? (x[at] - m[j]) - (T)s[j] : y[at] * (T)s[j];                    \
             }                                                                                    \
     }                                                                                            \
-    static void lane_vjp_##T(const T *y, const T *dy, T *dx, int64_t L, int64_t I, int w,        \
+    static void lane_vjp_##T(const T *y, const T *dy, T *dx, int64_t L, int64_t S, int w,        \
                              bool log_out) {                                                     \
         double s[LANES] = {0};                                                                   \
         for (int64_t k = 0; k < L; k++)                                                          \
             for (int j = 0; j < w; j++)                                                          \
-                s[j] += log_out ? dy[k * I + j] : (double)dy[k * I + j] * y[k * I + j];          \
+                s[j] += log_out ? dy[k * S + j] : (double)dy[k * S + j] * y[k * S + j];          \
         for (int64_t k = 0; k < L; k++)                                                          \
             for (int j = 0; j < w; j++) {                                                        \
-                int64_t at = k * I + j;                                                          \
-                dx[at] += log_out ? dy[at] - EXP(y[at]) * (T)s[j] : y[at] * (dy[at] - (T)s[j]);  \
+                int64_t at = k * S + j;                                                          \
+                dx[at] += log_out ? dy[at] - exp(y[at]) * (T)s[j] : y[at] * (dy[at] - (T)s[j]);  \
             }                                                                                    \
     }
 
-/* Walk the O*I lines: rows when I == 1, else blocks of up to LANES lines. */
+/* Walk the O*I lines: rows when I == 1, else blocks of up to LANES lines;
+ * the O outer blocks are independent, so nt threads share them. */
 #define WALKERS(T)                                                                               \
-    static void fwd_##T(const T *x, T *y, sm_geom g, bool log_out) {                             \
+    static void fwd_##T(const T *x, T *y, tg_geom g, bool log_out, int nt) {                     \
+        (void)nt;                                                                                \
+        TG_OMP_FOR_NT                                                                            \
         for (int64_t o = 0; o < g.outer; o++) {                                                  \
             int64_t base = o * g.len * g.inner;                                                  \
             if (g.inner == 1) {                                                                  \
@@ -127,11 +138,14 @@ static int softmax_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void
             }                                                                                    \
         }                                                                                        \
     }                                                                                            \
-    static void vjp_##T(const T *y, const T *dy, T *dx, sm_geom g, bool log_out) {               \
+    static void vjp_##T(const T *y, const T *dy, T *dx, tg_geom g, bool log_out, bool fresh,     \
+                        int nt) {                                                                \
+        (void)nt;                                                                                \
+        TG_OMP_FOR_NT                                                                            \
         for (int64_t o = 0; o < g.outer; o++) {                                                  \
             int64_t base = o * g.len * g.inner;                                                  \
             if (g.inner == 1) {                                                                  \
-                row_vjp_##T(y + base, dy + base, dx + base, g.len, log_out);                     \
+                row_vjp_##T(y + base, dy + base, dx + base, g.len, log_out, fresh);              \
                 continue;                                                                        \
             }                                                                                    \
             for (int64_t i = 0; i < g.inner; i += LANES) {                                       \
@@ -142,33 +156,31 @@ static int softmax_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void
         }                                                                                        \
     }
 
-ROW_KERNELS(float, expf)
-ROW_KERNELS(double, exp)
-LANE_KERNELS(float, expf)
-LANE_KERNELS(double, exp)
-WALKERS(float)
-WALKERS(double)
+TG_STAMP_FLOAT(ROW_KERNELS)
+TG_STAMP_FLOAT(LANE_KERNELS)
+TG_STAMP_FLOAT(WALKERS)
 
 /* ---- forward and vjp ------------------------------------------------------------------------ */
 static int forward_as(tg_node *n, bool log_out) {
     tg_tensor *x = n->in[0], *y = n->out;
-    sm_geom g = geom_of(x, n->attr);
-    if (x->dtype == TG_F32)
-        fwd_float(x->data, y->data, g, log_out);
-    else
-        fwd_double(x->data, y->data, g, log_out);
+    tg_geom g = geom_of(x, n->attr);
+    int nt = g.outer > 1 ? tg_threads_for(n->tape, x->numel) : 1;
+    TG_BY_DTYPE(x->dtype, fwd, x->data, y->data, g, log_out, nt);
     return 0;
 }
 
 static int vjp_as(tg_node *n, bool log_out) {
     tg_tensor *x = n->in[0], *y = n->out;
-    void *dx = tg_input_grad(n, 0);
+    bool fresh;
+    void *dx = tg_input_grad_fresh(n, 0, &fresh);
     if (!dx) return 0;
-    sm_geom g = geom_of(x, n->attr);
-    if (x->dtype == TG_F32)
-        vjp_float(y->data, tg_output_grad(n), dx, g, log_out);
-    else
-        vjp_double(y->data, tg_output_grad(n), dx, g, log_out);
+    tg_geom g = geom_of(x, n->attr);
+    if (fresh && g.inner != 1) { /* lanes accumulate: start from zeros */
+        memset(dx, 0, (size_t)x->numel * tg_dtype_size(x->dtype));
+        fresh = false;
+    }
+    int nt = g.outer > 1 ? tg_threads_for(n->tape, x->numel) : 1;
+    TG_BY_DTYPE(x->dtype, vjp, y->data, tg_output_grad(n), dx, g, log_out, fresh, nt);
     return 0;
 }
 

@@ -1,108 +1,119 @@
 /* ops/unary.c - elementwise functions of one tensor: y = f(x), same shape.
  *
- * Each op is a line in the table below: its forward expression in x and its
- * derivative dy/dx in x and y (the saved input and output), with the scalar
- * attributes a, b. UNARY_OP stamps out the float and double loops, infer and
- * VJP (dx += dy * dy/dx), and the descriptor; the public wrappers are written
- * out at the bottom so every symbol can be found with grep. */
-#include "../autograd/internal.h"
-
-#include "simd_math.h" /* before tgmath.h: it declares the real functions */
+ * Each op is a line in the table below: its forward expression in x, its
+ * derivative dy/dx in x and y (the input and output), with the scalar
+ * attributes a, b, what that derivative reads (X, Y, both or nothing), and
+ * the fusion engine's hints (op.h: PASS hands the gradient on, CHEAP is
+ * recomputed rather than stored).
+ * UNARY_OP stamps out the op's block kernels (ops/kernels.h) and its
+ * descriptor; the engine runs them alone or fused (ops/eltwise.c,
+ * autograd/fuse*.c). The public wrappers are written out at the bottom so
+ * every symbol can be found with grep. */
+#include "kernels.h"
 
 #include <tgmath.h>
 
 typedef struct unary_attr { double a, b; } unary_attr;
 
 /* sigmoid without overflow: exp only of a non-positive number, e = e^-|x|,
- * then 1/(1+e) or e/(1+e); written without a branch so it vectorizes. */
+ * then 1/(1+e) or e/(1+e); the select picks the numerator, so the loop has
+ * one unconditional division and vectorizes. */
 #define SIGMOID(x) sigmoid_of(x, exp(-fabs(x)))
-#define sigmoid_of(x, e) ((x) >= 0 ? 1 / (1 + (e)) : (e) / (1 + (e)))
+#define sigmoid_of(x, e) (((x) >= 0 ? 1 : (e)) / (1 + (e)))
 #define CLIP01(v) ((v) < 0 ? 0 : (v) > 1 ? 1 : (v))
 
-#define UNARY_LOOPS(NAME, T, FWD, DYDX)                                                           \
-    TG_SIMD_CLONES static void NAME##_fwd_##T(const T *X, T *Y, int64_t n, T a, T b) {            \
+#define NEEDS_0 0
+#define NEEDS_X TG_NEEDS_X
+#define NEEDS_Y TG_NEEDS_Y
+
+/* fwd: Y = FWD(x); vjp: DX (=|+=) DY * DYDX(x, y). Unread inputs point at zeros.
+ * The derivative goes through a T variable: GCC 12 does not vectorise
+ * DY * (x > 0 ? 1 : 0) written inline (measured: relu's VJP ran scalar). */
+#define UNARY_KERNELS(NAME, FWD, DYDX, T)                                                         \
+    TG_SIMD_CLONES static TG_EW_FWD_KERNEL(NAME##_fwd_##T) {                                      \
+        const unary_attr *at = attr;                                                              \
+        const T a = (T)at->a, b = (T)at->b, *X = xs[0];                                           \
+        T *Y = ys;                                                                                \
         (void)a;                                                                                  \
         (void)b;                                                                                  \
-        TG_PRAGMA_SIMD                                                                            \
-        for (int64_t i = 0; i < n; i++) {                                                         \
+        TG_EW_FOR(i, n) {                                                                         \
             T x = X[i];                                                                           \
             Y[i] = (FWD);                                                                         \
         }                                                                                         \
     }                                                                                             \
-    /* fresh: DX is uninitialised and is written, else accumulated into */                     \
-    TG_SIMD_CLONES static void NAME##_vjp_##T(const T *X, const T *Y, const T *DY, T *DX,        \
-                                              int64_t n, T a, T b, bool fresh) {                  \
+    TG_SIMD_CLONES static TG_EW_VJP_KERNEL(NAME##_vjp_##T) {                                      \
+        const unary_attr *at = attr;                                                              \
+        const T a = (T)at->a, b = (T)at->b, *X = xs[0], *Y = ys, *DY = dys;                       \
+        T *DX = dxs;                                                                              \
+        (void)k;                                                                                  \
         (void)a;                                                                                  \
         (void)b;                                                                                  \
-        (void)X;                                                                                  \
-        (void)Y;                                                                                  \
-        if (fresh) {                                                                              \
-            TG_PRAGMA_SIMD                                                                        \
-            for (int64_t i = 0; i < n; i++) {                                                     \
-                T x = X[i], y = Y[i];                                                             \
+        if (acc) {                                                                                \
+            TG_EW_FOR(i, n) {                                                                     \
+                T x = X[i], y = Y[i], d = (DYDX);                                                 \
                 (void)x;                                                                          \
                 (void)y;                                                                          \
-                DX[i] = DY[i] * (DYDX);                                                           \
+                DX[i] += DY[i] * d;                                                               \
             }                                                                                     \
             return;                                                                               \
         }                                                                                         \
-        TG_PRAGMA_SIMD                                                                            \
-        for (int64_t i = 0; i < n; i++) {                                                         \
-            T x = X[i], y = Y[i];                                                                 \
+        TG_EW_FOR(i, n) {                                                                         \
+            T x = X[i], y = Y[i], d = (DYDX);                                                     \
             (void)x;                                                                              \
             (void)y;                                                                              \
-            DX[i] += DY[i] * (DYDX);                                                              \
+            DX[i] = DY[i] * d;                                                                    \
         }                                                                                         \
     }
 
-#define UNARY_OP(NAME, FWD, DYDX)                                                                \
-    UNARY_LOOPS(NAME, float, FWD, DYDX)                                                          \
-    UNARY_LOOPS(NAME, double, FWD, DYDX)                                                         \
-    static int NAME##_forward(tg_node *n) {                                                      \
-        const unary_attr *at = n->attr;                                                          \
-        tg_tensor *x = n->in[0], *y = n->out;                                                    \
-        if (x->dtype == TG_F32)                                                                  \
-            NAME##_fwd_float(x->data, y->data, x->numel, (float)at->a, (float)at->b);            \
-        else                                                                                     \
-            NAME##_fwd_double(x->data, y->data, x->numel, at->a, at->b);                         \
-        return 0;                                                                                \
-    }                                                                                            \
-    static int NAME##_vjp(tg_node *n) {                                                          \
-        const unary_attr *at = n->attr;                                                          \
-        tg_tensor *x = n->in[0], *y = n->out;                                                    \
-        bool fresh;                                                                              \
-        void *dx = tg_input_grad_fresh(n, 0, &fresh);                                            \
-        if (!dx) return 0;                                                                       \
-        if (x->dtype == TG_F32)                                                                  \
-            NAME##_vjp_float(x->data, y->data, tg_output_grad(n), dx, x->numel, (float)at->a,    \
-                             (float)at->b, fresh);                                               \
-        else                                                                                     \
-            NAME##_vjp_double(x->data, y->data, tg_output_grad(n), dx, x->numel, at->a, at->b,   \
-                              fresh);                                                            \
-        return 0;                                                                                \
-    }                                                                                            \
-    static const tg_op NAME##_op = {.name = #NAME,                                               \
-                                    .n_in = 1,                                                   \
-                                    .attr_size = sizeof(unary_attr),                             \
-                                    .infer = tg_infer_same_as_input0,                            \
-                                    .forward = NAME##_forward,                                   \
-                                    .vjp = NAME##_vjp};
+static int affine_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
+                        tg_desc *out) {
+    const unary_attr *at = attr;
+    if (!isfinite(at->a) || !isfinite(at->b))
+        return tg_fail(tp, TG_ERR_ARG, "affine", "a and b must be finite: a %g, b %g", at->a, at->b);
+    return tg_infer_same_as_input0(tp, n_in, in, attr, out);
+}
 
-/*        name          forward                      dy/dx                               */
-UNARY_OP(neg,           -x,                          -1)
-UNARY_OP(scale,         a * x,                       a)
-UNARY_OP(shift,         x + b,                       1)
-UNARY_OP(sigmoid,       SIGMOID(x),                  y * (1 - y))
-UNARY_OP(tanh,          tanh(x),                     1 - y * y)
+/* HINTS: PASS (the VJP hands dy on) and CHEAP (fused groups recompute it), see op.h */
+#define PASS 1, true
+#define CHEAP 0, true
+#define COSTLY 0, false
+
+#define UNARY_OP(NAME, FWD, DYDX, NEEDS, HINTS)                                                   \
+    UNARY_OP_INFER(NAME, FWD, DYDX, NEEDS, tg_infer_same_as_input0, HINTS)
+/* HINTS last: it expands to two arguments */
+#define UNARY_OP_INFER(NAME, FWD, DYDX, NEEDS, INFER, ...)                                        \
+    UNARY_KERNELS(NAME, FWD, DYDX, float)                                                         \
+    UNARY_KERNELS(NAME, FWD, DYDX, double)                                                        \
+    static const tg_eltwise NAME##_kernels = {                                                    \
+        {NAME##_fwd_float, NAME##_fwd_double}, {NAME##_vjp_float, NAME##_vjp_double}, NEEDS,     \
+        __VA_ARGS__};                                                                             \
+    static const tg_op NAME##_op = {.name = #NAME,                                                \
+                                    .n_in = 1,                                                    \
+                                    .attr_size = sizeof(unary_attr),                              \
+                                    .infer = INFER,                                               \
+                                    .forward = tg_eltwise_forward,                                \
+                                    .vjp = tg_eltwise_vjp,                                        \
+                                    .eltwise = &NAME##_kernels};
+
+/*        name          forward             dy/dx                                     reads    hints */
+UNARY_OP(neg,           -x,                 -1,                                       NEEDS_0, CHEAP)
+UNARY_OP(scale,         a * x,              a,                                        NEEDS_0, CHEAP)
+UNARY_OP(shift,         x + b,              1,                                        NEEDS_0, PASS)
+UNARY_OP(sigmoid,       SIGMOID(x),         y * (1 - y),                              NEEDS_Y, COSTLY)
+UNARY_OP(tanh,          tanh(x),            1 - y * y,                                NEEDS_Y, COSTLY)
 /* as PyTorch: NaN stays NaN (a diverging run stays visible), and so does -0 */
-UNARY_OP(relu,          x < 0 ? 0 : x,               x <= 0 ? 0 : 1)
-UNARY_OP(exp,           exp(x),                      y)
-UNARY_OP(log,           log(x),                      1 / x)
-UNARY_OP(sqrt,          sqrt(x),                     1 / (y + y))
+UNARY_OP(relu,          x < 0 ? 0 : x,      x <= 0 ? 0 : 1,                           NEEDS_X, CHEAP)
+UNARY_OP(exp,           exp(x),             y,                                        NEEDS_Y, COSTLY)
+UNARY_OP(log,           log(x),             1 / x,                                    NEEDS_X, COSTLY)
+UNARY_OP(sqrt,          sqrt(x),            1 / (y + y),                              NEEDS_Y, COSTLY)
 /* x^0 is 1 everywhere: its derivative is 0, also at x = 0 where 0 * 0^-1 is NaN */
-UNARY_OP(pow,           pow(x, a),                   a == 0 ? 0 : a * pow(x, a - 1))
+UNARY_OP(pow,           pow(x, a),          a == 0 ? 0 : a * pow(x, a - 1),           NEEDS_X, COSTLY)
 /* slope a strictly inside the linear part, 0 at and beyond the kinks */
-UNARY_OP(hard_sigmoid,  CLIP01(a * x + b),           (a * x + b > 0 && a * x + b < 1) ? a : 0)
+UNARY_OP(hard_sigmoid,  CLIP01(a * x + b),  (a * x + b > 0 && a * x + b < 1) ? a : 0, NEEDS_X, CHEAP)
+/* x > 0; 0 gives inf, < 0 NaN. d(x^-1/2)/dx = -x^-3/2 / 2 = -y^3 / 2 */
+UNARY_OP(rsqrt,         1 / sqrt(x),        -0.5f * y * y * y,                        NEEDS_Y, COSTLY)
+/* a * x + b, so 1 - x is affine(x, -1, 1); a and b must be finite (affine_infer) */
+UNARY_OP_INFER(affine,  a * x + b,          a,                                        NEEDS_0, affine_infer, CHEAP)
 
 static tg_tensor *unary(tg_tape *tp, const tg_op *op, tg_tensor *x, double a, double b) {
     unary_attr at = {a, b};
@@ -121,6 +132,10 @@ tg_tensor *tg_sqrt(tg_tape *tp, tg_tensor *x) { return unary(tp, &sqrt_op, x, 0,
 tg_tensor *tg_pow(tg_tape *tp, tg_tensor *x, double p) { return unary(tp, &pow_op, x, p, 0); }
 tg_tensor *tg_hard_sigmoid(tg_tape *tp, tg_tensor *x) {
     return unary(tp, &hard_sigmoid_op, x, 0.2, 0.5);
+}
+tg_tensor *tg_rsqrt(tg_tape *tp, tg_tensor *x) { return unary(tp, &rsqrt_op, x, 0, 0); }
+tg_tensor *tg_affine(tg_tape *tp, tg_tensor *x, double a, double b) {
+    return unary(tp, &affine_op, x, a, b);
 }
 tg_tensor *tg_hard_sigmoid_ex(tg_tape *tp, tg_tensor *x, double slope, double offset) {
     return unary(tp, &hard_sigmoid_op, x, slope, offset);

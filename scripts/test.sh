@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Builds tapegrad and runs the whole test suite three ways:
+# Builds tapegrad and runs the whole test suite five ways:
 #   1. a normal build (-Wall -Wextra, warnings are errors);
-#   2. AddressSanitizer + UBSan;
-#   3. valgrind memcheck (leaks are errors);
-#   4. ThreadSanitizer on the tests that run threads of their own (suite 'threads');
+#   2. the same with fusion off (TG_FUSE=0) and with every tensor fused
+#      (TG_FUSE_MIN=1): results must not depend on it;
+#   3. AddressSanitizer + UBSan;
+#   4. valgrind memcheck (leaks are errors);
+#   5. ThreadSanitizer on the tests that run threads of their own (suite 'threads');
 # then the API-misuse fuzzer (tests/fuzz_api.c) under ASan+UBSan with a fresh
 # seed, and a bounded libFuzzer run of the checkpoint loader when its script
 # exists, each for TG_FUZZ_SECONDS (default 60).
@@ -36,6 +38,8 @@ phase() { # name, build dir, setup args..., -- test args...
 }
 
 phase "build + tests (warnings are errors)" build-ci -Dwerror=true
+phase "the same, fusion off (TG_FUSE=0)" build-ci -- --setup=nofuse
+phase "the same, every tensor fused (TG_FUSE_MIN=1)" build-ci -- --setup=fuseall
 phase "AddressSanitizer + UBSan" build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
     -- --setup=asan
 phase "valgrind memcheck" build-ci -- --setup=valgrind --timeout-multiplier=10

@@ -1,10 +1,10 @@
 #!/bin/sh
 # Fails when an op descriptor in ops/ has no TG_CASE row in tests/cases/*.def.
-# Op names come from `.name = "x"` in descriptors and from UNARY_OP(x, ...) rows.
+# Op names come from `.name = "x"` in descriptors and from UNARY_OP(x, ...) / UNARY_OP_INFER(x, ...) rows.
 root=${1:-.}
 missing=0
 names=$( (grep -ho '\.name = "[a-z0-9_]*"' "$root"/ops/*.c | sed 's/.*"\(.*\)"/\1/';
-          grep -ho '^UNARY_OP([a-z0-9_]*' "$root"/ops/*.c | sed 's/UNARY_OP(//') | sort -u)
+          grep -ho '^UNARY_OP[A-Z_]*([a-z0-9_]*' "$root"/ops/*.c | sed 's/.*(//') | sort -u)
 for op in $names; do
     if ! grep -q "^TG_CASE($op," "$root"/tests/cases/*.def; then
         echo "op '$op' has no row in tests/cases/*.def"

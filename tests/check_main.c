@@ -21,6 +21,7 @@ int main(void) {
     srunner_add_suite(sr, suite_embedding());
     srunner_add_suite(sr, suite_dropout());
     srunner_add_suite(sr, suite_loss());
+    srunner_add_suite(sr, suite_fuse());
     srunner_add_suite(sr, suite_sizes());
     srunner_add_suite(sr, suite_numerics());
     srunner_add_suite(sr, suite_select());

@@ -25,6 +25,7 @@ Suite *suite_conv2d(void);
 Suite *suite_embedding(void);
 Suite *suite_dropout(void);
 Suite *suite_loss(void);
+Suite *suite_fuse(void);
 Suite *suite_sizes(void);
 Suite *suite_numerics(void);
 Suite *suite_select(void);

@@ -34,6 +34,6 @@ int main(void) {
 }
 C
 "$cc" $san -std=c11 -Wall -Wextra -Werror -I"$src/include" -I"$dir" "$dir/main.c" -o "$dir/example" \
-    "$build/libtapegrad.a" -lblis -lcjson -lm -lpthread -fopenmp
+    "$build/libtapegrad.a" -lblis -lcjson -lm -lgomp -lpthread
 "$dir/example"
 echo "README example compiled and ran"

@@ -11,12 +11,33 @@
  *   vjp      given the output gradient, ACCUMULATES (+=) into the gradient of
  *            each input that wants one (tg_input_grad returns NULL otherwise).
  *
- * Example (y = x^3):
- *   static int cube_forward(tg_node *n) { ... y[i] = x[i]*x[i]*x[i] ... }
- *   static int cube_vjp(tg_node *n) { double *dx = tg_input_grad(n, 0); ...
- *                                     dx[i] += 3*x[i]*x[i]*dy[i]; }
- *   static const tg_op cube_op = { .name = "cube", .n_in = 1,
- *       .infer = tg_infer_same_as_input0, .forward = cube_forward, .vjp = cube_vjp };
+ * Elementwise ops (output element i depends on element i of each input only)
+ * give block kernels instead and use tg_eltwise_forward / tg_eltwise_vjp as
+ * their forward and vjp: the engine then runs them alone or fused with the
+ * elementwise ops around them into one pass over memory. Every built-in
+ * unary and binary op is written this way. Example (y = x^3, both dtypes;
+ * tests/op_example.sh compiles it, gradchecks it and runs it fused):
+ *
+ *   #define CUBE(T)                                                            \
+ *       static void cube_fwd_##T(int64_t n, const void *const *x, void *y,     \
+ *                                const void *attr) {                           \
+ *           const T *a = x[0]; T *b = y; (void)attr;                           \
+ *           for (int64_t i = 0; i < n; i++) b[i] = a[i] * a[i] * a[i];         \
+ *       }                                                                      \
+ *       static void cube_vjp_##T(int k, int64_t n, const void *const *x,       \
+ *                                const void *y, const void *dy, void *dx,      \
+ *                                bool acc, const void *attr) {                 \
+ *           const T *a = x[0], *g = dy; T *d = dx; (void)k; (void)y; (void)attr; \
+ *           for (int64_t i = 0; i < n; i++)                                    \
+ *               d[i] = (acc ? d[i] : 0) + 3 * a[i] * a[i] * g[i];              \
+ *       }
+ *   CUBE(float)
+ *   CUBE(double)
+ *   static const tg_eltwise cube_kernels = {.fwd = {cube_fwd_float, cube_fwd_double},
+ *       .vjp = {cube_vjp_float, cube_vjp_double}, .needs = TG_NEEDS_X};
+ *   static const tg_op cube_op = {.name = "cube", .n_in = 1,
+ *       .infer = tg_infer_same_as_input0, .forward = tg_eltwise_forward,
+ *       .vjp = tg_eltwise_vjp, .eltwise = &cube_kernels};
  *   tg_tensor *cube(tg_tape *tp, tg_tensor *x) { return tg_apply(tp, &cube_op, 1, &x, NULL); }
  *
  * Grad of grad, later: VJPs receive whole nodes (tensors, not raw pointers),
@@ -55,6 +76,40 @@ enum {
     TG_OP_VIEW = 1u << 0   /* output shares input 0's data (reshape, detach) */
 };
 
+/* ---- elementwise block kernels ----------------------------------------------------
+ * fwd: y[i] = f(x0[i], x1[i], ...) for i < n.
+ * vjp: the contribution to input k: dx[i] = dy[i] * df/dx_k at (x..[i], y[i]);
+ *      added to dx (+=) when acc, written (=) otherwise.
+ * n is a multiple of 16 (at most a few hundred); x[j] holds n elements of input j
+ * (a broadcast input comes repeated), y and dy n elements of the output and its
+ * gradient. A kernel must compute each element the same way wherever it sits
+ * (no special tail): the engine pads blocks instead. vjp reads only what `needs`
+ * names (TG_NEEDS_X: the inputs, TG_NEEDS_Y: the output); the other pointers then
+ * point at zeros. Kernels come in both dtypes: [0] float32, [1] float64.
+ * Two hints let the fusion engine skip work: `passes` (bit k: input k's VJP is
+ * dx = dy, as for both inputs of add: the gradient is handed on, not copied)
+ * and `cheap` (computing the op twice costs less than storing its result and
+ * reading it back: add, mul, scale...; a fused group then recomputes it). */
+typedef void (*tg_block_fwd)(int64_t n, const void *const *x, void *y, const void *attr);
+typedef void (*tg_block_vjp)(int k, int64_t n, const void *const *x, const void *y,
+                             const void *dy, void *dx, bool acc, const void *attr);
+enum { TG_NEEDS_X = 1u << 0, TG_NEEDS_Y = 1u << 1 };
+#define TG_ELTWISE_MAX_IN 4
+
+typedef struct tg_eltwise {
+    tg_block_fwd fwd[2];
+    tg_block_vjp vjp[2];
+    unsigned needs;
+    unsigned passes;
+    bool cheap;
+} tg_eltwise;
+
+/* A movement op whose output is a window of input 0 says where: with both seen
+ * as matrices [rows, last dim] (0-d and 1-d tensors are one row), output element
+ * (r, c) is input element (row0 + r, col0 + c). It returns false for shapes where
+ * the output is no such window; the op then runs its forward (a copy). */
+typedef struct tg_window { int64_t row0, col0; } tg_window;
+
 struct tg_op {
     const char *name;
     int n_in;                  /* exact number of inputs, or TG_VARIADIC (>= 1) */
@@ -63,6 +118,11 @@ struct tg_op {
     int (*infer)(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr, tg_desc *out);
     int (*forward)(tg_node *n);
     int (*vjp)(tg_node *n);    /* NULL: the op is not differentiable           */
+    /* Elementwise ops: their kernels (forward/vjp are then tg_eltwise_forward/_vjp,
+     * at most TG_ELTWISE_MAX_IN inputs). NULL for every other op. */
+    const tg_eltwise *eltwise;
+    /* Movement ops: the window (see tg_window). NULL for every other op. */
+    bool (*window)(const tg_tensor *x, const void *attr, const tg_desc *out, tg_window *w);
 };
 
 /* Run op on inputs: validate (infer), allocate the output in the arena,
@@ -82,6 +142,12 @@ TG_API int tg_fail(tg_tape *tp, tg_status st, const char *op, const char *fmt, .
 #endif
     ;
 
+/* forward and vjp of an elementwise op (one with .eltwise): broadcasting, blocks. */
+TG_API int tg_eltwise_forward(tg_node *n);
+TG_API int tg_eltwise_vjp(tg_node *n);
+/* For infer: all inputs float of one dtype, output shape = NumPy broadcast of them. */
+TG_API int tg_infer_broadcast(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
+                              tg_desc *out);
 /* For infer: output same dtype/shape as input 0 (float dtypes only). */
 TG_API int tg_infer_same_as_input0(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
                                    tg_desc *out);

@@ -44,6 +44,11 @@ typedef struct tg_tape_stats {
      * contributions deferred by matmul VJPs, and the GEMMs they ran as (fewer
      * when successive steps' rows lie next to each other in memory). */
     uint64_t gemm_packed, gemm_deferred, gemm_merged;
+    uint64_t arena_peak;      /* most bytes in use at once, ever        */
+    /* arena_used by owner: op results and tape tensors, gradients of
+     * intermediates, and the rest (recorded inputs and attributes, op
+     * scratch, fusion groups) */
+    uint64_t arena_activations, arena_gradients, arena_scratch;
 } tg_tape_stats;
 
 TG_API tg_tape *tg_tape_new(void);
@@ -82,9 +87,11 @@ TG_API bool tg_tape_training(const tg_tape *tp);
  * faster. */
 TG_API void tg_tape_set_threads(tg_tape *tp, int n);
 TG_API int tg_tape_threads(const tg_tape *tp);
-/* Optimisations that reorder floating-point sums (results move within
- * rounding): on by default, off for this tape with false, off for every tape
- * with TG_FUSE=0 in the environment. tg_tape_fusion says whether they are on. */
+/* Fusion (on by default; TG_FUSE=0 in the environment turns it off for new
+ * tapes): chains of elementwise ops run as one pass over memory, forward and
+ * backward, with the same results either way; and the weight-gradient GEMMs
+ * of successive recurrent steps merge into one (ops/gemm_defer.c), which
+ * reorders a sum: those gradients move within rounding. */
 TG_API void tg_tape_set_fusion(tg_tape *tp, bool on);
 TG_API bool tg_tape_fusion(const tg_tape *tp);
 
