@@ -267,6 +267,7 @@ START_TEST(backward_twice_accumulates_merged_gradients_twice) {
     tg_rng rng = tg_rng_seeded(15);
     steps s = steps_new(TG_F64, true, &rng);
     tg_tape *tp = tg_tape_new();
+    tg_tape_set_fusion(tp, true);   /* the merge follows the switch; the suite also runs with TG_FUSE=0 */
     tg_tensor *z[ST];
     tg_matmul_opts tb = {.trans_b = true};
     for (int t = 0; t < ST; t++) z[t] = tg_matmul_ex(tp, s.h[t], s.w, &tb);
