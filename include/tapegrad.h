@@ -24,6 +24,7 @@
 #include "tapegrad/core.h"
 #include "tapegrad/tensor.h"
 #include "tapegrad/tape.h"
+#include "tapegrad/inspect.h"
 #include "tapegrad/op.h"
 #include "tapegrad/ops.h"
 #include "tapegrad/gradcheck.h"
