@@ -94,7 +94,8 @@ static void put_edges(FILE *f, const tg_tape *tp) {
 tg_status tg_tape_print_dot(const tg_tape *tp, FILE *f) {
     if (!tp) return tg__set_last_error(TG_ERR_ARG, "tape_print_dot: tape is NULL");
     if (!f) return tg__set_last_error(TG_ERR_ARG, "tape_print_dot: stream is NULL");
-    fputs("digraph tape {\n  node [fontname=\"Helvetica\", fontsize=10];\n", f);
+    fputs("digraph tape {\n  graph [fontname=\"Helvetica\", fontsize=10];\n"
+          "  node [fontname=\"Helvetica\", fontsize=10];\n", f);
     for (int64_t i = 0; i < tp->n_nodes; i++) {
         tg_tape_node_info n;
         if (tg_tape_node_get(tp, i, &n) != TG_OK) continue;

@@ -45,6 +45,7 @@ typedef struct config {
     int64_t steps, batch, length, hidden, layers, directions, eval_every, seed, threads;
     double lr, clip;
     bool compare;
+    const char *dot;   /* --dot: draw one step's tape instead of training */
 } config;
 
 /* ---- the new cell: docs/custom-cells.md, sections 2 to 4, word for word --------------------
@@ -202,6 +203,34 @@ static int gradcheck(const config *c) {
     return rc;
 }
 
+/* ---- the tape of one training step, drawn (docs/img/custom-cell-tape.png) ----------------- */
+/* A small model (B 64, T 2, H 4, one layer, one direction; B x H = 256
+ * elements, so the elementwise chains fuse): its forward and
+ * loss recorded once and written as Graphviz DOT (tapegrad/inspect.h). */
+static int write_dot(const config *c) {
+    config small = *c;
+    small.layers = small.directions = 1;
+    tg_rng rng = tg_rng_seeded((uint64_t)c->seed);
+    tg_params *p = tg_params_new();
+    tg_tape *tp = tg_tape_new();
+    model m = {0};
+    batch b = {0};
+    tg_status st = TG_ERR_NOMEM;
+    if (p && tp && !make_batch(&b, 64, 2, TG_F32) &&
+        (st = model_init(&m, p, &mgu, &small, 4, TG_F32, &rng)) == TG_OK) {
+        fill_batch(&b, &rng);
+        if (!tg_mse(tp, forward(tp, &m, &b), b.y)) st = tg_tape_status(tp);
+        else st = tg_tape_write_dot(tp, c->dot);
+    }
+    if (st != TG_OK) fprintf(stderr, "error: --dot: %s\n", tp && tg_tape_status(tp) ? tg_tape_error(tp) : tg_last_error());
+    else printf("wrote %s (%lld nodes): dot -Tpng %s -o tape.png\n", c->dot, (long long)tg_tape_node_count(tp), c->dot);
+    free_batch(&b);
+    tg_rnn_free(&m.rnn);
+    tg_params_free(p);
+    tg_tape_free(tp);
+    return st == TG_OK ? 0 : 1;
+}
+
 /* ---- 2. training --------------------------------------------------------------------------- */
 typedef struct result { double mse, acc, seconds; int64_t params; uint64_t warm_allocs; } result;
 
@@ -341,6 +370,8 @@ int main(int argc, char **argv) {
         {"eval-every", EX_INT, &c.eval_every, "test every this many steps (0: only at the end)",
          EX_IN(0, EX_MAX_COUNT)},
         EX_OPT_THREADS(&c.threads),
+        {"dot", EX_STR, &c.dot, "write one step's tape (a small model) as Graphviz DOT to this file, "
+         "and stop", EX_NONE},
         {"seed", EX_INT, &c.seed, "seed for data and weights", EX_SEED},
     };
     int rc = ex_parse(argc, argv, "A new recurrent cell (MGU) as a descriptor, run as a stacked "
@@ -348,6 +379,7 @@ int main(int argc, char **argv) {
                       "adding problem.", opts, EX_COUNT(opts));
     if (rc >= 0) return rc;
     if ((rc = check_config(&c, argv[0]))) return rc;
+    if (c.dot) return write_dot(&c);
     if (gradcheck(&c)) return 1;
 
     /* the test set comes from its own seed, apart from the training stream */

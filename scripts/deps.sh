@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(build-essential meson ninja-build pkg-config libblis-dev check libgtest-dev googletest
           libcjson-dev zlib1g-dev valgrind clang libclang-rt-14-dev libomp-14-dev gnuplot-nox fortunes
           dataset-fashion-mnist python3-torch liblapacke-dev
+          graphviz   # dot: renders tg_tape_write_dot graphs (its test is skipped without it)
           libopenmpi-dev openmpi-bin)   # MPI: data-parallel training (dist/), optional to build
 missing=()
 for p in "${packages[@]}"; do
