@@ -68,10 +68,11 @@ typedef struct tg_chunk {
 } tg_chunk;
 
 struct tg_tape {
-    tg_chunk *chunks;      /* current chunk first                             */
-    tg_chunk *retired;     /* chunks merged away at the last reset, freed at the next */
+    tg_chunk *chunks;      /* all chunks, oldest first; kept until tape_free  */
+    tg_chunk *current;     /* the one being filled (reset: the first)         */
+    tg_chunk *last;        /* end of the list, where a new chunk goes         */
     size_t capacity;       /* sum of chunk sizes                              */
-    size_t used_before;    /* bytes used in chunks behind the current one     */
+    size_t used_before;    /* bytes used in chunks before the current one     */
     size_t owned[3];       /* bytes in use by owner (tg_arena_owner)          */
     size_t peak;           /* most bytes in use at once, ever                 */
     tg_node *nodes;

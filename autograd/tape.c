@@ -25,22 +25,29 @@ static tg_chunk *chunk_new(tg_tape *tp, size_t size) {
 /* The arena only grows within a step: its peak is what it holds when a
  * chunk fills up, at reset, or when someone asks. */
 static void note_peak(tg_tape *tp) {
-    size_t used = tp->used_before + (tp->chunks ? tp->chunks->used : 0);
+    size_t used = tp->used_before + (tp->current ? tp->current->used : 0);
     if (used > tp->peak) tp->peak = used;
 }
 
-/* A new current chunk with room for bytes; NULL when out of memory. */
+/* The chunk after the current one with room for bytes, else a new one at the
+ * end of the list (sized to the capacity so far: the list doubles); NULL when
+ * out of memory. A chunk skipped because the block is bigger stays empty
+ * for the rest of the step. */
 static __attribute__((noinline)) tg_chunk *arena_grow(tg_tape *tp, size_t bytes) {
-    size_t size = tp->capacity ? tp->capacity : FIRST_CHUNK;
-    while (size < bytes) size *= 2;
-    tg_chunk *fresh = chunk_new(tp, size), *c = tp->chunks;
-    if (!fresh) return NULL;
     note_peak(tp);
+    tg_chunk *c = tp->current, *next = c ? c->next : NULL;
+    while (next && next->size < bytes) next = next->next;
+    if (!next) {
+        size_t size = tp->capacity ? tp->capacity : FIRST_CHUNK;
+        while (size < bytes) size *= 2;
+        if (!(next = chunk_new(tp, size))) return NULL;
+        if (tp->last) tp->last->next = next;
+        else tp->chunks = next;
+        tp->last = next;
+        tp->capacity += size;
+    }
     if (c) tp->used_before += c->used;
-    fresh->next = c;
-    tp->chunks = fresh;
-    tp->capacity += size;
-    return fresh;
+    return tp->current = next;
 }
 
 /* libc's memset: inlined, GCC zeroes a tensor header with `rep stos`, whose
@@ -55,7 +62,7 @@ static inline void *arena_take(tg_tape *tp, size_t bytes, bool zero, tg_arena_ow
      * (arena_grow) from overflowing */
     if (__builtin_expect(bytes > TG_MAX_BYTES, 0)) return NULL;
     bytes = (bytes + TG_ALIGN - 1) & ~(size_t)(TG_ALIGN - 1);
-    tg_chunk *c = tp->chunks;
+    tg_chunk *c = tp->current;
     if (__builtin_expect(!c || c->size - c->used < bytes, 0) && !(c = arena_grow(tp, bytes)))
         return NULL;
     void *p = c->base + c->used;
@@ -96,26 +103,18 @@ static void free_chunks(tg_chunk *c) {
     }
 }
 
-/* After a step that overflowed a chunk, merge all chunks into one sized to
- * what the step used (an eighth more, whole MB), so the next step fits in
- * one block and allocates nothing. Pages stay mapped from step to step:
- * a page fault costs about 11 us here. The old chunks are retired, not
- * freed, until the next reset: a tensor kept from the step before (a
- * caller's mistake) then still has its struct to read, and the generation
- * check refuses it instead of reading freed memory. */
+/* Every chunk is kept and the next step allocates forward through the same
+ * list, so a step like the last one touches the same pages: no page faults
+ * (about 11 us each here) and no heap allocations. Nothing is freed before
+ * tg_tape_free, so a tensor kept from the step before (a caller's mistake)
+ * still has its struct to read until its bytes are handed out again, and
+ * the generation check refuses it. (Merging the chunks of an overflowing
+ * step into one new chunk would need the old ones kept for that, mapping
+ * both for a step: the peak RSS doubled.) */
 static void arena_reset(tg_tape *tp) {
     note_peak(tp);
-    free_chunks(tp->retired);
-    tp->retired = NULL;
-    tg_chunk *c = tp->chunks;
-    if (c && c->next) {
-        size_t used = tp->used_before + c->used;
-        size_t total = (used + used / 8 + FIRST_CHUNK - 1) & ~(size_t)(FIRST_CHUNK - 1);
-        tp->retired = c;
-        tp->chunks = chunk_new(tp, total);
-        tp->capacity = tp->chunks ? total : 0;
-    }
-    if (tp->chunks) tp->chunks->used = 0;
+    for (tg_chunk *c = tp->chunks; c; c = c->next) c->used = 0;
+    tp->current = tp->chunks;
     tp->used_before = 0;
     memset(tp->owned, 0, sizeof tp->owned);
 }
@@ -145,7 +144,6 @@ void tg_tape_free(tg_tape *tp) {
     if (!tp) return;
     tg__fuse_free(tp);
     free_chunks(tp->chunks);
-    free_chunks(tp->retired);
     free(tp->nodes);
     free(tp->claimed);
     free(tp);
@@ -169,7 +167,7 @@ void tg_tape_stats_get(const tg_tape *tp, tg_tape_stats *out) {
     if (!tp) return;
     note_peak((tg_tape *)tp);
     out->nodes = (uint64_t)tp->n_nodes;
-    out->arena_used = tp->used_before + (tp->chunks ? tp->chunks->used : 0);
+    out->arena_used = tp->used_before + (tp->current ? tp->current->used : 0);
     out->arena_capacity = tp->capacity;
     out->heap_allocs = tp->heap_allocs;
     out->gemm_packed = tp->gemm_packed;

@@ -264,10 +264,10 @@ START_TEST(a_tensor_used_after_reset_is_caught) {
 }
 END_TEST
 
-/* A step that outgrew the first arena chunk: the reset merges the chunks, and
- * a tensor kept from that step must still be refused, not read from freed
- * memory (found by tests/fuzz_api.c under ASan). */
-START_TEST(a_tensor_kept_across_a_merging_reset_is_caught) {
+/* A step that outgrew the first arena chunk: a tensor kept from that step
+ * must still be refused after the reset, not read from freed memory (found
+ * by tests/fuzz_api.c under ASan when the reset merged the chunks). */
+START_TEST(a_tensor_kept_across_an_overflowing_step_is_caught) {
     tg_tape *tp = tg_tape_new();
     tg_tensor *big = tg_tape_tensor(tp, TG_F64, 1, TGT_SHAPE(300000)); /* 2.4 MB: a second chunk */
     tg_tensor *h = tg_tape_tensor(tp, TG_F64, 1, TGT_SHAPE(2));
@@ -280,6 +280,52 @@ START_TEST(a_tensor_kept_across_a_merging_reset_is_caught) {
     ck_assert(isnan(tg_tensor_get(h, 0)));
     ck_assert_last_error(TG_ERR_STATE, "tensor_get: tensor is from before the last tg_tape_reset");
     ck_assert_fails(tp, tg_exp(tp, big), TG_ERR_STATE, "exp: input 0: tensor is from before");
+    tg_tape_free(tp);
+}
+END_TEST
+
+/* One step's tape tensors: a small one, one of 2.4 MB (more than the first
+ * chunk holds) and a small one after it; their data pointers in *data. */
+static void overflowing_step(tg_tape *tp, int64_t big_numel, void *data[3]) {
+    tg_tensor *t[3] = {tg_tape_tensor(tp, TG_F64, 1, TGT_SHAPE(1000)),
+                       tg_tape_tensor(tp, TG_F64, 1, TGT_SHAPE(big_numel)),
+                       tg_tape_tensor(tp, TG_F64, 1, TGT_SHAPE(2))};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_ptr_nonnull(t[i]);
+        ck_assert_int_eq(tg_tensor_fill(t[i], i), TG_OK);   /* every byte written */
+        data[i] = tg_tensor_data(t[i]);
+    }
+}
+
+/* The reset after a step that outgrew the first chunk merged the chunks into
+ * a new one while the old ones were still held (for the generation check),
+ * so the next step had both mapped: W1's peak RSS was 122 MB instead of about
+ * 70. A step like the last one now reuses the same chunks and the same
+ * addresses (the same pages: no page faults), allocating nothing. */
+START_TEST(a_step_like_the_last_reuses_its_chunks) {
+    tg_tape *tp = tg_tape_new();
+    void *first[3], *again[3];
+    overflowing_step(tp, 300000, first);
+    tg_tape_stats st1, st2;
+    tg_tape_stats_get(tp, &st1);
+    ck_assert_int_gt(st1.arena_capacity, 2400000);
+    tg_tape_reset(tp);
+    overflowing_step(tp, 300000, again);
+    tg_tape_stats_get(tp, &st2);
+    ck_assert_int_eq(st2.heap_allocs, st1.heap_allocs);
+    ck_assert_int_eq(st2.arena_capacity, st1.arena_capacity);
+    ck_assert_int_eq(st2.arena_used, st1.arena_used);
+    for (int i = 0; i < 3; i++) ck_assert_ptr_eq(again[i], first[i]);
+    /* a bigger block than any chunk after the current one: a new chunk at the
+     * end, and a step like the first one still fits in the old ones */
+    tg_tape_reset(tp);
+    overflowing_step(tp, 1000000, again);
+    tg_tape_stats_get(tp, &st2);
+    ck_assert_int_gt(st2.arena_capacity, st1.arena_capacity + 8000000);
+    ck_assert_int_ge(st2.arena_used, 8000000 + 8000 + 16);
+    tg_tape_reset(tp);
+    overflowing_step(tp, 300000, again);
+    for (int i = 0; i < 3; i++) ck_assert_ptr_eq(again[i], first[i]);
     tg_tape_free(tp);
 }
 END_TEST
@@ -449,7 +495,8 @@ Suite *suite_tape(void) {
     tcase_add_test(tc, warm_steps_make_no_heap_allocations);
     tcase_add_test(tc, arena_tensors_from_the_tape_can_be_leaves_too);
     tcase_add_test(tc, a_tensor_used_after_reset_is_caught);
-    tcase_add_test(tc, a_tensor_kept_across_a_merging_reset_is_caught);
+    tcase_add_test(tc, a_tensor_kept_across_an_overflowing_step_is_caught);
+    tcase_add_test(tc, a_step_like_the_last_reuses_its_chunks);
     tcase_add_test(tc, a_null_tape_is_reported_in_the_last_error);
     tcase_add_test(tc, params_refuse_tape_tensors);
     tcase_add_test(tc, a_second_backward_accumulates_like_retain_graph);
