@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: install what is missing, build (release), then train a
 # character-level LSTM language model (examples/textgen: embedding 64 ->
-# 2 x LSTM 256 -> softmax) for about two minutes on the texts of Debian's
+# 2 x LSTM 256 -> softmax) for 240 steps (at most 150 s) on the texts of Debian's
 # `fortunes` package, showing the progress bar, the falling loss, the
 # validation cross-entropy and generated text as it learns.
 # Extra arguments go to textgen (see --help), e.g. `--cell gru` or `--steps 20`.
