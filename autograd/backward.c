@@ -213,15 +213,9 @@ static tg_status seed_output_grad(tg_tape *tp, tg_tensor *y, const tg_tensor *dy
     return TG_OK;
 }
 
-/* Work a VJP left pending (ops/gemm_defer.c merges the weight-gradient GEMMs
- * of successive steps): grad is complete once this returns; NULL: all of it. */
-static void flush_deferred(tg_tape *tp, const void *grad) {
-    if (tp->flush_deferred) tp->flush_deferred(tp, grad);
-}
-
 static tg_status replay_node(tg_tape *tp, tg_node *n) {
     if (!n->out->grad) return TG_OK; /* nothing flowed into this op */
-    flush_deferred(tp, n->out->grad);   /* the VJP reads its output's gradient */
+    tg__flush_deferred(tp, n->out->grad);   /* the VJP reads its output's gradient */
     if (n->out->numel == 0)          /* forward did not run (tg_apply): the VJP is 0 */
         return zero_vjp(n) ? TG_OK : tp->status;
     if (n->op->vjp(n) != 0 || tp->status != TG_OK)
@@ -247,7 +241,7 @@ static tg_status replay_nodes(tg_tape *tp, tg_tensor *y, tg__ready_list *ready) 
 
 static tg_status replay(tg_tape *tp, tg_tensor *y, tg__ready_list *ready) {
     tg_status st = replay_nodes(tp, y, ready);
-    flush_deferred(tp, NULL);   /* leaves: complete when backward returns; nothing stays pending */
+    tg__flush_deferred(tp, NULL);   /* leaves: complete when backward returns; nothing stays pending */
     return st;
 }
 

@@ -513,7 +513,7 @@ int tg__fuse_backward(tg_tape *tp, fz_group *g, int64_t limit) {
             seeds |= (uint64_t)1 << i;
             tg__grad_complete(g->v[i].t);   /* read whole by the program */
             /* a matmul VJP may have deferred its part of it (ops/gemm_defer.c) */
-            if (tp->flush_deferred) tp->flush_deferred(tp, t->grad);
+            tg__flush_deferred(tp, t->grad);
         }
     }
     for (int i = 0; i < g->n_operands; i++)

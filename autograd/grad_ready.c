@@ -89,7 +89,7 @@ tg_status tg__ready_begin(tg_tape *tp, int64_t y_node, tg__ready_list *r) {
 void tg__ready_passed(tg_tape *tp, tg__ready_list *r, int64_t i) {
     while (r->next < r->n && r->at[r->next].node >= i) {
         tg_tensor *leaf = r->at[r->next++].leaf;
-        if (tp->flush_deferred && leaf->grad) tp->flush_deferred(tp, leaf->grad);
+        if (leaf->grad) tg__flush_deferred(tp, leaf->grad);   /* NULL would flush all */
         r->fn(leaf, r->ctx);
     }
 }

@@ -106,6 +106,14 @@ struct tg_tape {
     void *grad_ready_ctx;
 };
 
+/* Work a VJP left pending (ops/gemm_defer.c merges the weight-gradient GEMMs
+ * of successive steps): grad is complete once this returns; NULL: all of it.
+ * Called before anything reads a gradient: a VJP, a fused group, the
+ * grad-ready callback, the end of backward. */
+static inline void tg__flush_deferred(tg_tape *tp, const void *grad) {
+    if (tp->flush_deferred) tp->flush_deferred(tp, grad);
+}
+
 /* The leaves whose gradients become final during one backward, in replay
  * order (grad_ready.c). Empty when the tape has no grad-ready callback. */
 typedef struct tg__ready_list {
