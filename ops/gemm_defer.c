@@ -33,8 +33,8 @@ enum { MAX_RUNS = 8 };   /* gradients with work pending at once */
 
 /* Rows of a gathered run: k = 256 reaches BLIS's plateau for W1-W3's weight
  * gradients on zen (1024 x 256: 83.0 GFLOP/s against 83.3 with k = 2048;
- * 256 x 64: 81 against 68 with k = 512, where the panels outgrow the L2), and
- * the buffer stays small (W1: 1.3 MB). Wide gradients get fewer rows so that
+ * 256 x 64: 81 against 68 with k = 512; docs/performance.md), and the
+ * buffer stays small (W1: 1.3 MB). Wide gradients get fewer rows so that
  * a buffer holds at most STAGE_BYTES; a contribution of more than half the
  * rows already is a GEMM with a long k and is not copied. */
 enum { STAGE_ROWS = 256 };
