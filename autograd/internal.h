@@ -5,6 +5,7 @@
 
 /* Only the core's own headers: the core knows nothing of nn, optim or io. */
 #include "tapegrad/core.h"
+#include "tapegrad/grad.h"
 #include "tapegrad/gradcheck.h"
 #include "tapegrad/op.h"
 #include "tapegrad/ops.h"
@@ -229,6 +230,17 @@ TG_HIDDEN int tg__name_index_find(const tg__name_index *x, const char *name);
 /* Adds name -> id: TG__NAME_ADDED, the id already held by name, or TG__NAME_NOMEM. */
 TG_HIDDEN int tg__name_index_add(tg__name_index *x, const char *name, int id);
 TG_HIDDEN void tg__name_index_free(tg__name_index *x);
+
+/* ---- for the ops' vjp_graph (grad_helpers.c) --------------------------------------------
+ * sum_to: g summed over the axes `like` was broadcast along (to like's shape);
+ * expand: g broadcast to like's shape (a recorded add to zeros); map_const: a
+ * constant (unrecorded) tensor like `like` holding f(like[i]); zeros: a zero
+ * tape tensor. NULL on error (on the tape) or when given NULL. */
+TG_HIDDEN tg_tensor *tg__gg_sum_to(tg_tape *tp, tg_tensor *g, const tg_tensor *like);
+TG_HIDDEN tg_tensor *tg__gg_expand(tg_tape *tp, tg_tensor *g, const tg_tensor *like);
+TG_HIDDEN tg_tensor *tg__gg_map_const(tg_tape *tp, tg_tensor *like,
+                                      double (*f)(double v, const void *ctx), const void *ctx);
+TG_HIDDEN tg_tensor *tg__gg_zeros(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape);
 
 /* ---- gradcheck (gradcheck.c), shared by tg_gradcheck and tg_gradcheck_params ---------
  * The output weighting w of L = sum(w * y): uniform in [-1, 1) from seed, the
