@@ -241,6 +241,9 @@ TG_HIDDEN tg_tensor *tg__gg_expand(tg_tape *tp, tg_tensor *g, const tg_tensor *l
 TG_HIDDEN tg_tensor *tg__gg_map_const(tg_tape *tp, tg_tensor *like,
                                       double (*f)(double v, const void *ctx), const void *ctx);
 TG_HIDDEN tg_tensor *tg__gg_zeros(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape);
+/* A first-order vjp computed by the op's vjp_graph without recording (ops/graph_vjp.c):
+ * for ops that exist only on the second-order path. */
+TG_HIDDEN int tg__vjp_from_graph(tg_node *n);
 
 /* ---- gradcheck (gradcheck.c), shared by tg_gradcheck and tg_gradcheck_params ---------
  * The output weighting w of L = sum(w * y): uniform in [-1, 1) from seed, the
