@@ -244,6 +244,10 @@ TG_HIDDEN tg_tensor *tg__gg_zeros(tg_tape *tp, tg_dtype dt, int ndim, const int6
 /* A first-order vjp computed by the op's vjp_graph without recording (ops/graph_vjp.c):
  * for ops that exist only on the second-order path. */
 TG_HIDDEN int tg__vjp_from_graph(tg_node *n);
+/* A max pool's VJP as an op: g [y's shape] sent to x's elements arg[i] (the
+ * pool's saved argmax, flat indices into x), a tensor of x's shape. */
+TG_HIDDEN tg_tensor *tg__argmax_scatter(tg_tape *tp, tg_tensor *g, const int64_t *arg,
+                                        const tg_tensor *x);
 
 /* ---- gradcheck (gradcheck.c), shared by tg_gradcheck and tg_gradcheck_params ---------
  * The output weighting w of L = sum(w * y): uniform in [-1, 1) from seed, the

@@ -450,6 +450,12 @@ static int pool_vjp(tg_node *n) {
     return 0;
 }
 
+/* For tg_grad: dy routed to the saved argmax, as an op (ops/graph_vjp.c). */
+static int pool_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    if (want[0]) dx[0] = tg__argmax_scatter(n->tape, g, n->scratch, n->in[0]);
+    return 0;
+}
+
 static const tg_op max_pool1d_op = {
     .name = "max_pool1d",
     .n_in = 1,
@@ -457,6 +463,7 @@ static const tg_op max_pool1d_op = {
     .infer = pool_infer,
     .forward = pool_forward,
     .vjp = pool_vjp,
+    .vjp_graph = pool_vjp_graph,
 };
 
 tg_tensor *tg_max_pool1d(tg_tape *tp, tg_tensor *x, int64_t kernel, int64_t stride) {

@@ -494,6 +494,57 @@ static int avg_pool2d_vjp(tg_node *n) {
     return 0;
 }
 
+/* ---- double backward (tg_grad) ------------------------------------------------------------
+ * max_pool2d: dy routed to the saved argmax (ops/graph_vjp.c). avg_pool2d is
+ * linear: its VJP is an op of its own (the kernel above in VJP mode), whose
+ * VJP is avg_pool2d again. */
+typedef struct avg_grad_attr {
+    pool2d_attr pool;
+    int64_t h, w;   /* x's height and width */
+} avg_grad_attr;
+
+static const tg_op avg_pool2d_op, avg_pool2d_grad_op;
+
+static int max_pool2d_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    if (want[0]) dx[0] = tg__argmax_scatter(n->tape, g, n->scratch, n->in[0]);
+    return 0;
+}
+
+static int avg_grad_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
+                          tg_desc *out) {
+    (void)tp;
+    (void)n_in;
+    const avg_grad_attr *at = attr;   /* g [B, C, Ho, Wo] -> [B, C, H, W] */
+    *out = (tg_desc){in[0]->dtype, 4, {in[0]->shape[0], in[0]->shape[1], at->h, at->w}};
+    return 0;
+}
+
+static int avg_grad_forward(tg_node *n) {
+    const avg_grad_attr *at = n->attr;
+    pool2d_dims d = pool2d_dims_of(n->out, &at->pool);
+    memset(n->out->data, 0, (size_t)n->out->numel * tg_dtype_size(n->out->dtype));
+    BY_DTYPE(n->out->dtype, avg_pool2d, NULL, NULL, n->in[0]->data, n->out->data, &d,
+             at->pool.exclude_pad);
+    return 0;
+}
+
+static int avg_grad_vjp_graph(tg_node *n, tg_tensor *u, const bool *want, tg_tensor **dx) {
+    const avg_grad_attr *at = n->attr;
+    if (want[0]) dx[0] = tg_apply(n->tape, &avg_pool2d_op, 1, &u, &at->pool);
+    return 0;
+}
+
+static int avg_pool2d_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    avg_grad_attr at = {*(const pool2d_attr *)n->attr, n->in[0]->shape[2], n->in[0]->shape[3]};
+    if (want[0]) dx[0] = tg_apply(n->tape, &avg_pool2d_grad_op, 1, &g, &at);
+    return 0;
+}
+
+static const tg_op avg_pool2d_grad_op = {
+    .name = "avg_pool2d_grad", .n_in = 1, .attr_size = sizeof(avg_grad_attr),
+    .infer = avg_grad_infer, .forward = avg_grad_forward, .vjp = tg__vjp_from_graph,
+    .vjp_graph = avg_grad_vjp_graph};
+
 static const tg_op max_pool2d_op = {
     .name = "max_pool2d",
     .n_in = 1,
@@ -501,6 +552,7 @@ static const tg_op max_pool2d_op = {
     .infer = pool2d_infer,
     .forward = max_pool2d_forward,
     .vjp = max_pool2d_vjp,
+    .vjp_graph = max_pool2d_vjp_graph,
 };
 
 static const tg_op avg_pool2d_op = {
@@ -510,6 +562,7 @@ static const tg_op avg_pool2d_op = {
     .infer = pool2d_infer,
     .forward = avg_pool2d_forward,
     .vjp = avg_pool2d_vjp,
+    .vjp_graph = avg_pool2d_vjp_graph,
 };
 
 static tg_tensor *pool2d_apply(tg_tape *tp, const tg_op *op, tg_tensor *x, int64_t kh, int64_t kw,

@@ -13,8 +13,7 @@
 namespace {
 
 // Ops without a vjp_graph yet: tg_grad through them fails naming the op.
-const char *const kNoDoubleBackward[] = {"conv2d", "conv2d_bias",
-                                         "max_pool1d", "max_pool2d",  "avg_pool2d"};
+const char *const kNoDoubleBackward[] = {"conv2d", "conv2d_bias"};
 
 bool has_double_backward(const char *op) {
     for (const char *name : kNoDoubleBackward)
