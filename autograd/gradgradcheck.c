@@ -157,15 +157,13 @@ tg_status tg_gradgradcheck(tg_fn fn, void *user, int n_inputs, tg_tensor *const 
     tg_gradcheck_opts defaults = {0};
     tg_gradcheck_report scratch;
     tg_gradcheck_report *r = report ? report : &scratch;
-    memset(r, 0, sizeof *r);
-    r->worst_input = -1;
-    if (!fn || !inputs || n_inputs < 1 || n_inputs > GG_MAX_INPUTS)
-        return gg_fail(r, TG_ERR_ARG, "function or inputs missing, or not 1..64 inputs", NULL);
-    bool f32 = false;
-    for (int i = 0; i < n_inputs; i++) {
-        if (!inputs[i] || tg__tensor_stale(inputs[i]))
-            return gg_fail(r, TG_ERR_ARG, "an input is NULL or stale", NULL);
-        f32 |= inputs[i]->dtype == TG_F32;
+    bool f32;
+    tg_status st0 = tg__gradcheck_start(r, fn, n_inputs, inputs, &f32);
+    if (st0 != TG_OK) {   /* the same checks as gradcheck's; name this check */
+        char why[sizeof r->message];
+        snprintf(why, sizeof why, "grad%.240s", r->message);
+        memcpy(r->message, why, sizeof why);
+        return st0;
     }
     gg_ctx c = {fn, user, n_inputs, inputs, opts ? opts : &defaults, r, f32};
     tg_tensor *leaf[GG_MAX_INPUTS] = {0}, *d[GG_MAX_INPUTS] = {0};

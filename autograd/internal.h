@@ -259,6 +259,11 @@ TG_HIDDEN double tg__gradcheck_weighted_sum(const tg_tensor *y, uint64_t seed);
  * largest so far (NaN counts as the largest), and fails r when
  * |analytic - numeric| > atol + rtol |numeric| (o's tolerances, else the
  * defaults for float64, or float32 when f32). */
+/* Resets r and checks fn and the inputs (1..64, none NULL or stale): TG_OK, else
+ * the error with r->message ("gradcheck: input 2: is NULL"); *f32 when any
+ * input is float32. */
+TG_HIDDEN tg_status tg__gradcheck_start(tg_gradcheck_report *r, tg_fn fn, int n_inputs,
+                                        tg_tensor *const *inputs, bool *f32);
 TG_HIDDEN void tg__gradcheck_compare(tg_gradcheck_report *r, const tg_gradcheck_opts *o, bool f32,
                                      int input, int64_t index, double analytic, double numeric);
 
