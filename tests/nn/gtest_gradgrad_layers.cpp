@@ -3,9 +3,13 @@
 // self-attention (key padding mask), in float64 and float32, with respect to
 // the input x. Every op of the layer (gates, state carry by tg_where, weight
 // products, softmax) is on the way, so each op's vjp_graph and the VJPs of
-// what it records are checked together.
+// what it records are checked together. The mixed second derivatives (with
+// respect to the weights) are checked through a gradient penalty: d/dW of
+// |dL/dx|^2 against central differences, in float64.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <ostream>
 #include <string>
 
 extern "C" {
@@ -85,6 +89,14 @@ struct Param {
     tg_dtype dtype;
 };
 
+const char *kind_name(Kind k) {
+    return k == Kind::LSTM ? "LSTM" : k == Kind::GRU ? "GRU" : "MultiHeadAttention";
+}
+
+void PrintTo(const Param &p, std::ostream *os) {
+    *os << kind_name(p.kind) << " in " << tg_dtype_name(p.dtype);
+}
+
 class LayerSecondOrder : public ::testing::TestWithParam<Param> {};
 
 TEST_P(LayerSecondOrder, GradientOfGradientMatchesFiniteDifferences) {
@@ -105,9 +117,63 @@ TEST_P(LayerSecondOrder, GradientOfGradientMatchesFiniteDifferences) {
                           << r.worst_numeric;
 }
 
+// |d mse(layer(x), 0) / dx|^2 with the float64 layer, recorded (create_graph).
+tg_tensor *penalty(tg_tape *tp, Layer *l, tg_tensor *x) {
+    tg_tensor *y = run_layer(tp, &x, l);
+    tg_tensor *zero = y ? tg_tape_tensor(tp, TG_F64, tg_tensor_ndim(y), tg_tensor_shape(y)) : nullptr;
+    tg_tensor *loss = tg_mse(tp, y, zero), *gx = nullptr;
+    tg_grad_opts rec = {true};
+    if (!loss || tg_grad(tp, loss, nullptr, 1, &x, &gx, &rec) != TG_OK) return nullptr;
+    return tg_sum(tp, tg_mul(tp, gx, gx));
+}
+
+void check_penalty_gradient(Kind kind) {
+    Layer l;
+    build(&l, kind);
+    int64_t xs[3] = {B, T, kind == Kind::MHA ? 4 : C};
+    tg_tensor *x = tg_tensor_new(TG_F64, 3, xs);
+    tg_rng rng = tg_rng_seeded(10);
+    for (int64_t i = 0; i < tg_tensor_numel(x); i++) tg_tensor_set(x, i, 2 * tg_rng_uniform(&rng) - 1);
+    tg_tensor_set_requires_grad(x, true);
+    tg_tape *tp = tg_tape_new();
+    tg_params_zero_grad(l.p[1]);
+    tg_tensor *pen = penalty(tp, &l, x);
+    ASSERT_NE(pen, nullptr) << tg_tape_error(tp);
+    ASSERT_EQ(tg_backward(tp, pen), TG_OK) << tg_tape_error(tp);
+    double worst = 0, eps = 1e-6;
+    int checked = 0;
+    for (int i = 0; i < tg_params_count(l.p[1]); i++) {
+        tg_tensor *w = tg_params_at(l.p[1], i);
+        for (int64_t j = 0; j < tg_tensor_numel(w); j += 3, checked++) {
+            double keep = tg_tensor_get(w, j), f[2];
+            for (int side = 0; side < 2; side++) {
+                tg_tensor_set(w, j, keep + (side ? -eps : eps));
+                tg_tape *t2 = tg_tape_new();
+                tg_tensor *p2 = penalty(t2, &l, x);
+                f[side] = p2 ? tg_tensor_item(p2) : NAN;
+                tg_tape_free(t2);
+            }
+            tg_tensor_set(w, j, keep);
+            double num = (f[0] - f[1]) / (2 * eps), ana = tg_tensor_grad_get(w, j);
+            double err = std::fabs(ana - num) / (1e-7 + std::fabs(num));
+            if (!(err <= worst)) worst = err;   // NaN counts as the worst
+        }
+    }
+    tg_tape_free(tp);
+    tg_tensor_free(x);
+    destroy(&l);
+    EXPECT_GT(checked, 10);
+    EXPECT_TRUE(std::isfinite(worst) && worst < 1e-4) << "worst relative error " << worst;
+}
+
+TEST(LayerPenalty, LstmPenaltyGradientWrtWeightsMatchesDifferences) { check_penalty_gradient(Kind::LSTM); }
+TEST(LayerPenalty, GruPenaltyGradientWrtWeightsMatchesDifferences) { check_penalty_gradient(Kind::GRU); }
+TEST(LayerPenalty, AttentionPenaltyGradientWrtWeightsMatchesDifferences) {
+    check_penalty_gradient(Kind::MHA);
+}
+
 std::string name(const ::testing::TestParamInfo<Param> &info) {
-    const char *k = info.param.kind == Kind::LSTM ? "LSTM" : info.param.kind == Kind::GRU ? "GRU" : "MultiHeadAttention";
-    return std::string(k) + "_masked_in_" + tg_dtype_name(info.param.dtype);
+    return std::string(kind_name(info.param.kind)) + "_masked_in_" + tg_dtype_name(info.param.dtype);
 }
 
 INSTANTIATE_TEST_SUITE_P(
