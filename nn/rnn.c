@@ -210,14 +210,16 @@ static int initial_state(run_ctx *x, const tg_rnn_cell *c, int slot, tg_rnn_stat
     return nn_state_zeros(x->tp, c, x->B, x->dt, st);
 }
 
-/* The cell's prepare on all steps' inputs X [T*B, Cin], which must keep the rows. */
-static tg_tensor *prepared(run_ctx *x, const tg_rnn_cell *c, tg_cell_run *run, tg_tensor *X) {
+/* The cell's prepare on the inputs of `steps` steps X [steps*B, Cin] (all T,
+ * or a checkpointed span's), which must keep the rows. */
+static tg_tensor *prepared(run_ctx *x, const tg_rnn_cell *c, tg_cell_run *run, tg_tensor *X,
+                           int64_t steps) {
     if (!c->cell->prepare || !X) return X;
     tg_tensor *P = c->cell->prepare(run, X);
-    if (!P || (tg_tensor_ndim(P) == 2 && tg_tensor_dim(P, 0) == x->T * x->B)) return P;
+    if (!P || (tg_tensor_ndim(P) == 2 && tg_tensor_dim(P, 0) == steps * x->B)) return P;
     char sh[160];
     tg_fail(x->tp, TG_ERR_SHAPE, c->cell->name, "prepare must return [T*B, G] = [%lld, G]: got %s",
-            (long long)(x->T * x->B), tg_shape_str(P, sh, sizeof sh));
+            (long long)(steps * x->B), tg_shape_str(P, sh, sizeof sh));
     return NULL;
 }
 
@@ -259,17 +261,6 @@ typedef struct span_ctx {
     bool want_seq, project;   /* project: in[0] is X; run the cell's prepare on it */
 } span_ctx;
 
-static tg_tensor *span_projection(run_ctx *x, const span_ctx *sc, tg_cell_run *run, tg_tensor *in0) {
-    const tg_rnn_cell *c = sc->c;
-    if (!sc->project || !c->cell->prepare) return in0;
-    tg_tensor *P = c->cell->prepare(run, in0);
-    if (!P || (tg_tensor_ndim(P) == 2 && tg_tensor_dim(P, 0) == sc->len * x->B)) return P;
-    char sh[160];
-    tg_fail(x->tp, TG_ERR_SHAPE, c->cell->name, "prepare must return [T*B, G] = [%lld, G]: got %s",
-            (long long)(sc->len * x->B), tg_shape_str(P, sh, sizeof sh));
-    return NULL;
-}
-
 static int span_fn(tg_tape *sub, void *ctx, tg_tensor *const *in, int n, tg_tensor **out, int m) {
     const span_ctx *sc = ctx;
     const tg_rnn_cell *c = sc->c;
@@ -280,7 +271,7 @@ static int span_fn(tg_tape *sub, void *ctx, tg_tensor *const *in, int n, tg_tens
     tg_rnn_state st = {{{0}}};
     int n_steps_in = sc->project ? 1 : (int)sc->len;
     for (int k = 0; k + n_steps_in < n; k++) st.s[k] = in[n_steps_in + k];
-    tg_tensor *P = sc->project ? span_projection(&x, sc, &run, in[0]) : NULL;
+    tg_tensor *P = sc->project ? prepared(&x, c, &run, in[0], sc->len) : NULL;
     tg_tensor **outs = sc->want_seq ? out : NULL;
     int rc = P || !sc->project ? 0 : -1;
     for (int64_t s = 0; rc == 0 && s < sc->len; s++) {
@@ -366,9 +357,9 @@ static tg_tensor *run_direction(run_ctx *x, const tg_rnn_cell *c, int slot, tg_t
                        (int64_t[]){T * B, Cin});
     if (x->r->opts.checkpoint_every > 0)
         return run_spans(x, c, x->r->opts.checkpoint_inputs ? X : prepared(x, c, &(tg_cell_run){
-                         .tp = tp, .cfg = &c->cfg, .param = c->param}, X), rec_keep, want_seq, st);
+                         .tp = tp, .cfg = &c->cfg, .param = c->param}, X, T), rec_keep, want_seq, st);
     tg_cell_run run = {.tp = tp, .cfg = &c->cfg, .param = c->param};
-    tg_tensor *P = prepared(x, c, &run, X);
+    tg_tensor *P = prepared(x, c, &run, X, T);
     tg_tensor **outs = want_seq ? tg_tape_alloc(tp, (size_t)T * sizeof *outs) : NULL;
     if (!P || (want_seq && !outs)) return NULL;
     tg_tensor *out = NULL;
