@@ -76,6 +76,9 @@ static int run_span(tg_tape *tp, tg_tape *sub, tg_checkpoint_fn fn, void *ctx,
     for (int j = 0; j < m; j++) {
         char s[160];
         if (!out[j]) return tg_fail(tp, TG_ERR_ARG, "checkpoint", "fn left output %d NULL", j);
+        if (out[j]->owner == TG_OWN_ARENA && out[j]->tape != sub)   /* its gradient would die with the span */
+            return tg_fail(tp, TG_ERR_ARG, "checkpoint", "output %d %s is another tape's: compute "
+                           "outputs on the tape fn is given", j, tg_shape_str(out[j], s, sizeof s));
         if (!tg__is_float(out[j]->dtype))
             return tg_fail(tp, TG_ERR_DTYPE, "checkpoint", "output %d is %s %s: outputs must be "
                            "float", j, tg_dtype_name(out[j]->dtype),

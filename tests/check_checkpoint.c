@@ -289,6 +289,12 @@ static int bad_span(tg_tape *tp, void *ctx, tg_tensor *const *in, int n, tg_tens
     return out[0] ? 0 : -1;
 }
 
+static int foreign_span(tg_tape *tp, void *ctx, tg_tensor *const *in, int n, tg_tensor **out, int m) {
+    (void)tp, (void)in, (void)n, (void)m;
+    out[0] = ctx;   /* a tensor of the outer tape */
+    return 0;
+}
+
 START_TEST(errors_name_the_op) {
     tg_tape *tp = tg_tape_new();
     tg_tensor *x = random_leaf(TG_F32, 2, TGT_SHAPE(3, 5), 1, true), *y[2];
@@ -304,6 +310,10 @@ START_TEST(errors_name_the_op) {
     tg_tape_clear_error(tp);
     ck_assert_int_eq(tg_checkpoint(tp, bad_span, NULL, NULL, &x, 1, y, 1), TG_ERR_SHAPE);
     ck_assert_tape_error(tp, TG_ERR_SHAPE, "checkpoint: in the span: matmul: inner dimensions differ");
+    tg_tape_clear_error(tp);
+    tg_tensor *outer = tg_tape_tensor(tp, TG_F32, 2, TGT_SHAPE(3, 5));
+    ck_assert_int_eq(tg_checkpoint(tp, foreign_span, outer, NULL, &x, 1, y, 1), TG_ERR_ARG);
+    ck_assert_tape_error(tp, TG_ERR_ARG, "checkpoint: output 0 [3,5] is another tape's");
     ck_assert_int_eq(tg_checkpoint(NULL, smooth_span, NULL, NULL, &x, 1, y, 1), TG_ERR_ARG);
     ck_assert_last_error(TG_ERR_ARG, "checkpoint: tape is NULL");
     tg_tensor_free(x);

@@ -145,10 +145,12 @@ TG_API void tg_tape_on_grad_ready(tg_tape *tp, tg_grad_ready_fn fn, void *ctx);
  * the caller's memory or tg_tape_alloc). rng, if not NULL, is the
  * generator fn draws from (dropout): checkpoint saves its state before the
  * forward run and replays from it, then puts the caller's stream back.
- * Outputs are float tensors; each is a new tensor of this tape (a copy).
- * fn returns 0, or -1 with an error on the tape it was given (copied to this
- * one, naming "checkpoint"). Returns TG_OK or the error. Without recording
- * (no input requires grad, or no-grad) fn simply runs once on this tape. */
+ * Outputs are float tensors fn made on the tape it was given (or its
+ * inputs); each becomes a new tensor of this tape (a copy; an output given
+ * twice is one tensor). fn returns 0, or -1 with an error on the tape it was
+ * given (copied to this one, naming "checkpoint"). Returns TG_OK or the error.
+ * Inside tg_no_grad_begin fn simply runs once on this tape. A grad-ready
+ * callback (tg_tape_on_grad_ready) is not told about leaves only fn reads. */
 typedef int (*tg_checkpoint_fn)(tg_tape *tp, void *ctx, tg_tensor *const *in, int n,
                                 tg_tensor **out, int m);
 TG_API tg_status tg_checkpoint(tg_tape *tp, tg_checkpoint_fn fn, void *ctx, tg_rng *rng,
