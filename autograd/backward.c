@@ -69,10 +69,18 @@ static void release_claims(tg_tape *tp) {
     tp->n_claimed = 0;
 }
 
+/* A checkpoint's sub-tape (checkpoint.c) claims leaves for the outer tape,
+ * whose backward is running and releases them; its own arena leaves (the
+ * span's inputs) die with the span and need no claim. */
+static bool claim_for_outer(tg_tape *tp, tg_tensor *t, const char *op) {
+    return (t->owner == TG_OWN_ARENA && t->tape == tp) || claim_leaf(tp->claim_for, t, op);
+}
+
 /* t's gradient buffer may be touched: false (error set, naming op) if it is a
  * leaf another tape's backward holds. */
 static bool may_write_grad(tg_tape *tp, tg_tensor *t, const char *op) {
-    return !is_leaf_of(tp, t) || claim_leaf(tp, t, op);
+    if (!is_leaf_of(tp, t)) return true;
+    return tp->claim_for ? claim_for_outer(tp, t, op) : claim_leaf(tp, t, op);
 }
 
 static int64_t cols_of(const tg_tensor *t) { return t->ndim ? t->shape[t->ndim - 1] : 1; }
@@ -187,12 +195,16 @@ static tg_status backward_check(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) 
     return TG_OK;
 }
 
-static tg_status seed_output_grad(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
-    /* Intermediate gradients start fresh each backward; leaves keep accumulating. */
-    for (int64_t i = 0; i <= y->node; i++) {
+/* Intermediate gradients start fresh each backward; leaves keep accumulating. */
+static void clear_intermediate_grads(tg_tape *tp, int64_t top) {
+    for (int64_t i = 0; i <= top; i++) {
         tp->nodes[i].out->grad = NULL;
         tp->nodes[i].out->grad_lo = tp->nodes[i].out->grad_hi = 0;
     }
+}
+
+static tg_status seed_output_grad(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
+    clear_intermediate_grads(tp, y->node);
     y->grad = tg__arena_data(tp, (size_t)y->numel * tg_dtype_size(y->dtype), true,
                              TG_ARENA_GRADIENT);
     if (!y->grad) {
@@ -268,4 +280,39 @@ tg_status tg_backward(tg_tape *tp, tg_tensor *loss) {
         return TG_ERR_SHAPE;
     }
     return tg_backward_ex(tp, loss, NULL);
+}
+
+/* ---- several outputs (checkpoint.c) -------------------------------------------- */
+static bool recorded_here(const tg_tape *tp, const tg_tensor *t) {
+    return t->tape == tp && t->node >= 0 && t->node < tp->n_nodes && tp->nodes[t->node].out == t;
+}
+
+/* y's gradient = dy (the first seed), or += dy (the same tensor given twice). */
+static bool seed_one(tg_tape *tp, tg_tensor *y, const void *dy) {
+    bool fresh;
+    void *g = tg__grad_buffer(tp, y, "checkpoint", &fresh);
+    if (!g) return false;
+    if (fresh) {
+        memcpy(g, dy, (size_t)y->numel * tg_dtype_size(y->dtype));
+    } else if (y->dtype == TG_F32) {
+        for (int64_t i = 0; i < y->numel; i++) ((float *)g)[i] += ((const float *)dy)[i];
+    } else {
+        for (int64_t i = 0; i < y->numel; i++) ((double *)g)[i] += ((const double *)dy)[i];
+    }
+    return true;
+}
+
+tg_status tg__backward_seeds(tg_tape *tp, int m, tg_tensor *const *y, const void *const *dy) {
+    tg_tensor *top = NULL;
+    for (int j = 0; j < m; j++)
+        if (recorded_here(tp, y[j]) && (!top || y[j]->node > top->node)) top = y[j];
+    if (top) clear_intermediate_grads(tp, top->node);
+    for (int j = 0; j < m; j++)
+        if (dy[j] && y[j]->requires_grad && !seed_one(tp, y[j], dy[j])) return tp->status;
+    if (!top) return tp->status;
+    tg__ready_list ready;
+    tg_status st = tg__ready_begin(tp, top->node, &ready);
+    if (st == TG_OK) st = replay(tp, top, &ready);
+    release_claims(tp);
+    return st;
 }

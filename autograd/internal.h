@@ -105,6 +105,11 @@ struct tg_tape {
     const char *scope;      /* tg_tape_set_scope: appended to error messages  */
     tg_grad_ready_fn grad_ready; /* tg_tape_on_grad_ready (grad_ready.c), or NULL */
     void *grad_ready_ctx;
+    /* checkpoint.c: the sub-tape checkpointed spans run on (NULL until one
+     * does), and, on a sub-tape, the tape whose backward claims the leaves
+     * it writes (the outermost one), else NULL */
+    tg_tape *ckpt_sub;
+    tg_tape *claim_for;
 };
 
 /* Work a VJP left pending (ops/gemm_defer.c merges the weight-gradient GEMMs
@@ -128,6 +133,16 @@ typedef struct tg__ready_list {
 TG_HIDDEN tg_status tg__ready_begin(tg_tape *tp, int64_t y_node, tg__ready_list *r);
 /* The replay has passed node i: report the leaves whose last consumer it was. */
 TG_HIDDEN void tg__ready_passed(tg_tape *tp, tg__ready_list *r, int64_t i);
+
+/* Backward on tp from m outputs at once (checkpoint.c's recomputation): y[j]
+ * (recorded on tp, or a leaf) receives dy[j] (its shape and dtype; NULL: no
+ * gradient), then one replay from the highest of their nodes. */
+TG_HIDDEN tg_status tg__backward_seeds(tg_tape *tp, int m, tg_tensor *const *y,
+                                       const void *const *dy);
+/* Record a node whether or not an input requires grad (a checkpoint's VJP
+ * reaches leaves no input shows); still none while no-grad. As tg__record. */
+TG_HIDDEN int tg__record_always(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
+                                const void *attr, tg_tensor *out, tg_node **node);
 
 /* Counted heap allocation (the counter behind tg_heap_allocs). */
 TG_HIDDEN void *tg__malloc(size_t bytes);

@@ -143,6 +143,7 @@ tg_tape *tg_tape_new(void) {
 void tg_tape_free(tg_tape *tp) {
     if (!tp) return;
     tg__fuse_free(tp);
+    tg_tape_free(tp->ckpt_sub);   /* checkpoint.c's sub-tape, if any */
     free_chunks(tp->chunks);
     free(tp->nodes);
     free(tp->claimed);
@@ -350,10 +351,24 @@ static bool inputs_present(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *co
     return true;
 }
 
+static inline int record_node(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
+                              const void *attr, tg_tensor *out, tg_node **node);
+
 static inline int record(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
                          const void *attr, tg_tensor *out, tg_node **node) {
     *node = NULL;
     if (!wants_record(tp, op, n_in, in)) return 0;
+    return record_node(tp, op, n_in, in, attr, out, node);
+}
+
+int tg__record_always(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
+                      const void *attr, tg_tensor *out, tg_node **node) {
+    *node = NULL;
+    return tp->no_grad > 0 ? 0 : record_node(tp, op, n_in, in, attr, out, node);
+}
+
+static inline int record_node(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
+                              const void *attr, tg_tensor *out, tg_node **node) {
     tg_tensor **ins = tg__arena_alloc(tp, (size_t)n_in * sizeof *ins, false);
     void *attr_copy = op->attr_size ? tg__arena_alloc(tp, op->attr_size, false) : NULL;
     tg_node *n = ins && (!op->attr_size || attr_copy) ? push_node(tp) : NULL;

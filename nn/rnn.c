@@ -57,6 +57,9 @@ static tg_status check_layer_opts(const tg_rnn_opts *o) {
     const char *cell = o->cell && o->cell->name ? o->cell->name : "rnn";
     if (o->num_layers < 1)
         return nn_error(TG_ERR_ARG, "%s: num_layers %d must be >= 1", cell, o->num_layers);
+    if (o->checkpoint_every < 0)
+        return nn_error(TG_ERR_ARG, "%s: checkpoint_every %lld must be >= 0 (0: off)", cell,
+                        (long long)o->checkpoint_every);
     if (!rate_ok(o->dropout) || !rate_ok(o->recurrent_dropout) || !rate_ok(o->layer_dropout) ||
         o->merge < TG_MERGE_CONCAT || o->merge > TG_MERGE_AVE)
         return nn_error(TG_ERR_ARG, "%s: dropout rates must be in [0, 1), merge a tg_merge", cell);
@@ -207,14 +210,16 @@ static int initial_state(run_ctx *x, const tg_rnn_cell *c, int slot, tg_rnn_stat
     return nn_state_zeros(x->tp, c, x->B, x->dt, st);
 }
 
-/* The cell's prepare on all steps' inputs X [T*B, Cin], which must keep the rows. */
-static tg_tensor *prepared(run_ctx *x, const tg_rnn_cell *c, tg_cell_run *run, tg_tensor *X) {
+/* The cell's prepare on the inputs of `steps` steps X [steps*B, Cin] (all T,
+ * or a checkpointed span's), which must keep the rows. */
+static tg_tensor *prepared(run_ctx *x, const tg_rnn_cell *c, tg_cell_run *run, tg_tensor *X,
+                           int64_t steps) {
     if (!c->cell->prepare || !X) return X;
     tg_tensor *P = c->cell->prepare(run, X);
-    if (!P || (tg_tensor_ndim(P) == 2 && tg_tensor_dim(P, 0) == x->T * x->B)) return P;
+    if (!P || (tg_tensor_ndim(P) == 2 && tg_tensor_dim(P, 0) == steps * x->B)) return P;
     char sh[160];
     tg_fail(x->tp, TG_ERR_SHAPE, c->cell->name, "prepare must return [T*B, G] = [%lld, G]: got %s",
-            (long long)(x->T * x->B), tg_shape_str(P, sh, sizeof sh));
+            (long long)(steps * x->B), tg_shape_str(P, sh, sizeof sh));
     return NULL;
 }
 
@@ -240,6 +245,102 @@ static tg_tensor *cell_step(run_ctx *x, const tg_rnn_cell *c, const tg_cell_run 
     return want_out ? out : st->s[0];
 }
 
+/* ---- checkpointed spans (tg_rnn_opts.checkpoint_every) ----------------------------------------
+ * A span is steps t0 .. t0+len-1 of one direction, run by tg_checkpoint on its
+ * sub-tape. Inputs: each step's rows of P [B, G], computed one by one (a fused
+ * projection adds its biases per step, as without spans, so their gradients
+ * sum in the same order), or with checkpoint_inputs the span's rows of X
+ * [len*B, Cin]; then the states before it. Outputs: each step's output
+ * [B, F] (want_seq), then the states after it (h is usually the last step's
+ * output: one tensor, so its gradient sums in the order of the plain tape). */
+typedef struct span_ctx {
+    run_ctx x;   /* a copy in the arena: the recomputation runs in backward, after tg_rnn_forward */
+    const tg_rnn_cell *c;
+    tg_tensor *rec_keep;
+    int64_t t0, len;
+    bool want_seq, project;   /* project: in[0] is X; run the cell's prepare on it */
+} span_ctx;
+
+static int span_fn(tg_tape *sub, void *ctx, tg_tensor *const *in, int n, tg_tensor **out, int m) {
+    const span_ctx *sc = ctx;
+    const tg_rnn_cell *c = sc->c;
+    run_ctx x = sc->x;   /* the same layer, on the sub-tape */
+    x.tp = sub;
+    const char *outer = tg_tape_set_scope(sub, x.scope);
+    tg_cell_run run = {.tp = sub, .cfg = &c->cfg, .param = c->param};
+    tg_rnn_state st = {{{0}}};
+    int n_steps_in = sc->project ? 1 : (int)sc->len;
+    for (int k = 0; k + n_steps_in < n; k++) st.s[k] = in[n_steps_in + k];
+    tg_tensor *P = sc->project ? prepared(&x, c, &run, in[0], sc->len) : NULL;
+    tg_tensor **outs = sc->want_seq ? out : NULL;
+    int rc = P || !sc->project ? 0 : -1;
+    for (int64_t s = 0; rc == 0 && s < sc->len; s++) {
+        int64_t i = c->dir ? sc->len - 1 - s : s, t = sc->t0 + i;
+        scope_step(&x, t);
+        tg_tensor *xp = P ? tg_slice(sub, P, 0, i * x.B, (i + 1) * x.B) : in[i];
+        tg_tensor *o = cell_step(&x, c, &run, xp, sc->rec_keep, t, sc->want_seq, &st);
+        if (!o) rc = -1;
+        else if (outs) outs[i] = o;
+    }
+    for (int k = 0; rc == 0 && k < c->layout.n_states; k++) out[m - c->layout.n_states + k] = st.s[k];
+    tg_tape_set_scope(sub, outer);
+    return rc;
+}
+
+/* in[] of a span (see above) from Z (P, or X with checkpoint_inputs) and the
+ * states; returns how many, -1 on error. */
+static int span_inputs(run_ctx *x, const span_ctx *sc, tg_tensor *Z, const tg_rnn_state *st,
+                       int ns, tg_tensor **in) {
+    int64_t B = x->B, t0 = sc->t0;
+    int n = 0;
+    if (sc->project) {
+        in[n++] = tg_slice(x->tp, Z, 0, t0 * B, (t0 + sc->len) * B);
+    } else {
+        for (int64_t s = 0; s < sc->len; s++, n++) {   /* in the order the steps run */
+            int64_t i = sc->c->dir ? sc->len - 1 - s : s;
+            in[i] = tg_slice(x->tp, Z, 0, (t0 + i) * B, (t0 + i + 1) * B);
+            if (!tg_tensor_data(in[i])) return -1;   /* this step's rows alone */
+        }
+    }
+    if (!in[0]) return -1;
+    for (int i = 0; i < ns; i++) in[n++] = st->s[i];
+    return n;
+}
+
+/* The steps of one direction as checkpointed spans of checkpoint_every steps
+ * (the backward direction runs its spans from the last); Z is P, or X with
+ * checkpoint_inputs. Returns as run_direction. */
+static tg_tensor *run_spans(run_ctx *x, const tg_rnn_cell *c, tg_tensor *Z, tg_tensor *rec_keep,
+                            bool want_seq, tg_rnn_state *st) {
+    tg_tape *tp = x->tp;
+    int64_t T = x->T, k = x->r->opts.checkpoint_every, n_spans = (T + k - 1) / k;
+    int ns = c->layout.n_states;
+    if (k > T) k = T;
+    /* the outputs of every step (outs[t]) and one span's: k steps, the states */
+    tg_tensor **outs = tg_tape_alloc(tp, (size_t)(want_seq ? T : 0) * sizeof *outs +
+                                             (size_t)(k + ns) * sizeof *outs);
+    if (!outs) return NULL;
+    tg_tensor **out = outs + (want_seq ? T : 0);
+    tg_tensor **in = tg_tape_alloc(tp, (size_t)(k + ns) * sizeof *in);
+    if (!in) return NULL;
+    for (int64_t q = 0; q < n_spans; q++) {
+        int64_t span = c->dir ? n_spans - 1 - q : q, t0 = span * k;
+        span_ctx *sc = tg_tape_alloc(tp, sizeof *sc);
+        if (!sc) return NULL;
+        *sc = (span_ctx){.x = *x, .c = c, .rec_keep = rec_keep, .t0 = t0,
+                         .len = T - t0 < k ? T - t0 : k, .want_seq = want_seq,
+                         .project = x->r->opts.checkpoint_inputs};
+        sc->x.call = NULL;   /* the caller's; dropout masks are drawn outside the spans */
+        int n_in = span_inputs(x, sc, Z, st, ns, in);
+        int m = (want_seq ? (int)sc->len : 0) + ns;
+        if (n_in < 0 || tg_checkpoint(tp, span_fn, sc, NULL, in, n_in, out, m) != TG_OK)
+            return NULL;
+        for (int64_t i = 0; want_seq && i < sc->len; i++) outs[t0 + i] = out[i];
+        for (int i = 0; i < ns; i++) st->s[i] = out[m - ns + i];
+    }
+    return want_seq ? tg_concat(tp, (int)T, outs, 0) : st->s[0];
+}
+
 /* X [T*B, Cin] -> outputs [T*B, F] (want_seq), else the last output; *st the final state. */
 static tg_tensor *run_direction(run_ctx *x, const tg_rnn_cell *c, int slot, tg_tensor *X,
                                 bool want_seq, tg_rnn_state *st) {
@@ -254,8 +355,11 @@ static tg_tensor *run_direction(run_ctx *x, const tg_rnn_cell *c, int slot, tg_t
     if (in_keep)   /* Keras: the same mask at every step, [T, B, Cin] * [B, Cin] */
         X = tg_reshape(tp, tg_mul(tp, tg_reshape(tp, X, 3, (int64_t[]){T, B, Cin}), in_keep), 2,
                        (int64_t[]){T * B, Cin});
+    if (x->r->opts.checkpoint_every > 0)
+        return run_spans(x, c, x->r->opts.checkpoint_inputs ? X : prepared(x, c, &(tg_cell_run){
+                         .tp = tp, .cfg = &c->cfg, .param = c->param}, X, T), rec_keep, want_seq, st);
     tg_cell_run run = {.tp = tp, .cfg = &c->cfg, .param = c->param};
-    tg_tensor *P = prepared(x, c, &run, X);
+    tg_tensor *P = prepared(x, c, &run, X, T);
     tg_tensor **outs = want_seq ? tg_tape_alloc(tp, (size_t)T * sizeof *outs) : NULL;
     if (!P || (want_seq && !outs)) return NULL;
     tg_tensor *out = NULL;

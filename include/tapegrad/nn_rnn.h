@@ -92,6 +92,15 @@ typedef struct tg_rnn_opts {
     double recurrent_dropout;     /* Keras: h_{t-1}, one mask per sequence            */
     double layer_dropout;         /* PyTorch: between layers, fresh per step          */
     const void *cell_options;     /* your cell's own options (tg_cell_cfg.options)    */
+    /* Activation checkpointing (tg_checkpoint, tape.h): every k steps of a
+     * direction are one span whose intermediates are dropped after forward
+     * and recomputed in backward; the gradients are the same bit for bit.
+     * 0: off. The input projection (the cell's prepare) stays outside the
+     * spans unless checkpoint_inputs: then each span projects its own rows,
+     * so [T*B, G] never exists whole (W_ih's and b_ih's gradients are then
+     * sums per span: equal to the plain ones within rounding, not bit for bit). */
+    int64_t checkpoint_every;
+    bool checkpoint_inputs;
 } tg_rnn_opts;
 
 /* Keras defaults (above) for a cell. */

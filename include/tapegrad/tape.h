@@ -130,6 +130,35 @@ TG_API tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy);
 typedef void (*tg_grad_ready_fn)(tg_tensor *leaf, void *ctx);
 TG_API void tg_tape_on_grad_ready(tg_tape *tp, tg_grad_ready_fn fn, void *ctx);
 
+
+/* Activation checkpointing (torch.utils.checkpoint): run a span of ops and
+ * keep only its outputs. fn computes outputs out[0..m-1] from in[0..n-1] on
+ * the tape it is given (a sub-tape: the span's intermediates live there and
+ * are dropped as soon as fn returns). During backward, when the replay
+ * reaches the span, fn runs again on the sub-tape, recording, and the
+ * outputs' gradients are backpropagated through that recording into the
+ * inputs and into any leaf fn reads (parameters through ctx). The result is
+ * bit for bit the gradient of running fn on this tape directly.
+ *
+ * fn must compute the same thing both times: the same ops on the same data
+ * (ctx, and what it points at, valid and unchanged until backward: keep it in
+ * the caller's memory or tg_tape_alloc). rng, if not NULL, is the
+ * generator fn draws from (dropout): checkpoint saves its state before the
+ * forward run and replays from it, then puts the caller's stream back.
+ * Outputs are float tensors fn made on the tape it was given (or its
+ * inputs); each becomes a new tensor of this tape (a copy; an output given
+ * twice is one tensor). fn returns 0, or -1 with an error on the tape it was
+ * given (copied to this one, naming "checkpoint"). Returns TG_OK or the error.
+ * Inside tg_no_grad_begin fn simply runs once on this tape. A grad-ready
+ * callback (tg_tape_on_grad_ready) is not told about leaves only fn reads. */
+typedef int (*tg_checkpoint_fn)(tg_tape *tp, void *ctx, tg_tensor *const *in, int n,
+                                tg_tensor **out, int m);
+TG_API tg_status tg_checkpoint(tg_tape *tp, tg_checkpoint_fn fn, void *ctx, tg_rng *rng,
+                               tg_tensor *const *in, int n, tg_tensor **out, int m);
+/* Most arena bytes the sub-tape of tp's checkpoints held at once (0 if none
+ * ran): add it to tg_tape_stats' arena_peak for the memory checkpoints use. */
+TG_API uint64_t tg_tape_checkpoint_peak(const tg_tape *tp);
+
 #ifdef __cplusplus
 }
 #endif
