@@ -1,5 +1,5 @@
 /* autograd/backward.c - replay the tape in reverse through each op's VJP. */
-#include "fuse.h"
+#include "tools.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +223,12 @@ static tg_status replay_node(tg_tape *tp, tg_node *n) {
     return TG_OK;
 }
 
+/* replay_node with the tools' hook (timing, the anomaly check; tools.h). */
+static tg_status replay_node_hooked(tg_tape *tp, tg_node *n) {
+    tg__span s = tg__tools_begin(tp);
+    return tg__tools_after_vjp(tp, n, s, replay_node(tp, n));
+}
+
 /* ready: the leaves to report as their gradients become final (grad_ready.c).
  * A fused group runs its VJP once, at its last node reached, so every
  * gradient it writes is written before the walk passes any of its nodes. */
@@ -232,7 +238,7 @@ static tg_status replay_nodes(tg_tape *tp, tg_tensor *y, tg__ready_list *ready) 
         tg_node *n = &tp->nodes[i];
         int fused = n->out->fz ? tg__fuse_backward(tp, n->out->fz, y->node) : 1;
         if (fused < 0) return tp->status != TG_OK ? tp->status : TG_ERR_STATE;
-        tg_status st = fused > 0 ? replay_node(tp, n) : TG_OK;
+        tg_status st = fused > 0 ? replay_node_hooked(tp, n) : TG_OK;
         if (st != TG_OK) return st;
         tg__ready_passed(tp, ready, i);
     }
@@ -245,8 +251,7 @@ static tg_status replay(tg_tape *tp, tg_tensor *y, tg__ready_list *ready) {
     return st;
 }
 
-tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
-    if (!tp) return tg_set_last_error(TG_ERR_ARG, "backward: tape is NULL");
+static tg_status backward(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
     if (tp->status != TG_OK) return tp->status; /* a failed forward has nothing to replay */
     tg_status st = backward_check(tp, y, dy);
     if (st == TG_OK && dy && tg__concrete((tg_tensor *)dy) != 0) st = tp->status; /* a fused value */
@@ -256,6 +261,14 @@ tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
     if (st != TG_OK) return st;
     st = replay(tp, y, &ready);
     release_claims(tp);
+    return st;
+}
+
+tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
+    if (!tp) return tg_set_last_error(TG_ERR_ARG, "backward: tape is NULL");
+    tg__span s = tg__tools_begin(tp);   /* the profiler times the walk (tools.h) */
+    tg_status st = backward(tp, y, dy);
+    tg__tools_after_walk(tp, s);
     return st;
 }
 

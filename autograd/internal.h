@@ -104,6 +104,7 @@ struct tg_tape {
     const char *scope;      /* tg_tape_set_scope: appended to error messages  */
     tg_grad_ready_fn grad_ready; /* tg_tape_on_grad_ready (grad_ready.c), or NULL */
     void *grad_ready_ctx;
+    struct tg__tools *tools; /* anomaly mode, profiler (tools.h); NULL when both are off */
 };
 
 /* Work a VJP left pending (ops/gemm_defer.c merges the weight-gradient GEMMs

@@ -1,6 +1,6 @@
 /* autograd/tape.c - the arena, recording (tg_apply) and errors.
  * backward lives in backward.c. */
-#include "fuse.h"
+#include "tools.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -137,11 +137,13 @@ tg_tape *tg_tape_new(void) {
     tp->parallel_min = par && atoll(par) > 0 ? atoll(par) : TG__PARALLEL_MIN;
     /* tests: memory handed out uninitialised reads as NaN, so a missing write shows */
     tp->poison = getenv("TG_ARENA_POISON") != NULL;
+    tg__tools_from_env(tp);   /* TG_ANOMALY, TG_PROFILE */
     return tp;
 }
 
 void tg_tape_free(tg_tape *tp) {
     if (!tp) return;
+    tg__tools_free(tp);
     tg__fuse_free(tp);
     free_chunks(tp->chunks);
     free(tp->nodes);
@@ -426,12 +428,8 @@ static void report_bad_result(tg_tape *tp, const tg_op *op, int n_in, tg_tensor 
             d->ndim, why, inputs_str(n_in, in, si, sizeof si));
 }
 
-tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
-                    const void *attr) {
-    if (!tp || !op) {
-        tg_fail(NULL, TG_ERR_ARG, op ? op->name : "apply", "%s is NULL", tp ? "op" : "tape");
-        return NULL;
-    }
+static inline __attribute__((always_inline)) tg_tensor *
+apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in, const void *attr) {
     if (!inputs_present(tp, op, n_in, in)) return NULL;
     tg_desc d = {0};
     tp->current_op = op->name;
@@ -464,6 +462,22 @@ tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in
         return NULL;
     }
     return out;
+}
+
+tg_tensor *tg__apply_plain(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
+                           const void *attr) {
+    return apply(tp, op, n_in, in, attr);
+}
+
+tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
+                    const void *attr) {
+    if (!tp || !op) {
+        tg_fail(NULL, TG_ERR_ARG, op ? op->name : "apply", "%s is NULL", tp ? "op" : "tape");
+        return NULL;
+    }
+    if (__builtin_expect(tp->tools != NULL, 0))   /* anomaly mode, profiler (tools.c) */
+        return tg__tools_apply(tp, op, n_in, in, attr);
+    return apply(tp, op, n_in, in, attr);
 }
 
 /* ---- helpers for op authors ------------------------------------------------------ */
