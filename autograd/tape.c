@@ -340,7 +340,11 @@ static bool wants_record(const tg_tape *tp, const tg_op *op, int n_in, tg_tensor
     return false;
 }
 
-static bool inputs_present(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in) {
+/* Always inlined, as output_of: apply is stamped twice (tg_apply,
+ * tg__apply_plain), and GCC then stopped inlining these into either, which
+ * cost W5 about 25 instructions an op (callgrind). */
+#define TG__INLINE static inline __attribute__((always_inline))
+TG__INLINE bool inputs_present(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in) {
     if (op->n_in != TG_VARIADIC && n_in != op->n_in)
         return tg_fail(tp, TG_ERR_ARG, op->name, "takes %d inputs, got %d", op->n_in, n_in), false;
     if (n_in < 1 || !in) return tg_fail(tp, TG_ERR_ARG, op->name, "no inputs"), false;
@@ -375,7 +379,7 @@ int tg__record(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in, con
 }
 
 /* The output tensor: a view of input 0 or a fresh arena buffer. */
-static tg_tensor *output_of(tg_tape *tp, const tg_op *op, tg_tensor *const *in, const tg_desc *d) {
+TG__INLINE tg_tensor *output_of(tg_tape *tp, const tg_op *op, tg_tensor *const *in, const tg_desc *d) {
     if (!(op->flags & TG_OP_VIEW)) return tg__arena_tensor(tp, d->dtype, d->ndim, d->shape, false);
     tg_tensor *out = tg__arena_struct(tp, d->dtype, d->ndim, d->shape);
     if (out) out->data = in[0]->data;

@@ -11,7 +11,9 @@
  * Set by the public macros (tapegrad/call_site.h) before every op and layer
  * call of user code; the library is built without them, so ops recorded
  * inside a layer keep the site of the user's layer call. */
-static _Thread_local tg__site current_site;
+/* initial-exec: the library is linked, not dlopen'd late; the default model
+ * for PIC code calls __tls_get_addr, 12 instructions an op in W5 */
+static _Thread_local __attribute__((tls_model("initial-exec"))) tg__site current_site;
 
 void tg_call_site(const char *file, int line) {
     current_site.file = file;

@@ -114,7 +114,7 @@ TG_API bool tg_tape_anomaly(const tg_tape *tp);
  * TG_PROFILE=FILE in the environment profiles every new tape and, when the
  * tape is freed, writes FILE (Chrome trace JSON) and prints the table to
  * stderr. Totals accumulate across tg_tape_reset. */
-enum { TG_PROFILE_MAX_EVENTS = 1 << 20 };
+enum { TG_PROFILE_MAX_EVENTS = 1 << 18 };
 
 typedef struct tg_tape_profile_totals {
     double forward_s;     /* op calls and fused groups' forward passes          */
