@@ -36,26 +36,14 @@ static const char *site_str(tg__site s, char *buf, size_t size) {
     return buf;
 }
 
-/* "[4,8], [8]" */
-static const char *shapes_str(int n_in, tg_tensor *const *in, char *buf, size_t size) {
-    size_t at = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < n_in && i < 4 && at < size; i++) {
-        char s[160];
-        at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? ", " : "",
-                               tg_shape_str(in[i], s, sizeof s));
-    }
-    if (n_in > 4 && at < size) snprintf(buf + at, size - at, ", ...");
-    return buf;
-}
-
 static int report_forward(tg_tape *tp, const char *op, int n_in, tg_tensor *const *in,
                           const tg_tensor *out, int64_t bad, tg__site site) {
     char so[160], si[400], at[600];
     return tg_fail(tp, TG_ERR_NUMERIC, op,
                    "anomaly in forward: %g at element %lld of the output %s (inputs %s), called %s",
                    element(out->data, out->dtype, bad), (long long)bad,
-                   tg_shape_str(out, so, sizeof so), shapes_str(n_in, in, si, sizeof si),
+                   tg_shape_str(out, so, sizeof so),
+                   tg__inputs_str(n_in, in, si, sizeof si),
                    site_str(site, at, sizeof at));
 }
 

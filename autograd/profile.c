@@ -69,6 +69,12 @@ void tg__prof_end_quiet(tg__profile *p, tg__span s) {
 /* ---- the table ------------------------------------------------------------------------------ */
 static uint64_t mix(uint64_t h, uint64_t x) { return (h ^ x) * 0x100000001b3ull; }
 
+/* FNV-1a over the key's words: label and file are interned pointers. */
+static uint64_t key_hash(const char *label, tg__site site, bool backward) {
+    uint64_t h = mix(14695981039346656037ull, (uintptr_t)label);
+    return mix(mix(h, (uintptr_t)site.file), (uint64_t)site.line * 2 + backward);
+}
+
 static prof_entry *entry_of(tg__profile *p, const char *label, tg__site site, bool backward) {
     if (2 * (p->n + 1) > p->cap) {
         uint32_t cap = p->cap ? 2 * p->cap : 256;
@@ -77,9 +83,7 @@ static prof_entry *entry_of(tg__profile *p, const char *label, tg__site site, bo
         for (uint32_t i = 0; i < p->cap; i++) {
             if (!p->tab[i].label) continue;
             const prof_entry *e = &p->tab[i];
-            uint64_t h = mix(mix(mix(14695981039346656037ull, (uintptr_t)e->label),
-                                 (uintptr_t)e->site.file), (uint64_t)e->site.line * 2 + e->backward);
-            uint32_t j = (uint32_t)h & (cap - 1);
+            uint32_t j = (uint32_t)key_hash(e->label, e->site, e->backward) & (cap - 1);
             while (tab[j].label) j = (j + 1) & (cap - 1);
             tab[j] = *e;
         }
@@ -87,9 +91,7 @@ static prof_entry *entry_of(tg__profile *p, const char *label, tg__site site, bo
         p->tab = tab;
         p->cap = cap;
     }
-    uint64_t h = mix(mix(mix(14695981039346656037ull, (uintptr_t)label), (uintptr_t)site.file),
-                     (uint64_t)site.line * 2 + backward);
-    uint32_t j = (uint32_t)h & (p->cap - 1);
+    uint32_t j = (uint32_t)key_hash(label, site, backward) & (p->cap - 1);
     for (;; j = (j + 1) & (p->cap - 1)) {
         prof_entry *e = &p->tab[j];
         if (!e->label) {
@@ -106,7 +108,8 @@ static prof_entry *entry_of(tg__profile *p, const char *label, tg__site site, bo
 static void add_event(tg__profile *p, double t0, double dur, const prof_entry *e) {
     if (p->n_ev == p->cap_ev) {
         size_t cap = p->cap_ev ? 2 * p->cap_ev : 4096;
-        prof_event *grown = cap <= TG_PROFILE_MAX_EVENTS ? realloc(p->ev, cap * sizeof *grown) : NULL;
+        prof_event *grown =
+            cap <= TG_PROFILE_MAX_EVENTS ? realloc(p->ev, cap * sizeof *grown) : NULL;
         if (!grown) {
             p->dropped++;
             return;
@@ -362,8 +365,9 @@ static tg_status put_trace(const void *ctx, FILE *f) {
         tg_status st = put_event(f, p, &p->ev[i], i == 0);
         if (st != TG_OK) return st;
     }
-    return fputs("\n]}\n", f) >= 0 ? TG_OK
-                                   : tg__set_last_error(TG_ERR_IO, "tape_profile_write: write failed");
+    if (fputs("\n]}\n", f) < 0)
+        return tg__set_last_error(TG_ERR_IO, "tape_profile_write: write failed");
+    return TG_OK;
 }
 
 tg_status tg_tape_profile_write(const tg_tape *tp, const char *path) {

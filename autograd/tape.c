@@ -379,7 +379,8 @@ int tg__record(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in, con
 }
 
 /* The output tensor: a view of input 0 or a fresh arena buffer. */
-TG__INLINE tg_tensor *output_of(tg_tape *tp, const tg_op *op, tg_tensor *const *in, const tg_desc *d) {
+TG__INLINE tg_tensor *output_of(tg_tape *tp, const tg_op *op, tg_tensor *const *in,
+                                const tg_desc *d) {
     if (!(op->flags & TG_OP_VIEW)) return tg__arena_tensor(tp, d->dtype, d->ndim, d->shape, false);
     tg_tensor *out = tg__arena_struct(tp, d->dtype, d->ndim, d->shape);
     if (out) out->data = in[0]->data;
@@ -387,7 +388,7 @@ TG__INLINE tg_tensor *output_of(tg_tape *tp, const tg_op *op, tg_tensor *const *
 }
 
 /* "[2,3], [3]" for the first few inputs, for messages. */
-static char *inputs_str(int n_in, tg_tensor *const *in, char *buf, size_t size) {
+char *tg__inputs_str(int n_in, tg_tensor *const *in, char *buf, size_t size) {
     size_t at = 0;
     buf[0] = '\0';
     for (int i = 0; i < n_in && i < 4 && at < size; i++) {
@@ -429,7 +430,7 @@ static void report_bad_result(tg_tape *tp, const tg_op *op, int n_in, tg_tensor 
     bool shape_known = d->ndim >= 0 && d->ndim <= TG_MAX_DIMS;
     tg_fail(tp, TG_ERR_SHAPE, op->name, "result %s (dtype %d, ndim %d): %s; inputs %s",
             shape_known ? tg__shape_str(d->ndim, d->shape, so, sizeof so) : "[?]", (int)d->dtype,
-            d->ndim, why, inputs_str(n_in, in, si, sizeof si));
+            d->ndim, why, tg__inputs_str(n_in, in, si, sizeof si));
 }
 
 static inline __attribute__((always_inline)) tg_tensor *

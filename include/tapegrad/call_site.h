@@ -96,11 +96,14 @@
 #define tg_causal_mask(...) TG_CALL_SITE(tg_causal_mask(__VA_ARGS__))
 #define tg_positional_encoding(...) TG_CALL_SITE(tg_positional_encoding(__VA_ARGS__))
 #define tg_masked_softmax(...) TG_CALL_SITE(tg_masked_softmax(__VA_ARGS__))
-#define tg_scaled_dot_product_attention(...) TG_CALL_SITE(tg_scaled_dot_product_attention(__VA_ARGS__))
+#define tg_scaled_dot_product_attention(...) \
+    TG_CALL_SITE(tg_scaled_dot_product_attention(__VA_ARGS__))
 #define tg_attention_forward(...) TG_CALL_SITE(tg_attention_forward(__VA_ARGS__))
 #define tg_mha_forward(...) TG_CALL_SITE(tg_mha_forward(__VA_ARGS__))
-#define tg_transformer_encoder_forward(...) TG_CALL_SITE(tg_transformer_encoder_forward(__VA_ARGS__))
-#define tg_transformer_decoder_forward(...) TG_CALL_SITE(tg_transformer_decoder_forward(__VA_ARGS__))
+#define tg_transformer_encoder_forward(...) \
+    TG_CALL_SITE(tg_transformer_encoder_forward(__VA_ARGS__))
+#define tg_transformer_decoder_forward(...) \
+    TG_CALL_SITE(tg_transformer_decoder_forward(__VA_ARGS__))
 #endif
 
 #if defined(TAPEGRAD_NN_CELL_H) && !defined(TG__CALL_SITES_NN_CELL_H)
