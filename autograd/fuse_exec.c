@@ -356,7 +356,7 @@ static int run_backward(tg_tape *tp, fz_group *g, const fz_prog *p, uint32_t wan
     return 0;
 }
 
-/* With the tools' hook: timed, the gradients written checked in anomaly mode. */
+/* With the tools' hook: timed (in anomaly mode groups dissolve instead: fuse.c). */
 int tg__fz_run_backward(tg_tape *tp, fz_group *g, const fz_prog *p, uint32_t wants) {
     tg__span s = tg__tools_begin(tp);
     return tg__tools_after_group(tp, g, s, 0, wants & p->scattered, true,
