@@ -1,5 +1,5 @@
 /* autograd/backward.c - replay the tape in reverse through each op's VJP. */
-#include "fuse.h"
+#include "tools.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -225,7 +225,8 @@ static tg_status seed_output_grad(tg_tape *tp, tg_tensor *y, const tg_tensor *dy
     return TG_OK;
 }
 
-static tg_status replay_node(tg_tape *tp, tg_node *n) {
+/* always inlined: called twice (replay_node_hooked), GCC stopped inlining it */
+static inline __attribute__((always_inline)) tg_status replay_node(tg_tape *tp, tg_node *n) {
     if (!n->out->grad) return TG_OK; /* nothing flowed into this op */
     tg__flush_deferred(tp, n->out->grad);   /* the VJP reads its output's gradient */
     if (n->out->numel == 0)          /* forward did not run (tg_apply): the VJP is 0 */
@@ -233,6 +234,13 @@ static tg_status replay_node(tg_tape *tp, tg_node *n) {
     if (n->op->vjp(n) != 0 || tp->status != TG_OK)
         return tp->status != TG_OK ? tp->status : TG_ERR_STATE;
     return TG_OK;
+}
+
+/* replay_node with the tools' hook (timing, the anomaly check; tools.h). */
+static tg_status replay_node_hooked(tg_tape *tp, tg_node *n) {
+    if (__builtin_expect(tp->tools == NULL, 1)) return replay_node(tp, n);
+    tg__span s = tg__tools_begin(tp);
+    return tg__tools_after_vjp(tp, n, s, replay_node(tp, n));
 }
 
 /* ready: the leaves to report as their gradients become final (grad_ready.c).
@@ -244,7 +252,7 @@ static tg_status replay_nodes(tg_tape *tp, tg_tensor *y, tg__ready_list *ready) 
         tg_node *n = &tp->nodes[i];
         int fused = n->out->fz ? tg__fuse_backward(tp, n->out->fz, y->node) : 1;
         if (fused < 0) return tp->status != TG_OK ? tp->status : TG_ERR_STATE;
-        tg_status st = fused > 0 ? replay_node(tp, n) : TG_OK;
+        tg_status st = fused > 0 ? replay_node_hooked(tp, n) : TG_OK;
         if (st != TG_OK) return st;
         tg__ready_passed(tp, ready, i);
     }
@@ -257,8 +265,7 @@ static tg_status replay(tg_tape *tp, tg_tensor *y, tg__ready_list *ready) {
     return st;
 }
 
-tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
-    if (!tp) return tg_set_last_error(TG_ERR_ARG, "backward: tape is NULL");
+static tg_status backward(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
     if (tp->status != TG_OK) return tp->status; /* a failed forward has nothing to replay */
     tg_status st = backward_check(tp, y, dy);
     if (st == TG_OK && dy && tg__concrete((tg_tensor *)dy) != 0) st = tp->status; /* a fused value */
@@ -268,6 +275,14 @@ tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
     if (st != TG_OK) return st;
     st = replay(tp, y, &ready);
     release_claims(tp);
+    return st;
+}
+
+tg_status tg_backward_ex(tg_tape *tp, tg_tensor *y, const tg_tensor *dy) {
+    if (!tp) return tg_set_last_error(TG_ERR_ARG, "backward: tape is NULL");
+    tg__span s = tg__tools_begin(tp);   /* the profiler times the walk (tools.h) */
+    tg_status st = backward(tp, y, dy);
+    tg__tools_after_walk(tp, s);
     return st;
 }
 

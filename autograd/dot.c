@@ -112,36 +112,43 @@ tg_status tg_tape_print_dot(const tg_tape *tp, FILE *f) {
 
 /* ---- the file: written beside path, then renamed over it --------------------------------- */
 
-static tg_status file_fail(const char *path, const char *what, int err) {
-    return tg__set_last_error(TG_ERR_IO, "tape_write_dot: %s: %s%s%s", path, what,
-                              err ? ": " : "", err ? strerror(err) : "");
+static tg_status file_fail(const char *who, const char *path, const char *what, int err) {
+    return tg__set_last_error(TG_ERR_IO, "%s: %s: %s%s%s", who, path, what, err ? ": " : "",
+                              err ? strerror(err) : "");
 }
 
-tg_status tg_tape_write_dot(const tg_tape *tp, const char *path) {
-    if (!tp) return tg__set_last_error(TG_ERR_ARG, "tape_write_dot: tape is NULL");
-    if (!path || !*path) return tg__set_last_error(TG_ERR_ARG, "tape_write_dot: the path is empty");
+tg_status tg__write_file_atomic(const char *who, const char *path,
+                                tg_status (*put)(const void *ctx, FILE *f), const void *ctx) {
+    if (!path || !*path) return tg__set_last_error(TG_ERR_ARG, "%s: the path is empty", who);
     size_t len = strlen(path);
     char *tmp = malloc(len + sizeof ".tmp-XXXXXX");
-    if (!tmp) return tg__set_last_error(TG_ERR_NOMEM, "tape_write_dot: out of memory");
+    if (!tmp) return tg__set_last_error(TG_ERR_NOMEM, "%s: out of memory", who);
     memcpy(tmp, path, len);
     memcpy(tmp + len, ".tmp-XXXXXX", sizeof ".tmp-XXXXXX");
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        tg_status st = file_fail(path, "cannot create a file beside it", errno);
+        tg_status st = file_fail(who, path, "cannot create a file beside it", errno);
         free(tmp);
         return st;
     }
     fchmod(fd, 0644);   /* mkstemp makes it 0600: a graph is not a secret */
     FILE *f = fdopen(fd, "w");
-    tg_status st = f ? tg_tape_print_dot(tp, f) : file_fail(path, "cannot open", errno);
+    tg_status st = f ? put(ctx, f) : file_fail(who, path, "cannot open", errno);
     if (!f) close(fd);
     else {
         if (st == TG_OK && (fflush(f) != 0 || fsync(fileno(f)) != 0))
-            st = file_fail(path, "write failed", errno);
-        if (fclose(f) != 0 && st == TG_OK) st = file_fail(path, "write failed", errno);
+            st = file_fail(who, path, "write failed", errno);
+        if (fclose(f) != 0 && st == TG_OK) st = file_fail(who, path, "write failed", errno);
     }
-    if (st == TG_OK && rename(tmp, path) != 0) st = file_fail(path, "cannot replace it", errno);
+    if (st == TG_OK && rename(tmp, path) != 0) st = file_fail(who, path, "cannot replace it", errno);
     if (st != TG_OK) unlink(tmp);
     free(tmp);
     return st;
+}
+
+static tg_status put_dot(const void *tp, FILE *f) { return tg_tape_print_dot(tp, f); }
+
+tg_status tg_tape_write_dot(const tg_tape *tp, const char *path) {
+    if (!tp) return tg__set_last_error(TG_ERR_ARG, "tape_write_dot: tape is NULL");
+    return tg__write_file_atomic("tape_write_dot", path, put_dot, tp);
 }

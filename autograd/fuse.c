@@ -26,7 +26,7 @@
  * what eager mode would have computed. Groups are found through a registry
  * of the tapes with live groups, scanning those recorded on the writing
  * thread (a tape is used by one thread at a time). */
-#include "fuse.h"
+#include "tools.h"
 
 #include "../ops/kernels.h"
 
@@ -367,7 +367,7 @@ static bool alias_view(fz_group *g, int i) {
 
 static void dissolve(tg_tape *tp, fz_group *g);
 
-static int run_forward(tg_tape *tp, fz_group *g, uint64_t mask) {
+static int run_group(tg_tape *tp, fz_group *g, uint64_t mask) {
     for (int i = 0; i < g->n_values; i++)
         if ((mask >> i & 1) && alias_view(g, i)) {
             g->stored |= (uint64_t)1 << i;
@@ -385,12 +385,19 @@ static int run_forward(tg_tape *tp, fz_group *g, uint64_t mask) {
     return 0;
 }
 
+/* run_group with the tools' hook: timed, every value checked in anomaly mode. */
+static int run_forward(tg_tape *tp, fz_group *g, uint64_t mask) {
+    tg__span s = tg__tools_begin(tp);
+    return tg__tools_after_group(tp, g, s, mask, 0, false, run_group(tp, g, mask));
+}
+
 /* Close g: store what is demanded and what its signature learned to store. */
 static int flush(tg_tape *tp, fz_group *g, uint64_t demand) {
     if (seal(tp, g) != 0) return -1;
     g->entry = tg__fz_lookup(tp, g);
     if (g->entry && demand) tg__fz_learn(g->entry, demand);
-    uint64_t mask = (demand | (g->entry ? tg__fz_learned(g->entry) : 0)) & ~g->stored;
+    uint64_t mask = (demand | (g->entry ? tg__fz_learned(g->entry) : 0) |
+                     tg__tools_store_all(tp, g)) & ~g->stored;
     return mask ? run_forward(tp, g, mask) : 0;
 }
 
@@ -505,6 +512,10 @@ int tg__fuse_backward(tg_tape *tp, fz_group *g, int64_t limit) {
     tg_fuse *f = tp->fuse;
     if (g->bwd_stamp == f->bwd_stamp) return 0;
     g->bwd_stamp = f->bwd_stamp;
+    if (tg__tools_anomaly(tp)) {   /* each member's VJP checked alone: replay them one by one */
+        dissolve(tp, g);
+        return tp->status == TG_OK ? 1 : -1;
+    }
     uint64_t seeds = 0;
     uint32_t wants = 0;
     for (int i = 0; i < g->n_values; i++) {

@@ -18,6 +18,7 @@
  * space that would have two threads touch one element otherwise (two
  * windows of one tensor at different rows) runs on one thread. */
 #include "fuse_prog.h"
+#include "tools.h"
 
 #include "../ops/kernels.h"
 
@@ -348,9 +349,16 @@ static int operand_grads(fz_run *r, uint32_t wants) {
     return 0;
 }
 
-int tg__fz_run_backward(tg_tape *tp, fz_group *g, const fz_prog *p, uint32_t wants) {
+static int run_backward(tg_tape *tp, fz_group *g, const fz_prog *p, uint32_t wants) {
     fz_run r;
     if (start(tp, g, p, &r) != 0 || operand_grads(&r, wants) != 0) return -1;
     for (int s = 0; s < p->n_spaces; s++) run_space(&r, &p->space[s]);
     return 0;
+}
+
+/* With the tools' hook: timed (in anomaly mode groups dissolve instead: fuse.c). */
+int tg__fz_run_backward(tg_tape *tp, fz_group *g, const fz_prog *p, uint32_t wants) {
+    tg__span s = tg__tools_begin(tp);
+    return tg__tools_after_group(tp, g, s, 0, wants & p->scattered, true,
+                                 run_backward(tp, g, p, wants));
 }

@@ -110,6 +110,7 @@ struct tg_tape {
      * it writes (the outermost one), else NULL */
     tg_tape *ckpt_sub;
     tg_tape *claim_for;
+    struct tg__tools *tools; /* anomaly mode, profiler (tools.h); NULL when both are off */
 };
 
 /* Work a VJP left pending (ops/gemm_defer.c merges the weight-gradient GEMMs
@@ -303,6 +304,8 @@ TG_HIDDEN int tg__check_new_shape(tg_tape *tp, const char *op, tg_dtype dt, int 
 TG_HIDDEN bool tg__is_float(tg_dtype dt);
 /* Normalise axis for ndim; -1 when out of range. */
 TG_HIDDEN int tg__axis(int axis, int ndim);
+/* "[2,3], [3]" for the first four inputs (then ", ..."), for messages. */
+TG_HIDDEN char *tg__inputs_str(int n_in, tg_tensor *const *in, char *buf, size_t size);
 /* "[2,3]" from a shape. */
 TG_HIDDEN char *tg__shape_str(int ndim, const int64_t *shape, char *buf, size_t size);
 

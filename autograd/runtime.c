@@ -61,6 +61,7 @@ const char *tg_status_name(tg_status st) {
     case TG_ERR_IO: return "I/O error";
     case TG_ERR_FORMAT: return "format error";
     case TG_ERR_STATE: return "invalid state";
+    case TG_ERR_NUMERIC: return "NaN or Inf (anomaly mode)";
     }
     return "unknown status";
 }

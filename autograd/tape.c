@@ -1,6 +1,6 @@
 /* autograd/tape.c - the arena, recording (tg_apply) and errors.
  * backward lives in backward.c. */
-#include "fuse.h"
+#include "tools.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -137,11 +137,13 @@ tg_tape *tg_tape_new(void) {
     tp->parallel_min = par && atoll(par) > 0 ? atoll(par) : TG__PARALLEL_MIN;
     /* tests: memory handed out uninitialised reads as NaN, so a missing write shows */
     tp->poison = getenv("TG_ARENA_POISON") != NULL;
+    tg__tools_from_env(tp);   /* TG_ANOMALY, TG_PROFILE */
     return tp;
 }
 
 void tg_tape_free(tg_tape *tp) {
     if (!tp) return;
+    tg__tools_free(tp);
     tg__fuse_free(tp);
     tg_tape_free(tp->ckpt_sub);   /* checkpoint.c's sub-tape, if any */
     free_chunks(tp->chunks);
@@ -339,7 +341,11 @@ static bool wants_record(const tg_tape *tp, const tg_op *op, int n_in, tg_tensor
     return false;
 }
 
-static bool inputs_present(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in) {
+/* Always inlined, as output_of: apply is stamped twice (tg_apply,
+ * tg__apply_plain), and GCC then stopped inlining these into either, which
+ * cost W5 about 25 instructions an op (callgrind). */
+#define TG__INLINE static inline __attribute__((always_inline))
+TG__INLINE bool inputs_present(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in) {
     if (op->n_in != TG_VARIADIC && n_in != op->n_in)
         return tg_fail(tp, TG_ERR_ARG, op->name, "takes %d inputs, got %d", op->n_in, n_in), false;
     if (n_in < 1 || !in) return tg_fail(tp, TG_ERR_ARG, op->name, "no inputs"), false;
@@ -388,7 +394,8 @@ int tg__record(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in, con
 }
 
 /* The output tensor: a view of input 0 or a fresh arena buffer. */
-static tg_tensor *output_of(tg_tape *tp, const tg_op *op, tg_tensor *const *in, const tg_desc *d) {
+TG__INLINE tg_tensor *output_of(tg_tape *tp, const tg_op *op, tg_tensor *const *in,
+                                const tg_desc *d) {
     if (!(op->flags & TG_OP_VIEW)) return tg__arena_tensor(tp, d->dtype, d->ndim, d->shape, false);
     tg_tensor *out = tg__arena_struct(tp, d->dtype, d->ndim, d->shape);
     if (out) out->data = in[0]->data;
@@ -396,7 +403,7 @@ static tg_tensor *output_of(tg_tape *tp, const tg_op *op, tg_tensor *const *in, 
 }
 
 /* "[2,3], [3]" for the first few inputs, for messages. */
-static char *inputs_str(int n_in, tg_tensor *const *in, char *buf, size_t size) {
+char *tg__inputs_str(int n_in, tg_tensor *const *in, char *buf, size_t size) {
     size_t at = 0;
     buf[0] = '\0';
     for (int i = 0; i < n_in && i < 4 && at < size; i++) {
@@ -438,15 +445,11 @@ static void report_bad_result(tg_tape *tp, const tg_op *op, int n_in, tg_tensor 
     bool shape_known = d->ndim >= 0 && d->ndim <= TG_MAX_DIMS;
     tg_fail(tp, TG_ERR_SHAPE, op->name, "result %s (dtype %d, ndim %d): %s; inputs %s",
             shape_known ? tg__shape_str(d->ndim, d->shape, so, sizeof so) : "[?]", (int)d->dtype,
-            d->ndim, why, inputs_str(n_in, in, si, sizeof si));
+            d->ndim, why, tg__inputs_str(n_in, in, si, sizeof si));
 }
 
-tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
-                    const void *attr) {
-    if (!tp || !op) {
-        tg_fail(NULL, TG_ERR_ARG, op ? op->name : "apply", "%s is NULL", tp ? "op" : "tape");
-        return NULL;
-    }
+static inline __attribute__((always_inline)) tg_tensor *
+apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in, const void *attr) {
     if (!inputs_present(tp, op, n_in, in)) return NULL;
     tg_desc d = {0};
     tp->current_op = op->name;
@@ -479,6 +482,22 @@ tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in
         return NULL;
     }
     return out;
+}
+
+tg_tensor *tg__apply_plain(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
+                           const void *attr) {
+    return apply(tp, op, n_in, in, attr);
+}
+
+tg_tensor *tg_apply(tg_tape *tp, const tg_op *op, int n_in, tg_tensor *const *in,
+                    const void *attr) {
+    if (!tp || !op) {
+        tg_fail(NULL, TG_ERR_ARG, op ? op->name : "apply", "%s is NULL", tp ? "op" : "tape");
+        return NULL;
+    }
+    if (__builtin_expect(tp->tools != NULL, 0))   /* anomaly mode, profiler (tools.c) */
+        return tg__tools_apply(tp, op, n_in, in, attr);
+    return apply(tp, op, n_in, in, attr);
 }
 
 /* ---- helpers for op authors ------------------------------------------------------ */

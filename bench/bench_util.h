@@ -16,6 +16,11 @@
  *   --cpu-clock      time iterations by the process's CPU clock, not the wall
  *                    (1 thread on a shared machine: time spent descheduled
  *                    does not count; with more threads it sums them)
+ *   --profile FILE   profile every tape (TG_PROFILE=FILE, tapegrad/inspect.h):
+ *                    a Chrome trace in FILE, the per-op table and the memory
+ *                    report on stderr when the tape is freed (warm-up and
+ *                    timed iterations alike; the profiler's own cost is in
+ *                    the times printed)
  * Programs add their own options through bench_parse's callback. */
 #ifndef TG_BENCH_UTIL_H
 #define TG_BENCH_UTIL_H
@@ -75,7 +80,7 @@ typedef int (*bench_opt_fn)(int argc, char **argv, int i, void *ctx);
 static inline void bench_usage(const char *prog, const char *extra) {
     fprintf(stderr,
             "usage: %s [--threads N] [--min-time S] [--min-iters N] [--warmup S] [--no-floor]"
-            " [--verbose] [--cpu-clock]%s%s\n",
+            " [--verbose] [--cpu-clock] [--profile FILE]%s%s\n",
             prog, extra ? " " : "", extra ? extra : "");
 }
 
@@ -103,6 +108,8 @@ static inline int bench_parse(int argc, char **argv, bench_opts *o, bench_opt_fn
             o->verbose = true;
         } else if (!strcmp(a, "--cpu-clock")) {
             o->cpu_clock = true;
+        } else if (!strcmp(a, "--profile") && v && *v) {
+            setenv("TG_PROFILE", v, 1), i++;   /* read by every tape made from here on */
         } else {
             bench_usage(argv[0], extra_usage);
             return 2;

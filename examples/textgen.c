@@ -55,7 +55,7 @@ enum { MAX_LAYERS = 8 };
 typedef enum cell_kind { CELL_RNN = 0, CELL_LSTM = 2, CELL_GRU = 3 } cell_kind;
 
 typedef struct options {
-    const char *data, *cell, *optim, *save, *load, *plot, *prime;
+    const char *data, *cell, *optim, *save, *load, *plot, *prime, *profile;
     int64_t layers, hidden, embed, batch, seq, steps, epochs, seed, threads;
     int64_t eval_every, eval_chars, sample_every, sample_len;
     double lr, clip, dropout, val_frac, temperature, max_seconds, lr_min;
@@ -704,6 +704,9 @@ int main(int argc, char **argv) {
         {"sample-only", EX_FLAG, &o.sample_only, "generate --sample-len characters from --load",
          EX_NONE},
         {"plot", EX_STR, &o.plot, "loss-curve PNG (\"\": none)", EX_NONE},
+        {"profile", EX_STR, &o.profile,
+         "per-op profile: Chrome trace JSON to this file, table and memory report to stderr",
+         EX_NONE},
         EX_OPT_THREADS(&o.threads),
         {"seed", EX_INT, &o.seed, "seed for initial weights, dropout and sampling", EX_SEED},
         EX_OPTS_DIST(&o.dist),
@@ -718,6 +721,7 @@ int main(int argc, char **argv) {
     ex_dist dist;
     if ((rc = ex_dist_start(&dist, &o.dist, "textgen", &argc, &argv)) != 0) return rc;
     if (!ex_dist_root(&dist)) o.plot = "";   /* rank 0 draws */
+    if (o.profile && *o.profile) setenv("TG_PROFILE", o.profile, 1);   /* tapegrad/inspect.h */
     tg_tape *tp = tg_tape_new();
     if (!tp) return ex_dist_end(&dist, (fprintf(stderr, "error: cannot create a tape\n"), 1));
     if (o.threads > 0) tg_tape_set_threads(tp, (int)o.threads);

@@ -38,7 +38,8 @@ typedef enum tg_status {
     TG_ERR_NOMEM,       /* allocation failed                        */
     TG_ERR_IO,          /* file could not be read or written        */
     TG_ERR_FORMAT,      /* file content malformed                   */
-    TG_ERR_STATE        /* call not valid now (e.g. backward of a non-recorded tensor) */
+    TG_ERR_STATE,       /* call not valid now (e.g. backward of a non-recorded tensor) */
+    TG_ERR_NUMERIC      /* anomaly mode: an op produced NaN or Inf (tapegrad/inspect.h) */
 } tg_status;
 
 TG_API const char *tg_dtype_name(tg_dtype dt);
@@ -57,6 +58,13 @@ TG_API tg_status tg_set_last_error(tg_status st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+
+/* The call site of the tg_* call running on this thread, for anomaly mode
+ * and the profiler (tapegrad/inspect.h). The public headers wrap the op and
+ * layer functions in macros that call this with __FILE__ and __LINE__
+ * (tapegrad/call_site.h), so user code passes nothing; define
+ * TG_NO_CALL_SITES before including them to call the functions directly. */
+TG_API void tg_call_site(const char *file, int line);
 
 /* ---- runtime ------------------------------------------------------------
  * tg_init() runs when the library loads (and again, harmlessly, from every

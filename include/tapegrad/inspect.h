@@ -88,6 +88,59 @@ TG_API tg_status tg_tape_memory_get(const tg_tape *tp, tg_tape_memory *out);
  * outputs summed by op kind, largest first. */
 TG_API tg_status tg_tape_memory_report(const tg_tape *tp, FILE *f);
 
+/* ---- anomaly mode ------------------------------------------------------------
+ * After every op's forward (a fused group: after the group ran, every value
+ * of it checked in recorded order) and every VJP (a fused group's: every
+ * gradient it wrote), the results are checked for NaN and Inf. The first one
+ * stops the tape with TG_ERR_NUMERIC and a message naming the op, its shapes,
+ * the direction and the line of the user's call (tapegrad/call_site.h), e.g.
+ *   "log: anomaly in forward: -inf at element 0 of the output [4,8] (inputs
+ *    [4,8]), called at cell.c:42"
+ * Off by default; TG_ANOMALY=1 in the environment turns it on for new tapes.
+ * In anomaly mode a fused group stores all its values (to check them) and a
+ * matmul's deferred weight-gradient GEMMs run per step, as with fusion off. */
+TG_API void tg_tape_set_anomaly(tg_tape *tp, bool on);
+TG_API bool tg_tape_anomaly(const tg_tape *tp);
+
+/* ---- per-op profiler -------------------------------------------------------------
+ * While on, every op call (its whole tg_apply: checks, recording and
+ * forward), every VJP, every fused group's forward and backward pass and
+ * each backward's own walk are timed, exclusive of what they run inside
+ * them (a group flushed by a matmul that reads its value counts as the
+ * group's). Totals are kept per op kind and call site and direction, with
+ * calls, bytes moved (inputs read and results written, from the shapes) and
+ * FLOPs (matmul: 2 M N K forward, per input gradient in backward); the first
+ * TG_PROFILE_MAX_EVENTS calls are kept as trace events as well.
+ * TG_PROFILE=FILE in the environment profiles every new tape and, when the
+ * tape is freed, writes FILE (Chrome trace JSON) and prints the table to
+ * stderr. Totals accumulate across tg_tape_reset. */
+enum { TG_PROFILE_MAX_EVENTS = 1 << 18 };
+
+typedef struct tg_tape_profile_totals {
+    double forward_s;     /* op calls and fused groups' forward passes          */
+    double backward_s;    /* VJPs, fused groups' backward passes, the walks     */
+    double total_s;       /* the two: the profile's total                       */
+    /* Outermost timed calls only, summed: the time spent inside tapegrad
+     * while profiling. total_s adds up to this (every moment of it belongs
+     * to exactly one entry); tests compare them. */
+    double span_s;
+    uint64_t calls;       /* timed calls                                        */
+    uint64_t events;      /* kept as trace events                               */
+    uint64_t dropped;     /* not kept (past TG_PROFILE_MAX_EVENTS)              */
+} tg_tape_profile_totals;
+
+/* Start profiling (clears what was collected), or stop and drop it. */
+TG_API tg_status tg_tape_profile_start(tg_tape *tp);
+TG_API void tg_tape_profile_stop(tg_tape *tp);
+TG_API tg_status tg_tape_profile_totals_get(const tg_tape *tp, tg_tape_profile_totals *out);
+/* The table, largest total first: op (a fused group as "fused[mul,add,...]"),
+ * call site, forward and VJP milliseconds and calls, MB moved, GFLOP, share;
+ * then the totals and the memory report (tg_tape_memory_report). */
+TG_API tg_status tg_tape_profile_report(const tg_tape *tp, FILE *f);
+/* Chrome trace JSON ({"traceEvents": [...]}: open in Perfetto or
+ * chrome://tracing), written beside path and renamed over it. */
+TG_API tg_status tg_tape_profile_write(const tg_tape *tp, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

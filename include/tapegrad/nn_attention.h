@@ -207,4 +207,5 @@ TG_API tg_tensor *tg_transformer_decoder_forward(tg_tape *tp, const tg_transform
 #ifdef __cplusplus
 }
 #endif
+#include "call_site.h"   /* file:line of each call (anomaly mode, profiler) */
 #endif

@@ -149,4 +149,5 @@ TG_API extern const tg_cell tg_cell_gru_reset_before;
 #ifdef __cplusplus
 }
 #endif
+#include "call_site.h"   /* file:line of each call (anomaly mode, profiler) */
 #endif

@@ -40,4 +40,5 @@ TG_API tg_tensor *tg_conv2d_layer_forward(tg_tape *tp, const tg_conv2d_layer *c,
 #ifdef __cplusplus
 }
 #endif
+#include "call_site.h"   /* file:line of each call (anomaly mode, profiler) */
 #endif

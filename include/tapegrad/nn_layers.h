@@ -223,4 +223,5 @@ TG_API tg_tensor *tg_global_max_pool1d(tg_tape *tp, tg_tensor *x);
 #ifdef __cplusplus
 }
 #endif
+#include "call_site.h"   /* file:line of each call (anomaly mode, profiler) */
 #endif

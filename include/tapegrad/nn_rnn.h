@@ -201,4 +201,5 @@ TG_API tg_tensor *tg_pad_sequences(tg_tape *tp, int n, tg_tensor *const *seqs, i
 #ifdef __cplusplus
 }
 #endif
+#include "call_site.h"   /* file:line of each call (anomaly mode, profiler) */
 #endif

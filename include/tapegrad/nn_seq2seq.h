@@ -147,4 +147,5 @@ TG_API tg_status tg_beam_search(tg_beam_step_fn step, void *user, int64_t vocab,
 #ifdef __cplusplus
 }
 #endif
+#include "call_site.h"   /* file:line of each call (anomaly mode, profiler) */
 #endif

@@ -193,4 +193,5 @@ TG_API void tg_gemm(const tg_tape *tp, tg_dtype dt, bool trans_a, bool trans_b, 
 #ifdef __cplusplus
 }
 #endif
+#include "call_site.h"   /* file:line of each call (anomaly mode, profiler) */
 #endif

@@ -164,4 +164,5 @@ TG_API tg_tensor *tg_cross_entropy_ex(tg_tape *tp, tg_tensor *logits, tg_tensor 
 #ifdef __cplusplus
 }
 #endif
+#include "call_site.h"   /* file:line of each call (anomaly mode, profiler) */
 #endif
