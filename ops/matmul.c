@@ -3,26 +3,64 @@
  * a [..., M, K] x b [..., K, N] -> c [..., M, N]   (with trans flags on the
  * stored matrices). Leading (batch) dims must match, or b is 2-D and shared;
  * in that case, without trans_a, the whole batch is one GEMM of (batch*M) rows.
+ * With heads = h (multi-head attention), a [B, T, h*d] operand is read as the
+ * [B, h, T, d] of its heads and the result [B, h, M, N] may be written as
+ * [B, M, h*N]: each (batch, head) matrix is a strided view BLIS reads in
+ * place, so splitting and merging heads copies nothing.
  * VJP: da = dc op(b)^T, db = op(a)^T dc, mapped back through the flags. */
 #include "gemm_internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
-typedef struct matmul_attr { bool trans_a, trans_b; } matmul_attr;
+typedef struct matmul_attr {
+    bool trans_a, trans_b, merge_heads;
+    int64_t heads;          /* 0: plain batched products */
+} matmul_attr;
+
+/* Where batch entry i's matrix of an operand (or of the result) starts, in
+ * elements: (i / heads) * outer + (i % heads) * inner; its rows are ld apart.
+ * A plain [..., R, C]: heads 1, outer R*C, ld C. A [B, T, h*d] read as
+ * [B, h, T, d]: heads h, outer T*h*d, inner d, ld h*d. A 2-D operand: outer 0
+ * (one matrix, shared by the batch when it is b). */
+typedef struct mm_view { int64_t heads, outer, inner, ld; } mm_view;
 
 typedef struct mm_dims {
     int64_t batch, m, n, k;
+    int64_t kb;             /* b's inner dimension: equal to k in a valid product */
     bool b_shared;          /* b is 2-D, used by every batch entry */
+    mm_view a, b, c;
 } mm_dims;
+
+static int64_t view_at(const mm_view *v, int64_t i) {
+    return i / v->heads * v->outer + i % v->heads * v->inner;
+}
+
+/* The stored [rows, cols] of x's matrices and how to find them. */
+static mm_view operand_view(const tg_tensor *x, int64_t heads, int64_t *rows, int64_t *cols) {
+    int nd = x->ndim;
+    *rows = x->shape[nd - 2];
+    *cols = x->shape[nd - 1];
+    if (heads > 0 && nd == 3) {   /* [B, T, h*d] as [B, h, T, d] */
+        *cols /= heads;
+        return (mm_view){heads, x->shape[1] * x->shape[2], *cols, x->shape[2]};
+    }
+    return (mm_view){1, nd == 2 ? 0 : *rows * *cols, 0, *cols};
+}
 
 static mm_dims dims_of(const tg_tensor *a, const tg_tensor *b, const matmul_attr *at) {
     mm_dims d;
-    int an = a->ndim, bn = b->ndim;
-    d.m = at->trans_a ? a->shape[an - 1] : a->shape[an - 2];
-    d.k = at->trans_a ? a->shape[an - 2] : a->shape[an - 1];
-    d.n = at->trans_b ? b->shape[bn - 2] : b->shape[bn - 1];
-    d.batch = tg__numel(an - 2, a->shape);
-    d.b_shared = bn == 2;
+    int64_t ar, ac, br, bc, h = at->heads;
+    d.a = operand_view(a, h, &ar, &ac);
+    d.b = operand_view(b, h, &br, &bc);
+    d.m = at->trans_a ? ac : ar;
+    d.k = at->trans_a ? ar : ac;
+    d.n = at->trans_b ? br : bc;
+    d.kb = at->trans_b ? bc : br;
+    d.batch = tg__numel(a->ndim - 2, a->shape) * (h > 0 && a->ndim == 3 ? h : 1);
+    d.b_shared = b->ndim == 2;
+    d.c = at->merge_heads ? (mm_view){h, d.m * h * d.n, d.n, h * d.n}
+                          : (mm_view){1, d.m * d.n, 0, d.n};
     return d;
 }
 
@@ -35,6 +73,21 @@ static int matmul_fail(tg_tape *tp, const char *what, const tg_tensor *a, const 
                    tg_shape_str(b, sb, sizeof sb), at && at->trans_b ? "^T" : "");
 }
 
+/* With h heads each operand is [B, T, h*d] (heads side by side) or
+ * [B, h, R, C], and both have the same B. */
+static int heads_check(tg_tape *tp, const tg_tensor *a, const tg_tensor *b, const matmul_attr *at) {
+    int64_t h = at->heads;
+    const tg_tensor *x[2] = {a, b};
+    bool ok = h > 0 && a->shape[0] == b->shape[0];
+    for (int i = 0; ok && i < 2; i++)
+        ok = x[i]->ndim == 3 ? x[i]->shape[2] % h == 0 : x[i]->ndim == 4 && x[i]->shape[1] == h;
+    if (ok) return 0;
+    char what[96];
+    snprintf(what, sizeof what, "with %lld heads operands must be [B, T, h*d] or [B, h, R, C]%s",
+             (long long)h, at->merge_heads ? " (merged)" : "");
+    return matmul_fail(tp, h > 0 ? what : "heads must be >= 0", a, b, NULL);
+}
+
 static int matmul_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
                         tg_desc *out) {
     (void)n_in;
@@ -43,23 +96,30 @@ static int matmul_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void 
     if (tg_check_float_pair(tp, "matmul", a, b)) return -1;
     if (a->ndim < 2 || b->ndim < 2)
         return matmul_fail(tp, "needs at least 2-D operands", a, b, NULL);
-    if (b->ndim > 2 && (b->ndim != a->ndim || memcmp(a->shape, b->shape,
-                                                     (size_t)(a->ndim - 2) * sizeof(int64_t))))
+    if (at->merge_heads && at->heads <= 0)
+        return matmul_fail(tp, "merge_heads needs heads > 0", a, b, NULL);
+    if (at->heads != 0) {
+        if (heads_check(tp, a, b, at) < 0) return -1;
+    } else if (b->ndim > 2 && (b->ndim != a->ndim ||
+                               memcmp(a->shape, b->shape, (size_t)(a->ndim - 2) * sizeof(int64_t)))) {
         return matmul_fail(tp, "batch dimensions differ", a, b, NULL);
+    }
     mm_dims d = dims_of(a, b, at);
-    int64_t kb = at->trans_b ? b->shape[b->ndim - 1] : b->shape[b->ndim - 2];
-    if (d.k != kb) return matmul_fail(tp, "inner dimensions differ", a, b, at);
+    if (d.k != d.kb) return matmul_fail(tp, "inner dimensions differ", a, b, at);
     out->dtype = a->dtype;
+    if (at->heads > 0) {   /* [B, h, M, N], merged [B, M, h*N] (h*N <= numel(b), no overflow) */
+        out->ndim = at->merge_heads ? 3 : 4;
+        int64_t merged[3] = {a->shape[0], d.m, at->heads * d.n};
+        int64_t split[4] = {a->shape[0], at->heads, d.m, d.n};
+        memcpy(out->shape, at->merge_heads ? merged : split, (size_t)out->ndim * sizeof(int64_t));
+        return 0;
+    }
     out->ndim = a->ndim;
     memcpy(out->shape, a->shape, sizeof out->shape);
     out->shape[a->ndim - 2] = d.m;
     out->shape[a->ndim - 1] = d.n;
     return 0;
 }
-
-/* Stored row-major layouts: a is m x k (or k x m if trans), b likewise. */
-static int64_t lda_of(const mm_dims *d, bool t) { return t ? d->m : d->k; }
-static int64_t ldb_of(const mm_dims *d, bool t) { return t ? d->k : d->n; }
 
 /* c [m, n] = op(A) op(B) + beta c where B is the data of the node's b, shared
  * by the batch. A recorded node's b stays as it is until tg_tape_reset, so when
@@ -83,23 +143,23 @@ static int matmul_forward(tg_node *nd) {
     tg_tensor *a = nd->in[0], *b = nd->in[1], *c = nd->out;
     mm_dims d = dims_of(a, b, at);
     size_t es = tg_dtype_size(a->dtype);
-    int64_t lda = lda_of(&d, at->trans_a), ldb = ldb_of(&d, at->trans_b);
+    int64_t lda = d.a.ld, ldb = d.b.ld, ldc = d.c.ld;
     if (d.b_shared && !at->trans_a) { /* fold the batch into the rows */
         product_on_b(nd, true, false, at->trans_b, d.batch * d.m, d.n, d.k, a->data, lda, ldb,
-                     0.0, c->data, d.n);
+                     0.0, c->data, ldc);
         return 0;
     }
     for (int64_t i = 0; i < d.batch; i++) {
-        const char *ab = (const char *)a->data + (size_t)(i * d.m * d.k) * es;
-        char *cb = (char *)c->data + (size_t)(i * d.m * d.n) * es;
+        const char *ab = (const char *)a->data + (size_t)view_at(&d.a, i) * es;
+        char *cb = (char *)c->data + (size_t)view_at(&d.c, i) * es;
         if (d.b_shared) {
             product_on_b(nd, true, at->trans_a, at->trans_b, d.m, d.n, d.k, ab, lda, ldb, 0.0, cb,
-                         d.n);
+                         ldc);
             continue;
         }
-        const char *bb = (const char *)b->data + (size_t)(i * d.k * d.n) * es;
+        const char *bb = (const char *)b->data + (size_t)view_at(&d.b, i) * es;
         tg_gemm(nd->tape, a->dtype, at->trans_a, at->trans_b, d.m, d.n, d.k, 1.0, ab, lda, bb, ldb,
-                0.0, cb, d.n);
+                0.0, cb, ldc);
     }
     return 0;
 }
@@ -108,29 +168,29 @@ static int matmul_forward(tg_node *nd) {
 static void grad_a(tg_node *nd, const mm_dims *d, const void *dc, const void *b, void *da,
                    double beta) {
     const matmul_attr *at = nd->attr;
-    int64_t ldb = ldb_of(d, at->trans_b);
+    int64_t lda = d->a.ld, ldb = d->b.ld, ldc = d->c.ld;
     if (!at->trans_a && d->b_shared && b == nd->in[1]->data)  /* b's other orientation */
-        product_on_b(nd, false, false, !at->trans_b, d->m, d->k, d->n, dc, d->n, ldb, beta, da,
-                     d->k);
+        product_on_b(nd, false, false, !at->trans_b, d->m, d->k, d->n, dc, ldc, ldb, beta, da,
+                     lda);
     else if (!at->trans_a)
-        tg_gemm(nd->tape, nd->out->dtype, false, !at->trans_b, d->m, d->k, d->n, 1.0, dc, d->n, b,
-                ldb, beta, da, d->k);
+        tg_gemm(nd->tape, nd->out->dtype, false, !at->trans_b, d->m, d->k, d->n, 1.0, dc, ldc, b,
+                ldb, beta, da, lda);
     else
         tg_gemm(nd->tape, nd->out->dtype, at->trans_b, true, d->k, d->m, d->n, 1.0, b, ldb, dc,
-                d->n, beta, da, d->m);
+                ldc, beta, da, lda);
 }
 
 /* db += op(a)^T dc (stored k x n) or, with trans_b, db += dc^T op(a) (stored n x k). */
 static void grad_b(tg_node *nd, const mm_dims *d, int64_t rows, const void *a, const void *dc,
                    void *db, double beta) {
     const matmul_attr *at = nd->attr;
-    int64_t lda = lda_of(d, at->trans_a);
+    int64_t lda = d->a.ld, ldb = d->b.ld, ldc = d->c.ld;
     if (!at->trans_b)
         tg_gemm(nd->tape, nd->out->dtype, !at->trans_a, false, d->k, d->n, rows, 1.0, a, lda, dc,
-                d->n, beta, db, d->n);
+                ldc, beta, db, ldb);
     else
-        tg_gemm(nd->tape, nd->out->dtype, true, at->trans_a, d->n, d->k, rows, 1.0, dc, d->n, a,
-                lda, beta, db, d->k);
+        tg_gemm(nd->tape, nd->out->dtype, true, at->trans_a, d->n, d->k, rows, 1.0, dc, ldc, a,
+                lda, beta, db, ldb);
 }
 
 /* As grad_b over all rows of a folded product (a not transposed), left for
@@ -175,8 +235,8 @@ static int matmul_vjp(tg_node *nd) {
     if (da && fold)
         grad_a(nd, &all, dc, b->data, da, fresh ? 0.0 : 1.0);
     for (int64_t i = 0; da && !fold && i < d.batch; i++) {
-        size_t ao = (size_t)(i * d.m * d.k) * es, co = (size_t)(i * d.m * d.n) * es;
-        size_t bo = d.b_shared ? 0 : (size_t)(i * d.k * d.n) * es;
+        size_t ao = (size_t)view_at(&d.a, i) * es, co = (size_t)view_at(&d.c, i) * es;
+        size_t bo = (size_t)view_at(&d.b, i) * es;
         grad_a(nd, &d, dc + co, (const char *)b->data + bo, da + ao, fresh ? 0.0 : 1.0);
     }
     if (fold) {
@@ -185,8 +245,8 @@ static int matmul_vjp(tg_node *nd) {
     }
     char *db = tg_input_grad_fresh(nd, 1, &fresh);
     for (int64_t i = 0; db && i < d.batch; i++) {
-        size_t ao = (size_t)(i * d.m * d.k) * es, co = (size_t)(i * d.m * d.n) * es;
-        size_t bo = d.b_shared ? 0 : (size_t)(i * d.k * d.n) * es;
+        size_t ao = (size_t)view_at(&d.a, i) * es, co = (size_t)view_at(&d.c, i) * es;
+        size_t bo = (size_t)view_at(&d.b, i) * es;
         /* a shared b sums over the batch: only its first term may overwrite */
         bool overwrite = fresh && (!d.b_shared || i == 0);
         grad_b(nd, &d, d.m, (const char *)a->data + ao, dc + co, db + bo, overwrite ? 0.0 : 1.0);
@@ -204,7 +264,8 @@ static const tg_op matmul_op = {
 };
 
 tg_tensor *tg_matmul_ex(tg_tape *tp, tg_tensor *a, tg_tensor *b, const tg_matmul_opts *o) {
-    matmul_attr at = {o ? o->trans_a : false, o ? o->trans_b : false};
+    matmul_attr at = {0};
+    if (o) at = (matmul_attr){o->trans_a, o->trans_b, o->merge_heads, o->heads};
     tg_tensor *in[2] = {a, b};
     return tg_apply(tp, &matmul_op, 2, in, &at);
 }
