@@ -18,34 +18,25 @@ typedef struct matmul_attr {
     int64_t heads;          /* 0: plain batched products */
 } matmul_attr;
 
-/* Where batch entry i's matrix of an operand (or of the result) starts, in
- * elements: (i / heads) * outer + (i % heads) * inner; its rows are ld apart.
- * A plain [..., R, C]: heads 1, outer R*C, ld C. A [B, T, h*d] read as
- * [B, h, T, d]: heads h, outer T*h*d, inner d, ld h*d. A 2-D operand: outer 0
- * (one matrix, shared by the batch when it is b). */
-typedef struct mm_view { int64_t heads, outer, inner, ld; } mm_view;
-
 typedef struct mm_dims {
     int64_t batch, m, n, k;
     int64_t kb;             /* b's inner dimension: equal to k in a valid product */
     bool b_shared;          /* b is 2-D, used by every batch entry */
-    mm_view a, b, c;
+    tg__mat_view a, b, c;
 } mm_dims;
 
-static int64_t view_at(const mm_view *v, int64_t i) {
-    return i / v->heads * v->outer + i % v->heads * v->inner;
-}
-
-/* The stored [rows, cols] of x's matrices and how to find them. */
-static mm_view operand_view(const tg_tensor *x, int64_t heads, int64_t *rows, int64_t *cols) {
+/* The stored [rows, cols] of x's matrices and where each is (gemm_internal.h):
+ * a plain [..., R, C], a 2-D operand (one matrix, shared by the batch when it
+ * is b), or with heads a [B, T, h*d] read as [B, h, T, d]. */
+static tg__mat_view operand_view(const tg_tensor *x, int64_t heads, int64_t *rows, int64_t *cols) {
     int nd = x->ndim;
     *rows = x->shape[nd - 2];
     *cols = x->shape[nd - 1];
     if (heads > 0 && nd == 3) {   /* [B, T, h*d] as [B, h, T, d] */
         *cols /= heads;
-        return (mm_view){heads, x->shape[1] * x->shape[2], *cols, x->shape[2]};
+        return (tg__mat_view){heads, x->shape[1] * x->shape[2], *cols, x->shape[2]};
     }
-    return (mm_view){1, nd == 2 ? 0 : *rows * *cols, 0, *cols};
+    return (tg__mat_view){1, nd == 2 ? 0 : *rows * *cols, 0, *cols};
 }
 
 static mm_dims dims_of(const tg_tensor *a, const tg_tensor *b, const matmul_attr *at) {
@@ -59,8 +50,8 @@ static mm_dims dims_of(const tg_tensor *a, const tg_tensor *b, const matmul_attr
     d.kb = at->trans_b ? bc : br;
     d.batch = tg__numel(a->ndim - 2, a->shape) * (h > 0 && a->ndim == 3 ? h : 1);
     d.b_shared = b->ndim == 2;
-    d.c = at->merge_heads ? (mm_view){h, d.m * h * d.n, d.n, h * d.n}
-                          : (mm_view){1, d.m * d.n, 0, d.n};
+    d.c = at->merge_heads ? (tg__mat_view){h, d.m * h * d.n, d.n, h * d.n}
+                          : (tg__mat_view){1, d.m * d.n, 0, d.n};
     return d;
 }
 
@@ -138,6 +129,21 @@ static void product_on_b(tg_node *nd, bool forward, bool ta, bool tb, int64_t m,
     tg_gemm(nd->tape, dt, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
 }
 
+/* z_i = op(x_i) op(y_i) + beta z_i for every batch entry i, each z_i its own
+ * matrix: small products in one batch call (gemm_pack.c), else one GEMM each. */
+static void batched(tg_node *nd, const mm_dims *d, bool tx, bool ty, int64_t m, int64_t n,
+                    int64_t k, const void *x, const tg__mat_view *vx, const void *y,
+                    const tg__mat_view *vy, double beta, void *z, const tg__mat_view *vz) {
+    tg_dtype dt = nd->out->dtype;
+    if (tg__gemm_batch_small(nd->tape, dt, tx, ty, m, n, k, d->batch, x, vx, y, vy, beta, z, vz))
+        return;
+    size_t es = tg_dtype_size(dt);
+    for (int64_t i = 0; i < d->batch; i++)
+        tg_gemm(nd->tape, dt, tx, ty, m, n, k, 1.0, (const char *)x + (size_t)tg__mat_at(vx, i) * es,
+                vx->ld, (const char *)y + (size_t)tg__mat_at(vy, i) * es, vy->ld, beta,
+                (char *)z + (size_t)tg__mat_at(vz, i) * es, vz->ld);
+}
+
 static int matmul_forward(tg_node *nd) {
     const matmul_attr *at = nd->attr;
     tg_tensor *a = nd->in[0], *b = nd->in[1], *c = nd->out;
@@ -149,17 +155,16 @@ static int matmul_forward(tg_node *nd) {
                      0.0, c->data, ldc);
         return 0;
     }
+    if (!d.b_shared) {
+        batched(nd, &d, at->trans_a, at->trans_b, d.m, d.n, d.k, a->data, &d.a, b->data, &d.b,
+                0.0, c->data, &d.c);
+        return 0;
+    }
     for (int64_t i = 0; i < d.batch; i++) {
-        const char *ab = (const char *)a->data + (size_t)view_at(&d.a, i) * es;
-        char *cb = (char *)c->data + (size_t)view_at(&d.c, i) * es;
-        if (d.b_shared) {
-            product_on_b(nd, true, at->trans_a, at->trans_b, d.m, d.n, d.k, ab, lda, ldb, 0.0, cb,
-                         ldc);
-            continue;
-        }
-        const char *bb = (const char *)b->data + (size_t)view_at(&d.b, i) * es;
-        tg_gemm(nd->tape, a->dtype, at->trans_a, at->trans_b, d.m, d.n, d.k, 1.0, ab, lda, bb, ldb,
-                0.0, cb, ldc);
+        const char *ab = (const char *)a->data + (size_t)tg__mat_at(&d.a, i) * es;
+        char *cb = (char *)c->data + (size_t)tg__mat_at(&d.c, i) * es;
+        product_on_b(nd, true, at->trans_a, at->trans_b, d.m, d.n, d.k, ab, lda, ldb, 0.0, cb,
+                     ldc);
     }
     return 0;
 }
@@ -191,6 +196,25 @@ static void grad_b(tg_node *nd, const mm_dims *d, int64_t rows, const void *a, c
     else
         tg_gemm(nd->tape, nd->out->dtype, true, at->trans_a, d->n, d->k, rows, 1.0, dc, ldc, a,
                 lda, beta, db, ldb);
+}
+
+/* grad_a and grad_b for every batch entry, each with its own b (batched). */
+static void batched_grad_a(tg_node *nd, const mm_dims *d, const void *dc, const void *b, void *da,
+                           double beta) {
+    const matmul_attr *at = nd->attr;
+    if (!at->trans_a)   /* da_i += dc_i op(b_i)^T */
+        batched(nd, d, false, !at->trans_b, d->m, d->k, d->n, dc, &d->c, b, &d->b, beta, da, &d->a);
+    else                /* da_i (stored k x m) += op(b_i) dc_i^T */
+        batched(nd, d, at->trans_b, true, d->k, d->m, d->n, b, &d->b, dc, &d->c, beta, da, &d->a);
+}
+
+static void batched_grad_b(tg_node *nd, const mm_dims *d, const void *a, const void *dc, void *db,
+                           double beta) {
+    const matmul_attr *at = nd->attr;
+    if (!at->trans_b)   /* db_i += op(a_i)^T dc_i */
+        batched(nd, d, !at->trans_a, false, d->k, d->n, d->m, a, &d->a, dc, &d->c, beta, db, &d->b);
+    else                /* db_i (stored n x k) += dc_i^T op(a_i) */
+        batched(nd, d, true, at->trans_a, d->n, d->k, d->m, dc, &d->c, a, &d->a, beta, db, &d->b);
 }
 
 /* As grad_b over all rows of a folded product (a not transposed), left for
@@ -234,22 +258,25 @@ static int matmul_vjp(tg_node *nd) {
     char *da = tg_input_grad_fresh(nd, 0, &fresh);
     if (da && fold)
         grad_a(nd, &all, dc, b->data, da, fresh ? 0.0 : 1.0);
-    for (int64_t i = 0; da && !fold && i < d.batch; i++) {
-        size_t ao = (size_t)view_at(&d.a, i) * es, co = (size_t)view_at(&d.c, i) * es;
-        size_t bo = (size_t)view_at(&d.b, i) * es;
-        grad_a(nd, &d, dc + co, (const char *)b->data + bo, da + ao, fresh ? 0.0 : 1.0);
+    else if (da && !d.b_shared)
+        batched_grad_a(nd, &d, dc, b->data, da, fresh ? 0.0 : 1.0);
+    for (int64_t i = 0; da && !fold && d.b_shared && i < d.batch; i++) {
+        size_t ao = (size_t)tg__mat_at(&d.a, i) * es, co = (size_t)tg__mat_at(&d.c, i) * es;
+        grad_a(nd, &d, dc + co, b->data, da + ao, fresh ? 0.0 : 1.0);
     }
     if (fold) {
         if (b->requires_grad) fold_grad_b(nd, &all, a->data, dc);
         return 0;
     }
     char *db = tg_input_grad_fresh(nd, 1, &fresh);
+    if (db && !d.b_shared) {
+        batched_grad_b(nd, &d, a->data, dc, db, fresh ? 0.0 : 1.0);
+        return 0;
+    }
     for (int64_t i = 0; db && i < d.batch; i++) {
-        size_t ao = (size_t)view_at(&d.a, i) * es, co = (size_t)view_at(&d.c, i) * es;
-        size_t bo = (size_t)view_at(&d.b, i) * es;
+        size_t ao = (size_t)tg__mat_at(&d.a, i) * es, co = (size_t)tg__mat_at(&d.c, i) * es;
         /* a shared b sums over the batch: only its first term may overwrite */
-        bool overwrite = fresh && (!d.b_shared || i == 0);
-        grad_b(nd, &d, d.m, (const char *)a->data + ao, dc + co, db + bo, overwrite ? 0.0 : 1.0);
+        grad_b(nd, &d, d.m, (const char *)a->data + ao, dc + co, db, fresh && i == 0 ? 0.0 : 1.0);
     }
     return 0;
 }
