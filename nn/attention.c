@@ -200,10 +200,12 @@ tg_tensor *tg_scaled_dot_product_attention(tg_tape *tp, tg_tensor *q, tg_tensor 
         keep = keep ? tg_mul(tp, keep, c) : c;
         if (!keep) return NULL;
     }
-    /* W = masked_softmax(q k^T * scale, keep) [..., Tq, Tk] (per head: [B, h, Tq, Tk]) */
+    /* W = masked_softmax((q * scale) k^T, keep) [..., Tq, Tk] (per head: [B, h, Tq, Tk]).
+     * q is scaled rather than the scores, as PyTorch does: q is Tk/d times smaller, and
+     * its scaling fuses into the pass that adds the projection's bias. */
     tg_matmul_opts qk = {.trans_b = true, .heads = o->heads}, wv = {.heads = o->heads};
     wv.merge_heads = o->heads > 0;
-    tg_tensor *s = tg_scale(tp, tg_matmul_ex(tp, q, k, &qk), scale);
+    tg_tensor *s = tg_matmul_ex(tp, tg_scale(tp, q, scale), k, &qk);
     tg_tensor *w = tg_masked_softmax(tp, s, keep);
     if (weights) *weights = w;
     if (o->dropout > 0 && tg_tape_training(tp)) w = tg_dropout(tp, w, o->dropout, o->rng);

@@ -69,7 +69,7 @@ typedef struct tg_sdpa_opts {
 } tg_sdpa_opts;
 
 /* q [..., Tq, d], k [..., Tk, d], v [..., Tk, dv] (equal leading dims) -> [..., Tq, dv]:
- *   W = masked_softmax(q k^T * scale, keep),  out = W v.
+ *   W = masked_softmax((q * scale) k^T, keep),  out = W v.
  * weights (optional) receives W [..., Tq, Tk]. o may be NULL.
  * With heads = h: q [B, Tq, h*d], k [B, Tk, h*d], v [B, Tk, h*dv] (the heads
  * side by side, as projections make them) -> [B, Tq, h*dv], the heads'
