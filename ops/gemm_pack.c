@@ -275,6 +275,17 @@ static void run_panels(const packed_call *pc, int64_t j0, int64_t j1) {
     }
 }
 
+/* This thread's index in its team and the team's size (0 and 1 without OpenMP). */
+static void team_slot(int *t, int *nt) {
+#ifdef _OPENMP
+    *t = omp_get_thread_num();
+    *nt = omp_get_num_threads();
+#else
+    *t = 0;
+    *nt = 1;
+#endif
+}
+
 static void run_packed(const packed_call *pc, int threads) {
     int64_t nb = (pc->n + pc->g->rb - 1) / pc->g->rb;
     if (threads > nb) threads = (int)nb;
@@ -284,11 +295,8 @@ static void run_packed(const packed_call *pc, int threads) {
     }
 #pragma omp parallel num_threads(threads)
     {
-#ifdef _OPENMP
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-        int t = 0, nt = 1;
-#endif
+        int t, nt;
+        team_slot(&t, &nt);
         run_panels(pc, nb * t / nt, nb * (t + 1) / nt);
     }
 }
@@ -383,11 +391,8 @@ bool tg__gemm_batch_small(tg_tape *tp, tg_dtype dt, bool trans_a, bool trans_b, 
     } else {
 #pragma omp parallel num_threads(threads)
         {
-#ifdef _OPENMP
-            int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-            int t = 0, nt = 1;
-#endif
+            int t, nt;
+            team_slot(&t, &nt);
             run_small(&sb, count * t / nt, count * (t + 1) / nt,
                       scratch + (size_t)t * (sb.a_bytes + sb.b_bytes));
         }
