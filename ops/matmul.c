@@ -72,7 +72,15 @@ static int heads_check(tg_tape *tp, const tg_tensor *a, const tg_tensor *b, cons
     bool ok = h > 0 && a->shape[0] == b->shape[0];
     for (int i = 0; ok && i < 2; i++)
         ok = x[i]->ndim == 3 ? x[i]->shape[2] % h == 0 : x[i]->ndim == 4 && x[i]->shape[1] == h;
-    if (ok) return 0;
+    if (ok) {   /* the result [B, h, M, N] within bounds keeps every product in dims_of exact */
+        int64_t ar, ac, br, bc;
+        operand_view(a, h, &ar, &ac);
+        operand_view(b, h, &br, &bc);
+        int64_t res[4] = {a->shape[0], h, at->trans_a ? ac : ar, at->trans_b ? br : bc};
+        const char *why;
+        if (tg__checked_numel(4, res, &why) >= 0) return 0;
+        return matmul_fail(tp, "per-head result would have more than 2^40 elements", a, b, at);
+    }
     char what[96];
     snprintf(what, sizeof what, "with %lld heads operands must be [B, T, h*d] or [B, h, R, C]%s",
              (long long)h, at->merge_heads ? " (merged)" : "");

@@ -136,6 +136,16 @@ START_TEST(head_layout_errors_name_the_operands) {
                     TG_ERR_SHAPE, "matmul: merge_heads needs heads > 0");
     ck_assert_fails(tp, tg_matmul_ex(tp, a, a, &(tg_matmul_opts){.heads = 2}), TG_ERR_SHAPE,
                     "matmul: inner dimensions differ: [2,3,4] x [2,3,4]");
+    /* empty operands whose per-head product would be [1, 1, 2^40, 2^23]: refused before
+     * any size of it is computed (2^63 would overflow) */
+    tg_tensor *wide = tg_tensor_new(TG_F32, 3, (int64_t[]){1, (int64_t)1 << 40, 0});
+    tg_tensor *tall = tg_tensor_new(TG_F32, 3, (int64_t[]){1, 0, (int64_t)1 << 23});
+    ck_assert_ptr_nonnull(wide);
+    ck_assert_ptr_nonnull(tall);
+    ck_assert_fails(tp, tg_matmul_ex(tp, wide, tall, &(tg_matmul_opts){.heads = 1}), TG_ERR_SHAPE,
+                    "matmul: per-head result would have more than 2^40 elements");
+    tg_tensor_free(wide);
+    tg_tensor_free(tall);
     tg_tensor_free(a);
     tg_tensor_free(b);
     tg_tensor_free(w);
