@@ -145,11 +145,8 @@ static tg_status numeric_compare(const gc_ctx *c, tg_tensor **grads, bool f32) {
     return st;
 }
 
-tg_status tg_gradcheck(tg_fn fn, void *user, int n_inputs, tg_tensor *const *inputs,
-                       const tg_gradcheck_opts *opts, tg_gradcheck_report *report) {
-    tg_gradcheck_opts defaults = {0};
-    tg_gradcheck_report scratch;
-    tg_gradcheck_report *r = report ? report : &scratch;
+tg_status tg__gradcheck_start(tg_gradcheck_report *r, tg_fn fn, int n_inputs,
+                              tg_tensor *const *inputs, bool *f32) {
     memset(r, 0, sizeof *r);
     r->worst_input = -1;
     char why[64];
@@ -158,13 +155,24 @@ tg_status tg_gradcheck(tg_fn fn, void *user, int n_inputs, tg_tensor *const *inp
         snprintf(why, sizeof why, "%d inputs, not in [1,%d]", n_inputs, GC_MAX_INPUTS);
         return fail(r, TG_ERR_ARG, why, NULL);
     }
-    bool f32 = false;
+    *f32 = false;
     for (int i = 0; i < n_inputs; i++) {
         snprintf(why, sizeof why, "input %d", i);
         if (!inputs[i]) return fail(r, TG_ERR_ARG, why, "is NULL");
         if (tg__tensor_stale(inputs[i])) return fail(r, TG_ERR_STATE, why, TG_STALE_TEXT);
-        f32 |= inputs[i]->dtype == TG_F32;
+        *f32 |= inputs[i]->dtype == TG_F32;
     }
+    return TG_OK;
+}
+
+tg_status tg_gradcheck(tg_fn fn, void *user, int n_inputs, tg_tensor *const *inputs,
+                       const tg_gradcheck_opts *opts, tg_gradcheck_report *report) {
+    tg_gradcheck_opts defaults = {0};
+    tg_gradcheck_report scratch;
+    tg_gradcheck_report *r = report ? report : &scratch;
+    bool f32;
+    tg_status st0 = tg__gradcheck_start(r, fn, n_inputs, inputs, &f32);
+    if (st0 != TG_OK) return st0;
     gc_ctx c = {fn, user, n_inputs, inputs, opts ? opts : &defaults, r};
     tg_tensor *grads[GC_MAX_INPUTS] = {0};
     r->passed = true;

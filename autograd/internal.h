@@ -5,6 +5,7 @@
 
 /* Only the core's own headers: the core knows nothing of nn, optim or io. */
 #include "tapegrad/core.h"
+#include "tapegrad/grad.h"
 #include "tapegrad/gradcheck.h"
 #include "tapegrad/op.h"
 #include "tapegrad/ops.h"
@@ -230,6 +231,24 @@ TG_HIDDEN int tg__name_index_find(const tg__name_index *x, const char *name);
 TG_HIDDEN int tg__name_index_add(tg__name_index *x, const char *name, int id);
 TG_HIDDEN void tg__name_index_free(tg__name_index *x);
 
+/* ---- for the ops' vjp_graph (grad_helpers.c) --------------------------------------------
+ * sum_to: g summed over the axes `like` was broadcast along (to like's shape);
+ * expand: g broadcast to like's shape (a recorded add to zeros); map_const: a
+ * constant (unrecorded) tensor like `like` holding f(like[i]); zeros: a zero
+ * tape tensor. NULL on error (on the tape) or when given NULL. */
+TG_HIDDEN tg_tensor *tg__gg_sum_to(tg_tape *tp, tg_tensor *g, const tg_tensor *like);
+TG_HIDDEN tg_tensor *tg__gg_expand(tg_tape *tp, tg_tensor *g, const tg_tensor *like);
+TG_HIDDEN tg_tensor *tg__gg_map_const(tg_tape *tp, tg_tensor *like,
+                                      double (*f)(double v, const void *ctx), const void *ctx);
+TG_HIDDEN tg_tensor *tg__gg_zeros(tg_tape *tp, tg_dtype dt, int ndim, const int64_t *shape);
+/* A first-order vjp computed by the op's vjp_graph without recording (ops/graph_vjp.c):
+ * for ops that exist only on the second-order path. */
+TG_HIDDEN int tg__vjp_from_graph(tg_node *n);
+/* A max pool's VJP as an op: g [y's shape] sent to x's elements arg[i] (the
+ * pool's saved argmax, flat indices into x), a tensor of x's shape. */
+TG_HIDDEN tg_tensor *tg__argmax_scatter(tg_tape *tp, tg_tensor *g, const int64_t *arg,
+                                        const tg_tensor *x);
+
 /* ---- gradcheck (gradcheck.c), shared by tg_gradcheck and tg_gradcheck_params ---------
  * The output weighting w of L = sum(w * y): uniform in [-1, 1) from seed, the
  * same every call; as a tensor like y (NULL when out of memory), or summed
@@ -240,6 +259,11 @@ TG_HIDDEN double tg__gradcheck_weighted_sum(const tg_tensor *y, uint64_t seed);
  * largest so far (NaN counts as the largest), and fails r when
  * |analytic - numeric| > atol + rtol |numeric| (o's tolerances, else the
  * defaults for float64, or float32 when f32). */
+/* Resets r and checks fn and the inputs (1..64, none NULL or stale): TG_OK, else
+ * the error with r->message ("gradcheck: input 2: is NULL"); *f32 when any
+ * input is float32. */
+TG_HIDDEN tg_status tg__gradcheck_start(tg_gradcheck_report *r, tg_fn fn, int n_inputs,
+                                        tg_tensor *const *inputs, bool *f32);
 TG_HIDDEN void tg__gradcheck_compare(tg_gradcheck_report *r, const tg_gradcheck_opts *o, bool f32,
                                      int input, int64_t index, double analytic, double numeric);
 

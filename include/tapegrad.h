@@ -27,6 +27,7 @@
 #include "tapegrad/inspect.h"
 #include "tapegrad/op.h"
 #include "tapegrad/ops.h"
+#include "tapegrad/grad.h"
 #include "tapegrad/gradcheck.h"
 #include "tapegrad/params.h"
 #include "tapegrad/optim.h"

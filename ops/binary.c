@@ -57,6 +57,7 @@
 #define COSTLY 0, false
 
 #define BINARY_OP(NAME, FWD, DYDA, DYDB, NEEDS, HINTS)                                           \
+    static int NAME##_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx);    \
     BINARY_KERNELS(NAME, FWD, DYDA, DYDB, float)                                                 \
     BINARY_KERNELS(NAME, FWD, DYDA, DYDB, double)                                                \
     static const tg_eltwise NAME##_kernels = {                                                   \
@@ -64,7 +65,7 @@
         HINTS};                                                                                  \
     static const tg_op NAME##_op = {.name = #NAME, .n_in = 2, .infer = binary_infer,             \
                                     .forward = tg_eltwise_forward, .vjp = tg_eltwise_vjp,        \
-                                    .eltwise = &NAME##_kernels};
+                                    .eltwise = &NAME##_kernels, .vjp_graph = NAME##_vjp_graph};
 
 /* ---- infer ------------------------------------------------------------------------------- */
 static int binary_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
@@ -90,6 +91,27 @@ BINARY_OP(sub,   a - b,   1,      -1,      NEEDS_0,   PASS_A)
 BINARY_OP(mul,   a * b,   b,      a,       NEEDS_AB,  CHEAP)
 /* -a/b^2 written as -y/b: one division, and b^2 cannot overflow or underflow */
 BINARY_OP(div,   a / b,   1 / b,  -y / b,  NEEDS_ABY, COSTLY)
+
+/* ---- the same partials as ops, for tg_grad (op.h's vjp_graph) ------------------------------
+ * da = sum_to(dy * dy/da, a), db likewise, with recorded ops (A, B the inputs,
+ * Y the output) so that the gradients can be differentiated again. */
+#define BINARY_GRAPH(NAME, DA, DB)                                                                \
+    static int NAME##_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {    \
+        tg_tape *tp = n->tape;                                                                    \
+        tg_tensor *A = n->in[0], *B = n->in[1], *Y = n->out;                                      \
+        (void)A;                                                                                  \
+        (void)B;                                                                                  \
+        (void)Y;                                                                                  \
+        if (want[0]) dx[0] = tg__gg_sum_to(tp, (DA), A);                                          \
+        if (want[1]) dx[1] = tg__gg_sum_to(tp, (DB), B);                                          \
+        return 0;                                                                                 \
+    }
+
+/*           name  dy * dy/da          dy * dy/db                                  */
+BINARY_GRAPH(add,  g,                  g)
+BINARY_GRAPH(sub,  g,                  tg_neg(tp, g))
+BINARY_GRAPH(mul,  tg_mul(tp, g, B),   tg_mul(tp, g, A))
+BINARY_GRAPH(div,  tg_div(tp, g, B),   tg_neg(tp, tg_mul(tp, g, tg_div(tp, Y, B))))
 
 /* ---- public wrappers ---------------------------------------------------------------------- */
 static tg_tensor *binary(tg_tape *tp, const tg_op *op, tg_tensor *a, tg_tensor *b) {

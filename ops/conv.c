@@ -190,34 +190,163 @@ static int conv_forward(tg_node *n) {
     return 0;
 }
 
+/* dw [Cout, Cin*K] += sum_b dy[b] col(x[b])^T; col: scratch [Cin*K, Lout]. */
+static void conv_grad_weight(tg_tape *tp, tg_dtype dt, const conv_dims *d, const conv_attr *at,
+                             const void *x, const void *dy, void *dw, void *col) {
+    int64_t ck = d->Cin * d->K;
+    for (int64_t b = 0; b < d->B; b++) {
+        im2col(dt, tg__at(dt, x, b * d->Cin * d->L), col, d, at);
+        tg_gemm(tp, dt, false, true, d->Cout, ck, d->Lout, 1.0, tg__at(dt, dy, b * d->Cout * d->Lout),
+                d->Lout, col, d->Lout, 1.0, dw, ck);
+    }
+}
+
+/* dx[b] += col2im(w^T dy[b]); col: scratch [Cin*K, Lout] for dcol. */
+static void conv_grad_input(tg_tape *tp, tg_dtype dt, const conv_dims *d, const conv_attr *at,
+                            const void *w, const void *dy, void *dx, void *col) {
+    int64_t ck = d->Cin * d->K;
+    for (int64_t b = 0; b < d->B; b++) {
+        tg_gemm(tp, dt, true, false, ck, d->Lout, d->Cout, 1.0, w, ck,
+                tg__at(dt, dy, b * d->Cout * d->Lout), d->Lout, 0.0, col, d->Lout);
+        TG_BY_DTYPE(dt, col2im, col, tg__at(dt, dx, b * d->Cin * d->L), d, at);
+    }
+}
+
 static int conv_vjp(tg_node *n) {
     const conv_attr *at = n->attr;
     tg_tensor *x = n->in[0], *w = n->in[1];
     tg_dtype dt = x->dtype;
     conv_dims d = conv_dims_of(x, w, at);
-    int64_t ck = d.Cin * d.K;
     void *dy = (void *)tg_output_grad(n);
     void *dx = tg_input_grad(n, 0), *dw = tg_input_grad(n, 1);
     void *dbias = n->n_in == 3 ? tg_input_grad(n, 2) : NULL;
     void *col = NULL; /* holds col for dw, then dcol for dx */
-    if ((dx || dw) && !(col = tg__arena_alloc(n->tape, (size_t)(ck * d.Lout) * tg_dtype_size(dt),
-                                              false)))
+    if ((dx || dw) && !(col = tg__arena_alloc(n->tape, (size_t)(d.Cin * d.K * d.Lout) *
+                                                           tg_dtype_size(dt), false)))
         return tg_fail(n->tape, TG_ERR_NOMEM, "conv1d", "out of memory (im2col)");
-    for (int64_t b = 0; b < d.B; b++) {
-        void *dyb = tg__at(dt, dy, b * d.Cout * d.Lout);
-        if (dw) {
-            im2col(dt, tg__at(dt, x->data, b * d.Cin * d.L), col, &d, at);
-            tg_gemm(n->tape, dt, false, true, d.Cout, ck, d.Lout, 1.0, dyb, d.Lout, col, d.Lout,
-                    1.0, dw, ck);
-        }
-        if (dx) {
-            void *dxb = tg__at(dt, dx, b * d.Cin * d.L);
-            tg_gemm(n->tape, dt, true, false, ck, d.Lout, d.Cout, 1.0, w->data, ck, dyb, d.Lout,
-                    0.0, col, d.Lout);
-            TG_BY_DTYPE(dt, col2im, col, dxb, &d, at);
-        }
-        if (dbias) TG_BY_DTYPE(dt, bias_grad, dyb, dbias, &d);
-    }
+    if (dw) conv_grad_weight(n->tape, dt, &d, at, x->data, dy, dw, col);
+    if (dx) conv_grad_input(n->tape, dt, &d, at, w->data, dy, dx, col);
+    for (int64_t b = 0; dbias && b < d.B; b++)
+        TG_BY_DTYPE(dt, bias_grad, tg__at(dt, dy, b * d.Cout * d.Lout), dbias, &d);
+    return 0;
+}
+
+/* ---- double backward (tg_grad): conv1d's two gradients as ops ----------------------
+ * conv1d is bilinear: y = F(x, w). Its VJP is Dx(dy, w) = J_x^T dy and
+ * Dw(x, dy) = J_w^T dy, each linear in both of its inputs; their own VJPs are
+ * again F, Dx and Dw (with u the gradient arriving at their output):
+ *   Dx(g, w):  dg = F(u, w),  dw = Dw(u, g)
+ *   Dw(x, g):  dx = Dx(g, u), dg = F(x, u)
+ * so the three ops differentiate to any order. Dx and Dw are the kernels of
+ * conv_vjp above; their first-order VJP is their vjp_graph run unrecorded. */
+typedef struct conv_grad_attr {
+    conv_attr conv;
+    int64_t len;   /* Dx: the input length L; Dw: the kernel length K */
+} conv_grad_attr;
+
+static tg_tensor *conv_grad_input_op(tg_tape *tp, tg_tensor *g, tg_tensor *w, const conv_attr *c,
+                                     int64_t L);
+static tg_tensor *conv_grad_weight_op(tg_tape *tp, tg_tensor *x, tg_tensor *g, const conv_attr *c,
+                                      int64_t K);
+
+static tg_tensor *conv_apply(tg_tape *tp, tg_tensor *x, tg_tensor *w, const conv_attr *c) {
+    tg_conv1d_opts o = {c->stride, c->padding, c->dilation};
+    return tg_conv1d(tp, x, w, NULL, &o);
+}
+
+/* Only built by vjp_graph from a valid conv1d, so the shapes fit: infer states them. */
+static int conv_grad_input_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
+                                 tg_desc *out) {
+    (void)tp;
+    (void)n_in;
+    const conv_grad_attr *at = attr;   /* g [B, Cout, Lout], w [Cout, Cin, K] -> [B, Cin, L] */
+    *out = (tg_desc){in[0]->dtype, 3, {in[0]->shape[0], in[1]->shape[1], at->len}};
+    return 0;
+}
+
+static int conv_grad_weight_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
+                                  tg_desc *out) {
+    (void)tp;
+    (void)n_in;
+    const conv_grad_attr *at = attr;   /* x [B, Cin, L], g [B, Cout, Lout] -> [Cout, Cin, K] */
+    *out = (tg_desc){in[0]->dtype, 3, {in[1]->shape[1], in[0]->shape[1], at->len}};
+    return 0;
+}
+
+static void *conv_col(tg_node *n, const conv_dims *d) {
+    void *col = tg__arena_alloc(n->tape, (size_t)(d->Cin * d->K * d->Lout) *
+                                             tg_dtype_size(n->out->dtype), false);
+    if (!col) tg_fail(n->tape, TG_ERR_NOMEM, "conv1d", "out of memory (im2col)");
+    return col;
+}
+
+static int conv_grad_input_forward(tg_node *n) {
+    const conv_grad_attr *at = n->attr;
+    tg_tensor *g = n->in[0], *w = n->in[1], *dx = n->out;
+    conv_dims d = {g->shape[0], w->shape[1], at->len, w->shape[0], w->shape[2], g->shape[2]};
+    void *col = conv_col(n, &d);
+    if (!col) return -1;
+    memset(dx->data, 0, (size_t)dx->numel * tg_dtype_size(dx->dtype));
+    conv_grad_input(n->tape, dx->dtype, &d, &at->conv, w->data, g->data, dx->data, col);
+    return 0;
+}
+
+static int conv_grad_weight_forward(tg_node *n) {
+    const conv_grad_attr *at = n->attr;
+    tg_tensor *x = n->in[0], *g = n->in[1], *dw = n->out;
+    conv_dims d = {x->shape[0], x->shape[1], x->shape[2], g->shape[1], at->len, g->shape[2]};
+    void *col = conv_col(n, &d);
+    if (!col) return -1;
+    memset(dw->data, 0, (size_t)dw->numel * tg_dtype_size(dw->dtype));
+    conv_grad_weight(n->tape, dw->dtype, &d, &at->conv, x->data, g->data, dw->data, col);
+    return 0;
+}
+
+static int conv_grad_input_vjp_graph(tg_node *n, tg_tensor *u, const bool *want, tg_tensor **dx) {
+    const conv_grad_attr *at = n->attr;
+    tg_tensor *g = n->in[0], *w = n->in[1];
+    if (want[0]) dx[0] = conv_apply(n->tape, u, w, &at->conv);
+    if (want[1]) dx[1] = conv_grad_weight_op(n->tape, u, g, &at->conv, w->shape[2]);
+    return 0;
+}
+
+static int conv_grad_weight_vjp_graph(tg_node *n, tg_tensor *u, const bool *want, tg_tensor **dx) {
+    const conv_grad_attr *at = n->attr;
+    tg_tensor *x = n->in[0], *g = n->in[1];
+    if (want[0]) dx[0] = conv_grad_input_op(n->tape, g, u, &at->conv, x->shape[2]);
+    if (want[1]) dx[1] = conv_apply(n->tape, x, u, &at->conv);
+    return 0;
+}
+
+static const tg_op conv1d_grad_input_op = {
+    .name = "conv1d_grad_input", .n_in = 2, .attr_size = sizeof(conv_grad_attr),
+    .infer = conv_grad_input_infer, .forward = conv_grad_input_forward,
+    .vjp = tg__vjp_from_graph, .vjp_graph = conv_grad_input_vjp_graph};
+static const tg_op conv1d_grad_weight_op = {
+    .name = "conv1d_grad_weight", .n_in = 2, .attr_size = sizeof(conv_grad_attr),
+    .infer = conv_grad_weight_infer, .forward = conv_grad_weight_forward,
+    .vjp = tg__vjp_from_graph, .vjp_graph = conv_grad_weight_vjp_graph};
+
+static tg_tensor *conv_grad_input_op(tg_tape *tp, tg_tensor *g, tg_tensor *w, const conv_attr *c,
+                                     int64_t L) {
+    conv_grad_attr at = {*c, L};
+    return tg_apply(tp, &conv1d_grad_input_op, 2, (tg_tensor *[]){g, w}, &at);
+}
+
+static tg_tensor *conv_grad_weight_op(tg_tape *tp, tg_tensor *x, tg_tensor *g, const conv_attr *c,
+                                      int64_t K) {
+    conv_grad_attr at = {*c, K};
+    return tg_apply(tp, &conv1d_grad_weight_op, 2, (tg_tensor *[]){x, g}, &at);
+}
+
+/* conv1d itself: dx = Dx(dy, w), dw = Dw(x, dy), dbias = dy summed over B and L. */
+static int conv_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    const conv_attr *at = n->attr;
+    tg_tensor *x = n->in[0], *w = n->in[1];
+    if (want[0]) dx[0] = conv_grad_input_op(n->tape, g, w, at, x->shape[2]);
+    if (want[1]) dx[1] = conv_grad_weight_op(n->tape, x, g, at, w->shape[2]);
+    if (n->n_in == 3 && want[2])
+        dx[2] = tg_sum_axis(n->tape, tg_sum_axis(n->tape, g, 2, false), 0, false);
     return 0;
 }
 
@@ -228,6 +357,7 @@ static const tg_op conv1d_op = {
     .infer = conv_infer,
     .forward = conv_forward,
     .vjp = conv_vjp,
+    .vjp_graph = conv_vjp_graph,
 };
 
 static const tg_op conv1d_bias_op = {
@@ -237,6 +367,7 @@ static const tg_op conv1d_bias_op = {
     .infer = conv_infer,
     .forward = conv_forward,
     .vjp = conv_vjp,
+    .vjp_graph = conv_vjp_graph,
 };
 
 tg_tensor *tg_conv1d(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *bias,
@@ -319,6 +450,12 @@ static int pool_vjp(tg_node *n) {
     return 0;
 }
 
+/* For tg_grad: dy routed to the saved argmax, as an op (ops/graph_vjp.c). */
+static int pool_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    if (want[0]) dx[0] = tg__argmax_scatter(n->tape, g, n->scratch, n->in[0]);
+    return 0;
+}
+
 static const tg_op max_pool1d_op = {
     .name = "max_pool1d",
     .n_in = 1,
@@ -326,6 +463,7 @@ static const tg_op max_pool1d_op = {
     .infer = pool_infer,
     .forward = pool_forward,
     .vjp = pool_vjp,
+    .vjp_graph = pool_vjp_graph,
 };
 
 tg_tensor *tg_max_pool1d(tg_tape *tp, tg_tensor *x, int64_t kernel, int64_t stride) {

@@ -273,33 +273,161 @@ static int conv2d_forward(tg_node *n) {
     return 0;
 }
 
+/* dw += sum_b, per group: dy_g [og, P] col_g^T; col: scratch for one batch entry. */
+static void conv2d_grad_weight(tg_tape *tp, tg_dtype dt, const conv2d_dims *d, const void *x,
+                               const void *dy, void *dw, void *col) {
+    int64_t og = d->Cout / d->G, P = d->plane, K = d->rows_g;
+    for (int64_t b = 0; b < d->B; b++) {
+        const void *dyb = at_elem((void *)dy, dt, b * d->Cout * P);
+        BY_DTYPE(dt, im2col, at_elem((void *)x, dt, b * d->Cin * d->h.n * d->w.n), col, d);
+        for (int64_t g = 0; g < d->G; g++) /* dw_g [og, K] += dy_g [og, P] col_g^T */
+            tg_gemm(tp, dt, false, true, og, K, P, 1.0, at_elem((void *)dyb, dt, g * og * P), P,
+                    at_elem(col, dt, g * K * P), P, 1.0, at_elem(dw, dt, g * og * K), K);
+    }
+}
+
+/* dx[b] += col2im(per group: w_g^T dy_g); col: scratch for one batch entry's dcol. */
+static void conv2d_grad_input(tg_tape *tp, tg_dtype dt, const conv2d_dims *d, const void *w,
+                              const void *dy, void *dx, void *col) {
+    int64_t og = d->Cout / d->G, P = d->plane, K = d->rows_g;
+    for (int64_t b = 0; b < d->B; b++) {
+        const void *dyb = at_elem((void *)dy, dt, b * d->Cout * P);
+        for (int64_t g = 0; g < d->G; g++) /* dcol_g [K, P] = w_g^T dy_g */
+            tg_gemm(tp, dt, true, false, K, P, og, 1.0, at_elem((void *)w, dt, g * og * K), K,
+                    at_elem((void *)dyb, dt, g * og * P), P, 0.0, at_elem(col, dt, g * K * P), P);
+        BY_DTYPE(dt, col2im, col, at_elem(dx, dt, b * d->Cin * d->h.n * d->w.n), d);
+    }
+}
+
 static int conv2d_vjp(tg_node *n) {
     const conv2d_attr *at = n->attr;
     tg_tensor *x = n->in[0], *w = n->in[1];
     tg_dtype dt = x->dtype;
     conv2d_dims d = conv2d_dims_of(x, w, at);
-    int64_t og = d.Cout / d.G, P = d.plane, K = d.rows_g;
     void *dy = (void *)tg_output_grad(n);
     void *dx = tg_input_grad(n, 0), *dw = tg_input_grad(n, 1);
     void *dbias = n->n_in == 3 ? tg_input_grad(n, 2) : NULL;
     void *col = NULL; /* holds col for dw, then dcol for dx */
     if ((dx || dw) && !(col = col_alloc(n, &d))) return -1;
-    for (int64_t b = 0; b < d.B; b++) {
-        void *dyb = at_elem(dy, dt, b * d.Cout * P);
-        if (dw) {
-            BY_DTYPE(dt, im2col, at_elem(x->data, dt, b * d.Cin * d.h.n * d.w.n), col, &d);
-            for (int64_t g = 0; g < d.G; g++) /* dw_g [og, K] += dy_g [og, P] col_g^T */
-                tg_gemm(n->tape, dt, false, true, og, K, P, 1.0, at_elem(dyb, dt, g * og * P), P,
-                        at_elem(col, dt, g * K * P), P, 1.0, at_elem(dw, dt, g * og * K), K);
-        }
-        if (dx) {
-            for (int64_t g = 0; g < d.G; g++) /* dcol_g [K, P] = w_g^T dy_g */
-                tg_gemm(n->tape, dt, true, false, K, P, og, 1.0, at_elem(w->data, dt, g * og * K),
-                        K, at_elem(dyb, dt, g * og * P), P, 0.0, at_elem(col, dt, g * K * P), P);
-            BY_DTYPE(dt, col2im, col, at_elem(dx, dt, b * d.Cin * d.h.n * d.w.n), &d);
-        }
-        if (dbias) BY_DTYPE(dt, bias_grad, dyb, dbias, &d);
-    }
+    if (dw) conv2d_grad_weight(n->tape, dt, &d, x->data, dy, dw, col);
+    if (dx) conv2d_grad_input(n->tape, dt, &d, w->data, dy, dx, col);
+    for (int64_t b = 0; dbias && b < d.B; b++)
+        BY_DTYPE(dt, bias_grad, at_elem(dy, dt, b * d.Cout * d.plane), dbias, &d);
+    return 0;
+}
+
+/* ---- double backward (tg_grad): conv2d's two gradients as ops ----------------------
+ * As conv1d's (ops/conv.c): y = F(x, w) is bilinear, and with u the gradient
+ * arriving at each op's output
+ *   Dx(g, w):  dg = F(u, w),  dw = Dw(u, g)
+ *   Dw(x, g):  dx = Dx(g, u), dg = F(x, u)
+ * so the three differentiate to any order. */
+typedef struct conv2d_grad_attr {
+    conv2d_attr conv;
+    int64_t size[2];   /* Dx: x's H and W; Dw: the kernel's KH and KW */
+} conv2d_grad_attr;
+
+static const tg_op conv2d_grad_input_op, conv2d_grad_weight_op;
+
+static tg_tensor *conv2d_grad_apply(tg_tape *tp, const tg_op *op, tg_tensor *a, tg_tensor *b,
+                                    const conv2d_attr *c, int64_t s0, int64_t s1) {
+    conv2d_grad_attr at = {*c, {s0, s1}};
+    return tg_apply(tp, op, 2, (tg_tensor *[]){a, b}, &at);
+}
+
+static tg_tensor *conv2d_plain(tg_tape *tp, tg_tensor *x, tg_tensor *w, const conv2d_attr *c) {
+    tg_conv2d_opts o = {{c->stride[0], c->stride[1]}, {c->padding[0], c->padding[1]},
+                        {c->dilation[0], c->dilation[1]}, c->groups};
+    return tg_conv2d_ex(tp, x, w, NULL, &o);
+}
+
+/* Only built by vjp_graph from a valid conv2d, so the shapes fit:
+ * Dx: g [B, Cout, Ho, Wo], w [Cout, Cin/G, KH, KW] -> [B, Cin, H, W]. */
+static int conv2d_grad_input_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
+                                   tg_desc *out) {
+    (void)tp;
+    (void)n_in;
+    const conv2d_grad_attr *at = attr;
+    *out = (tg_desc){in[0]->dtype, 4, {in[0]->shape[0], in[1]->shape[1] * at->conv.groups,
+                                       at->size[0], at->size[1]}};
+    return 0;
+}
+
+/* Dw: x [B, Cin, H, W], g [B, Cout, Ho, Wo] -> [Cout, Cin/G, KH, KW]. */
+static int conv2d_grad_weight_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
+                                    tg_desc *out) {
+    (void)tp;
+    (void)n_in;
+    const conv2d_grad_attr *at = attr;
+    *out = (tg_desc){in[0]->dtype, 4, {in[1]->shape[1], in[0]->shape[1] / at->conv.groups,
+                                       at->size[0], at->size[1]}};
+    return 0;
+}
+
+static int conv2d_grad_input_forward(tg_node *n) {
+    const conv2d_grad_attr *at = n->attr;
+    tg_tensor *g = n->in[0], *w = n->in[1], *dx = n->out;
+    conv2d_dims d = conv2d_dims_of(dx, w, &at->conv);
+    void *col = col_alloc(n, &d);
+    if (!col) return -1;
+    memset(dx->data, 0, (size_t)dx->numel * tg_dtype_size(dx->dtype));
+    conv2d_grad_input(n->tape, dx->dtype, &d, w->data, g->data, dx->data, col);
+    return 0;
+}
+
+static int conv2d_grad_weight_forward(tg_node *n) {
+    const conv2d_grad_attr *at = n->attr;
+    tg_tensor *x = n->in[0], *g = n->in[1], *dw = n->out;
+    conv2d_dims d = conv2d_dims_of(x, dw, &at->conv);
+    void *col = col_alloc(n, &d);
+    if (!col) return -1;
+    memset(dw->data, 0, (size_t)dw->numel * tg_dtype_size(dw->dtype));
+    conv2d_grad_weight(n->tape, dw->dtype, &d, x->data, g->data, dw->data, col);
+    return 0;
+}
+
+static int conv2d_grad_input_vjp_graph(tg_node *n, tg_tensor *u, const bool *want,
+                                       tg_tensor **dx) {
+    const conv2d_grad_attr *at = n->attr;
+    tg_tensor *g = n->in[0], *w = n->in[1];
+    if (want[0]) dx[0] = conv2d_plain(n->tape, u, w, &at->conv);
+    if (want[1])
+        dx[1] = conv2d_grad_apply(n->tape, &conv2d_grad_weight_op, u, g, &at->conv, w->shape[2],
+                                  w->shape[3]);
+    return 0;
+}
+
+static int conv2d_grad_weight_vjp_graph(tg_node *n, tg_tensor *u, const bool *want,
+                                        tg_tensor **dx) {
+    const conv2d_grad_attr *at = n->attr;
+    tg_tensor *x = n->in[0], *g = n->in[1];
+    if (want[0])
+        dx[0] = conv2d_grad_apply(n->tape, &conv2d_grad_input_op, g, u, &at->conv, x->shape[2],
+                                  x->shape[3]);
+    if (want[1]) dx[1] = conv2d_plain(n->tape, x, u, &at->conv);
+    return 0;
+}
+
+static const tg_op conv2d_grad_input_op = {
+    .name = "conv2d_grad_input", .n_in = 2, .attr_size = sizeof(conv2d_grad_attr),
+    .infer = conv2d_grad_input_infer, .forward = conv2d_grad_input_forward,
+    .vjp = tg__vjp_from_graph, .vjp_graph = conv2d_grad_input_vjp_graph};
+static const tg_op conv2d_grad_weight_op = {
+    .name = "conv2d_grad_weight", .n_in = 2, .attr_size = sizeof(conv2d_grad_attr),
+    .infer = conv2d_grad_weight_infer, .forward = conv2d_grad_weight_forward,
+    .vjp = tg__vjp_from_graph, .vjp_graph = conv2d_grad_weight_vjp_graph};
+
+/* conv2d itself: dx = Dx(dy, w), dw = Dw(x, dy), dbias = dy summed over B, Ho, Wo. */
+static int conv2d_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    const conv2d_attr *at = n->attr;
+    tg_tape *tp = n->tape;
+    tg_tensor *x = n->in[0], *w = n->in[1];
+    if (want[0])
+        dx[0] = conv2d_grad_apply(tp, &conv2d_grad_input_op, g, w, at, x->shape[2], x->shape[3]);
+    if (want[1])
+        dx[1] = conv2d_grad_apply(tp, &conv2d_grad_weight_op, x, g, at, w->shape[2], w->shape[3]);
+    if (n->n_in == 3 && want[2])
+        dx[2] = tg_sum_axis(tp, tg_sum_axis(tp, tg_sum_axis(tp, g, 3, false), 2, false), 0, false);
     return 0;
 }
 
@@ -310,6 +438,7 @@ static const tg_op conv2d_op = {
     .infer = conv2d_infer,
     .forward = conv2d_forward,
     .vjp = conv2d_vjp,
+    .vjp_graph = conv2d_vjp_graph,
 };
 
 static const tg_op conv2d_bias_op = {
@@ -319,6 +448,7 @@ static const tg_op conv2d_bias_op = {
     .infer = conv2d_infer,
     .forward = conv2d_forward,
     .vjp = conv2d_vjp,
+    .vjp_graph = conv2d_vjp_graph,
 };
 
 tg_tensor *tg_conv2d_ex(tg_tape *tp, tg_tensor *x, tg_tensor *w, tg_tensor *bias,
@@ -494,6 +624,57 @@ static int avg_pool2d_vjp(tg_node *n) {
     return 0;
 }
 
+/* ---- double backward (tg_grad) ------------------------------------------------------------
+ * max_pool2d: dy routed to the saved argmax (ops/graph_vjp.c). avg_pool2d is
+ * linear: its VJP is an op of its own (the kernel above in VJP mode), whose
+ * VJP is avg_pool2d again. */
+typedef struct avg_grad_attr {
+    pool2d_attr pool;
+    int64_t h, w;   /* x's height and width */
+} avg_grad_attr;
+
+static const tg_op avg_pool2d_op, avg_pool2d_grad_op;
+
+static int max_pool2d_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    if (want[0]) dx[0] = tg__argmax_scatter(n->tape, g, n->scratch, n->in[0]);
+    return 0;
+}
+
+static int avg_grad_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *attr,
+                          tg_desc *out) {
+    (void)tp;
+    (void)n_in;
+    const avg_grad_attr *at = attr;   /* g [B, C, Ho, Wo] -> [B, C, H, W] */
+    *out = (tg_desc){in[0]->dtype, 4, {in[0]->shape[0], in[0]->shape[1], at->h, at->w}};
+    return 0;
+}
+
+static int avg_grad_forward(tg_node *n) {
+    const avg_grad_attr *at = n->attr;
+    pool2d_dims d = pool2d_dims_of(n->out, &at->pool);
+    memset(n->out->data, 0, (size_t)n->out->numel * tg_dtype_size(n->out->dtype));
+    BY_DTYPE(n->out->dtype, avg_pool2d, NULL, NULL, n->in[0]->data, n->out->data, &d,
+             at->pool.exclude_pad);
+    return 0;
+}
+
+static int avg_grad_vjp_graph(tg_node *n, tg_tensor *u, const bool *want, tg_tensor **dx) {
+    const avg_grad_attr *at = n->attr;
+    if (want[0]) dx[0] = tg_apply(n->tape, &avg_pool2d_op, 1, &u, &at->pool);
+    return 0;
+}
+
+static int avg_pool2d_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    avg_grad_attr at = {*(const pool2d_attr *)n->attr, n->in[0]->shape[2], n->in[0]->shape[3]};
+    if (want[0]) dx[0] = tg_apply(n->tape, &avg_pool2d_grad_op, 1, &g, &at);
+    return 0;
+}
+
+static const tg_op avg_pool2d_grad_op = {
+    .name = "avg_pool2d_grad", .n_in = 1, .attr_size = sizeof(avg_grad_attr),
+    .infer = avg_grad_infer, .forward = avg_grad_forward, .vjp = tg__vjp_from_graph,
+    .vjp_graph = avg_grad_vjp_graph};
+
 static const tg_op max_pool2d_op = {
     .name = "max_pool2d",
     .n_in = 1,
@@ -501,6 +682,7 @@ static const tg_op max_pool2d_op = {
     .infer = pool2d_infer,
     .forward = max_pool2d_forward,
     .vjp = max_pool2d_vjp,
+    .vjp_graph = max_pool2d_vjp_graph,
 };
 
 static const tg_op avg_pool2d_op = {
@@ -510,6 +692,7 @@ static const tg_op avg_pool2d_op = {
     .infer = pool2d_infer,
     .forward = avg_pool2d_forward,
     .vjp = avg_pool2d_vjp,
+    .vjp_graph = avg_pool2d_vjp_graph,
 };
 
 static tg_tensor *pool2d_apply(tg_tape *tp, const tg_op *op, tg_tensor *x, int64_t kh, int64_t kw,

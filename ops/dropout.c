@@ -94,6 +94,23 @@ static int dropout_vjp(tg_node *n) {
     return 0;
 }
 
+/* For tg_grad: dx = dy * keep / (1 - p), the mask a constant from the node. */
+static int dropout_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    const dropout_attr *at = n->attr;
+    tg_tensor *x = n->in[0];
+    if (!want[0]) return 0;
+    if (at->identity) {
+        dx[0] = g;
+        return 0;
+    }
+    const uint8_t *keep = n->scratch;
+    tg_tensor *m = tg_tape_tensor(n->tape, x->dtype, x->ndim, x->shape);
+    for (int64_t i = 0; m && i < x->numel; i++)
+        if (keep[i]) tg_tensor_set(m, i, 1.0 / (1.0 - at->p));
+    dx[0] = tg_mul(n->tape, g, m);
+    return 0;
+}
+
 static const tg_op dropout_op = {
     .name = "dropout",
     .n_in = 1,
@@ -101,6 +118,7 @@ static const tg_op dropout_op = {
     .infer = dropout_infer,
     .forward = dropout_forward,
     .vjp = dropout_vjp,
+    .vjp_graph = dropout_vjp_graph,
 };
 
 tg_tensor *tg_dropout(tg_tape *tp, tg_tensor *x, double p, tg_rng *rng) {

@@ -75,12 +75,33 @@ static int embedding_vjp(tg_node *n) {
     return 0;
 }
 
+/* For tg_grad: dweight = onehot(idx)^T dy, as [N, V]^T x [N, C] with N the
+ * number of indices: linear in dy, so it can be differentiated again. */
+static int embedding_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    tg_tape *tp = n->tape;
+    tg_tensor *w = n->in[0], *idx = n->in[1];
+    if (!want[0]) return 0;
+    const int32_t *id = idx->data;
+    int64_t V = w->shape[0], C = w->shape[1], N = idx->numel;
+    for (int64_t s = 0; s < N; s++)
+        if (id[s] < 0 || id[s] >= V)
+            return tg_fail(tp, TG_ERR_STATE, "embedding",
+                           "index %d at position %lld changed to outside [0,%lld) after forward",
+                           (int)id[s], (long long)s, (long long)V);
+    tg_tensor *hot = tg_tape_tensor(tp, w->dtype, 2, (int64_t[]){N, V});
+    for (int64_t s = 0; hot && s < N; s++) tg_tensor_set(hot, s * V + id[s], 1.0);
+    tg_tensor *g2 = tg_reshape(tp, g, 2, (int64_t[]){N, C});
+    dx[0] = tg_matmul_ex(tp, hot, g2, &(tg_matmul_opts){.trans_a = true});
+    return 0;
+}
+
 static const tg_op embedding_op = {
     .name = "embedding",
     .n_in = 2,
     .infer = embedding_infer,
     .forward = embedding_forward,
     .vjp = embedding_vjp,
+    .vjp_graph = embedding_vjp_graph,
 };
 
 tg_tensor *tg_embedding(tg_tape *tp, tg_tensor *weight, tg_tensor *idx) {

@@ -2,36 +2,67 @@
  *
  * A weight shared by every step (W_hh in z_t = h_{t-1} W_hh^T) receives one
  * contribution per step from the matmul VJPs, dW += dZ_t^T h_{t-1}: T GEMMs
- * with k = B (32 rows), a shape BLIS runs well below its rate. When the h
- * rows and the dZ rows of successive steps lie next to each other in memory
- * (steps that are row blocks of whole-sequence buffers), the T products are
- * one GEMM with k = T*B. So a VJP only records its contribution here, and
- * contributions to the same gradient whose rows continue each other grow one
- * run. A run is computed when
+ * with k = B (32 rows), a shape BLIS runs well below its rate (W1's
+ * 1024 x 256 weight gradient: 65 GFLOP/s with k = 32, 83 from k = 256 on one
+ * zen core; 119 and 163 on two). So a VJP only records its contribution
+ * here, and contributions to the same gradient are summed by as few GEMMs as
+ * possible:
+ *   - rows that continue each other in memory (steps that are row blocks of
+ *     a whole-sequence buffer) grow one run in place, with no copy;
+ *   - rows elsewhere (each step's h and dZ its own tensor, as in tg_rnn) are
+ *     copied into a staging buffer of STAGE_ROWS rows (a "gathered" run), so
+ *     up to STAGE_ROWS / B steps become one GEMM with k = STAGE_ROWS. The copy
+ *     reads and writes (P + Q) values per row against the GEMM's P * Q
+ *     multiply-adds. It is made when the contribution arrives (the first of
+ *     a run is copied when the second arrives), so gathered rows are not
+ *     read at the flush.
+ * A run is computed when
  *   - backward is about to run the VJP that reads that gradient (the
- *     producer of the weight, when it is not a leaf),
- *   - backward ends (leaves: complete when tg_backward returns),
- *   - a contribution to the same gradient arrives that does not continue it
- *     (rows elsewhere: each run is then one per-step GEMM, as without this).
+ *     producer of the weight, when it is not a leaf), or the grad-ready
+ *     callback reports the leaf, or backward ends,
+ *   - its staging buffer is full (the chunk runs; the buffer is reused),
+ *   - a contribution to the same gradient arrives that fits neither way.
  *
  * Merging reorders the sum over steps (results move within rounding), so it
  * follows the fusion switch (tg__fusion_enabled). */
 #include "gemm_internal.h"
 
+#include <string.h>
+
 enum { MAX_RUNS = 8 };   /* gradients with work pending at once */
 
-/* dst [P, Q] += X^T Y over `rows` rows; x, y point at the lowest row. */
+/* Rows of a gathered run: k = 256 reaches BLIS's plateau for W1-W3's weight
+ * gradients on zen (1024 x 256: 83.0 GFLOP/s against 83.3 with k = 2048;
+ * 256 x 64: 81 against 68 with k = 512; docs/performance.md), and the
+ * buffer stays small (W1: 1.3 MB). Wide gradients get fewer rows so that
+ * a buffer holds at most STAGE_BYTES; a contribution of more than half the
+ * rows already is a GEMM with a long k and is not copied. */
+enum { STAGE_ROWS = 256 };
+#define STAGE_BYTES ((size_t)4 << 20)
+
+/* dst [P, Q] += X^T Y over `rows` rows; x, y point at the lowest row. A
+ * gathered run's x, y are its staging buffer (ldx = P, ldy = Q), `cap` rows. */
 typedef struct defer_run {
     void *dst;
     tg_dtype dt;
     int64_t P, Q, rows;
     const char *x, *y;
     int64_t ldx, ldy;
+    void *stage;           /* NULL: x, y are the contributions' own rows */
+    size_t stage_bytes;
+    int64_t cap;
 } defer_run;
+
+typedef struct spare_stage {
+    void *mem;
+    size_t bytes;
+} spare_stage;
 
 struct defer_list {
     defer_run run[MAX_RUNS];
     int n;
+    spare_stage spare[MAX_RUNS];   /* staging buffers of computed runs, to reuse */
+    int n_spare;
 };
 
 static struct defer_list *list_of(tg_tape *tp) {
@@ -46,25 +77,84 @@ static void compute(tg_tape *tp, const defer_run *r) {
     tp->gemm_merged++;
 }
 
-/* backward's hook: compute the runs into grad (every run when grad is NULL). */
-static void flush(tg_tape *tp, const void *grad) {
-    struct defer_list *l = tp->gemm ? tp->gemm->defer : NULL;
-    int kept = 0;
-    for (int i = 0; l && i < l->n; i++) {
-        if (!grad || l->run[i].dst == grad)
-            compute(tp, &l->run[i]);
-        else
-            l->run[kept++] = l->run[i];
-    }
-    if (l) l->n = kept;
-    if (kept == 0) tp->flush_deferred = NULL;
+/* ---- staging buffers -------------------------------------------------------------------- */
+
+/* Rows a staging buffer for a [P, Q] gradient holds; 0 when P + Q values
+ * per row would not fit two rows in STAGE_BYTES. */
+static int64_t stage_cap(const defer_run *r) {
+    size_t es = tg_dtype_size(r->dt);
+    if ((uint64_t)r->P > STAGE_BYTES || (uint64_t)r->Q > STAGE_BYTES) return 0;
+    int64_t by_bytes = (int64_t)(STAGE_BYTES / ((size_t)(r->P + r->Q) * es));
+    return by_bytes < STAGE_ROWS ? by_bytes : STAGE_ROWS;
 }
 
-/* Whether c continues r (its rows right before or right after r's, in both
- * X and Y); if so r grows to cover them. */
+/* A staging buffer of at least `bytes`: a spare one, else new in the arena
+ * (scratch; tg_tape_reset drops it). NULL when the arena is out of memory. */
+static void *stage_take(tg_tape *tp, struct defer_list *l, size_t bytes, size_t *got) {
+    for (int i = 0; i < l->n_spare; i++) {
+        if (l->spare[i].bytes < bytes) continue;
+        void *mem = l->spare[i].mem;
+        *got = l->spare[i].bytes;
+        l->spare[i] = l->spare[--l->n_spare];
+        return mem;
+    }
+    *got = bytes;
+    return tg__arena_alloc(tp, bytes, false);
+}
+
+/* r's staging buffer goes back to the spares (at most MAX_RUNS are staged at once). */
+static void stage_give_back(struct defer_list *l, defer_run *r) {
+    if (r->stage && l->n_spare < MAX_RUNS)
+        l->spare[l->n_spare++] = (spare_stage){r->stage, r->stage_bytes};
+    r->stage = NULL;
+}
+
+/* rows x cols values at src (leading dimension ld) to dst, packed. */
+static void copy_rows(char *dst, const char *src, int64_t rows, int64_t cols, int64_t ld,
+                      size_t es) {
+    size_t row = (size_t)cols * es;
+    if (ld == cols) {
+        memcpy(dst, src, (size_t)rows * row);
+        return;
+    }
+    for (int64_t i = 0; i < rows; i++)
+        memcpy(dst + (size_t)i * row, src + (size_t)(i * ld) * es, row);
+}
+
+/* Appends c's rows to gathered run r (room checked by the caller). */
+static void stage_append(defer_run *r, const defer_run *c) {
+    size_t es = tg_dtype_size(r->dt);
+    char *xs = r->stage, *ys = xs + (size_t)(r->cap * r->P) * es;
+    copy_rows(xs + (size_t)(r->rows * r->P) * es, c->x, c->rows, c->P, c->ldx, es);
+    copy_rows(ys + (size_t)(r->rows * r->Q) * es, c->y, c->rows, c->Q, c->ldy, es);
+    r->rows += c->rows;
+}
+
+/* Turns pointer run r into a gathered one holding its rows; false (r as it
+ * was) when it cannot be. */
+static bool stage_begin(tg_tape *tp, struct defer_list *l, defer_run *r, int64_t cap) {
+    size_t es = tg_dtype_size(r->dt), got;
+    void *mem = stage_take(tp, l, (size_t)(cap * (r->P + r->Q)) * es, &got);
+    if (!mem) return false;
+    defer_run own = *r;
+    r->stage = mem;
+    r->stage_bytes = got;
+    r->cap = cap;
+    r->rows = 0;
+    r->x = mem;
+    r->y = (const char *)mem + (size_t)(cap * r->P) * es;
+    r->ldx = r->P;
+    r->ldy = r->Q;
+    stage_append(r, &own);
+    return true;
+}
+
+/* ---- runs ------------------------------------------------------------------------------- */
+
+/* Whether c continues pointer run r (its rows right before or right after
+ * r's, in both X and Y); if so r grows to cover them. */
 static bool merge(defer_run *r, const defer_run *c) {
-    if (r->dt != c->dt || r->P != c->P || r->Q != c->Q || r->ldx != c->ldx || r->ldy != c->ldy)
-        return false;
+    if (r->stage || r->ldx != c->ldx || r->ldy != c->ldy) return false;
     size_t es = tg_dtype_size(r->dt);
     size_t cx = (size_t)(c->rows * c->ldx) * es, cy = (size_t)(c->rows * c->ldy) * es;
     size_t rx = (size_t)(r->rows * r->ldx) * es, ry = (size_t)(r->rows * r->ldy) * es;
@@ -78,23 +168,63 @@ static bool merge(defer_run *r, const defer_run *c) {
     return true;
 }
 
+/* Gathers c into r (made a gathered run if it is not one yet), computing r's
+ * full buffer first when c does not fit; false when c is not to be copied. */
+static bool gather(tg_tape *tp, struct defer_list *l, defer_run *r, const defer_run *c) {
+    int64_t cap = r->stage ? r->cap : stage_cap(r);
+    if (c->rows * 2 > cap || (!r->stage && r->rows * 2 > cap)) return false;
+    if (!r->stage && !stage_begin(tp, l, r, cap)) return false;
+    if (r->rows + c->rows > r->cap) {   /* full: this chunk runs, the buffer is reused */
+        compute(tp, r);
+        r->rows = 0;
+    }
+    stage_append(r, c);
+    return true;
+}
+
+/* c joins r, the run of the same gradient: continuing it, gathered into its
+ * staging buffer, or (neither possible) after r is computed, in its place. */
+static void join(tg_tape *tp, struct defer_list *l, defer_run *r, const defer_run *c) {
+    if (r->dt == c->dt && r->P == c->P && r->Q == c->Q &&
+        (merge(r, c) || gather(tp, l, r, c)))
+        return;
+    compute(tp, r);
+    stage_give_back(l, r);
+    *r = *c;
+}
+
+/* backward's hook: compute the runs into grad (every run when grad is NULL). */
+static void flush(tg_tape *tp, const void *grad) {
+    struct defer_list *l = tp->gemm ? tp->gemm->defer : NULL;
+    int kept = 0;
+    for (int i = 0; l && i < l->n; i++) {
+        if (!grad || l->run[i].dst == grad) {
+            compute(tp, &l->run[i]);
+            stage_give_back(l, &l->run[i]);
+        } else {
+            l->run[kept++] = l->run[i];
+        }
+    }
+    if (l) l->n = kept;
+    if (kept == 0) tp->flush_deferred = NULL;
+}
+
 bool tg__gemm_defer_xty(tg_tape *tp, tg_dtype dt, int64_t P, int64_t Q, int64_t rows,
                         const void *x, int64_t ldx, const void *y, int64_t ldy, void *dst) {
     if (!tg__fusion_enabled(tp) || P < 1 || Q < 1 || rows < 1) return false;
     struct defer_list *l = list_of(tp);
     if (!l) return false;
-    defer_run c = {dst, dt, P, Q, rows, x, y, ldx, ldy};
+    defer_run c = {dst, dt, P, Q, rows, x, y, ldx, ldy, NULL, 0, 0};
     tp->gemm_deferred++;
     for (int i = 0; i < l->n; i++) {
-        if (l->run[i].dst != dst) continue;
-        if (!merge(&l->run[i], &c)) {   /* rows elsewhere: the run so far is complete */
-            compute(tp, &l->run[i]);
-            l->run[i] = c;
+        if (l->run[i].dst == dst) {
+            join(tp, l, &l->run[i], &c);
+            return true;
         }
-        return true;
     }
     if (l->n == MAX_RUNS) {   /* room for one more: the oldest run goes first */
         compute(tp, &l->run[0]);
+        stage_give_back(l, &l->run[0]);
         for (int i = 1; i < l->n; i++) l->run[i - 1] = l->run[i];
         l->n--;
     }

@@ -5,7 +5,7 @@
  *                  core is not to be had (contention is timed, not guessed)
  *   gemm_pack.c    a right operand packed once per recording, BLIS's own
  *                  micro-kernel driven over it (an RNN's h_{t-1} W_hh^T)
- *   gemm_defer.c   weight-gradient GEMMs of successive steps merged into one
+ *   gemm_defer.c   weight-gradient GEMMs of successive steps merged into few
  *
  * All matrices are row-major with a leading dimension; "op(B)" is the stored
  * matrix or its transpose, as the trans flag says. Shapes: op(A) [m, k],
@@ -90,8 +90,10 @@ TG_HIDDEN bool tg__gemm_batch_small(tg_tape *tp, tg_dtype dt, bool trans_a, bool
  * dst [P, Q] += X^T Y, with X [rows, P] and Y [rows, Q] row blocks (leading
  * dimensions ldx, ldy), to be run later: contributions to the same dst whose
  * X and Y rows continue each other in memory become one GEMM over all their
- * rows. dst must already hold valid values (it is accumulated into, never
- * overwritten); X and Y must stay unmodified until the flush. backward
+ * rows; others are copied into a staging buffer and summed up to 256 rows per
+ * GEMM. dst must already hold valid values (it is accumulated into, never
+ * overwritten); X and Y must stay unmodified until the flush (rows that are
+ * gathered are copied sooner, but which ones is the engine's choice). backward
  * flushes a gradient before the VJP that reads it and everything at its end.
  * Returns false (nothing deferred) when deferral is off for tp. */
 TG_HIDDEN bool tg__gemm_defer_xty(tg_tape *tp, tg_dtype dt, int64_t P, int64_t Q, int64_t rows,

@@ -133,12 +133,24 @@ static int mse_vjp(tg_node *n) {
     return 0;
 }
 
+/* For tg_grad: dpred = dy * 2 (pred - target) / N, dtarget = -dpred. */
+static int mse_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    tg_tape *tp = n->tape;
+    tg_tensor *p = n->in[0];
+    double k = p->numel ? 2.0 / (double)p->numel : 0;
+    tg_tensor *dp = tg_mul(tp, tg_scale(tp, tg_sub(tp, p, n->in[1]), k), g);
+    if (want[0]) dx[0] = dp;
+    if (want[1]) dx[1] = tg_neg(tp, dp);
+    return 0;
+}
+
 static const tg_op mse_op = {
     .name = "mse",
     .n_in = 2,
     .infer = mse_infer,
     .forward = mse_forward,
     .vjp = mse_vjp,
+    .vjp_graph = mse_vjp_graph,
 };
 
 tg_tensor *tg_mse(tg_tape *tp, tg_tensor *pred, tg_tensor *target) {
@@ -162,12 +174,23 @@ static int bce_vjp(tg_node *n) {
     return 0;
 }
 
+/* For tg_grad: dx = dy (sigmoid(x) - t) / N, dt = -dy x / N. */
+static int bce_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    tg_tape *tp = n->tape;
+    tg_tensor *x = n->in[0], *t = n->in[1];
+    double k = x->numel ? 1.0 / (double)x->numel : 0;
+    if (want[0]) dx[0] = tg_mul(tp, tg_scale(tp, tg_sub(tp, tg_sigmoid(tp, x), t), k), g);
+    if (want[1]) dx[1] = tg_mul(tp, tg_scale(tp, x, -k), g);
+    return 0;
+}
+
 static const tg_op bce_op = {
     .name = "bce_with_logits",
     .n_in = 2,
     .infer = bce_infer,
     .forward = bce_forward,
     .vjp = bce_vjp,
+    .vjp_graph = bce_vjp_graph,
 };
 
 tg_tensor *tg_bce_with_logits(tg_tape *tp, tg_tensor *logits, tg_tensor *target) {
@@ -244,6 +267,30 @@ static int ce_vjp(tg_node *n) {
     return 0;
 }
 
+/* For tg_grad: dlogits = dy (softmax(logits) keep - onehot) / counted, where
+ * keep (1 per counted row) and onehot are constants from the target. */
+static int ce_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    const ce_attr *at = n->attr;
+    const ce_scratch *s = n->scratch;
+    tg_tape *tp = n->tape;
+    tg_tensor *x = n->in[0], *t = n->in[1];
+    if (!want[0] || s->counted == 0) return 0;   /* all ignored: zero, as the first order */
+    int64_t C = x->shape[x->ndim - 1], keep_shape[TG_MAX_DIMS];
+    memcpy(keep_shape, x->shape, sizeof keep_shape);
+    keep_shape[x->ndim - 1] = 1;
+    tg_tensor *hot = tg_tape_tensor(tp, x->dtype, x->ndim, x->shape);
+    tg_tensor *keep = tg_tape_tensor(tp, x->dtype, x->ndim, keep_shape);
+    const int32_t *tv = t->data;
+    for (int64_t r = 0; hot && keep && r < t->numel; r++) {
+        if (tv[r] == at->ignore_index) continue;
+        tg_tensor_set(hot, r * C + tv[r], 1.0);
+        tg_tensor_set(keep, r, 1.0);
+    }
+    tg_tensor *p = tg_mul(tp, tg_softmax(tp, x, -1), keep);
+    dx[0] = tg_mul(tp, tg_scale(tp, tg_sub(tp, p, hot), 1.0 / (double)s->counted), g);
+    return 0;
+}
+
 static const tg_op cross_entropy_op = {
     .name = "cross_entropy",
     .n_in = 2,
@@ -251,6 +298,7 @@ static const tg_op cross_entropy_op = {
     .infer = ce_infer,
     .forward = ce_forward,
     .vjp = ce_vjp,
+    .vjp_graph = ce_vjp_graph,
 };
 
 tg_tensor *tg_cross_entropy_ex(tg_tape *tp, tg_tensor *logits, tg_tensor *target,

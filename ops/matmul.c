@@ -289,6 +289,52 @@ static int matmul_vjp(tg_node *nd) {
     return 0;
 }
 
+/* For tg_grad, with op(A) = A or A^T (likewise B), G = dC:
+ *   d op(A) = G op(B)^T,  d op(B) = op(A)^T G,
+ * transposed back where the stored operand is transposed; a 2-D b shared by
+ * a batch gets the sum over the batch (sum_to). */
+/* With heads, each gradient is itself a per-head product written in its
+ * input's layout (merged when the input is a [B, T, h*d]); no input is
+ * shared or broadcast, so nothing is summed. */
+static void heads_vjp_graph(tg_node *nd, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    const matmul_attr *at = nd->attr;
+    tg_tape *tp = nd->tape;
+    tg_tensor *a = nd->in[0], *b = nd->in[1];
+    bool ta = at->trans_a, tb = at->trans_b;
+    int64_t h = at->heads;
+    if (want[0]) {   /* da = g op(b)^T, stored transposed: op(b) g^T */
+        tg_matmul_opts o = {.trans_a = ta && tb, .trans_b = ta || !tb, .heads = h,
+                            .merge_heads = a->ndim == 3};
+        dx[0] = ta ? tg_matmul_ex(tp, b, g, &o) : tg_matmul_ex(tp, g, b, &o);
+    }
+    if (want[1]) {   /* db = op(a)^T g, stored transposed: g^T op(a) */
+        tg_matmul_opts o = {.trans_a = tb || !ta, .trans_b = tb && ta, .heads = h,
+                            .merge_heads = b->ndim == 3};
+        dx[1] = tb ? tg_matmul_ex(tp, g, a, &o) : tg_matmul_ex(tp, a, g, &o);
+    }
+}
+
+static int matmul_vjp_graph(tg_node *nd, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    const matmul_attr *at = nd->attr;
+    tg_tape *tp = nd->tape;
+    tg_tensor *a = nd->in[0], *b = nd->in[1];
+    if (at->heads > 0) {
+        heads_vjp_graph(nd, g, want, dx);
+        return 0;
+    }
+    if (want[0]) {
+        tg_matmul_opts o = {.trans_b = !at->trans_b};
+        tg_tensor *da = tg_matmul_ex(tp, g, b, &o);
+        dx[0] = at->trans_a ? tg_transpose(tp, da, -1, -2) : da;
+    }
+    if (want[1]) {
+        tg_matmul_opts o = {.trans_a = !at->trans_a};
+        tg_tensor *db = tg_matmul_ex(tp, a, g, &o);
+        dx[1] = tg__gg_sum_to(tp, at->trans_b ? tg_transpose(tp, db, -1, -2) : db, b);
+    }
+    return 0;
+}
+
 static const tg_op matmul_op = {
     .name = "matmul",
     .n_in = 2,
@@ -296,6 +342,7 @@ static const tg_op matmul_op = {
     .infer = matmul_infer,
     .forward = matmul_forward,
     .vjp = matmul_vjp,
+    .vjp_graph = matmul_vjp_graph,
 };
 
 tg_tensor *tg_matmul_ex(tg_tape *tp, tg_tensor *a, tg_tensor *b, const tg_matmul_opts *o) {

@@ -12,6 +12,7 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <string.h>
 
 typedef struct reduce_attr {
     int axis;
@@ -189,20 +190,65 @@ static int max_vjp(tg_node *n) {
     return 0;
 }
 
+/* ---- as ops, for tg_grad (op.h's vjp_graph) ------------------------------------------------
+ * dx = dy put back along the reduced axis (reshaped to keepdim, then
+ * broadcast), / L for a mean, and only at the argmax for max (a constant
+ * one-hot from the node's scratch). */
+static tg_tensor *dy_kept(tg_tape *tp, tg_tensor *g, const tg_tensor *x, const reduce_attr *at) {
+    if (at->all || at->keepdim) return g;
+    int64_t shape[TG_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[tg__axis(at->axis, x->ndim)] = 1;
+    return tg_reshape(tp, g, x->ndim, shape);
+}
+
+static int sum_scaled_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx,
+                                bool mean) {
+    tg_tensor *x = n->in[0];
+    if (!want[0]) return 0;
+    tg_tensor *e = tg__gg_expand(n->tape, dy_kept(n->tape, g, x, n->attr), x);
+    dx[0] = mean ? tg_scale(n->tape, e, mean_scale(geom_of(x, n->attr))) : e;
+    return 0;
+}
+static int sum_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    return sum_scaled_vjp_graph(n, g, want, dx, false);
+}
+static int mean_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    return sum_scaled_vjp_graph(n, g, want, dx, true);
+}
+
+static int max_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    tg_tensor *x = n->in[0];
+    if (!want[0]) return 0;
+    tg_geom gm = geom_of(x, n->attr);
+    const int64_t *arg = n->scratch;
+    tg_tensor *hot = tg__gg_zeros(n->tape, x->dtype, x->ndim, x->shape);
+    for (int64_t o = 0; hot && o < gm.outer; o++)
+        for (int64_t i = 0; i < gm.inner; i++)
+            tg_tensor_set(hot, (o * gm.len + arg[o * gm.inner + i]) * gm.inner + i, 1.0);
+    dx[0] = tg_mul(n->tape, hot, dy_kept(n->tape, g, x, n->attr));
+    return 0;
+}
+
 /* ---- descriptors and public wrappers -------------------------------------------------------- */
 static const tg_op sum_op = {.name = "sum", .n_in = 1, .attr_size = sizeof(reduce_attr),
-                             .infer = reduce_infer, .forward = sum_forward, .vjp = sum_vjp};
+                             .infer = reduce_infer, .forward = sum_forward, .vjp = sum_vjp,
+                             .vjp_graph = sum_vjp_graph};
 static const tg_op mean_op = {.name = "mean", .n_in = 1, .attr_size = sizeof(reduce_attr),
-                              .infer = reduce_infer, .forward = mean_forward, .vjp = mean_vjp};
+                              .infer = reduce_infer, .forward = mean_forward, .vjp = mean_vjp,
+                              .vjp_graph = mean_vjp_graph};
 static const tg_op sum_axis_op = {.name = "sum_axis", .n_in = 1,
                                   .attr_size = sizeof(reduce_attr), .infer = reduce_infer,
-                                  .forward = sum_forward, .vjp = sum_vjp};
+                                  .forward = sum_forward, .vjp = sum_vjp,
+                                  .vjp_graph = sum_vjp_graph};
 static const tg_op mean_axis_op = {.name = "mean_axis", .n_in = 1,
                                    .attr_size = sizeof(reduce_attr), .infer = reduce_infer,
-                                   .forward = mean_forward, .vjp = mean_vjp};
+                                   .forward = mean_forward, .vjp = mean_vjp,
+                                   .vjp_graph = mean_vjp_graph};
 static const tg_op max_axis_op = {.name = "max_axis", .n_in = 1,
                                   .attr_size = sizeof(reduce_attr), .infer = max_infer,
-                                  .forward = max_forward, .vjp = max_vjp};
+                                  .forward = max_forward, .vjp = max_vjp,
+                                  .vjp_graph = max_vjp_graph};
 
 static tg_tensor *reduce(tg_tape *tp, const tg_op *op, tg_tensor *x, int axis, bool keepdim,
                          bool all) {

@@ -223,8 +223,19 @@ static int where_vjp(tg_node *n) {
     return 0;
 }
 
+/* For tg_grad (both forms): da = where(c, dy, 0), db = where(c, 0, dy), each
+ * summed back to its input's shape; the condition gets none. */
+static int where_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    tg_tape *tp = n->tape;
+    tg_tensor *c = n->in[0], *zero = tg_tape_tensor(tp, g->dtype, 0, NULL);
+    if (want[1]) dx[1] = tg__gg_sum_to(tp, tg_where(tp, c, g, zero), n->in[1]);
+    if (want[2]) dx[2] = tg__gg_sum_to(tp, tg_where(tp, c, zero, g), n->in[2]);
+    return 0;
+}
+
 static const tg_op where_rows_op = {.name = "where", .n_in = 3, .infer = where_infer,
-                                    .forward = where_forward, .vjp = where_vjp};
+                                    .forward = where_forward, .vjp = where_vjp,
+                                    .vjp_graph = where_vjp_graph};
 
 /* ---- cond of the output's dtype: block kernels ------------------------------------------- *
  * y = c != 0 ? a : b;  input 1: da (=|+=) c != 0 ? dy : 0;  input 2: db the other way;
@@ -257,7 +268,7 @@ static const tg_eltwise where_kernels = {{where_fwd_float_blk, where_fwd_double_
                                          TG_NEEDS_X, 0, true};
 static const tg_op where_op = {.name = "where", .n_in = 3, .infer = where_infer,
                                .forward = tg_eltwise_forward, .vjp = tg_eltwise_vjp,
-                               .eltwise = &where_kernels};
+                               .eltwise = &where_kernels, .vjp_graph = where_vjp_graph};
 
 tg_tensor *tg_where(tg_tape *tp, tg_tensor *cond, tg_tensor *a, tg_tensor *b) {
     bool blocks = cond && a && cond->dtype == a->dtype;   /* else tg_apply reports NULLs */

@@ -115,9 +115,23 @@ static int concat_vjp(tg_node *n) {
     return 0;
 }
 
+/* For tg_grad: dx_i is input i's slice of dy along the axis. */
+static int concat_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    const concat_attr *at = n->attr;
+    int ax = tg__axis(at->axis, n->out->ndim);
+    int64_t off = 0;
+    for (int i = 0; i < n->n_in; i++) {
+        int64_t len = n->in[i]->shape[ax];
+        if (want[i]) dx[i] = tg_slice(n->tape, g, ax, off, off + len);
+        off += len;
+    }
+    return 0;
+}
+
 static const tg_op concat_op = {.name = "concat", .n_in = TG_VARIADIC,
                                 .attr_size = sizeof(concat_attr), .infer = concat_infer,
-                                .forward = concat_forward, .vjp = concat_vjp};
+                                .forward = concat_forward, .vjp = concat_vjp,
+                                .vjp_graph = concat_vjp_graph};
 
 tg_tensor *tg_concat(tg_tape *tp, int n, tg_tensor *const *xs, int axis) {
     concat_attr at = {axis};
@@ -209,9 +223,26 @@ static bool slice_window(const tg_tensor *x, const void *attr, const tg_desc *ou
     return true;
 }
 
+/* For tg_grad: dy with zeros joined on both sides along the axis. */
+static int slice_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    tg_tensor *x = n->in[0];
+    if (!want[0]) return 0;
+    int64_t lo, hi, shape[TG_MAX_DIMS];
+    int ax = slice_range(x, n->attr, &lo, &hi), k = 0;
+    tg_tensor *parts[3];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[ax] = lo;
+    if (lo > 0) parts[k++] = tg_tape_tensor(n->tape, x->dtype, x->ndim, shape);
+    parts[k++] = g;
+    shape[ax] = x->shape[ax] - hi;
+    if (shape[ax] > 0) parts[k++] = tg_tape_tensor(n->tape, x->dtype, x->ndim, shape);
+    dx[0] = k == 1 ? g : tg_concat(n->tape, k, parts, ax);
+    return 0;
+}
+
 static const tg_op slice_op = {.name = "slice", .n_in = 1, .attr_size = sizeof(slice_attr),
                                .infer = slice_infer, .forward = slice_forward, .vjp = slice_vjp,
-                               .window = slice_window};
+                               .window = slice_window, .vjp_graph = slice_vjp_graph};
 
 tg_tensor *tg_slice(tg_tape *tp, tg_tensor *x, int axis, int64_t start, int64_t stop) {
     slice_attr at = {axis, start, stop};
@@ -378,10 +409,16 @@ static bool reshape_window(const tg_tensor *x, const void *attr, const tg_desc *
     return xc == yc;
 }
 
+/* For tg_grad: dy in x's shape. */
+static int reshape_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    if (want[0]) dx[0] = tg_reshape(n->tape, g, n->in[0]->ndim, n->in[0]->shape);
+    return 0;
+}
+
 static const tg_op reshape_op = {.name = "reshape", .n_in = 1, .attr_size = sizeof(reshape_attr),
                                  .flags = TG_OP_VIEW, .infer = reshape_infer,
                                  .forward = reshape_forward, .vjp = reshape_vjp,
-                                 .window = reshape_window};
+                                 .window = reshape_window, .vjp_graph = reshape_vjp_graph};
 
 tg_tensor *tg_reshape(tg_tape *tp, tg_tensor *x, int ndim, const int64_t *shape) {
     reshape_attr at = {.ndim = ndim, .has_shape = shape != NULL};
@@ -580,12 +617,29 @@ static int permute_vjp(tg_node *n) {
     return 0;
 }
 
+/* For tg_grad: dy moved back by the inverse permutation (a transpose is its own). */
+static int transpose_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    const transpose_attr *at = n->attr;
+    if (want[0]) dx[0] = tg_transpose(n->tape, g, at->axis0, at->axis1);
+    return 0;
+}
+
+static int permute_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    int perm[TG_MAX_DIMS], inverse[TG_MAX_DIMS];
+    if (!want[0]) return 0;
+    perm_of_permute(n->in[0], n->attr, perm);
+    for (int d = 0; d < n->in[0]->ndim; d++) inverse[perm[d]] = d;
+    dx[0] = tg_permute(n->tape, g, inverse);
+    return 0;
+}
+
 static const tg_op transpose_op = {.name = "transpose", .n_in = 1,
                                    .attr_size = sizeof(transpose_attr), .infer = transpose_infer,
-                                   .forward = transpose_forward, .vjp = transpose_vjp};
+                                   .forward = transpose_forward, .vjp = transpose_vjp,
+                                   .vjp_graph = transpose_vjp_graph};
 static const tg_op permute_op = {.name = "permute", .n_in = 1, .attr_size = sizeof(permute_attr),
                                  .infer = permute_infer, .forward = permute_forward,
-                                 .vjp = permute_vjp};
+                                 .vjp = permute_vjp, .vjp_graph = permute_vjp_graph};
 
 tg_tensor *tg_transpose(tg_tape *tp, tg_tensor *x, int axis0, int axis1) {
     transpose_attr at = {axis0, axis1};

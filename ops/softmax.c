@@ -189,13 +189,33 @@ static int softmax_vjp(tg_node *n) { return vjp_as(n, false); }
 static int log_softmax_forward(tg_node *n) { return forward_as(n, true); }
 static int log_softmax_vjp(tg_node *n) { return vjp_as(n, true); }
 
+/* ---- as ops, for tg_grad (op.h's vjp_graph) ------------------------------------------------
+ * softmax:      dx = y * (dy - sum(dy * y))       (sums along the axis, kept)
+ * log_softmax:  dx = dy - exp(y) * sum(dy)  */
+static int softmax_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    tg_tape *tp = n->tape;
+    tg_tensor *y = n->out;
+    int ax = ((const softmax_attr *)n->attr)->axis;
+    if (want[0]) dx[0] = tg_mul(tp, y, tg_sub(tp, g, tg_sum_axis(tp, tg_mul(tp, g, y), ax, true)));
+    return 0;
+}
+
+static int log_softmax_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {
+    tg_tape *tp = n->tape;
+    int ax = ((const softmax_attr *)n->attr)->axis;
+    if (want[0])
+        dx[0] = tg_sub(tp, g, tg_mul(tp, tg_exp(tp, n->out), tg_sum_axis(tp, g, ax, true)));
+    return 0;
+}
+
 /* ---- descriptors and public wrappers -------------------------------------------------------- */
 static const tg_op softmax_op = {.name = "softmax", .n_in = 1, .attr_size = sizeof(softmax_attr),
                                  .infer = softmax_infer, .forward = softmax_forward,
-                                 .vjp = softmax_vjp};
+                                 .vjp = softmax_vjp, .vjp_graph = softmax_vjp_graph};
 static const tg_op log_softmax_op = {.name = "log_softmax", .n_in = 1,
                                      .attr_size = sizeof(softmax_attr), .infer = softmax_infer,
-                                     .forward = log_softmax_forward, .vjp = log_softmax_vjp};
+                                     .forward = log_softmax_forward, .vjp = log_softmax_vjp,
+                                     .vjp_graph = log_softmax_vjp_graph};
 
 tg_tensor *tg_softmax(tg_tape *tp, tg_tensor *x, int axis) {
     softmax_attr at = {axis};

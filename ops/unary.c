@@ -82,6 +82,7 @@ static int affine_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void 
     UNARY_OP_INFER(NAME, FWD, DYDX, NEEDS, tg_infer_same_as_input0, HINTS)
 /* HINTS last: it expands to two arguments */
 #define UNARY_OP_INFER(NAME, FWD, DYDX, NEEDS, INFER, ...)                                        \
+    static int NAME##_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx);     \
     UNARY_KERNELS(NAME, FWD, DYDX, float)                                                         \
     UNARY_KERNELS(NAME, FWD, DYDX, double)                                                        \
     static const tg_eltwise NAME##_kernels = {                                                    \
@@ -93,7 +94,8 @@ static int affine_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void 
                                     .infer = INFER,                                               \
                                     .forward = tg_eltwise_forward,                                \
                                     .vjp = tg_eltwise_vjp,                                        \
-                                    .eltwise = &NAME##_kernels};
+                                    .eltwise = &NAME##_kernels,                                   \
+                                    .vjp_graph = NAME##_vjp_graph};
 
 /*        name          forward             dy/dx                                     reads    hints */
 UNARY_OP(neg,           -x,                 -1,                                       NEEDS_0, CHEAP)
@@ -114,6 +116,48 @@ UNARY_OP(hard_sigmoid,  CLIP01(a * x + b),  (a * x + b > 0 && a * x + b < 1) ? a
 UNARY_OP(rsqrt,         1 / sqrt(x),        -0.5f * y * y * y,                        NEEDS_Y, COSTLY)
 /* a * x + b, so 1 - x is affine(x, -1, 1); a and b must be finite (affine_infer) */
 UNARY_OP_INFER(affine,  a * x + b,          a,                                        NEEDS_0, affine_infer, CHEAP)
+
+/* ---- the same derivatives as ops, for tg_grad (op.h's vjp_graph) --------------------------
+ * dx from g (the output gradient), x, y and the attribute a, written with
+ * recorded ops so that they can be differentiated again. Where the derivative
+ * is piecewise constant (relu, hard_sigmoid: 0 or a slope, with the kinks as
+ * in the table) it is a constant tensor: its own derivative is 0. */
+static double relu_slope(double x, const void *at) { (void)at; return x <= 0 ? 0 : 1; }
+static double hard_sigmoid_slope(double x, const void *attr) {
+    const unary_attr *at = attr;
+    double v = at->a * x + at->b;
+    return v > 0 && v < 1 ? at->a : 0;
+}
+#define MUL(p, q) tg_mul(tp, p, q)
+#define SLOPE(f) tg__gg_map_const(tp, x, f, at)
+#define UNARY_GRAPH(NAME, DX)                                                                     \
+    static int NAME##_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_tensor **dx) {    \
+        tg_tape *tp = n->tape;                                                                    \
+        const unary_attr *at = n->attr;                                                           \
+        tg_tensor *x = n->in[0], *y = n->out;                                                     \
+        double a = at->a;                                                                         \
+        (void)tp;                                                                                 \
+        (void)x;                                                                                  \
+        (void)y;                                                                                  \
+        (void)a;                                                                                  \
+        if (want[0]) dx[0] = (DX);                                                                \
+        return 0;                                                                                 \
+    }
+
+/*          name          dx                                                                    */
+UNARY_GRAPH(neg,          tg_neg(tp, g))
+UNARY_GRAPH(scale,        tg_scale(tp, g, a))
+UNARY_GRAPH(shift,        g)
+UNARY_GRAPH(sigmoid,      MUL(g, MUL(y, tg_affine(tp, y, -1, 1))))
+UNARY_GRAPH(tanh,         MUL(g, tg_affine(tp, MUL(y, y), -1, 1)))
+UNARY_GRAPH(relu,         MUL(g, SLOPE(relu_slope)))
+UNARY_GRAPH(exp,          MUL(g, y))
+UNARY_GRAPH(log,          tg_div(tp, g, x))
+UNARY_GRAPH(sqrt,         tg_div(tp, g, tg_scale(tp, y, 2)))
+UNARY_GRAPH(pow,          a == 0 ? tg_scale(tp, g, 0) : MUL(g, tg_scale(tp, tg_pow(tp, x, a - 1), a)))
+UNARY_GRAPH(hard_sigmoid, MUL(g, SLOPE(hard_sigmoid_slope)))
+UNARY_GRAPH(rsqrt,        MUL(g, tg_scale(tp, MUL(y, MUL(y, y)), -0.5)))
+UNARY_GRAPH(affine,       tg_scale(tp, g, a))
 
 static tg_tensor *unary(tg_tape *tp, const tg_op *op, tg_tensor *x, double a, double b) {
     unary_attr at = {a, b};

@@ -1,7 +1,9 @@
 /* tests/check_gemm.c - the GEMM engine behind matmul: a right operand packed
  * once per recording (edge tiles, deep k, both dtypes, both orientations),
- * its life cycle, and weight gradients of contiguous steps merged into one
- * GEMM. Expected values are plain triple loops in double. */
+ * its life cycle, and weight gradients of successive steps merged into few
+ * GEMMs (contiguous steps in place, steps elsewhere gathered in chunks).
+ * Expected values are plain triple loops in double. */
+#include "../ops/gemm_internal.h"
 #include "check_suites.h"
 #include "tg_test.h"
 
@@ -243,12 +245,13 @@ static void check_merge(tg_dtype dt, bool contiguous, bool fusion, bool via_op, 
     steps_free(&s);
 }
 
-START_TEST(weight_gradients_of_contiguous_steps_run_as_one_gemm) {
+START_TEST(weight_gradients_of_successive_steps_run_as_one_gemm) {
     for (int d = 0; d < 2; d++) {
         tg_dtype dt = d ? TG_F64 : TG_F32;
         check_merge(dt, true, true, false, 1);
-        check_merge(dt, false, true, false, ST);   /* rows elsewhere: one GEMM per step */
+        check_merge(dt, false, true, false, 1);    /* rows elsewhere: gathered, one GEMM */
         check_merge(dt, true, false, false, 0);    /* switched off: per step, not deferred */
+        check_merge(dt, false, false, false, 0);
     }
 }
 END_TEST
@@ -256,7 +259,7 @@ END_TEST
 START_TEST(a_deferred_gradient_is_complete_before_its_producer_reads_it) {
     for (int d = 0; d < 2; d++) {
         check_merge(d ? TG_F64 : TG_F32, true, true, true, 1);
-        check_merge(d ? TG_F64 : TG_F32, false, true, true, ST);
+        check_merge(d ? TG_F64 : TG_F32, false, true, true, 1);
     }
 }
 END_TEST
@@ -289,15 +292,229 @@ START_TEST(backward_twice_accumulates_merged_gradients_twice) {
 }
 END_TEST
 
+/* ---- steps elsewhere, gathered ------------------------------------------------------- */
+
+/* T steps of B rows, each h_t [B, H] a tensor of its own (as tg_rnn's steps
+ * are): z_t = h_t W^T, W [G, H], backward of concat(z) with dy [T*B, G].
+ * dW goes to dw [G*H]; with ref, the double-loop sum too. Returns the stats. */
+static tg_tape_stats separate_steps_dw(tg_dtype dt, int T, int64_t B, int64_t H, int64_t G,
+                                       bool fusion, double *dw, double *ref) {
+    tg_rng rng = tg_rng_seeded(21);
+    tg_tensor **h = calloc((size_t)T, sizeof *h), **z = calloc((size_t)T, sizeof *z);
+    for (int t = 0; t < T; t++) h[t] = rand_tensor(dt, B, H, &rng);
+    tg_tensor *w = rand_tensor(dt, G, H, &rng), *dy = rand_tensor(dt, T * B, G, &rng);
+    tg_tensor_set_requires_grad(w, true);
+    tg_tape *tp = tg_tape_new();
+    tg_tape_set_fusion(tp, fusion);
+    tg_matmul_opts tb = {.trans_b = true};
+    for (int t = 0; t < T; t++) z[t] = tg_matmul_ex(tp, h[t], w, &tb);
+    tg_tensor *zall = tg_concat(tp, T, z, 0);
+    ck_assert_msg(zall != NULL, "%s", tg_tape_error(tp));
+    ck_assert_int_eq(tg_backward_ex(tp, zall, dy), TG_OK);
+    for (int64_t i = 0; i < G * H; i++) dw[i] = tg_tensor_grad_get(w, i);
+    for (int64_t g = 0; ref && g < G; g++)
+        for (int64_t j = 0; j < H; j++) {
+            double v = 0;
+            for (int t = 0; t < T; t++)
+                for (int64_t b = 0; b < B; b++)
+                    v += tg_tensor_get(dy, (t * B + b) * G + g) * tg_tensor_get(h[t], b * H + j);
+            ref[g * H + j] = v;
+        }
+    tg_tape_stats st;
+    tg_tape_stats_get(tp, &st);
+    tg_tape_free(tp);
+    for (int t = 0; t < T; t++) tg_tensor_free(h[t]);
+    tg_tensor_free(w);
+    tg_tensor_free(dy);
+    free(h);
+    free(z);
+    return st;
+}
+
+/* 20 steps of 32 rows: gathered 256 rows at a time (gemm_defer.c), three
+ * GEMMs of 8, 8 and 4 steps; the sum equals the loops' and the per-step
+ * GEMMs' (fusion off) within rounding, so a dropped or repeated chunk fails. */
+START_TEST(steps_elsewhere_are_gathered_in_chunks_that_sum_like_per_step_gemms) {
+    enum { T = 20, B = 32, H = 16, G = 24 };
+    static double merged[G * H], per_step[G * H], ref[G * H];
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F64 : TG_F32;
+        tg_tape_stats on = separate_steps_dw(dt, T, B, H, G, true, merged, ref);
+        tg_tape_stats off = separate_steps_dw(dt, T, B, H, G, false, per_step, NULL);
+        double worst_ref = 0, worst_off = 0;
+        for (int i = 0; i < G * H; i++) {
+            tgt_diff_update(&worst_ref, merged[i], ref[i]);
+            tgt_diff_update(&worst_off, merged[i], per_step[i]);
+        }
+        ck_assert_msg(tgt_within(worst_ref, tolerance(dt, T * B)) &&
+                          tgt_within(worst_off, tolerance(dt, T * B)),
+                      "%s: merged dW against the loops %g, against per-step GEMMs %g",
+                      tg_dtype_name(dt), worst_ref, worst_off);
+        ck_assert_uint_eq(on.gemm_deferred, T);
+        ck_assert_uint_eq(on.gemm_merged, 3);
+        ck_assert_uint_eq(off.gemm_deferred, 0);
+    }
+}
+END_TEST
+
+/* Steps of more than half a staging buffer (200 rows of 256) are long GEMMs
+ * already: each runs on its own rows, uncopied, and the sum is still right. */
+START_TEST(wide_steps_are_not_gathered) {
+    enum { T = 3, B = 200, H = 4, G = 8 };
+    double dw[G * H], ref[G * H], worst = 0;
+    tg_tape_stats st = separate_steps_dw(TG_F64, T, B, H, G, true, dw, ref);
+    for (int i = 0; i < G * H; i++) tgt_diff_update(&worst, dw[i], ref[i]);
+    ck_assert_msg(tgt_within(worst, tolerance(TG_F64, T * B)), "dW worst error %g", worst);
+    ck_assert_uint_eq(st.gemm_merged, T);
+}
+END_TEST
+
+/* The engine's own contract (gemm_internal.h): gathered rows are copied when
+ * they arrive, so buffers overwritten before the flush do not change the sum
+ * (here with X rows in a wider buffer, leading dimension 5 for 3 columns; a
+ * gap after each contribution, so that no two continue each other). */
+START_TEST(gathered_rows_are_copied_when_they_arrive) {
+    enum { N = 3, R = 4, P = 3, LDX = 5, Q = 2 };
+    double x[N][R * LDX + 1], y[N][R * Q + 1], dst[P * Q] = {0}, want[P * Q] = {0};
+    tg_rng rng = tg_rng_seeded(22);
+    for (int c = 0; c < N; c++) {
+        for (int i = 0; i < R * LDX; i++) x[c][i] = 2 * tg_rng_uniform(&rng) - 1;
+        for (int i = 0; i < R * Q; i++) y[c][i] = 2 * tg_rng_uniform(&rng) - 1;
+        for (int p = 0; p < P; p++)
+            for (int q = 0; q < Q; q++)
+                for (int r = 0; r < R; r++) want[p * Q + q] += x[c][r * LDX + p] * y[c][r * Q + q];
+    }
+    tg_tape *tp = tg_tape_new();
+    tg_tape_set_fusion(tp, true);
+    for (int c = 0; c < N; c++)
+        ck_assert(tg__gemm_defer_xty(tp, TG_F64, P, Q, R, x[c], LDX, y[c], Q, dst));
+    for (int c = 0; c < N; c++) {
+        for (int i = 0; i < R * LDX; i++) x[c][i] = NAN;
+        for (int i = 0; i < R * Q; i++) y[c][i] = NAN;
+    }
+    tg__flush_deferred(tp, NULL);
+    double worst = 0;
+    for (int i = 0; i < P * Q; i++) tgt_diff_update(&worst, dst[i], want[i]);
+    ck_assert_msg(tgt_within(worst, 1e-14), "worst %g", worst);
+    tg_tape_stats st;
+    tg_tape_stats_get(tp, &st);
+    ck_assert_uint_eq(st.gemm_merged, 1);
+    tg_tape_free(tp);
+}
+END_TEST
+
+/* tanh(h_t W^T) for every step, concatenated: 20 steps of 16 rows, two chunks. */
+typedef struct chain_ctx {
+    tg_tensor *h[20];
+    bool fusion;
+} chain_ctx;
+
+static tg_tensor *tanh_steps(tg_tape *tp, tg_tensor *const *in, void *user) {
+    chain_ctx *c = user;
+    tg_tape_set_fusion(tp, c->fusion);
+    tg_tensor *z[20];
+    tg_matmul_opts tb = {.trans_b = true};
+    for (int t = 0; t < 20; t++) z[t] = tg_tanh(tp, tg_matmul_ex(tp, c->h[t], in[0], &tb));
+    return tg_concat(tp, 20, z, 0);
+}
+
+START_TEST(gathered_weight_gradients_pass_gradcheck_with_the_merge_on_and_off) {
+    tg_rng rng = tg_rng_seeded(23);
+    chain_ctx c = {.fusion = true};
+    for (int t = 0; t < 20; t++) c.h[t] = rand_tensor(TG_F64, 16, 2, &rng);
+    tg_tensor *w = rand_tensor(TG_F64, 3, 2, &rng);
+    tg_tensor_set_requires_grad(w, true);
+    for (int on = 0; on < 2; on++) {
+        c.fusion = on;
+        tg_gradcheck_report r;
+        ck_assert_int_eq(tg_gradcheck(tanh_steps, &c, 1, &w, NULL, &r), TG_OK);
+        ck_assert_msg(r.passed, "merge %s: max abs err %g", on ? "on" : "off", r.max_abs_err);
+    }
+    for (int t = 0; t < 20; t++) tg_tensor_free(c.h[t]);
+    tg_tensor_free(w);
+}
+END_TEST
+
+/* ---- a whole layer ---------------------------------------------------------------------- */
+enum { LB = 16, LT = 20, LC = 5, LH = 8, MAX_GRADS = 4096 };
+
+/* A 2-layer bidirectional LSTM over [LB, LT, LC], every step's output against
+ * a target (MSE): each parameter's gradient, in registry order, into g. */
+static tg_tape_stats lstm_grads(tg_dtype dt, bool fusion, double *g, int64_t *n) {
+    tg_rng rng = tg_rng_seeded(24);
+    tg_params *p = tg_params_new();
+    tg_rnn_opts o = tg_rnn_opts_default(&tg_cell_lstm, LC, LH);
+    o.num_layers = 2;
+    o.bidirectional = true;
+    o.return_sequences = true;
+    tg_rnn rnn;
+    ck_assert_int_eq(tg_rnn_init(&rnn, p, "rnn", &o, dt, &rng), TG_OK);
+    tg_tensor *x = tg_tensor_new(dt, 3, TGT_SHAPE(LB, LT, LC));
+    tg_tensor *target = tg_tensor_new(dt, 3, TGT_SHAPE(LB, LT, 2 * LH));
+    fill_rand(x, &rng);
+    fill_rand(target, &rng);
+    tg_tape *tp = tg_tape_new();
+    tg_tape_set_fusion(tp, fusion);
+    tg_tensor *loss = tg_mse(tp, tg_rnn_forward(tp, &rnn, x, NULL, NULL, 0), target);
+    ck_assert_msg(loss != NULL, "%s", tg_tape_error(tp));
+    ck_assert_int_eq(tg_backward(tp, loss), TG_OK);
+    *n = 0;
+    for (int i = 0; i < tg_params_count(p); i++) {
+        tg_tensor *t = tg_params_at(p, i);
+        for (int64_t j = 0; j < tg_tensor_numel(t); j++) {
+            ck_assert_int_lt(*n, MAX_GRADS);
+            g[(*n)++] = tg_tensor_grad_get(t, j);
+        }
+    }
+    tg_tape_stats st;
+    tg_tape_stats_get(tp, &st);
+    tg_tape_free(tp);
+    tg_rnn_free(&rnn);
+    tg_params_free(p);
+    tg_tensor_free(x);
+    tg_tensor_free(target);
+    return st;
+}
+
+/* Each W_hh gets 20 contributions of 16 rows: gathered, two GEMMs each. The
+ * gradients of every parameter agree with the unmerged ones within rounding. */
+START_TEST(an_lstm_layer_merges_its_weight_gradients_and_agrees_with_per_step_gemms) {
+    static double on_g[MAX_GRADS], off_g[MAX_GRADS];
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F64 : TG_F32;
+        int64_t n_on, n_off;
+        tg_tape_stats on = lstm_grads(dt, true, on_g, &n_on);
+        lstm_grads(dt, false, off_g, &n_off);
+        ck_assert_int_eq(n_on, n_off);
+        double worst = 0, largest = 0;
+        for (int64_t i = 0; i < n_on; i++) {
+            tgt_diff_update(&worst, on_g[i], off_g[i]);
+            tgt_diff_update(&largest, off_g[i], 0);
+        }
+        double tol = (dt == TG_F32 ? 1e-5 : 1e-13) * (largest + 1);
+        ck_assert_msg(tgt_within(worst, tol), "%s: worst difference %g (largest gradient %g)",
+                      tg_dtype_name(dt), worst, largest);
+        ck_assert_msg(on.gemm_merged * 4 < on.gemm_deferred,
+                      "%s: %llu contributions deferred, run as %llu GEMMs", tg_dtype_name(dt),
+                      (unsigned long long)on.gemm_deferred, (unsigned long long)on.gemm_merged);
+    }
+}
+END_TEST
+
 Suite *suite_gemm(void) {
     Suite *s = suite_create("gemm");
     TCase *tc = tcase_create("gemm");
     tcase_add_test(tc, a_repeated_right_operand_is_packed_once_and_rounds_like_blis);
     tcase_add_test(tc, the_backward_product_uses_the_other_packed_orientation);
     tcase_add_test(tc, a_packed_operand_lives_until_tape_reset);
-    tcase_add_test(tc, weight_gradients_of_contiguous_steps_run_as_one_gemm);
+    tcase_add_test(tc, weight_gradients_of_successive_steps_run_as_one_gemm);
     tcase_add_test(tc, a_deferred_gradient_is_complete_before_its_producer_reads_it);
     tcase_add_test(tc, backward_twice_accumulates_merged_gradients_twice);
+    tcase_add_test(tc, steps_elsewhere_are_gathered_in_chunks_that_sum_like_per_step_gemms);
+    tcase_add_test(tc, wide_steps_are_not_gathered);
+    tcase_add_test(tc, gathered_rows_are_copied_when_they_arrive);
+    tcase_add_test(tc, gathered_weight_gradients_pass_gradcheck_with_the_merge_on_and_off);
+    tcase_add_test(tc, an_lstm_layer_merges_its_weight_gradients_and_agrees_with_per_step_gemms);
     suite_add_tcase(s, tc);
     return s;
 }

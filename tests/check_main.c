@@ -25,6 +25,7 @@ int main(void) {
     srunner_add_suite(sr, suite_sizes());
     srunner_add_suite(sr, suite_numerics());
     srunner_add_suite(sr, suite_select());
+    srunner_add_suite(sr, suite_grad());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

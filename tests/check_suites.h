@@ -29,6 +29,7 @@ Suite *suite_fuse(void);
 Suite *suite_sizes(void);
 Suite *suite_numerics(void);
 Suite *suite_select(void);
+Suite *suite_grad(void);
 
 /* ---- shared helpers: literal tensors, comparisons that fail on NaN/Inf, errors ---- */
 

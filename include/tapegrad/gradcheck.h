@@ -46,6 +46,18 @@ typedef struct tg_gradcheck_report {
 TG_API tg_status tg_gradcheck(tg_fn fn, void *user, int n_inputs, tg_tensor *const *inputs,
                               const tg_gradcheck_opts *opts, tg_gradcheck_report *report);
 
+/* ---- second order: gradients of gradients ------------------------------------
+ * With L = sum(w * f(x)) as above and G = dL/dx, checks the derivative of
+ * M = sum_i sum(v_i * G_i) (v_i fixed random) computed by double backward
+ * (tg_grad with create_graph, then tg_backward: every op's vjp_graph and the
+ * VJPs of what it records) against central differences of M in float64, where
+ * G comes from the ordinary first-order tg_backward. It first checks that
+ * tg_grad's G equals tg_backward's (report->message says where not). Same
+ * options and report as tg_gradcheck; an op on the way without a vjp_graph
+ * makes it return that op's error. */
+TG_API tg_status tg_gradgradcheck(tg_fn fn, void *user, int n_inputs, tg_tensor *const *inputs,
+                                  const tg_gradcheck_opts *opts, tg_gradcheck_report *report);
+
 /* ---- a whole model: every parameter of a registry ----------------------------
  * fn builds the output from your model, whose layers point at p's tensors, and
  * from whatever else it reads through user. Every float parameter of p that

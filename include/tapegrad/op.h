@@ -40,9 +40,16 @@
  *       .vjp = tg_eltwise_vjp, .eltwise = &cube_kernels};
  *   tg_tensor *cube(tg_tape *tp, tg_tensor *x) { return tg_apply(tp, &cube_op, 1, &x, NULL); }
  *
- * Grad of grad, later: VJPs receive whole nodes (tensors, not raw pointers),
- * so a second-order mode can give an op a `vjp_graph` that records its VJP with
- * ops on the tape, op by op, without touching the others. */
+ * Grad of grad: an op may also give `vjp_graph`, its VJP written with ops
+ * (tg_mul, tg_matmul, ...) on tensors. tg_grad (tapegrad/grad.h) replays the
+ * tape through these instead of `vjp`, so with create_graph the backward pass
+ * is itself recorded and can be differentiated again; an op without one makes
+ * tg_grad fail naming the op. For the cube above:
+ *   static int cube_vjp_graph(tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx) {
+ *       tg_tensor *x = n->in[0];
+ *       if (want[0]) dx[0] = tg_mul(n->tape, dy, tg_scale(n->tape, tg_mul(n->tape, x, x), 3));
+ *       return 0;
+ *   }                                         (and .vjp_graph = cube_vjp_graph) */
 #ifndef TAPEGRAD_OP_H
 #define TAPEGRAD_OP_H
 
@@ -123,6 +130,12 @@ struct tg_op {
     const tg_eltwise *eltwise;
     /* Movement ops: the window (see tg_window). NULL for every other op. */
     bool (*window)(const tg_tensor *x, const void *attr, const tg_desc *out, tg_window *w);
+    /* The VJP as ops, for tg_grad (NULL: no double backward). dy: the output's
+     * gradient, a tensor of its shape. For each input i with want[i], set dx[i]
+     * to its gradient (input i's shape and dtype), or leave it NULL for zero.
+     * n is a copy of the node (the node array may grow while ops record).
+     * Returns 0, or -1 with the error on the tape. */
+    int (*vjp_graph)(tg_node *n, tg_tensor *dy, const bool *want, tg_tensor **dx);
 };
 
 /* Run op on inputs: validate (infer), allocate the output in the arena,
