@@ -54,6 +54,9 @@ def parse_args(argv):
     ap.add_argument("--min-time", type=float, default=2.0, help="seconds of timed iterations")
     ap.add_argument("--min-iters", type=int, default=10)
     ap.add_argument("--warmup", type=float, default=0.5, help="seconds of warm-up (>= 3 iters)")
+    ap.add_argument("--cpu-clock", action="store_true",
+                    help="time iterations by the process's CPU clock (as the C benchmarks' "
+                         "--cpu-clock: 1 thread on a shared machine; sums threads)")
     a = ap.parse_args(argv)
     if a.threads == 1:
         a.split = "torch"   # the two splits are the same configuration
@@ -217,11 +220,12 @@ def measure(step, a):
     while time.perf_counter() < t_end:
         step()
     times = []
+    clock = time.process_time if a.cpu_clock else time.perf_counter
     t_end = time.perf_counter() + a.min_time
     while len(times) < a.min_iters or time.perf_counter() < t_end:
-        t0 = time.perf_counter()
+        t0 = clock()
         step()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     times.sort()
     n = len(times)
     med = times[n // 2] if n % 2 else 0.5 * (times[n // 2 - 1] + times[n // 2])

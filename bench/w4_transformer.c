@@ -25,7 +25,9 @@ static tg_tensor *xf_forward(tg_tape *tp, void *model) {
 /* The step's GEMMs as the block computes them: separate q, k, v projections
  * (PyTorch fuses them into one [N,C] x [C,3C]; same FLOPs), per-(batch, head)
  * attention products, out projection, feed-forward. x needs no gradient, so
- * the q/k/v projections have no dX. */
+ * the q/k/v projections have no dX. Each shape is timed as BLIS calls; the
+ * engine runs the per-head products as batches on BLIS's micro-kernel
+ * (ops/gemm_pack.c), so the step can beat this floor there. */
 static int xf_gemms(bench_gemm *g) {
     int64_t N = XB * XT, C = XC, d = XC / XH, T = XT, BH = XB * XH, F = XF;
     int n = 0;

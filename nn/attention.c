@@ -139,21 +139,43 @@ tg_tensor *tg_masked_softmax(tg_tape *tp, tg_tensor *scores, tg_tensor *keep) {
     return tg_mul(tp, tg_softmax(tp, tg_add(tp, scores, bias), -1), keep);
 }
 
-/* q [..., Tq, d], k [..., Tk, d], v [..., Tk, dv]: same rank >= 2, same leading dims. */
-static int check_qkv(tg_tape *tp, const tg_tensor *q, const tg_tensor *k, const tg_tensor *v) {
+/* q [..., Tq, d], k [..., Tk, d], v [..., Tk, dv]: same rank >= 2, same leading dims;
+ * with h heads q [B, Tq, h*d], k [B, Tk, h*d], v [B, Tk, h*dv]. */
+static int check_qkv(tg_tape *tp, const tg_tensor *q, const tg_tensor *k, const tg_tensor *v,
+                     int64_t heads) {
     int nd = tg_tensor_ndim(q);
     bool ok = nd >= 2 && tg_tensor_ndim(k) == nd && tg_tensor_ndim(v) == nd &&
               tg_tensor_dim(q, -1) == tg_tensor_dim(k, -1) &&
-              tg_tensor_dim(k, -2) == tg_tensor_dim(v, -2);
+              tg_tensor_dim(k, -2) == tg_tensor_dim(v, -2) && heads >= 0;
     for (int i = 0; ok && i < nd - 2; i++)
         ok = tg_tensor_dim(k, i) == tg_tensor_dim(q, i) &&
              tg_tensor_dim(v, i) == tg_tensor_dim(q, i);
+    if (ok && heads > 0)
+        ok = nd == 3 && tg_tensor_dim(q, -1) % heads == 0 && tg_tensor_dim(v, -1) % heads == 0;
     if (ok) return 0;
     char sq[160], sk[160], sv[160];
+    if (heads != 0)
+        return tg_fail(tp, TG_ERR_SHAPE, "attention",
+                       "with %lld heads q [B, Tq, h*d], k [B, Tk, h*d], v [B, Tk, h*dv] do not "
+                       "fit: q %s k %s v %s", (long long)heads, tg_shape_str(q, sq, sizeof sq),
+                       tg_shape_str(k, sk, sizeof sk), tg_shape_str(v, sv, sizeof sv));
     return tg_fail(tp, TG_ERR_SHAPE, "attention",
                    "q [..., Tq, d], k [..., Tk, d], v [..., Tk, dv] do not fit: q %s k %s v %s",
                    tg_shape_str(q, sq, sizeof sq), tg_shape_str(k, sk, sizeof sk),
                    tg_shape_str(v, sv, sizeof sv));
+}
+
+/* The shape of the scores: [..., Tq, Tk], with heads [B, h, Tq, Tk]; returns its rank. */
+static int scores_shape(const tg_tensor *q, const tg_tensor *k, int64_t heads, int64_t *shape) {
+    int nd = tg_tensor_ndim(q);
+    if (heads > 0) {
+        int64_t s[4] = {tg_tensor_dim(q, 0), heads, tg_tensor_dim(q, 1), tg_tensor_dim(k, 1)};
+        memcpy(shape, s, sizeof s);
+        return 4;
+    }
+    memcpy(shape, tg_tensor_shape(q), (size_t)nd * sizeof *shape);
+    shape[nd - 1] = tg_tensor_dim(k, -2);
+    return nd;
 }
 
 tg_tensor *tg_scaled_dot_product_attention(tg_tape *tp, tg_tensor *q, tg_tensor *k, tg_tensor *v,
@@ -161,30 +183,33 @@ tg_tensor *tg_scaled_dot_product_attention(tg_tape *tp, tg_tensor *q, tg_tensor 
     tg_sdpa_opts def = {0};
     if (!o) o = &def;
     if (weights) *weights = NULL;
-    if (!q || !k || !v || check_qkv(tp, q, k, v) < 0) return NULL;
-    int nd = tg_tensor_ndim(q);
+    if (!q || !k || !v || check_qkv(tp, q, k, v, o->heads) < 0) return NULL;
     int64_t shape[TG_MAX_DIMS];   /* of the scores [..., Tq, Tk] */
-    memcpy(shape, tg_tensor_shape(q), (size_t)nd * sizeof *shape);
-    shape[nd - 1] = tg_tensor_dim(k, -2);
+    int nd = scores_shape(q, k, o->heads, shape);
     if (o->mask && nn_check_mask(tp, "attention", o->mask, tg_tensor_dtype(q), nd, shape) < 0)
         return NULL;
     if (!(o->dropout >= 0 && o->dropout < 1)) {
         tg_fail(tp, TG_ERR_ARG, "attention", "dropout must be in [0, 1): %g", o->dropout);
         return NULL;
     }
-    double scale = o->scale != 0 ? o->scale : 1.0 / sqrt((double)tg_tensor_dim(q, -1));
+    int64_t d = tg_tensor_dim(q, -1) / (o->heads > 0 ? o->heads : 1);
+    double scale = o->scale != 0 ? o->scale : 1.0 / sqrt((double)d);
     tg_tensor *keep = o->mask;
     if (o->causal) {
         tg_tensor *c = tg_causal_mask(tp, tg_tensor_dtype(q), shape[nd - 2], shape[nd - 1]);
         keep = keep ? tg_mul(tp, keep, c) : c;
         if (!keep) return NULL;
     }
-    /* W = masked_softmax(q k^T * scale, keep) [..., Tq, Tk] */
-    tg_tensor *s = tg_scale(tp, tg_matmul_ex(tp, q, k, &(tg_matmul_opts){.trans_b = true}), scale);
+    /* W = masked_softmax((q * scale) k^T, keep) [..., Tq, Tk] (per head: [B, h, Tq, Tk]).
+     * q is scaled rather than the scores, as PyTorch does: q is Tk/d times smaller, and
+     * its scaling fuses into the pass that adds the projection's bias. */
+    tg_matmul_opts qk = {.trans_b = true, .heads = o->heads}, wv = {.heads = o->heads};
+    wv.merge_heads = o->heads > 0;
+    tg_tensor *s = tg_matmul_ex(tp, tg_scale(tp, q, scale), k, &qk);
     tg_tensor *w = tg_masked_softmax(tp, s, keep);
     if (weights) *weights = w;
     if (o->dropout > 0 && tg_tape_training(tp)) w = tg_dropout(tp, w, o->dropout, o->rng);
-    return tg_matmul(tp, w, v);   /* [..., Tq, dv] */
+    return tg_matmul_ex(tp, w, v, &wv);   /* [..., Tq, dv], heads: [B, Tq, h*dv] */
 }
 
 /* ---- Bahdanau / Luong attention ------------------------------------------------------- */

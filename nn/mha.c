@@ -75,14 +75,6 @@ tg_status tg_mha_init(tg_mha *m, tg_params *p, const char *name, int64_t dim, in
 }
 
 /* ---- forward ---------------------------------------------------------------------------------- */
-/* [B, T, C] -> [B, h, T, d] */
-static tg_tensor *split_heads(tg_tape *tp, const tg_mha *m, tg_tensor *x) {
-    if (!x) return NULL;
-    int64_t B = tg_tensor_dim(x, 0), T = tg_tensor_dim(x, 1);
-    tg_tensor *r = tg_reshape(tp, x, 4, (int64_t[]){B, T, m->heads, m->head_dim});
-    return tg_permute(tp, r, (const int[]){0, 2, 1, 3});
-}
-
 /* rows [k*C, (k+n)*C) of the packed weight or bias (n blocks of the projections) */
 static tg_tensor *block(tg_tape *tp, tg_tensor *w, int64_t C, int k, int n) {
     return w ? tg_slice(tp, w, 0, k * C, (k + n) * C) : NULL;
@@ -161,18 +153,16 @@ tg_tensor *tg_mha_forward(tg_tape *tp, const tg_mha *m, tg_tensor *x, tg_tensor 
     }
     if (!memory) memory = x;
     if (!x || !memory || check_mha_inputs(tp, m, x, memory) < 0) return NULL;
-    int64_t B = tg_tensor_dim(x, 0), Tq = tg_tensor_dim(x, 1), Tk = tg_tensor_dim(memory, 1);
+    int64_t Tq = tg_tensor_dim(x, 1), Tk = tg_tensor_dim(memory, 1);
     tg_tensor *keep;
     if (call_keep(tp, call, x, Tq, Tk, &keep) < 0) return NULL;
-    /* Q = x W_q^T + b_q, K = mem W_k^T + b_k, V = mem W_v^T + b_v, each [B, h, T, d] */
+    /* Q = x W_q^T + b_q, K = mem W_k^T + b_k, V = mem W_v^T + b_v, each [B, T, C]: the h
+     * heads [B, T, d] side by side, which attention reads per head in place */
     tg_tensor *qkv[3] = {NULL, NULL, NULL};
     project(tp, m, x, memory, qkv);
     tg_sdpa_opts so = {.mask = keep, .causal = call->causal, .dropout = m->dropout,
-                       .rng = call->rng};
-    tg_tensor *o = tg_scaled_dot_product_attention(tp, split_heads(tp, m, qkv[0]),
-                                                   split_heads(tp, m, qkv[1]),
-                                                   split_heads(tp, m, qkv[2]), &so, call->weights);
-    /* heads back side by side: [B, h, Tq, d] -> [B, Tq, h, d] -> [B, Tq, C]; out = . W_o^T + b_o */
-    o = tg_reshape(tp, tg_permute(tp, o, (const int[]){0, 2, 1, 3}), 3, (int64_t[]){B, Tq, m->dim});
+                       .rng = call->rng, .heads = m->heads};
+    /* [B, Tq, C], the heads' outputs side by side; out = . W_o^T + b_o */
+    tg_tensor *o = tg_scaled_dot_product_attention(tp, qkv[0], qkv[1], qkv[2], &so, call->weights);
     return nn_affine(tp, o, m->out_proj_weight, m->out_proj_bias);
 }

@@ -91,7 +91,7 @@ static int embedding_vjp_graph(tg_node *n, tg_tensor *g, const bool *want, tg_te
     tg_tensor *hot = tg_tape_tensor(tp, w->dtype, 2, (int64_t[]){N, V});
     for (int64_t s = 0; hot && s < N; s++) tg_tensor_set(hot, s * V + id[s], 1.0);
     tg_tensor *g2 = tg_reshape(tp, g, 2, (int64_t[]){N, C});
-    dx[0] = tg_matmul_ex(tp, hot, g2, &(tg_matmul_opts){true, false});
+    dx[0] = tg_matmul_ex(tp, hot, g2, &(tg_matmul_opts){.trans_a = true});
     return 0;
 }
 

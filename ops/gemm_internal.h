@@ -63,6 +63,29 @@ TG_HIDDEN bool tg__gemm_packed(tg_tape *tp, bool forward, tg_dtype dt, bool tran
                                int64_t lda, const void *b, int64_t ldb, double beta, void *c,
                                int64_t ldc);
 
+/* ---- batches of small products (gemm_pack.c) ----------------------------------------
+ * Where matrix i of a batch starts, in elements: (i / heads) * outer +
+ * (i % heads) * inner; its rows are ld apart. A plain [..., R, C] batch:
+ * heads 1, outer R*C, ld C; the heads of a [B, T, h*d] read as [B, h, T, d]:
+ * heads h, outer T*h*d, inner d, ld h*d; one matrix for all: outer 0. */
+typedef struct tg__mat_view { int64_t heads, outer, inner, ld; } tg__mat_view;
+
+static inline int64_t tg__mat_at(const tg__mat_view *v, int64_t i) {
+    return i / v->heads * v->outer + i % v->heads * v->inner;
+}
+
+/* C_i = op(A_i) op(B_i) + beta C_i for i < count, with distinct C_i. Products
+ * this small (attention's per-head 64x64x32) spend most of a BLIS call in its
+ * set-up: here both operands are packed per product into scratch and BLIS's
+ * micro-kernel runs over them (rounding as the native path), the products split
+ * across threads. Returns false (nothing done) when the shapes are not small:
+ * the caller then calls tg_gemm per product. */
+TG_HIDDEN bool tg__gemm_batch_small(tg_tape *tp, tg_dtype dt, bool trans_a, bool trans_b,
+                                    int64_t m, int64_t n, int64_t k, int64_t count,
+                                    const void *a, const tg__mat_view *va, const void *b,
+                                    const tg__mat_view *vb, double beta, void *c,
+                                    const tg__mat_view *vc);
+
 /* ---- deferred weight gradients (gemm_defer.c) --------------------------------------
  * dst [P, Q] += X^T Y, with X [rows, P] and Y [rows, Q] row blocks (leading
  * dimensions ldx, ldy), to be run later: contributions to the same dst whose

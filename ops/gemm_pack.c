@@ -18,7 +18,11 @@
  * of the two packed operands in the kernel call swap. A is packed the same
  * way into panels of the other width.
  *
- * Threads split the panels of op(B) (OpenMP); every thread reads all of A. */
+ * Threads split the panels of op(B) (OpenMP); every thread reads all of A.
+ *
+ * Batches of small products (attention's per-head products) reuse the same
+ * packing and panel loop with both operands packed per product
+ * (tg__gemm_batch_small, at the end). */
 #include "gemm_internal.h"
 
 #include <blis.h>
@@ -41,7 +45,14 @@ typedef struct ukr_geom {
     int64_t kc, kc_max, mc;  /* block depth (the last may reach kc_max); rows of A   */
     int64_t rb, ra;          /* panel widths of packed op(B) and op(A)               */
     bool swap;               /* column-preferring kernel: it computes C^T            */
+    void_fp packm_a, packm_b; /* BLIS's packing kernels for ra- and rb-wide panels, or NULL */
 } ukr_geom;
+
+/* BLIS's packm kernel type (one panel: p[l*ldp + i] = kappa a[i*inca + l*lda],
+ * i < cdim, l < n; the ukernel discards what padding rows and columns compute). */
+typedef void (*packm_ker)(conj_t conja, pack_t schema, dim_t cdim, dim_t n, dim_t n_max,
+                          void *kappa, void *a, inc_t inca, inc_t lda, void *p, inc_t ldp,
+                          cntx_t *cntx);
 
 static ukr_geom geom_of(tg_dtype dt) {
     cntx_t *cx = bli_gks_query_cntx();
@@ -56,6 +67,8 @@ static ukr_geom geom_of(tg_dtype dt) {
     int64_t nr = bli_cntx_get_blksz_def_dt(bd, BLIS_NR, cx);
     g.rb = g.swap ? mr : nr;
     g.ra = g.swap ? nr : mr;
+    g.packm_a = bli_cntx_get_packm_ker_dt(bd, (l1mkr_t)g.ra, cx);
+    g.packm_b = bli_cntx_get_packm_ker_dt(bd, (l1mkr_t)g.rb, cx);
     return g;
 }
 
@@ -117,8 +130,33 @@ pack_all(size_t es, const ukr_geom *g, char *dst, const char *src, int64_t rs, i
     }
 }
 
+/* The same layout through BLIS's vectorised packing kernel ker (R wide):
+ * 2-4x faster than the loops above on the per-head products of attention,
+ * whose panels are short rows copied or transposed. */
+static void pack_blis(const ukr_geom *g, packm_ker ker, char *dst, const char *src, int64_t rs,
+                      int64_t cs, int64_t depth, int64_t width, int64_t R) {
+    union { float f; double d; } one;
+    if (g->es == sizeof(float)) one.f = 1;
+    else one.d = 1;
+    pack_t schema = R == g->ra ? BLIS_PACKED_ROW_PANELS : BLIS_PACKED_COL_PANELS;
+    for (int64_t pc = 0, kc; pc < depth; pc += kc) {
+        kc = block_depth(g, pc, depth);
+        size_t pb = panel_bytes(g, kc, R);
+        char *blk = dst + block_offset(g, pc, width, R);
+        for (int64_t j0 = 0, i = 0; j0 < width; j0 += R, i++)
+            ker(BLIS_NO_CONJUGATE, schema, width - j0 < R ? width - j0 : R, kc, kc, &one,
+                (void *)(src + (size_t)(pc * rs + j0 * cs) * g->es), cs, rs, blk + (size_t)i * pb,
+                R, g->cx);
+    }
+}
+
 static void pack(const ukr_geom *g, char *dst, const char *src, int64_t rs, int64_t cs,
                  int64_t depth, int64_t width, int64_t R) {
+    void_fp ker = R == g->ra ? g->packm_a : g->packm_b;
+    if (ker && g->ra != g->rb) {   /* equal widths: which kernel is which is unclear */
+        pack_blis(g, (packm_ker)ker, dst, src, rs, cs, depth, width, R);
+        return;
+    }
     if (g->es == sizeof(float))
         pack_all(sizeof(float), g, dst, src, rs, cs, depth, width, R);
     else
@@ -138,7 +176,7 @@ struct pack_cache {
     pack_entry ent[PACK_ENTRIES];
     int n_ent;
     size_t held;                   /* bytes of packed copies                   */
-    void *a_buf;                   /* A packed per call                        */
+    void *a_buf;                   /* A (or a small batch's A and B) packed per call */
     size_t a_cap;
 };
 
@@ -237,6 +275,17 @@ static void run_panels(const packed_call *pc, int64_t j0, int64_t j1) {
     }
 }
 
+/* This thread's index in its team and the team's size (0 and 1 without OpenMP). */
+static void team_slot(int *t, int *nt) {
+#ifdef _OPENMP
+    *t = omp_get_thread_num();
+    *nt = omp_get_num_threads();
+#else
+    *t = 0;
+    *nt = 1;
+#endif
+}
+
 static void run_packed(const packed_call *pc, int threads) {
     int64_t nb = (pc->n + pc->g->rb - 1) / pc->g->rb;
     if (threads > nb) threads = (int)nb;
@@ -246,11 +295,8 @@ static void run_packed(const packed_call *pc, int threads) {
     }
 #pragma omp parallel num_threads(threads)
     {
-#ifdef _OPENMP
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-        int t = 0, nt = 1;
-#endif
+        int t, nt;
+        team_slot(&t, &nt);
         run_panels(pc, nb * t / nt, nb * (t + 1) / nt);
     }
 }
@@ -281,5 +327,76 @@ bool tg__gemm_packed(tg_tape *tp, bool forward, tg_dtype dt, bool trans_a, bool 
     run_packed(&pc, tg__gemm_threads_begin(tp, dt, m, n, k, &tm));
     tg__gemm_threads_end(&tm);
     tp->gemm_packed++;
+    return true;
+}
+
+/* ---- batches of small products -------------------------------------------------------------
+ * A BLIS call at 64x64x32 (attention's q k^T per head) spends more time in
+ * its set-up than in the micro-kernel: 8 us of which the arithmetic is about
+ * 3 (docs/performance.md, W4). Packing both operands into per-thread scratch
+ * and running the micro-kernel directly removes that set-up. */
+enum { SMALL_MAX_FLOPS = 1 << 21 };   /* per product: 2 MFLOP, e.g. 128x64x64 */
+
+typedef struct small_batch {
+    const ukr_geom *g;
+    bool ta, tb;
+    int64_t m, n, k;
+    const char *a, *b;
+    char *c;
+    const tg__mat_view *va, *vb, *vc;
+    double beta;
+    size_t a_bytes, b_bytes;
+} small_batch;
+
+/* Products [i0, i1) of the batch, packing into scratch (a_bytes + b_bytes). */
+static void run_small(const small_batch *sb, int64_t i0, int64_t i1, char *scratch) {
+    const ukr_geom *g = sb->g;
+    size_t es = g->es;
+    char *pa = scratch, *pb = scratch + sb->a_bytes;
+    for (int64_t i = i0; i < i1; i++) {
+        const char *a = sb->a + (size_t)tg__mat_at(sb->va, i) * es;
+        const char *b = sb->b + (size_t)tg__mat_at(sb->vb, i) * es;
+        /* op(A)^T: X(p, r) = op(A)[r, p]; op(B): X(p, j) = op(B)[p, j] */
+        pack(g, pa, a, sb->ta ? sb->va->ld : 1, sb->ta ? 1 : sb->va->ld, sb->k, sb->m, g->ra);
+        pack(g, pb, b, sb->tb ? 1 : sb->vb->ld, sb->tb ? sb->vb->ld : 1, sb->k, sb->n, g->rb);
+        packed_call pc = {g, sb->m, sb->n, sb->k, pa, pb, sb->beta,
+                          sb->c + (size_t)tg__mat_at(sb->vc, i) * es, sb->vc->ld};
+        run_panels(&pc, 0, (sb->n + g->rb - 1) / g->rb);
+    }
+}
+
+bool tg__gemm_batch_small(tg_tape *tp, tg_dtype dt, bool trans_a, bool trans_b, int64_t m,
+                          int64_t n, int64_t k, int64_t count, const void *a,
+                          const tg__mat_view *va, const void *b, const tg__mat_view *vb,
+                          double beta, void *c, const tg__mat_view *vc) {
+    if (m < 1 || n < 1 || k < 1 || count < 1 || (dt != TG_F32 && dt != TG_F64) ||
+        2.0 * (double)m * (double)n * (double)k > SMALL_MAX_FLOPS)
+        return false;
+    tg_init();
+    ukr_geom g = geom_of(dt);
+    if (!g.ukr || m > g.mc) return false;
+    small_batch sb = {&g, trans_a, trans_b, m, n, k, a, b, c, va, vb, vc, beta,
+                      packed_bytes(&g, k, m, g.ra), packed_bytes(&g, k, n, g.rb)};
+    struct pack_cache *s = cache_of(tp);
+    tg__gemm_timing tm;
+    int threads = tg__gemm_threads_begin(tp, dt, m * count, n, k, &tm);
+    if (threads > count) threads = (int)count;
+    char *scratch = s ? a_scratch(tp, s, (size_t)threads * (sb.a_bytes + sb.b_bytes)) : NULL;
+    if (!scratch) {
+        tg__gemm_threads_end(&tm);
+        return false;
+    }
+    if (threads <= 1) {
+        run_small(&sb, 0, count, scratch);
+    } else {
+#pragma omp parallel num_threads(threads)
+        {
+            int t, nt;
+            team_slot(&t, &nt);
+            run_small(&sb, count * t / nt, count * (t + 1) / nt,
+                      scratch + (size_t)t * (sb.a_bytes + sb.b_bytes));
+        }
+    }
+    tg__gemm_threads_end(&tm);
     return true;
 }

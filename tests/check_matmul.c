@@ -19,7 +19,7 @@ START_TEST(two_by_three_times_three_by_two) {
         /* the same through both transposes: (b^T)^T (a^T)^T... c^T = b^T a^T */
         tg_tensor *at = mat(dt, 3, 2, (double[]){1, 4, 2, 5, 3, 6});
         tg_tensor *bt = mat(dt, 2, 3, (double[]){7, 9, 11, 8, 10, 12});
-        tg_matmul_opts both = {true, true};
+        tg_matmul_opts both = {.trans_a = true, .trans_b = true};
         ck_assert_tensor_near(tg_matmul_ex(tp, at, bt, &both), want, 4, 0);
         tg_tensor_free(a);
         tg_tensor_free(b);
@@ -90,6 +90,69 @@ START_TEST(shape_and_dtype_errors_name_the_operands) {
 }
 END_TEST
 
+/* Two heads of width 1, worked by hand. q = [[1,2],[3,4]] holds head 0
+ * [[1],[3]] and head 1 [[2],[4]]; k = [[5,6],[7,8]] heads [[5],[7]], [[6],[8]].
+ * q k^T per head: [[5,7],[15,21]] and [[12,16],[24,32]]. Those times v's
+ * heads [[1],[2]] and [[-1],[0]]: [[19],[57]] and [[-12],[-24]], merged
+ * side by side per row: [[19,-12],[57,-24]]. */
+START_TEST(per_head_products_read_and_write_heads_in_place) {
+    for (int dd = 0; dd < 2; dd++) {
+        tg_dtype dt = dd ? TG_F32 : TG_F64;
+        tg_tape *tp = tg_tape_new();
+        int64_t s3[] = {1, 2, 2};
+        tg_tensor *q = tg_tensor_from(dt, 3, s3, (double[]){1, 2, 3, 4});
+        tg_tensor *k = tg_tensor_from(dt, 3, s3, (double[]){5, 6, 7, 8});
+        tg_tensor *v = tg_tensor_from(dt, 3, s3, (double[]){1, -1, 2, 0});
+        tg_tensor *s = tg_matmul_ex(tp, q, k, &(tg_matmul_opts){.trans_b = true, .heads = 2});
+        ck_assert_shape(s, 4, TGT_SHAPE(1, 2, 2, 2));
+        ck_assert_tensor_near(s, ((double[]){5, 7, 15, 21, 12, 16, 24, 32}), 8, 0);
+        tg_tensor *o = tg_matmul_ex(tp, s, v, &(tg_matmul_opts){.heads = 2, .merge_heads = true});
+        ck_assert_shape(o, 3, TGT_SHAPE(1, 2, 2));
+        ck_assert_tensor_near(o, ((double[]){19, -12, 57, -24}), 4, 0);
+        tg_tensor_free(q);
+        tg_tensor_free(k);
+        tg_tensor_free(v);
+        tg_tape_free(tp);
+    }
+}
+END_TEST
+
+START_TEST(head_layout_errors_name_the_operands) {
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *a = tg_tensor_new(TG_F32, 3, (int64_t[]){2, 3, 4});
+    tg_tensor *b = tg_tensor_new(TG_F32, 3, (int64_t[]){3, 3, 4});
+    tg_tensor *w = tg_tensor_new(TG_F32, 4, (int64_t[]){2, 3, 3, 3});
+    ck_assert_fails(tp, tg_matmul_ex(tp, a, a, &(tg_matmul_opts){.trans_b = true, .heads = 3}),
+                    TG_ERR_SHAPE, "matmul: with 3 heads operands must be [B, T, h*d] or "
+                    "[B, h, R, C]: [2,3,4] x [2,3,4]");
+    ck_assert_fails(tp, tg_matmul_ex(tp, a, b, &(tg_matmul_opts){.trans_b = true, .heads = 2}),
+                    TG_ERR_SHAPE, "matmul: with 2 heads operands must be [B, T, h*d] or "
+                    "[B, h, R, C]: [2,3,4] x [3,3,4]");
+    ck_assert_fails(tp, tg_matmul_ex(tp, w, a, &(tg_matmul_opts){.heads = 2}), TG_ERR_SHAPE,
+                    "matmul: with 2 heads operands must be");
+    ck_assert_fails(tp, tg_matmul_ex(tp, a, a, &(tg_matmul_opts){.heads = -1}), TG_ERR_SHAPE,
+                    "matmul: heads must be >= 0: [2,3,4] x [2,3,4]");
+    ck_assert_fails(tp, tg_matmul_ex(tp, a, a, &(tg_matmul_opts){.merge_heads = true}),
+                    TG_ERR_SHAPE, "matmul: merge_heads needs heads > 0");
+    ck_assert_fails(tp, tg_matmul_ex(tp, a, a, &(tg_matmul_opts){.heads = 2}), TG_ERR_SHAPE,
+                    "matmul: inner dimensions differ: [2,3,4] x [2,3,4]");
+    /* empty operands whose per-head product would be [1, 1, 2^40, 2^23]: refused before
+     * any size of it is computed (2^63 would overflow) */
+    tg_tensor *wide = tg_tensor_new(TG_F32, 3, (int64_t[]){1, (int64_t)1 << 40, 0});
+    tg_tensor *tall = tg_tensor_new(TG_F32, 3, (int64_t[]){1, 0, (int64_t)1 << 23});
+    ck_assert_ptr_nonnull(wide);
+    ck_assert_ptr_nonnull(tall);
+    ck_assert_fails(tp, tg_matmul_ex(tp, wide, tall, &(tg_matmul_opts){.heads = 1}), TG_ERR_SHAPE,
+                    "matmul: per-head result would have more than 2^40 elements");
+    tg_tensor_free(wide);
+    tg_tensor_free(tall);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    tg_tensor_free(w);
+    tg_tape_free(tp);
+}
+END_TEST
+
 Suite *suite_matmul(void) {
     Suite *s = suite_create("matmul");
     TCase *tc = tcase_create("matmul");
@@ -97,6 +160,8 @@ Suite *suite_matmul(void) {
     tcase_add_test(tc, rnn_weighted_sum_from_the_lecture);
     tcase_add_test(tc, batched_and_shared_weight_products);
     tcase_add_test(tc, shape_and_dtype_errors_name_the_operands);
+    tcase_add_test(tc, per_head_products_read_and_write_heads_in_place);
+    tcase_add_test(tc, head_layout_errors_name_the_operands);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -340,13 +340,16 @@ static tg_tensor *unary_op(fuzz *f, tg_tensor *x) {
 }
 
 static tg_tensor *binary_op(fuzz *f, tg_tensor *a, tg_tensor *b) {
-    tg_matmul_opts o = {chance(f, 30), chance(f, 30)};
+    tg_matmul_opts o = {.trans_a = chance(f, 30), .trans_b = chance(f, 30),
+                        .heads = chance(f, 15) ? (int64_t)below(f, 5) - 1 : 0,
+                        .merge_heads = chance(f, 30)};
     switch (below(f, 10)) {
     case 0: say(f, "add"); return tg_add(f->tp, a, b);
     case 1: say(f, "sub"); return tg_sub(f->tp, a, b);
     case 2: say(f, "mul"); return tg_mul(f->tp, a, b);
     case 3: say(f, "div"); return tg_div(f->tp, a, b);
-    case 4: say(f, "matmul_ex(%d, %d)", o.trans_a, o.trans_b);
+    case 4: say(f, "matmul_ex(%d, %d, heads %lld%s)", o.trans_a, o.trans_b, (long long)o.heads,
+            o.merge_heads ? ", merged" : "");
         return tg_matmul_ex(f->tp, a, b, chance(f, 20) ? NULL : &o);
     case 5: say(f, "mse"); return tg_mse(f->tp, a, b);
     case 6: say(f, "bce_with_logits"); return tg_bce_with_logits(f->tp, a, b);

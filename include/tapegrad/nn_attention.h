@@ -65,11 +65,17 @@ typedef struct tg_sdpa_opts {
     double scale;      /* 0: 1/sqrt(d)                                                   */
     double dropout;    /* on the weights, when the tape is training (needs rng)          */
     tg_rng *rng;
+    int64_t heads;     /* h > 0: q, k, v hold h heads side by side (below)               */
 } tg_sdpa_opts;
 
 /* q [..., Tq, d], k [..., Tk, d], v [..., Tk, dv] (equal leading dims) -> [..., Tq, dv]:
- *   W = masked_softmax(q k^T * scale, keep),  out = W v.
- * weights (optional) receives W [..., Tq, Tk]. o may be NULL. */
+ *   W = masked_softmax((q * scale) k^T, keep),  out = W v.
+ * weights (optional) receives W [..., Tq, Tk]. o may be NULL.
+ * With heads = h: q [B, Tq, h*d], k [B, Tk, h*d], v [B, Tk, h*dv] (the heads
+ * side by side, as projections make them) -> [B, Tq, h*dv], the heads'
+ * outputs side by side; W is [B, h, Tq, Tk] (the mask broadcasts to it) and
+ * scale defaults to 1/sqrt(d). The heads are read and written in place
+ * (tg_matmul_opts.heads): no split or merge copies. */
 TG_API tg_tensor *tg_scaled_dot_product_attention(tg_tape *tp, tg_tensor *q, tg_tensor *k,
                                                   tg_tensor *v, const tg_sdpa_opts *o,
                                                   tg_tensor **weights);

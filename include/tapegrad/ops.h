@@ -16,7 +16,16 @@ extern "C" {
 #endif
 
 /* ---- linear algebra ------------------------------------------------------ */
-typedef struct tg_matmul_opts { bool trans_a, trans_b; } tg_matmul_opts;
+typedef struct tg_matmul_opts {
+    bool trans_a, trans_b;
+    /* heads = h > 0: per-head products of multi-head attention, read and
+     * written through strides, never copies. An operand [B, T, h*d] stands
+     * for the [B, h, T, d] its heads side by side are (a [B, h, ., .] one is
+     * read as it is); the result is [B, h, M, N], or with merge_heads
+     * [B, M, h*N] (heads side by side again). */
+    int64_t heads;
+    bool merge_heads;
+} tg_matmul_opts;
 /* a [..., M, K] x b [..., K, N] -> [..., M, N]; leading dims equal, or b 2-D
  * (shared by every batch). Transposes use strides, never copies. A 2-D b that
  * recurs in a recording with few rows of a (M <= BLIS's MC block, e.g. an

@@ -2,7 +2,7 @@
 #include "../case_table.h"
 
 static tg_tensor *mm(tg_tape *tp, tg_tensor *const *in, bool ta, bool tb) {
-    tg_matmul_opts o = {ta, tb};
+    tg_matmul_opts o = {.trans_a = ta, .trans_b = tb};
     return tg_matmul_ex(tp, in[0], in[1], &o);
 }
 tg_tensor *build_matmul(tg_tape *tp, tg_tensor *const *in, void *u) { (void)u; return mm(tp, in, false, false); }
@@ -17,3 +17,11 @@ tg_tensor *build_matmul_rec(tg_tape *tp, tg_tensor *const *in, void *u) {
     for (int t = 0; t < 4; t++) h = tg_tanh(tp, mm(tp, (tg_tensor *[]){h, in[1]}, false, true));
     return h;
 }
+/* two heads: [B, T, 2*d] operands read as [B, 2, T, d] through strides */
+static tg_tensor *mm_heads(tg_tape *tp, tg_tensor *const *in, bool ta, bool tb, bool merge) {
+    tg_matmul_opts o = {.trans_a = ta, .trans_b = tb, .heads = 2, .merge_heads = merge};
+    return tg_matmul_ex(tp, in[0], in[1], &o);
+}
+tg_tensor *build_matmul_heads_tb(tg_tape *tp, tg_tensor *const *in, void *u) { (void)u; return mm_heads(tp, in, false, true, false); }
+tg_tensor *build_matmul_heads_merge(tg_tape *tp, tg_tensor *const *in, void *u) { (void)u; return mm_heads(tp, in, false, false, true); }
+tg_tensor *build_matmul_heads_ta(tg_tape *tp, tg_tensor *const *in, void *u) { (void)u; return mm_heads(tp, in, true, false, true); }
