@@ -137,7 +137,8 @@ tg_status tgd_agree(const tg_dist *d, MPI_Comm comm, tg_status mine, const char 
     st = rc == MPI_SUCCESS ? tgd_wait(d, &req, what) : tgd_mpi_fail(rc, what);
     if (st != TG_OK) return st;
     note.msg[sizeof note.msg - 1] = '\0';
-    st = note.status > TG_OK && note.status <= TG_ERR_STATE ? (tg_status)note.status : TG_ERR_STATE;
+    /* any status the core defines (TG_ERR_NUMERIC is its last) crosses ranks as is */
+    st = note.status > TG_OK && note.status <= TG_ERR_NUMERIC ? (tg_status)note.status : TG_ERR_STATE;
     return tg_set_last_error(st, "%s: rank %d failed: %s", what, lowest, note.msg);
 }
 
