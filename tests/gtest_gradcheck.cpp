@@ -5,21 +5,9 @@
 #include <ostream>
 #include <string>
 
-#include "tg_shim.h"
+#include "case_rows.h"
 
 namespace {
-
-struct CaseParam {
-    int index;
-    tg_dtype dtype;
-};
-
-// A failing row is named by GoogleTest through this ("sigmoid/wide_range in
-// float32"), instead of the parameter's bytes.
-void PrintTo(const CaseParam &p, std::ostream *os) {
-    const tg_case &c = tg_cases[p.index];
-    *os << c.op << "/" << c.name << " in " << tg_dtype_name(p.dtype);
-}
 
 class Primitive : public ::testing::TestWithParam<CaseParam> {};
 
@@ -42,20 +30,7 @@ TEST_P(Primitive, GradientMatchesFiniteDifferences) {
                           << r.worst_analytic << " vs numeric " << r.worst_numeric;
 }
 
-std::vector<CaseParam> all_cases() {
-    std::vector<CaseParam> v;
-    for (int i = 0; i < tg_n_cases; i++) {
-        v.push_back({i, TG_F64});
-        v.push_back({i, TG_F32});
-    }
-    return v;
-}
-
-std::string case_name(const ::testing::TestParamInfo<CaseParam> &info) {
-    const tg_case &c = tg_cases[info.param.index];
-    return std::string(c.op) + "_" + c.name + "_in_" + tg_dtype_name(info.param.dtype);
-}
-
-INSTANTIATE_TEST_SUITE_P(EveryCase, Primitive, ::testing::ValuesIn(all_cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(EveryCase, Primitive, ::testing::ValuesIn(all_case_rows()),
+                         case_row_name);
 
 }  // namespace
