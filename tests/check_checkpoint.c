@@ -64,9 +64,10 @@ typedef struct rnn_case {
     bool bidirectional, inputs_in_span;
     double dropout, recurrent_dropout, layer_dropout;
     int64_t k;
+    int64_t T, B;   /* 0: T = 7, B = 8 */
 } rnn_case;
 
-enum { B = 8, T = 7, C = 5, H = 32 };
+enum { C = 5, H = 32 };
 
 /* loss = sum(y * w) + sum(h_final * v) of one run; backward; returns the output y's bytes. */
 static void *run_layer(tg_tape *tp, tg_rnn *r, tg_tensor *x, tg_tensor *w, tg_tensor *v,
@@ -84,6 +85,7 @@ static void *run_layer(tg_tape *tp, tg_rnn *r, tg_tensor *x, tg_tensor *w, tg_te
 }
 
 static void check_rnn_case(const rnn_case *rc, bool fusion) {
+    int64_t T = rc->T ? rc->T : 7, B = rc->B ? rc->B : 8;
     tg_rng init = tg_rng_seeded(11);
     tg_rnn_opts o = tg_rnn_opts_torch(rc->cell, C, H);
     o.num_layers = rc->layers;
@@ -147,6 +149,16 @@ static const rnn_case rnn_cases[] = {
      .recurrent_dropout = 0.25},
     {.cell = &tg_cell_lstm, .layers = 1, .k = 1, .bidirectional = true},
     {.cell = &tg_cell_lstm, .layers = 2, .k = 3, .inputs_in_span = true, .recurrent_dropout = 0.2},
+    /* Longer than one 256-row chunk of the deferred weight-gradient GEMMs
+     * (ops/gemm_defer.c; 32 steps of B = 8): the spans' contributions must
+     * be summed in the plain tape's chunks, not span by span. k not dividing
+     * T, a chunk boundary inside a span, k = 1, both directions, GRU. */
+    {.cell = &tg_cell_lstm, .layers = 1, .k = 5, .T = 70},
+    {.cell = &tg_cell_lstm, .layers = 1, .k = 1, .T = 40},
+    {.cell = &tg_cell_gru, .layers = 2, .k = 4, .T = 45, .bidirectional = true,
+     .recurrent_dropout = 0.25},
+    /* steps too wide to gather (B = 160 rows > half a chunk): each its own GEMM */
+    {.cell = &tg_cell_lstm, .layers = 1, .k = 2, .T = 5, .B = 160},
 };
 
 START_TEST(rnn_gradients_equal_the_plain_tape_bit_for_bit) {
