@@ -11,9 +11,8 @@
  *
  * Its VJP runs fn again on the reset sub-tape from the saved RNG state,
  * seeds the outputs with their gradients on tp and backpropagates the
- * sub-recording, adds what
- * reached the span's inputs into their gradients on tp, and resets the
- * sub-tape. Leaves fn reads through its ctx (parameters) are written
+ * sub-recording, adds what reached the span's inputs into their gradients on
+ * tp, and resets the sub-tape. Leaves fn reads through its ctx (parameters) are written
  * directly, in the order the plain replay would write them, which is what
  * makes the gradients equal bit for bit; so are their deferred weight-gradient
  * GEMMs: they join the outermost tape's list (ops/gemm_defer.c) and are
