@@ -11,12 +11,14 @@
  *
  * Its VJP runs fn again on the reset sub-tape from the saved RNG state,
  * seeds the outputs with their gradients on tp and backpropagates the
- * sub-recording (its deferred GEMMs completed before it returns), adds what
- * reached the span's inputs into their gradients on tp, and resets the
- * sub-tape. Leaves fn reads through its ctx (parameters) are written
+ * sub-recording, adds what reached the span's inputs into their gradients on
+ * tp, and resets the sub-tape. Leaves fn reads through its ctx (parameters) are written
  * directly, in the order the plain replay would write them, which is what
- * makes the gradients equal bit for bit. */
+ * makes the gradients equal bit for bit; so are their deferred weight-gradient
+ * GEMMs: they join the outermost tape's list (ops/gemm_defer.c) and are
+ * summed in its chunks, at its flush points, as without the span. */
 #include "fuse.h"
+#include "../ops/gemm_internal.h"
 
 #include <string.h>
 
@@ -120,6 +122,7 @@ static int lend_input_grads(tg_node *node, tg_tensor *const *al) {
     for (int i = 0; i < node->n_in; i++) {
         tg_tensor *x = node->in[i];
         if (!x->grad || !x->requires_grad) continue;
+        tg__flush_deferred(node->tape, x->grad);   /* copied now: nothing may land in it later */
         tg__grad_complete(x);
         size_t bytes = (size_t)x->numel * tg_dtype_size(x->dtype);
         if (!(al[i]->grad = tg__arena_data(sub, bytes, false, TG_ARENA_GRADIENT)))
@@ -192,11 +195,10 @@ static int recompute_and_backward(tg_node *node, tg_tape *sub) {
 
 static int ckpt_vjp(tg_node *node) {
     tg_tape *tp = node->tape;
-    /* the outer replay's pending work lands first, as it would without the span */
-    tg__flush_deferred(tp, NULL);
     tg_tape *sub = sub_tape(tp);
     if (!sub) return -1;
     int rc = recompute_and_backward(node, sub);
+    tg__gemm_defer_settle(sub->claim_for);   /* pending runs stop reading the span's rows */
     tg_tape_reset(sub);
     return rc;
 }

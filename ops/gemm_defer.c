@@ -24,7 +24,15 @@
  *   - a contribution to the same gradient arrives that fits neither way.
  *
  * Merging reorders the sum over steps (results move within rounding), so it
- * follows the fusion switch (tg__fusion_enabled). */
+ * follows the fusion switch (tg__fusion_enabled).
+ *
+ * A checkpointed span's sub-tape (autograd/checkpoint.c) hands a contribution
+ * whose gradient outlives the span (a parameter's, anything outside the
+ * sub-tape's arena) to the outermost tape's list, so it is summed in the same
+ * chunks and order as on the plain tape (gradients equal bit for bit). Its
+ * rows may live in the sub-arena: before the sub-tape resets,
+ * tg__gemm_defer_settle copies such a run into staging, as the next
+ * contribution would have (or computes it, when it is too wide to gather). */
 #include "gemm_internal.h"
 
 #include <string.h>
@@ -51,6 +59,7 @@ typedef struct defer_run {
     void *stage;           /* NULL: x, y are the contributions' own rows */
     size_t stage_bytes;
     int64_t cap;
+    bool in_span;          /* x, y may be a checkpointed span's rows: settle before it resets */
 } defer_run;
 
 typedef struct spare_stage {
@@ -145,6 +154,7 @@ static bool stage_begin(tg_tape *tp, struct defer_list *l, defer_run *r, int64_t
     r->y = (const char *)mem + (size_t)(cap * r->P) * es;
     r->ldx = r->P;
     r->ldy = r->Q;
+    r->in_span = false;
     stage_append(r, &own);
     return true;
 }
@@ -165,6 +175,7 @@ static bool merge(defer_run *r, const defer_run *c) {
         return false;
     }
     r->rows += c->rows;
+    r->in_span |= c->in_span;
     return true;
 }
 
@@ -209,26 +220,59 @@ static void flush(tg_tape *tp, const void *grad) {
     if (kept == 0) tp->flush_deferred = NULL;
 }
 
+/* Whether p lies in tp's arena. */
+static bool in_arena(const tg_tape *tp, const void *p) {
+    const unsigned char *q = p;
+    for (const tg_chunk *c = tp->chunks; c; c = c->next)
+        if (q >= c->base && q < c->base + c->size) return true;
+    return false;
+}
+
+/* The tape whose list sums dst: a span's sub-tape keeps only gradients that
+ * die with it (in its arena); others go to the outermost tape (see the top). */
+static tg_tape *home_of(tg_tape *tp, const void *dst) {
+    return tp->claim_for && !in_arena(tp, dst) ? tp->claim_for : tp;
+}
+
 bool tg__gemm_defer_xty(tg_tape *tp, tg_dtype dt, int64_t P, int64_t Q, int64_t rows,
                         const void *x, int64_t ldx, const void *y, int64_t ldy, void *dst) {
     if (!tg__fusion_enabled(tp) || P < 1 || Q < 1 || rows < 1) return false;
-    struct defer_list *l = list_of(tp);
+    tg_tape *home = home_of(tp, dst);
+    struct defer_list *l = list_of(home);
     if (!l) return false;
-    defer_run c = {dst, dt, P, Q, rows, x, y, ldx, ldy, NULL, 0, 0};
-    tp->gemm_deferred++;
+    defer_run c = {dst, dt, P, Q, rows, x, y, ldx, ldy, NULL, 0, 0, home != tp};
+    home->gemm_deferred++;
     for (int i = 0; i < l->n; i++) {
         if (l->run[i].dst == dst) {
-            join(tp, l, &l->run[i], &c);
+            join(home, l, &l->run[i], &c);
             return true;
         }
     }
     if (l->n == MAX_RUNS) {   /* room for one more: the oldest run goes first */
-        compute(tp, &l->run[0]);
+        compute(home, &l->run[0]);
         stage_give_back(l, &l->run[0]);
         for (int i = 1; i < l->n; i++) l->run[i - 1] = l->run[i];
         l->n--;
     }
     l->run[l->n++] = c;
-    tp->flush_deferred = flush;
+    home->flush_deferred = flush;
     return true;
+}
+
+void tg__gemm_defer_settle(tg_tape *tp) {
+    struct defer_list *l = tp->gemm ? tp->gemm->defer : NULL;
+    if (!l) return;
+    int kept = 0;
+    for (int i = 0; i < l->n; i++) {
+        defer_run *r = &l->run[i];
+        int64_t cap = r->in_span ? stage_cap(r) : 0;
+        if (!r->in_span || (r->rows * 2 <= cap && stage_begin(tp, l, r, cap))) {
+            l->run[kept++] = *r;   /* gathered as the next contribution would have */
+            continue;
+        }
+        compute(tp, r);   /* too wide to gather: the next contribution would compute it first */
+        stage_give_back(l, r);
+    }
+    l->n = kept;
+    if (kept == 0) tp->flush_deferred = NULL;
 }

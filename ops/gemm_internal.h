@@ -99,5 +99,10 @@ TG_HIDDEN bool tg__gemm_batch_small(tg_tape *tp, tg_dtype dt, bool trans_a, bool
 TG_HIDDEN bool tg__gemm_defer_xty(tg_tape *tp, tg_dtype dt, int64_t P, int64_t Q, int64_t rows,
                                   const void *x, int64_t ldx, const void *y, int64_t ldy,
                                   void *dst);
+/* On a checkpointed span's sub-tape, contributions to gradients outside its
+ * arena go to the outermost tape's list (chunks as on the plain tape). Before
+ * the sub-tape resets, call this on the outermost tape: runs reading rows of
+ * the span are copied into staging (or computed), so none reads freed memory. */
+TG_HIDDEN void tg__gemm_defer_settle(tg_tape *tp);
 
 #endif

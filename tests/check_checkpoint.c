@@ -64,9 +64,11 @@ typedef struct rnn_case {
     bool bidirectional, inputs_in_span;
     double dropout, recurrent_dropout, layer_dropout;
     int64_t k;
+    int64_t T, B;   /* 0: T = 7, B = 8 */
+    bool one_thread;
 } rnn_case;
 
-enum { B = 8, T = 7, C = 5, H = 32 };
+enum { C = 5, H = 32 };
 
 /* loss = sum(y * w) + sum(h_final * v) of one run; backward; returns the output y's bytes. */
 static void *run_layer(tg_tape *tp, tg_rnn *r, tg_tensor *x, tg_tensor *w, tg_tensor *v,
@@ -84,6 +86,7 @@ static void *run_layer(tg_tape *tp, tg_rnn *r, tg_tensor *x, tg_tensor *w, tg_te
 }
 
 static void check_rnn_case(const rnn_case *rc, bool fusion) {
+    int64_t T = rc->T ? rc->T : 7, B = rc->B ? rc->B : 8;
     tg_rng init = tg_rng_seeded(11);
     tg_rnn_opts o = tg_rnn_opts_torch(rc->cell, C, H);
     o.num_layers = rc->layers;
@@ -97,6 +100,7 @@ static void check_rnn_case(const rnn_case *rc, bool fusion) {
     ck_assert_int_eq(tg_rnn_init(&r, p, "rnn", &o, TG_F32, &init), TG_OK);
     tg_tape *tp = tg_tape_new();
     tg_tape_set_fusion(tp, fusion);
+    if (rc->one_thread) tg_tape_set_threads(tp, 1);
     tg_tensor *x = random_leaf(TG_F32, 3, TGT_SHAPE(T, B, C), 1, true);
     tg_tensor *w = random_leaf(TG_F32, 3, TGT_SHAPE(T, B, H), 2, false);
     tg_tensor *v = random_leaf(TG_F32, 2, TGT_SHAPE(B, H), 3, false);
@@ -147,6 +151,21 @@ static const rnn_case rnn_cases[] = {
      .recurrent_dropout = 0.25},
     {.cell = &tg_cell_lstm, .layers = 1, .k = 1, .bidirectional = true},
     {.cell = &tg_cell_lstm, .layers = 2, .k = 3, .inputs_in_span = true, .recurrent_dropout = 0.2},
+    /* Longer than one 256-row chunk of the deferred weight-gradient GEMMs
+     * (ops/gemm_defer.c; 32 steps of B = 8): the spans' contributions must
+     * be summed in the plain tape's chunks, not span by span. k not dividing
+     * T, a chunk boundary inside a span, k = 1, both directions, GRU. One
+     * thread: at these sizes a fused group's sum over rows (a bias gradient)
+     * may be split across two threads or not as contention is timed, and its
+     * rounding then differs from run to run even without checkpointing. */
+    {.cell = &tg_cell_lstm, .layers = 1, .k = 5, .T = 70, .one_thread = true},
+    {.cell = &tg_cell_lstm, .layers = 1, .k = 1, .T = 40, .one_thread = true},
+    {.cell = &tg_cell_gru, .layers = 2, .k = 4, .T = 45, .bidirectional = true,
+     .recurrent_dropout = 0.25, .one_thread = true},
+    /* steps too wide to gather (B > 128 rows, half a chunk): each its own
+     * GEMM, computed before its span's rows are reused */
+    {.cell = &tg_cell_lstm, .layers = 1, .k = 2, .T = 5, .B = 160, .one_thread = true},
+    {.cell = &tg_cell_gru, .layers = 1, .k = 1, .T = 3, .B = 130, .one_thread = true},
 };
 
 START_TEST(rnn_gradients_equal_the_plain_tape_bit_for_bit) {
