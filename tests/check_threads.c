@@ -168,52 +168,6 @@ START_TEST(concurrent_backwards_into_a_shared_leaf_lose_no_update) {
 }
 END_TEST
 
-/* ---- per-head products split across a tape's threads --------------------------------- */
-/* Attention's per-head products of [4, 64, 4*32] projections (16 MFLOP a
- * batch): run with 2 threads the batch splits across them. Each product is
- * computed alone either way, so values and gradients equal a 1-thread tape's
- * bit for bit. (The GEMM layer's first calls of a shape, and every call while
- * another process holds a core, run on one thread: several steps are run.) */
-static void head_products(int threads, tg_tensor *q, tg_tensor *k, tg_tensor *v, double *out,
-                          double *dq) {
-    tg_tape *tp = tg_tape_new();
-    tg_tape_set_threads(tp, threads);
-    for (int step = 0; step < 6; step++) {
-        tg_tensor_zero_grad(q);
-        tg_tensor *s = tg_matmul_ex(tp, q, k, &(tg_matmul_opts){.trans_b = true, .heads = 4});
-        tg_tensor *o = tg_matmul_ex(tp, s, v, &(tg_matmul_opts){.heads = 4, .merge_heads = true});
-        ck_assert_int_eq(tg_backward(tp, tg_sum(tp, tg_mul(tp, o, o))), TG_OK);
-        for (int64_t i = 0; i < tg_tensor_numel(o); i++) out[i] = tg_tensor_get(o, i);
-        tg_tape_reset(tp);
-    }
-    for (int64_t i = 0; i < tg_tensor_numel(q); i++) dq[i] = tg_tensor_grad_get(q, i);
-    tg_tape_free(tp);
-}
-
-START_TEST(per_head_batches_on_two_threads_equal_one_thread) {
-    int64_t n = 4 * 64 * 128;
-    tg_tensor *x[3];
-    tg_rng rng = tg_rng_seeded(7);
-    for (int j = 0; j < 3; j++) {
-        x[j] = tg_tensor_new(TG_F32, 3, TGT_SHAPE(4, 64, 128));
-        for (int64_t i = 0; i < n; i++) tg_tensor_set(x[j], i, tg_rng_normal(&rng) * 0.1);
-    }
-    tg_tensor_set_requires_grad(x[0], true);
-    double *o1 = malloc(sizeof(double) * (size_t)n * 4), *o2 = o1 + n, *g1 = o2 + n, *g2 = g1 + n;
-    ck_assert_ptr_nonnull(o1);
-    head_products(1, x[0], x[1], x[2], o1, g1);
-    head_products(2, x[0], x[1], x[2], o2, g2);
-    for (int64_t i = 0; i < n; i++) {
-        ck_assert_msg(o1[i] == o2[i], "out[%lld]: %.9g on 1 thread, %.9g on 2", (long long)i,
-                      o1[i], o2[i]);
-        ck_assert_msg(g1[i] == g2[i], "dq[%lld]: %.9g on 1 thread, %.9g on 2", (long long)i,
-                      g1[i], g2[i]);
-    }
-    free(o1);
-    for (int j = 0; j < 3; j++) tg_tensor_free(x[j]);
-}
-END_TEST
-
 static Suite *suite_threads(void) {
     Suite *s = suite_create("threads");
     TCase *tc = tcase_create("threads");
@@ -221,7 +175,6 @@ static Suite *suite_threads(void) {
     tcase_add_test(tc, two_tapes_on_two_threads_do_not_interfere);
     tcase_add_test(tc, a_leaf_held_by_one_backward_is_refused_to_another);
     tcase_add_test(tc, concurrent_backwards_into_a_shared_leaf_lose_no_update);
-    tcase_add_test(tc, per_head_batches_on_two_threads_equal_one_thread);
     suite_add_tcase(s, tc);
     return s;
 }

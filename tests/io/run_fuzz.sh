@@ -16,10 +16,12 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/tg_fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 # The loader needs the core (tensors, tape, params, runtime), optim/, io/ and
-# ops/unary.c for tg_scale (the seed writer makes gradients with it) with
-# the elementwise driver and kernel helpers it is built on.
-srcs=("$root"/autograd/*.c "$root"/optim/*.c "$root"/io/*.c "$root"/ops/unary.c "$root"/ops/eltwise.c "$root"/ops/kernels.c)
-flags=(-std=c11 -D_POSIX_C_SOURCE=200809L -I"$root/include" -g -O1 -w)
+# ops/ (tg_scale for the seed writer's gradients; the core's checkpoint and
+# double-backward code call into the GEMM layer and the other ops).
+srcs=("$root"/autograd/*.c "$root"/optim/*.c "$root"/io/*.c "$root"/ops/*.c)
+# The library sources are compiled as the library is (TG_BUILDING_LIBRARY:
+# no call-site macros over their own definitions).
+flags=(-std=c11 -D_POSIX_C_SOURCE=200809L -DTG_BUILDING_LIBRARY -I"$root/include" -g -O1 -w)
 libs=(-lblis -lcjson -lm -lpthread)
 
 echo "run_fuzz: building in $work"
