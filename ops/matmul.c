@@ -39,7 +39,8 @@ static tg__mat_view operand_view(const tg_tensor *x, int64_t heads, int64_t *row
     return (tg__mat_view){1, nd == 2 ? 0 : *rows * *cols, 0, *cols};
 }
 
-static mm_dims dims_of(const tg_tensor *a, const tg_tensor *b, const matmul_attr *at) {
+/* m, k, n and b's k, each bounded by its operand's size. */
+static mm_dims sizes_of(const tg_tensor *a, const tg_tensor *b, const matmul_attr *at) {
     mm_dims d;
     int64_t ar, ac, br, bc, h = at->heads;
     d.a = operand_view(a, h, &ar, &ac);
@@ -48,6 +49,14 @@ static mm_dims dims_of(const tg_tensor *a, const tg_tensor *b, const matmul_attr
     d.k = at->trans_a ? ar : ac;
     d.n = at->trans_b ? br : bc;
     d.kb = at->trans_b ? bc : br;
+    return d;
+}
+
+/* Everything a kernel needs; the products here are exact once tg_apply has
+ * bounded the result. */
+static mm_dims dims_of(const tg_tensor *a, const tg_tensor *b, const matmul_attr *at) {
+    mm_dims d = sizes_of(a, b, at);
+    int64_t h = at->heads;
     d.batch = tg__numel(a->ndim - 2, a->shape) * (h > 0 && a->ndim == 3 ? h : 1);
     d.b_shared = b->ndim == 2;
     d.c = at->merge_heads ? (tg__mat_view){h, d.m * h * d.n, d.n, h * d.n}
@@ -103,7 +112,9 @@ static int matmul_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void 
                                memcmp(a->shape, b->shape, (size_t)(a->ndim - 2) * sizeof(int64_t)))) {
         return matmul_fail(tp, "batch dimensions differ", a, b, NULL);
     }
-    mm_dims d = dims_of(a, b, at);
+    /* not dims_of: m*n may overflow until tg_apply has bounded the result
+     * (e.g. [2^40, 0] x [0, 2^40], both operands empty) */
+    mm_dims d = sizes_of(a, b, at);
     if (d.k != d.kb) return matmul_fail(tp, "inner dimensions differ", a, b, at);
     out->dtype = a->dtype;
     if (at->heads > 0) {   /* [B, h, M, N], merged [B, M, h*N] (h*N <= numel(b), no overflow) */

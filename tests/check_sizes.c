@@ -23,6 +23,20 @@ START_TEST(matmul_of_two_empty_giants_is_refused) {
     ck_assert_tape_error(tp, TG_ERR_SHAPE,
                          "matmul: result [2147483648,2147483648] (dtype 0, ndim 2): more than 2^40 "
                          "elements; inputs [2147483648,0], [0,2147483648]");
+    /* [2^40,0] x [0,2^40]: the result's 2^80 elements overflowed int64 in
+     * matmul's own size arithmetic before the result was checked (found by the
+     * API fuzzer, seed 1795966795) */
+    tg_tensor *a40 = tg_tensor_new(TG_F32, 2, TGT_SHAPE(G40, 0));
+    tg_tensor *b40 = tg_tensor_new(TG_F32, 2, TGT_SHAPE(0, G40));
+    ck_assert_ptr_nonnull(a40);
+    ck_assert_ptr_nonnull(b40);
+    tg_tape_clear_error(tp);
+    ck_assert_ptr_null(tg_matmul(tp, a40, b40));
+    ck_assert_tape_error(tp, TG_ERR_SHAPE,
+                         "matmul: result [1099511627776,1099511627776] (dtype 0, ndim 2): more "
+                         "than 2^40 elements; inputs [1099511627776,0], [0,1099511627776]");
+    tg_tensor_free(a40);
+    tg_tensor_free(b40);
     tg_tensor_free(a);
     tg_tensor_free(b);
     tg_tape_free(tp);
