@@ -301,6 +301,33 @@ START_TEST(gradcheck_passes_through_a_span) {
 }
 END_TEST
 
+/* A span has no vjp_graph (its backward re-runs fn on a sub-tape): tg_grad,
+ * with or without create_graph, is refused by name (grad.h), never a crash or
+ * a silently wrong result; tg_backward through the same span still works. */
+START_TEST(tg_grad_through_a_span_is_refused_by_name) {
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *in[3] = {random_leaf(TG_F64, 2, TGT_SHAPE(3, 5), 1, true),
+                        random_leaf(TG_F64, 2, TGT_SHAPE(5, 4), 2, true),
+                        random_leaf(TG_F64, 2, TGT_SHAPE(3, 4), 3, true)};
+    tg_grad_opts second = {.create_graph = true}, *opts[2] = {NULL, &second};
+    for (int i = 0; i < 2; i++) {
+        tg_tape_reset(tp);
+        tg_tensor *loss = through_span(tp, in, NULL), *g = in[0];
+        ck_assert_msg(loss != NULL, "%s", tg_tape_error(tp));
+        ck_assert_int_eq(tg_grad(tp, loss, NULL, 1, in, &g, opts[i]), TG_ERR_STATE);
+        ck_assert_ptr_null(g);
+        ck_assert_tape_error(tp, TG_ERR_STATE,
+                             "checkpoint_output: no double backward (vjp_graph) for this op");
+    }
+    tg_tape_reset(tp);
+    tg_tensor *loss = through_span(tp, in, NULL);
+    ck_assert_msg(loss && tg_backward(tp, loss) == TG_OK, "%s", tg_tape_error(tp));
+    ck_assert_ptr_nonnull(tg_tensor_grad(in[0]));
+    for (int i = 0; i < 3; i++) tg_tensor_free(in[i]);
+    tg_tape_free(tp);
+}
+END_TEST
+
 /* ---- errors ------------------------------------------------------------------------ */
 static int bad_span(tg_tape *tp, void *ctx, tg_tensor *const *in, int n, tg_tensor **out, int m) {
     (void)ctx, (void)n, (void)m;
@@ -358,6 +385,7 @@ int main(void) {
     tcase_add_loop_test(tc, rnn_gradients_equal_the_plain_tape_bit_for_bit, 0, n);
     tcase_add_loop_test(tc, rnn_gradients_equal_the_plain_tape_bit_for_bit_without_fusion, 0, n);
     tcase_add_test(tc, user_span_with_dropout_inside_gives_the_plain_gradients);
+    tcase_add_test(tc, tg_grad_through_a_span_is_refused_by_name);
     tcase_add_test(tc, a_checkpointed_chain_keeps_its_intermediates_out_of_the_arena);
     tcase_add_test(tc, gradcheck_passes_through_a_span);
     tcase_add_test(tc, errors_name_the_op);

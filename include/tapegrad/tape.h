@@ -150,7 +150,9 @@ TG_API void tg_tape_on_grad_ready(tg_tape *tp, tg_grad_ready_fn fn, void *ctx);
  * twice is one tensor). fn returns 0, or -1 with an error on the tape it was
  * given (copied to this one, naming "checkpoint"). Returns TG_OK or the error.
  * Inside tg_no_grad_begin fn simply runs once on this tape. A grad-ready
- * callback (tg_tape_on_grad_ready) is not told about leaves only fn reads. */
+ * callback (tg_tape_on_grad_ready) is not told about leaves only fn reads.
+ * tg_grad (grad.h) cannot go through a span: it fails naming
+ * "checkpoint_output" (the span keeps no graph of its backward). */
 typedef int (*tg_checkpoint_fn)(tg_tape *tp, void *ctx, tg_tensor *const *in, int n,
                                 tg_tensor **out, int m);
 TG_API tg_status tg_checkpoint(tg_tape *tp, tg_checkpoint_fn fn, void *ctx, tg_rng *rng,
