@@ -5,18 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { GC_MAX_INPUTS = 64 };
+typedef tg__gc_ctx gc_ctx;
+enum { GC_MAX_INPUTS = TG__GC_MAX_INPUTS };
 
-typedef struct gc_ctx {
-    tg_fn fn;
-    void *user;
-    int n;
-    tg_tensor *const *inputs;
-    const tg_gradcheck_opts *o;
-    tg_gradcheck_report *r;
-} gc_ctx;
-
-static bool checked(const gc_ctx *c, int i) {
+bool tg__gradcheck_checked(const gc_ctx *c, int i) {
     return tg__is_float(c->inputs[i]->dtype) && !(c->o->skip && c->o->skip[i]);
 }
 
@@ -78,7 +70,7 @@ static tg_status analytic(const gc_ctx *c, tg_tensor **grads) {
     for (int i = 0; i < c->n; i++) {
         leaf[i] = tg_tensor_clone(c->inputs[i], c->inputs[i]->dtype);
         if (!leaf[i]) st = fail(c->r, tg_last_status(), "cannot copy an input", tg_last_error());
-        tg_tensor_set_requires_grad(leaf[i], checked(c, i));
+        tg_tensor_set_requires_grad(leaf[i], tg__gradcheck_checked(c, i));
     }
     tg_tensor *y = tp && st == TG_OK ? c->fn(tp, leaf, c->user) : NULL;
     if (st != TG_OK) {
@@ -93,7 +85,7 @@ static tg_status analytic(const gc_ctx *c, tg_tensor **grads) {
         tg_tensor_free(w);
     }
     for (int i = 0; i < c->n; i++) {
-        if (st == TG_OK && checked(c, i)) {
+        if (st == TG_OK && tg__gradcheck_checked(c, i)) {
             grads[i] = tg_tensor_new(TG_F64, leaf[i]->ndim, leaf[i]->shape);
             if (!grads[i]) st = fail(c->r, TG_ERR_NOMEM, "out of memory", NULL);
             for (int64_t j = 0; grads[i] && j < leaf[i]->numel; j++)
@@ -106,7 +98,7 @@ static tg_status analytic(const gc_ctx *c, tg_tensor **grads) {
 }
 
 /* Numeric pass in float64: move each checked element by +-eps. */
-static tg_status numeric_compare(const gc_ctx *c, tg_tensor **grads, bool f32) {
+static tg_status numeric_compare(const gc_ctx *c, tg_tensor **grads) {
     tg_tensor *x[GC_MAX_INPUTS] = {0};
     tg_status st = TG_OK;
     tg_tape *tp = tg_tape_new();
@@ -119,7 +111,7 @@ static tg_status numeric_compare(const gc_ctx *c, tg_tensor **grads, bool f32) {
     if (!tp && st == TG_OK) st = fail(r, TG_ERR_NOMEM, "out of memory", NULL);
     tg_no_grad_begin(tp);
     for (int i = 0; i < c->n && st == TG_OK; i++) {
-        if (!checked(c, i)) continue;
+        if (!tg__gradcheck_checked(c, i)) continue;
         double *v = x[i]->data;
         for (int64_t j = 0; j < x[i]->numel && st == TG_OK; j++) {
             double keep = v[j], f[2];
@@ -136,7 +128,7 @@ static tg_status numeric_compare(const gc_ctx *c, tg_tensor **grads, bool f32) {
             }
             v[j] = keep;
             if (st != TG_OK) break;
-            tg__gradcheck_compare(r, c->o, f32, i, j, tg_tensor_get(grads[i], j),
+            tg__gradcheck_compare(r, c->o, c->f32, i, j, tg_tensor_get(grads[i], j),
                                   (f[0] - f[1]) / (2 * eps));
         }
     }
@@ -145,8 +137,13 @@ static tg_status numeric_compare(const gc_ctx *c, tg_tensor **grads, bool f32) {
     return st;
 }
 
-tg_status tg__gradcheck_start(tg_gradcheck_report *r, tg_fn fn, int n_inputs,
-                              tg_tensor *const *inputs, bool *f32) {
+tg_status tg__gradcheck_start(gc_ctx *c, tg_fn fn, void *user, int n_inputs,
+                              tg_tensor *const *inputs, const tg_gradcheck_opts *opts,
+                              tg_gradcheck_report *report) {
+    *c = (gc_ctx){.fn = fn, .user = user, .n = n_inputs, .inputs = inputs};
+    c->o = opts ? opts : &c->defaults;
+    c->r = report ? report : &c->scratch;
+    tg_gradcheck_report *r = c->r;
     memset(r, 0, sizeof *r);
     r->worst_input = -1;
     char why[64];
@@ -155,30 +152,25 @@ tg_status tg__gradcheck_start(tg_gradcheck_report *r, tg_fn fn, int n_inputs,
         snprintf(why, sizeof why, "%d inputs, not in [1,%d]", n_inputs, GC_MAX_INPUTS);
         return fail(r, TG_ERR_ARG, why, NULL);
     }
-    *f32 = false;
     for (int i = 0; i < n_inputs; i++) {
         snprintf(why, sizeof why, "input %d", i);
         if (!inputs[i]) return fail(r, TG_ERR_ARG, why, "is NULL");
         if (tg__tensor_stale(inputs[i])) return fail(r, TG_ERR_STATE, why, TG_STALE_TEXT);
-        *f32 |= inputs[i]->dtype == TG_F32;
+        c->f32 |= inputs[i]->dtype == TG_F32;
     }
+    r->passed = true;
     return TG_OK;
 }
 
 tg_status tg_gradcheck(tg_fn fn, void *user, int n_inputs, tg_tensor *const *inputs,
                        const tg_gradcheck_opts *opts, tg_gradcheck_report *report) {
-    tg_gradcheck_opts defaults = {0};
-    tg_gradcheck_report scratch;
-    tg_gradcheck_report *r = report ? report : &scratch;
-    bool f32;
-    tg_status st0 = tg__gradcheck_start(r, fn, n_inputs, inputs, &f32);
-    if (st0 != TG_OK) return st0;
-    gc_ctx c = {fn, user, n_inputs, inputs, opts ? opts : &defaults, r};
+    gc_ctx c;
+    tg_status st = tg__gradcheck_start(&c, fn, user, n_inputs, inputs, opts, report);
+    if (st != TG_OK) return st;
     tg_tensor *grads[GC_MAX_INPUTS] = {0};
-    r->passed = true;
-    tg_status st = analytic(&c, grads);
-    if (st == TG_OK) st = numeric_compare(&c, grads, f32);
+    st = analytic(&c, grads);
+    if (st == TG_OK) st = numeric_compare(&c, grads);
     for (int i = 0; i < n_inputs; i++) tg_tensor_free(grads[i]);
-    if (st != TG_OK) r->passed = false;
+    if (st != TG_OK) c.r->passed = false;
     return st;
 }

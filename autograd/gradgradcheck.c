@@ -14,21 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { GG_MAX_INPUTS = 64 };
-
-typedef struct gg_ctx {
-    tg_fn fn;
-    void *user;
-    int n;
-    tg_tensor *const *inputs;
-    const tg_gradcheck_opts *o;
-    tg_gradcheck_report *r;
-    bool f32;
-} gg_ctx;
-
-static bool gg_checked(const gg_ctx *c, int i) {
-    return tg__is_float(c->inputs[i]->dtype) && !(c->o->skip && c->o->skip[i]);
-}
+typedef tg__gc_ctx gg_ctx;
+enum { GG_MAX_INPUTS = TG__GC_MAX_INPUTS };
 
 static tg_status gg_fail(tg_gradcheck_report *r, tg_status st, const char *what, const char *detail) {
     snprintf(r->message, sizeof r->message, "gradgradcheck: %s%s%.200s", what, detail ? ": " : "",
@@ -44,7 +31,7 @@ static tg_status make_leaves(const gg_ctx *c, bool as_f64, tg_tensor **leaf) {
         tg_dtype dt = tg__is_float(c->inputs[i]->dtype) && as_f64 ? TG_F64 : c->inputs[i]->dtype;
         leaf[i] = tg_tensor_clone(c->inputs[i], dt);
         if (!leaf[i]) return gg_fail(c->r, tg_last_status(), "cannot copy an input", tg_last_error());
-        tg_tensor_set_requires_grad(leaf[i], gg_checked(c, i));
+        tg_tensor_set_requires_grad(leaf[i], tg__gradcheck_checked(c, i));
     }
     return TG_OK;
 }
@@ -53,7 +40,7 @@ static tg_status make_leaves(const gg_ctx *c, bool as_f64, tg_tensor **leaf) {
 static double weighted_grads(const gg_ctx *c, tg_tensor **leaf) {
     double m = 0;
     for (int i = 0; i < c->n; i++) {
-        if (!gg_checked(c, i)) continue;
+        if (!tg__gradcheck_checked(c, i)) continue;
         tg_tensor *v = tg__gradcheck_weights(leaf[i], c->o->seed + 1 + (uint64_t)i);
         for (int64_t j = 0; v && j < leaf[i]->numel; j++)
             m += tg_tensor_get(v, j) * tg_tensor_grad_get(leaf[i], j);
@@ -66,7 +53,7 @@ static double weighted_grads(const gg_ctx *c, tg_tensor **leaf) {
 static tg_status first_order_agrees(const gg_ctx *c, tg_tensor **leaf, tg_tensor **g) {
     double atol = c->f32 ? 1e-5 : 1e-10, rtol = c->f32 ? 1e-4 : 1e-8;
     for (int i = 0; i < c->n; i++) {
-        for (int64_t j = 0; gg_checked(c, i) && j < leaf[i]->numel; j++) {
+        for (int64_t j = 0; tg__gradcheck_checked(c, i) && j < leaf[i]->numel; j++) {
             double a = tg_tensor_get(g[i], j), b = tg_tensor_grad_get(leaf[i], j);
             if (fabs(a - b) <= atol + rtol * fabs(b)) continue;
             char why[160];
@@ -86,7 +73,7 @@ static tg_status analytic2(const gg_ctx *c, tg_tape *tp, tg_tensor **leaf, tg_te
     if (!y) return gg_fail(c->r, tp->status ? tp->status : TG_ERR_ARG, "function failed", tp->msg);
     tg_tensor *w = tg__gradcheck_weights(y, c->o->seed);
     for (int i = 0; i < c->n; i++)
-        if (gg_checked(c, i)) at[m] = i, req[m++] = leaf[i];
+        if (tg__gradcheck_checked(c, i)) at[m] = i, req[m++] = leaf[i];
     tg_grad_opts record = {.create_graph = true};
     tg_status st = w ? tg_grad(tp, y, w, m, req, g, &record) : TG_ERR_NOMEM;
     if (st == TG_OK) st = tg_backward_ex(tp, y, w);  /* first order, for the comparison */
@@ -135,7 +122,7 @@ static tg_status numeric2(const gg_ctx *c, tg_tensor **d) {
     tg_status st = tp ? make_leaves(c, true, x) : gg_fail(c->r, TG_ERR_NOMEM, "out of memory", NULL);
     double eps = c->o->eps > 0 ? c->o->eps : 1e-6;
     for (int i = 0; i < c->n && st == TG_OK; i++) {
-        for (int64_t j = 0; gg_checked(c, i) && j < x[i]->numel && st == TG_OK; j++) {
+        for (int64_t j = 0; tg__gradcheck_checked(c, i) && j < x[i]->numel && st == TG_OK; j++) {
             double *v = x[i]->data, keep = v[j], f[2] = {0, 0};
             for (int side = 0; side < 2 && st == TG_OK; side++) {
                 v[j] = keep + (side ? -eps : eps);
@@ -154,22 +141,18 @@ static tg_status numeric2(const gg_ctx *c, tg_tensor **d) {
 
 tg_status tg_gradgradcheck(tg_fn fn, void *user, int n_inputs, tg_tensor *const *inputs,
                            const tg_gradcheck_opts *opts, tg_gradcheck_report *report) {
-    tg_gradcheck_opts defaults = {0};
-    tg_gradcheck_report scratch;
-    tg_gradcheck_report *r = report ? report : &scratch;
-    bool f32;
-    tg_status st0 = tg__gradcheck_start(r, fn, n_inputs, inputs, &f32);
-    if (st0 != TG_OK) {   /* the same checks as gradcheck's; name this check */
+    gg_ctx c;
+    tg_status st = tg__gradcheck_start(&c, fn, user, n_inputs, inputs, opts, report);
+    tg_gradcheck_report *r = c.r;
+    if (st != TG_OK) {   /* the same checks as gradcheck's; name this check */
         char why[sizeof r->message];
         snprintf(why, sizeof why, "grad%.240s", r->message);
         memcpy(r->message, why, sizeof why);
-        return st0;
+        return st;
     }
-    gg_ctx c = {fn, user, n_inputs, inputs, opts ? opts : &defaults, r, f32};
     tg_tensor *leaf[GG_MAX_INPUTS] = {0}, *d[GG_MAX_INPUTS] = {0};
-    r->passed = true;
     tg_tape *tp = tg_tape_new();
-    tg_status st = tp ? make_leaves(&c, false, leaf) : gg_fail(r, TG_ERR_NOMEM, "out of memory", NULL);
+    st = tp ? make_leaves(&c, false, leaf) : gg_fail(r, TG_ERR_NOMEM, "out of memory", NULL);
     if (st == TG_OK) st = analytic2(&c, tp, leaf, d);
     tg_tape_free(tp);
     for (int i = 0; i < n_inputs; i++) tg_tensor_free(leaf[i]);

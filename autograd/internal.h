@@ -271,15 +271,33 @@ TG_HIDDEN tg_tensor *tg__argmax_scatter(tg_tape *tp, tg_tensor *g, const int64_t
  * against y in double. */
 TG_HIDDEN tg_tensor *tg__gradcheck_weights(const tg_tensor *y, uint64_t seed);
 TG_HIDDEN double tg__gradcheck_weighted_sum(const tg_tensor *y, uint64_t seed);
+/* What one check of fn's derivatives works on (gradcheck.c, gradgradcheck.c).
+ * o and r point at the caller's options and report, or at defaults (all zero)
+ * and scratch inside the struct: use it where tg__gradcheck_start filled it. */
+enum { TG__GC_MAX_INPUTS = 64 };
+typedef struct tg__gc_ctx {
+    tg_fn fn;
+    void *user;
+    int n;
+    tg_tensor *const *inputs;
+    const tg_gradcheck_opts *o;
+    tg_gradcheck_report *r;
+    bool f32;   /* some input is float32: float32 tolerances */
+    tg_gradcheck_opts defaults;
+    tg_gradcheck_report scratch;
+} tg__gc_ctx;
+/* Fills c, resets the report and checks fn and the inputs (1..64, none NULL
+ * or stale): TG_OK, else the error with the report's message ("gradcheck:
+ * input 2: is NULL"). */
+TG_HIDDEN tg_status tg__gradcheck_start(tg__gc_ctx *c, tg_fn fn, void *user, int n_inputs,
+                                        tg_tensor *const *inputs, const tg_gradcheck_opts *opts,
+                                        tg_gradcheck_report *report);
+/* Input i is checked: a float tensor the options do not skip. */
+TG_HIDDEN bool tg__gradcheck_checked(const tg__gc_ctx *c, int i);
 /* One element: counts it in r, keeps it as the worst when its error is the
  * largest so far (NaN counts as the largest), and fails r when
  * |analytic - numeric| > atol + rtol |numeric| (o's tolerances, else the
  * defaults for float64, or float32 when f32). */
-/* Resets r and checks fn and the inputs (1..64, none NULL or stale): TG_OK, else
- * the error with r->message ("gradcheck: input 2: is NULL"); *f32 when any
- * input is float32. */
-TG_HIDDEN tg_status tg__gradcheck_start(tg_gradcheck_report *r, tg_fn fn, int n_inputs,
-                                        tg_tensor *const *inputs, bool *f32);
 TG_HIDDEN void tg__gradcheck_compare(tg_gradcheck_report *r, const tg_gradcheck_opts *o, bool f32,
                                      int input, int64_t index, double analytic, double numeric);
 
