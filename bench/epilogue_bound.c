@@ -18,14 +18,7 @@
  * round. `panels` must equal `full` (checked: exit 1 when not).
  *   build-rel/bench/epilogue_bound [--threads N] [--panel ROWS] [--rounds N]
  *                                  [--f64] [--cpu-clock] */
-#include <blis.h>
-#include <math.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include "bench_util.h"
 
 enum { ROWS = 2048, IN = 128, OUT = 512, REPS = 20, MODES = 4, MAX_ROUNDS = 64 };
 enum { EVICT_BYTES = 32 << 20 };
@@ -41,37 +34,27 @@ typedef struct bound_bufs {
     size_t es;
 } bound_bufs;
 
-static double now(bool cpu) {
-    struct timespec ts;
-    clock_gettime(cpu ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+static double now(bool cpu) { return cpu ? bench_cpu_now() : bench_now(); }
 
-/* y [rows, OUT] = relu(c + b), b [OUT] over the rows. */
-static void bias_relu_f32(float *restrict y, const float *restrict c, const float *restrict b,
-                          int64_t rows) {
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t j = 0; j < OUT; j++) {
-            float v = c[r * OUT + j] + b[j];
-            y[r * OUT + j] = v > 0 ? v : 0;
-        }
-}
-
-static void bias_relu_f64(double *restrict y, const double *restrict c, const double *restrict b,
-                          int64_t rows) {
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t j = 0; j < OUT; j++) {
-            double v = c[r * OUT + j] + b[j];
-            y[r * OUT + j] = v > 0 ? v : 0;
-        }
-}
+/* y [rows, OUT] = relu(c + b), b [OUT] over the rows; one per dtype. */
+#define BIAS_RELU(T)                                                                             \
+    static void bias_relu_##T(T *restrict y, const T *restrict c, const T *restrict b,          \
+                              int64_t rows) {                                                    \
+        for (int64_t r = 0; r < rows; r++)                                                       \
+            for (int64_t j = 0; j < OUT; j++) {                                                  \
+                T v = c[r * OUT + j] + b[j];                                                     \
+                y[r * OUT + j] = v > 0 ? v : 0;                                                  \
+            }                                                                                    \
+    }
+BIAS_RELU(float)
+BIAS_RELU(double)
 
 static void bias_relu(const bound_opts *o, const bound_bufs *m, void *y, const void *c,
                       int64_t rows) {
     if (o->f64)
-        bias_relu_f64(y, c, m->b, rows);
+        bias_relu_double(y, c, m->b, rows);
     else
-        bias_relu_f32(y, c, m->b, rows);
+        bias_relu_float(y, c, m->b, rows);
 }
 
 /* c[r0 .. r0+rows) = x[r0 .. r0+rows) W^T */
@@ -133,16 +116,6 @@ static double run_mode(const bound_opts *o, const bound_bufs *m, int k, void *c,
         }
         return t;
     }
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 /* Worst |a - b| / (1 + |b|) over n elements; NaN when either holds one. */
@@ -225,7 +198,7 @@ int main(int argc, char **argv) {
         for (int k = 0; k < MODES; k++) {
             double t[REPS];
             for (int i = 0; i < REPS; i++) t[i] = run_mode(&o, &m, k, m.c, m.y);
-            samples[k][round] = median(t, REPS);
+            samples[k][round] = bench_median(t, REPS);
         }
     run_mode(&o, &m, 1, m.c, m.y);
     double dc = worst_diff(&o, m.c, m.c_ref, (int64_t)ROWS * OUT);
@@ -235,7 +208,7 @@ int main(int argc, char **argv) {
            o.cpu_clock ? "CPU" : "wall");
     for (int k = 0; k < MODES; k++)
         printf("  %-8s %7.3f ms  (median of %d rounds of %d)\n", names[k],
-               1e3 * median(samples[k], o.rounds), o.rounds, REPS);
+               1e3 * bench_median(samples[k], o.rounds), o.rounds, REPS);
     printf("  panels vs full: worst relative difference c %.3g, y %.3g\n", dc, dy);
     free_bufs(&m);
     bool same = dc <= (o.f64 ? 1e-12 : 1e-5) && dy <= (o.f64 ? 1e-12 : 1e-5);
