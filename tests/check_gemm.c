@@ -1,7 +1,8 @@
 /* tests/check_gemm.c - the GEMM engine behind matmul: a right operand packed
  * once per recording (edge tiles, deep k, both dtypes, both orientations),
  * its life cycle, and weight gradients of successive steps merged into few
- * GEMMs (contiguous steps in place, steps elsewhere gathered in chunks).
+ * GEMMs (contiguous steps in place, steps elsewhere gathered in chunks),
+ * and tg_gemm's two BLIS paths at the edges between them.
  * Expected values are plain triple loops in double. */
 #include "../ops/gemm_internal.h"
 #include "check_suites.h"
