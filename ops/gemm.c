@@ -47,16 +47,24 @@ static void blis_gemm(const tg_tape *tp, tg_dtype dt, bool trans_a, bool trans_b
  * 76 GFLOP/s on zen; the whole-sequence weight gradient 1024 x 256 x 2048:
  * 20 against 34). Measured over m 32..2048, n 65..1024, k 65..2048 in the
  * three layouts (docs/performance.md): the native path is as fast or faster
- * from m >= 128 with n >= 256, and from m >= 512 with n >= 128. */
-static bool sup_pays(int64_t m, int64_t n) {
-    return !((m >= 128 && n >= 256) || (m >= 512 && n >= 128));
+ * from m >= 128 with n >= 256, and from m >= 512 with n >= 128. With a long
+ * inner dimension (k >= 512) it pays from m >= 256 with n >= 128 too: W4's
+ * weight gradient 384 x 128 over k = 2048 rows (TN) ran at 55 GFLOP/s on sup
+ * against 80 native alone, 69 against 79 inside W4's step; NN 1.2x, NT 1.8x
+ * faster there. At 128 x 128 the native path won alone (1.0-1.7x) but lost
+ * 6% inside W4's step (its operands warm in cache), so it stays on sup
+ * (docs/performance.md, "W4: the feed-forward epilogue measured"). */
+static bool sup_pays(int64_t m, int64_t n, int64_t k) {
+    bool wide = (m >= 128 && n >= 256) || (m >= 512 && n >= 128);
+    bool long_k = m >= 256 && n >= 128 && k >= 512;
+    return !(wide || long_k);
 }
 
 void tg_gemm(const tg_tape *tp, tg_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n,
              int64_t k, double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
              double beta, void *c, int64_t ldc) {
     blis_gemm(tp, dt, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-              sup_pays(m, n));
+              sup_pays(m, n, k));
 }
 
 void tg__gemm_native(const tg_tape *tp, tg_dtype dt, bool trans_a, bool trans_b, int64_t m,

@@ -1,11 +1,15 @@
 /* tests/check_gemm.c - the GEMM engine behind matmul: a right operand packed
  * once per recording (edge tiles, deep k, both dtypes, both orientations),
  * its life cycle, and weight gradients of successive steps merged into few
- * GEMMs (contiguous steps in place, steps elsewhere gathered in chunks).
+ * GEMMs (contiguous steps in place, steps elsewhere gathered in chunks),
+ * and tg_gemm's two BLIS paths at the edges between them.
  * Expected values are plain triple loops in double. */
 #include "../ops/gemm_internal.h"
 #include "check_suites.h"
 #include "tg_test.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 /* Uniform [-1, 1) values into t. */
 static void fill_rand(tg_tensor *t, tg_rng *rng) {
@@ -92,6 +96,86 @@ static void each_shape(shape_check check, uint64_t seed) {
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
             check(d ? TG_F64 : TG_F32, &shapes[i], &rng);
 }
+
+/* tg_gemm chooses BLIS's small-matrix or native path by shape (gemm.c,
+ * sup_pays): on either side of each edge (m 256, n 128, k 512 for a long
+ * inner dimension; m 128 with n 256), in the three layouts the engine uses
+ * and both dtypes, C = 0.5 op(A) op(B) + C agrees with a double loop. */
+typedef struct path_shape { int64_t m, n, k; } path_shape;
+
+static const path_shape path_edges[] = {
+    {256, 128, 512}, {255, 128, 512}, {256, 127, 512}, {256, 128, 511}, {300, 130, 520},
+    {128, 256, 64},  {127, 256, 64},
+};
+
+static void rand_raw(tg_dtype dt, void *p, int64_t n, tg_rng *rng) {
+    for (int64_t i = 0; i < n; i++) {
+        double v = 2 * tg_rng_uniform(rng) - 1;
+        if (dt == TG_F64) ((double *)p)[i] = v;
+        else ((float *)p)[i] = (float)v;
+    }
+}
+
+static double raw_at(tg_dtype dt, const void *p, int64_t i) {
+    return dt == TG_F64 ? ((const double *)p)[i] : ((const float *)p)[i];
+}
+
+/* Rows (or columns) of C checked: the first and last 16, where the kernels'
+ * edge tiles are, and one in 16 between (the full loop is too slow under the
+ * sanitizers: these products are up to 20M multiply-adds each). */
+static bool checked(int64_t i, int64_t len) { return i < 16 || i >= len - 16 || i % 16 == 7; }
+
+/* Worst |c - (0.5 op(A) op(B) + c0)| over the checked elements of c [m, n];
+ * A stored [m, k] or [k, m]. */
+static double raw_product_error(tg_dtype dt, const path_shape *s, bool ta, bool tb, const void *a,
+                                const void *b, const void *c0, const void *c) {
+    double worst = 0;
+    for (int64_t i = 0; i < s->m; i++)
+        for (int64_t j = 0; j < s->n; j++) {
+            if (!checked(i, s->m) || !checked(j, s->n)) continue;
+            double acc = 0;
+            for (int64_t p = 0; p < s->k; p++)
+                acc += raw_at(dt, a, ta ? p * s->m + i : i * s->k + p) *
+                       raw_at(dt, b, tb ? j * s->k + p : p * s->n + j);
+            tgt_diff_update(&worst, raw_at(dt, c, i * s->n + j),
+                            0.5 * acc + raw_at(dt, c0, i * s->n + j));
+        }
+    return worst;
+}
+
+static void check_path_edge(tg_dtype dt, const path_shape *s, bool ta, bool tb, tg_rng *rng) {
+    size_t es = tg_dtype_size(dt);
+    void *a = malloc((size_t)(s->m * s->k) * es), *b = malloc((size_t)(s->k * s->n) * es);
+    /* C with the slack every buffer of ours has (TG_SLACK: BLIS's small-matrix
+     * kernels read a few bytes past C's end, e.g. TN 256 x 127 x 512) */
+    void *c0 = malloc((size_t)(s->m * s->n) * es);
+    void *c = malloc((size_t)(s->m * s->n) * es + TG_SLACK);
+    ck_assert(a && b && c0 && c);
+    rand_raw(dt, a, s->m * s->k, rng);
+    rand_raw(dt, b, s->k * s->n, rng);
+    rand_raw(dt, c0, s->m * s->n, rng);
+    memcpy(c, c0, (size_t)(s->m * s->n) * es);
+    tg_tape *tp = tg_tape_new();
+    tg_gemm(tp, dt, ta, tb, s->m, s->n, s->k, 0.5, a, ta ? s->m : s->k, b, tb ? s->k : s->n, 1.0,
+            c, s->n);
+    double worst = raw_product_error(dt, s, ta, tb, a, b, c0, c);
+    ck_assert_msg(tgt_within(worst, tolerance(dt, s->k)), "%s %c%c m %lld n %lld k %lld: worst "
+                  "error %g", tg_dtype_name(dt), ta ? 'T' : 'N', tb ? 'T' : 'N', (long long)s->m,
+                  (long long)s->n, (long long)s->k, worst);
+    tg_tape_free(tp);
+    free(a), free(b), free(c0), free(c);
+}
+
+START_TEST(both_blis_paths_agree_with_the_plain_product_at_their_edges) {
+    tg_rng rng = tg_rng_seeded(23);
+    static const bool layouts[3][2] = {{true, false}, {false, false}, {false, true}};
+    for (int d = 0; d < 2; d++)
+        for (size_t i = 0; i < sizeof path_edges / sizeof path_edges[0]; i++)
+            for (int l = 0; l < 3; l++)
+                check_path_edge(d ? TG_F64 : TG_F32, &path_edges[i], layouts[l][0],
+                                layouts[l][1], &rng);
+}
+END_TEST
 
 START_TEST(a_repeated_right_operand_is_packed_once_and_rounds_like_blis) {
     each_shape(check_forward, 11);
@@ -504,6 +588,7 @@ END_TEST
 Suite *suite_gemm(void) {
     Suite *s = suite_create("gemm");
     TCase *tc = tcase_create("gemm");
+    tcase_add_test(tc, both_blis_paths_agree_with_the_plain_product_at_their_edges);
     tcase_add_test(tc, a_repeated_right_operand_is_packed_once_and_rounds_like_blis);
     tcase_add_test(tc, the_backward_product_uses_the_other_packed_orientation);
     tcase_add_test(tc, a_packed_operand_lives_until_tape_reset);
