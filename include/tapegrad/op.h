@@ -185,7 +185,10 @@ TG_API void *tg_tape_alloc(tg_tape *tp, size_t bytes);
 
 /* Raw GEMM through BLIS with the tape's thread policy:
  * C = alpha * op(A) op(B) + beta * C, row-major with leading dimensions.
- * op(A) is m x k, op(B) is k x n. dtype TG_F32 or TG_F64. */
+ * op(A) is m x k, op(B) is k x n. dtype TG_F32 or TG_F64. BLIS's
+ * small-matrix kernels may read (never write) a few bytes past the last
+ * element of C (valgrind saw 4 at TN 256 x 127 x 512): give a C of your own
+ * 64 bytes to spare, as the buffers of tg_tape_alloc and tensors have. */
 TG_API void tg_gemm(const tg_tape *tp, tg_dtype dt, bool trans_a, bool trans_b, int64_t m,
                     int64_t n, int64_t k, double alpha, const void *a, int64_t lda,
                     const void *b, int64_t ldb, double beta, void *c, int64_t ldc);
