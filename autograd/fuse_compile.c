@@ -328,8 +328,12 @@ static void allocate_registers(cctx *c) {
             int n = reads(in, r);
             r[n++] = in->dst;
             if (phys[in->dst] < 0) { /* a new value: a free register or a new one */
-                phys[in->dst] = n_free ? free_list[--n_free] : (int16_t)used++;
-                if (last[in->dst] < 0) last[in->dst] = (int16_t)i;
+                /* a load broadcast along the rows is the same in every block of
+                 * short rows: its register is its own through the space (new, never
+                 * freed), so the blocks after the first need not load it again */
+                in->keep = in->kind == FZ_LOAD && !in->map.ar;
+                phys[in->dst] = n_free && !in->keep ? free_list[--n_free] : (int16_t)used++;
+                if (last[in->dst] < 0 || in->keep) last[in->dst] = in->keep ? -2 : (int16_t)i;
             }
             for (int k = 0; k < TG_ELTWISE_MAX_IN; k++)
                 if (in->src[k] >= 0) in->src[k] = phys[in->src[k]];
@@ -394,7 +398,8 @@ static void dump(const fz_group *g, const fz_prog *p, const char *what) {
             if (in->kind == FZ_OP || in->kind == FZ_VJP)
                 fprintf(stderr, " src r%d r%d y r%d dy r%d k %d%s", in->src[0], in->src[1], in->y,
                         in->dy, in->k, in->acc ? " +=" : "");
-            fprintf(stderr, "%s\n", in->kind == FZ_LOADG && in->copy ? " (copy)" : "");
+            fprintf(stderr, "%s%s\n", in->kind == FZ_LOADG && in->copy ? " (copy)" : "",
+                    in->keep ? " (kept)" : "");
         }
     }
 }

@@ -93,6 +93,8 @@ static void thread_run(const fz_run *r, int tid, fz_run *mine) {
  * through the same vector code as when the op runs alone. */
 typedef struct fz_blk {
     int64_t row, cb, nr, nb, pitch, n;
+    bool short_rows;   /* the space's rows run several to a block (all at column 0) */
+    bool again;        /* not the first block this thread runs in the space */
 } fz_blk;
 
 /* Memory with row stride ld (elements) holds the block exactly as a register
@@ -229,6 +231,8 @@ static void run_block(const fz_run *r, const fz_space *s, const fz_blk *b) {
         const fz_inst *in = &r->p->inst[i], *next = i + 1 < end ? in + 1 : NULL;
         switch (in->kind) {
         case FZ_LOAD: {
+            if (in->keep && b->again && (b->short_rows || !in->map.ac))
+                break;   /* the same rows as the block before: still in its register */
             const fz_operand *o = &r->g->o[in->ref];
             const char *src = operand_at(r, o, o->t->data, in->map, b->row, b->cb);
             r->rp[in->dst] = fetch(r, in->dst, src, in->map.ar ? o->ld : 0, in->map.ac, b);
@@ -303,6 +307,7 @@ static fz_blk block_at(const fz_space *s, const fz_cut *c, int64_t k) {
     b.nb = end - b.cb < TG_BLOCK ? end - b.cb : TG_BLOCK;
     b.pitch = tg_vec_round(b.nb);
     b.n = b.nr * b.pitch;
+    b.short_rows = c->rows_per_block > 1;
     return b;
 }
 
@@ -311,6 +316,7 @@ static void run_blocks(const fz_run *r, const fz_space *s, const fz_cut *c, int6
                        int64_t k1) {
     for (int64_t k = k0; k < k1; k++) {
         fz_blk b = block_at(s, c, k);
+        b.again = k > k0;   /* the first block is the largest: a kept register covers the rest */
         run_block(r, s, &b);
     }
 }

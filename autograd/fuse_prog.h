@@ -23,6 +23,9 @@ typedef struct fz_inst {
     uint8_t k;                        /* FZ_VJP: the input                         */
     uint8_t acc;                      /* FZ_LOADG, FZ_VJP: add into dst            */
     uint8_t copy;                     /* FZ_LOADG: dst must be a private copy      */
+    uint8_t keep;                     /* FZ_LOAD broadcast along the rows (a bias):
+                                         its register lives through the space, so
+                                         blocks after the first may reuse it       */
     int16_t dst;
     int16_t src[TG_ELTWISE_MAX_IN];
     int16_t y, dy;
