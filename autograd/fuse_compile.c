@@ -122,9 +122,19 @@ static void build_key(fz_cache *c, const fz_group *g) {
     }
 }
 
+/* FNV-1a on 8-byte words (a byte at a time cost W3 2% of its step: a key is
+ * about 3 KB and every group flush hashes one), the high bits folded back in
+ * after each multiply; collisions are settled by comparing the keys. */
 static uint64_t hash_bytes(const unsigned char *p, size_t n) {
-    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    uint64_t h = 1469598103934665603ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 1099511628211ull;
+        h ^= h >> 32;
+    }
+    for (; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
     return h;
 }
 

@@ -13,7 +13,9 @@
     TG_SIMD_CLONES static TG_NOINLINE void fill_##T(T *restrict d, T v, int64_t n) {             \
         for (int64_t i = 0; i < n; i++) d[i] = v;                                                \
     }                                                                                            \
-    /* one call for a block of short rows: cheaper than a memcpy per row */                       \
+    /* one call for a block of short rows: cheaper than a memcpy per row (which GCC would   \
+     * make of the inner loop without no-tree-loop-distribute-patterns) */                       \
+    __attribute__((optimize("no-tree-loop-distribute-patterns")))                                 \
     TG_SIMD_CLONES static TG_NOINLINE void copy_rows_##T(T *restrict d, int64_t dld,               \
                                                          const T *restrict s, int64_t sld,       \
                                                          int64_t rows, int64_t n) {              \
