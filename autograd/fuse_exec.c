@@ -129,6 +129,26 @@ static void put(const fz_run *r, char *dst, int64_t ld, const void *src, const f
         tg__ew_copy_rows(r->dt, dst, ld, src, b->pitch, b->nr, b->nb);
 }
 
+/* A row-constant value's block (compiler: row_constant): TG_VEC lanes per row. */
+static const void *fetch_narrow(const fz_run *r, int i, const char *src, int64_t ld,
+                                const fz_blk *b) {
+    char *dst = reg(r, i);
+    for (int64_t j = 0; j < b->nr; j++)
+        tg__ew_fill(r->dt, dst + (size_t)(j * TG_VEC) * r->es,
+                    element(r, src + (size_t)(j * ld) * r->es), TG_VEC);
+    return dst;
+}
+
+/* Register dst = the narrow block src repeated along each row. */
+static void expand(const fz_run *r, const fz_inst *in, const fz_blk *b) {
+    char *dst = reg(r, in->dst);
+    const char *src = r->rp[in->src[0]];
+    for (int64_t j = 0; j < b->nr; j++)
+        tg__ew_fill(r->dt, dst + (size_t)(j * b->pitch) * r->es,
+                    element(r, src + (size_t)(j * TG_VEC) * r->es), b->pitch);
+    r->rp[in->dst] = dst;
+}
+
 /* The block at src (row stride ld, 0: one row repeated; column stride ac: 1,
  * or 0 = each row's one element repeated): the memory itself when it is laid
  * out as a register, else register i filled. */
@@ -235,11 +255,19 @@ static void run_block(const fz_run *r, const fz_space *s, const fz_blk *b) {
                 break;   /* the same rows as the block before: still in its register */
             const fz_operand *o = &r->g->o[in->ref];
             const char *src = operand_at(r, o, o->t->data, in->map, b->row, b->cb);
-            r->rp[in->dst] = fetch(r, in->dst, src, in->map.ar ? o->ld : 0, in->map.ac, b);
+            int64_t ld = in->map.ar ? o->ld : 0;
+            r->rp[in->dst] = in->narrow ? fetch_narrow(r, in->dst, src, ld, b)
+                                        : fetch(r, in->dst, src, ld, in->map.ac, b);
             break;
         }
         case FZ_OP:
-        case FZ_VJP: run_op(r, in, direct_target(r, in, next, b), b->n); break;
+        case FZ_VJP:
+            if (in->narrow)
+                run_op(r, in, NULL, b->nr * TG_VEC);
+            else
+                run_op(r, in, direct_target(r, in, next, b), b->n);
+            break;
+        case FZ_EXPAND: expand(r, in, b); break;
         case FZ_STORE: {
             const fz_value *v = &r->g->v[in->ref];
             put(r, tg__at(r->dt, v->t->data, b->row * v->cols + b->cb), v->cols, r->rp[in->dst], b,

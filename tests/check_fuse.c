@@ -245,14 +245,15 @@ END_TEST
 
 /* An LSTM-like cell on column windows of z [R, 4C]: short rows (C <= 128)
  * run several to a block, each row padded to a multiple of TG_VEC, the
- * windows gathered (strided) and a [R, 1] column and a [C] row broadcast
- * in. Nothing is summed, so values and gradients are the same bits fused
- * and unfused, on one thread and split across two. */
+ * windows gathered (strided), a [C] row broadcast in, and a [R, 1] column
+ * whose sigmoid runs once per row (narrow) before it is broadcast. Nothing
+ * is summed, so values and gradients are the same bits fused and unfused,
+ * on one thread and split across two. */
 static void gate_cell(tg_tape *tp, tg_tensor *const *in, int64_t C, tg_tensor **h) {
     tg_tensor *z = in[0], *s[4];
     for (int k = 0; k < 4; k++) s[k] = tg_slice(tp, z, 1, k * C, (k + 1) * C);
     tg_tensor *i = tg_sigmoid(tp, s[0]), *f = tg_sigmoid(tp, s[1]);
-    tg_tensor *g = tg_tanh(tp, tg_mul(tp, s[2], in[2]));
+    tg_tensor *g = tg_tanh(tp, tg_mul(tp, s[2], tg_sigmoid(tp, in[2])));   /* row-constant */
     tg_tensor *o = tg_sigmoid(tp, tg_add(tp, s[3], in[3]));
     tg_tensor *c = tg_add(tp, tg_mul(tp, f, in[1]), tg_mul(tp, i, g));
     *h = tg_mul(tp, o, tg_tanh(tp, c));
