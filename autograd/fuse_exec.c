@@ -2,7 +2,7 @@
  *
  * A space [rows, cols] is cut into blocks (cut_space): when every operand
  * window has the space's row stride, the whole space as one flat run cut
- * every TG_BLOCK elements (equal shapes); else rows of at most TG_BLOCK / 2
+ * every TG_BLOCK elements (equal shapes); else rows of at most TG_BLOCK / 4
  * columns several to a block (an LSTM's [B, 64] gate blocks: four rows, so
  * a quarter of the instructions to dispatch); else each row cut into runs
  * of at most TG_BLOCK columns. For each block the program's instructions
@@ -261,11 +261,9 @@ static void run_block(const fz_run *r, const fz_space *s, const fz_blk *b) {
             break;
         }
         case FZ_OP:
-        case FZ_VJP:
-            if (in->narrow)
-                run_op(r, in, NULL, b->nr * TG_VEC);
-            else
-                run_op(r, in, direct_target(r, in, next, b), b->n);
+        case FZ_VJP: /* one call site: inlined (W4 runs 50K of these a step) */
+            run_op(r, in, in->narrow ? NULL : direct_target(r, in, next, b),
+                   in->narrow ? b->nr * TG_VEC : b->n);
             break;
         case FZ_EXPAND: expand(r, in, b); break;
         case FZ_STORE: {
@@ -295,9 +293,11 @@ static bool flat(const fz_run *r, const fz_space *s) {
 }
 
 /* How a space is cut into blocks: one flat run cut every TG_BLOCK elements;
- * rows of at most TG_BLOCK / 2 columns several to a block (W3's [32, 64]
+ * rows of at most TG_BLOCK / 4 columns several to a block (W3's [32, 64]
  * gate blocks: 4 rows, a quarter of the instructions dispatched); or each
- * row cut every TG_BLOCK columns. A unit is what threads share: a block
+ * row cut every TG_BLOCK columns. Two rows of 128 to a block measured no
+ * faster on W4 than one (the strided windows then gathered, where one row
+ * is read in place, cost what half the dispatches save), so from 4 rows. A unit is what threads share: a block
  * (flat, short rows) or a row's blocks. */
 typedef struct fz_cut {
     bool flat;
@@ -308,7 +308,7 @@ static fz_cut cut_space(const fz_run *r, const fz_space *s) {
     fz_cut c = {.flat = flat(r, s), .rows_per_block = 1, .blocks_per_unit = 1};
     if (c.flat) {
         c.blocks = (s->rows * s->cols + TG_BLOCK - 1) / TG_BLOCK;
-    } else if (s->cols <= TG_BLOCK / 2) {
+    } else if (s->cols <= TG_BLOCK / 4) {
         c.rows_per_block = TG_BLOCK / tg_vec_round(s->cols);
         c.blocks = (s->rows + c.rows_per_block - 1) / c.rows_per_block;
     } else {
