@@ -261,7 +261,7 @@ static void gate_cell(tg_tape *tp, tg_tensor *const *in, int64_t C, tg_tensor **
 
 START_TEST(short_strided_rows_give_the_same_bits) {
     fuse_everything();
-    static const int64_t cols[] = {24, 64, 100};   /* padded rows; exact rows; 2 to a block */
+    static const int64_t cols[] = {24, 64, 100};   /* padded rows; exact rows; one row a block */
     for (int ci = 0; ci < 3; ci++)
         for (int threads = 1; threads <= 2; threads++) {
             int64_t R = 13, C = cols[ci];
