@@ -13,7 +13,10 @@
  * runs alone (ops/eltwise.c). An operand read whole and laid out as the
  * register is (contiguous rows, no padding) is read in place, not copied;
  * so is a seed gradient that nothing adds to. Other windows are gathered
- * with one strided copy per block.
+ * with one strided copy per block. A load broadcast along the rows (a
+ * bias) is loaded by a thread's first block only (its register is kept:
+ * fz_inst.keep); a row-constant value runs on TG_VEC lanes per row
+ * (fz_inst.narrow) until an FZ_EXPAND repeats it along its rows.
  *
  * Threads. A space with enough work (element-instructions: tg__split,
  * autograd/internal.h says how much and why)
