@@ -122,9 +122,19 @@ static void build_key(fz_cache *c, const fz_group *g) {
     }
 }
 
+/* FNV-1a on 8-byte words (a byte at a time cost W3 2% of its step: a key is
+ * about 3 KB and every group flush hashes one), the high bits folded back in
+ * after each multiply; collisions are settled by comparing the keys. */
 static uint64_t hash_bytes(const unsigned char *p, size_t n) {
-    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    uint64_t h = 1469598103934665603ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 1099511628211ull;
+        h ^= h >> 32;
+    }
+    for (; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
     return h;
 }
 
@@ -191,6 +201,7 @@ typedef struct cnode {
     fz_map map;
     int16_t arg[TG_ELTWISE_MAX_IN];   /* node indices of an op node's args */
     int16_t reg, adj;                 /* registers, -1: none               */
+    int16_t wide;                     /* a row-constant node: its value along whole rows */
     uint8_t grad_path, need_val;      /* backward: leads to a wanted operand; value read */
     uint16_t contrib;                 /* backward: contributions still to come */
 } cnode;
@@ -262,11 +273,19 @@ static int node_of(cctx *c, int32_t id, fz_map m) {
     n->id = id;
     n->map = m;
     memcpy(n->arg, args, sizeof args);
-    n->reg = n->adj = -1;
+    n->reg = n->adj = n->wide = -1;
     return c->n_nodes++;
 }
 
-/* Emit the forward value of node i (and of its args). */
+/* A node read through a column broadcast (map.ac = 0: layer norm's
+ * rsqrt(var + eps) under a [rows, 1] -> [rows, cols] broadcast) is constant
+ * along each row: its ops run narrow, on TG_VEC lanes per row, and it is
+ * expanded to whole rows where a whole-row op or a VJP reads it. */
+static bool row_constant(const cnode *n) { return !n->map.ac; }
+
+static int16_t emit_wide(cctx *c, int i);
+
+/* Emit the value of node i (and of its args): narrow when row-constant. */
 static int16_t emit_value(cctx *c, int i) {
     cnode *n = &c->node[i];
     if (n->reg >= 0) return n->reg;
@@ -274,15 +293,37 @@ static int16_t emit_value(cctx *c, int i) {
         fz_inst *in = emit(c, FZ_LOAD);
         in->ref = ~n->id;
         in->map = n->map;
+        in->narrow = row_constant(n);
         return n->reg = in->dst = new_reg(c);
     }
     const fz_value *v = &c->g->v[n->id];
     int16_t src[TG_ELTWISE_MAX_IN];
-    for (int k = 0; k < v->n_in; k++) src[k] = emit_value(c, n->arg[k]);
+    for (int k = 0; k < v->n_in; k++)
+        src[k] = row_constant(n) ? emit_value(c, n->arg[k]) : emit_wide(c, n->arg[k]);
     fz_inst *in = emit(c, FZ_OP);
     in->ref = n->id;
+    in->narrow = row_constant(n);
     for (int k = 0; k < v->n_in; k++) in->src[k] = src[k];
     return n->reg = in->dst = new_reg(c);
+}
+
+/* The value of node i along whole rows: a row-constant load is loaded whole
+ * (as cheap as expanding it), a row-constant op's result expanded. */
+static int16_t emit_wide(cctx *c, int i) {
+    cnode *n = &c->node[i];
+    if (!row_constant(n)) return emit_value(c, i);
+    if (n->wide >= 0) return n->wide;
+    fz_inst *in;
+    if (n->id < 0) {
+        in = emit(c, FZ_LOAD);
+        in->ref = ~n->id;
+        in->map = n->map;
+    } else {
+        int16_t narrow = emit_value(c, i);
+        in = emit(c, FZ_EXPAND);
+        in->src[0] = narrow;
+    }
+    return n->wide = in->dst = new_reg(c);
 }
 
 /* The space of shape rows x cols, opened if new. */
@@ -328,8 +369,12 @@ static void allocate_registers(cctx *c) {
             int n = reads(in, r);
             r[n++] = in->dst;
             if (phys[in->dst] < 0) { /* a new value: a free register or a new one */
-                phys[in->dst] = n_free ? free_list[--n_free] : (int16_t)used++;
-                if (last[in->dst] < 0) last[in->dst] = (int16_t)i;
+                /* a load broadcast along the rows is the same in every block of
+                 * short rows: its register is its own through the space (new, never
+                 * freed), so the blocks after the first need not load it again */
+                in->keep = in->kind == FZ_LOAD && !in->map.ar;
+                phys[in->dst] = n_free && !in->keep ? free_list[--n_free] : (int16_t)used++;
+                if (last[in->dst] < 0 || in->keep) last[in->dst] = in->keep ? -2 : (int16_t)i;
             }
             for (int k = 0; k < TG_ELTWISE_MAX_IN; k++)
                 if (in->src[k] >= 0) in->src[k] = phys[in->src[k]];
@@ -375,7 +420,7 @@ static fz_prog *finish(tg_tape *tp, cctx *c, fz_prog **slot) {
 /* TG_FUSE_DUMP=1: every program compiled, to stderr (for looking at what
  * a cell compiles to). */
 static void dump(const fz_group *g, const fz_prog *p, const char *what) {
-    static const char *const kind[] = {"load", "op", "store", "loadg", "vjp", "scatter"};
+    static const char *const kind[] = {"load", "op", "store", "loadg", "vjp", "scatter", "expand"};
     fprintf(stderr, "fusion: %s program, %d values, %d operands, %d registers\n", what,
             g->n_values, g->n_operands, p->n_regs);
     for (int s = 0; s < p->n_spaces; s++) {
@@ -391,10 +436,11 @@ static void dump(const fz_group *g, const fz_prog *p, const char *what) {
             if (in->kind == FZ_LOAD || in->kind == FZ_SCATTER)
                 fprintf(stderr, " at (%lld + %d r, %lld + %d c)", (long long)in->map.row0,
                         in->map.ar, (long long)in->map.col0, in->map.ac);
-            if (in->kind == FZ_OP || in->kind == FZ_VJP)
+            if (in->kind == FZ_OP || in->kind == FZ_VJP || in->kind == FZ_EXPAND)
                 fprintf(stderr, " src r%d r%d y r%d dy r%d k %d%s", in->src[0], in->src[1], in->y,
                         in->dy, in->k, in->acc ? " +=" : "");
-            fprintf(stderr, "%s\n", in->kind == FZ_LOADG && in->copy ? " (copy)" : "");
+            fprintf(stderr, "%s%s%s\n", in->kind == FZ_LOADG && in->copy ? " (copy)" : "",
+                    in->keep ? " (kept)" : "", in->narrow ? " (narrow)" : "");
         }
     }
 }
@@ -428,7 +474,7 @@ static void forward_space(cctx *c, uint64_t *left) {
         *left &= ~((uint64_t)1 << i);
         int n = node_of(c, i, identity);
         if (n < 0) return;
-        int16_t r = emit_value(c, n);
+        int16_t r = emit_wide(c, n);
         fz_inst *in = emit(c, FZ_STORE);
         in->ref = i;
         in->dst = r;
@@ -506,6 +552,8 @@ static int16_t adjoint_for(cctx *c, cnode *a, uint8_t *acc) {
     return a->adj;
 }
 
+static int16_t wide_reg(const cnode *n) { return row_constant(n) ? n->wide : n->reg; }
+
 static void emit_vjps(cctx *c, int i) {
     cnode *n = &c->node[i];
     const fz_value *v = &c->g->v[n->id];
@@ -526,9 +574,9 @@ static void emit_vjps(cctx *c, int i) {
         in->acc = acc;
         in->dst = dst;
         in->dy = n->adj;
-        in->y = (needs & TG_NEEDS_Y) ? n->reg : -1;
+        in->y = (needs & TG_NEEDS_Y) ? wide_reg(n) : -1;   /* VJPs run on whole rows */
         for (int j = 0; (needs & TG_NEEDS_X) && j < v->n_in; j++)
-            in->src[j] = c->node[n->arg[j]].reg;
+            in->src[j] = wide_reg(&c->node[n->arg[j]]);
     }
 }
 
@@ -556,7 +604,7 @@ static void backward_space(cctx *c, uint64_t *left, uint32_t wants) {
     }
     mark_backward(c, first, seed_node, n_seeds, wants);
     for (int i = first; i < c->n_nodes; i++)
-        if (c->node[i].need_val) emit_value(c, i);
+        if (c->node[i].need_val) emit_wide(c, i);
     for (int s = 0; s < n_seeds; s++) {
         cnode *n = &c->node[seed_node[s]];
         if (!n->grad_path) continue;

@@ -1,13 +1,22 @@
 /* autograd/fuse_exec.c - running a group's program, block by block.
  *
- * A space [rows, cols] is cut into blocks: each row into runs of at most
- * TG_BLOCK columns, or, when every operand window has the space's row
- * stride, the whole space as one flat run (equal shapes). For each block
- * the program's instructions run in order on registers of TG_BLOCK
- * elements (L1-resident); a block at the end of a row is padded to a
- * multiple of TG_VEC so the kernels see the same lengths as when an op runs
- * alone (ops/eltwise.c). An operand read whole and unpadded is read in
- * place, not copied; so is a seed gradient that nothing adds to.
+ * A space [rows, cols] is cut into blocks (cut_space): when every operand
+ * window has the space's row stride, the whole space as one flat run cut
+ * every TG_BLOCK elements (equal shapes); else rows of at most TG_BLOCK / 4
+ * columns several to a block (an LSTM's [B, 64] gate blocks: four rows, so
+ * a quarter of the instructions to dispatch); else each row cut into runs
+ * of at most TG_BLOCK columns. For each block the program's instructions
+ * run in order on registers of TG_BLOCK elements (L1-resident). In a
+ * register each row of a block starts at a multiple of TG_VEC, its tail
+ * padded with zeros, so the kernels see lengths that are multiples of
+ * TG_VEC and every element goes through the same vector code as when an op
+ * runs alone (ops/eltwise.c). An operand read whole and laid out as the
+ * register is (contiguous rows, no padding) is read in place, not copied;
+ * so is a seed gradient that nothing adds to. Other windows are gathered
+ * with one strided copy per block. A load broadcast along the rows (a
+ * bias) is loaded by a thread's first block only (its register is kept:
+ * fz_inst.keep); a row-constant value runs on TG_VEC lanes per row
+ * (fz_inst.narrow) until an FZ_EXPAND repeats it along its rows.
  *
  * Threads. A space with enough work (element-instructions: tg__split,
  * autograd/internal.h says how much and why)
@@ -81,19 +90,85 @@ static void thread_run(const fz_run *r, int tid, fz_run *mine) {
     mine->partial = r->p->partials ? (void *)(mine->rp + r->p->n_regs) : NULL;
 }
 
-/* nb elements at src (column stride ac: 1, or 0 = one element repeated) as a
- * block of npad: the memory itself when it needs no padding, else reg i. */
-static const void *fetch(const fz_run *r, int i, const void *src, int ac, int64_t nb,
-                         int64_t npad) {
-    void *dst = reg(r, i);
-    if (!ac) {
-        tg__ew_fill(r->dt, dst, r->dt == TG_F64 ? *(const double *)src : *(const float *)src,
-                    npad);
-        return dst;
+/* A block: nr rows of nb columns from (row, cb). In a register, row j of the
+ * block starts at element j * pitch (nb rounded up to TG_VEC, the padding
+ * zeros), so kernels run on n = nr * pitch elements and every element goes
+ * through the same vector code as when the op runs alone. */
+typedef struct fz_blk {
+    int64_t row, cb, nr, nb, pitch, n;
+    bool short_rows;   /* the space's rows run several to a block (all at column 0) */
+    bool again;        /* not the first block this thread runs in the space */
+} fz_blk;
+
+/* Memory with row stride ld (elements) holds the block exactly as a register
+ * does: it can be read or written in one piece. */
+static bool packed(const fz_blk *b, int64_t ld) {
+    return b->nb == b->pitch && (b->nr == 1 || ld == b->nb);
+}
+
+static double element(const fz_run *r, const void *p) {
+    return r->dt == TG_F64 ? *(const double *)p : *(const float *)p;
+}
+
+/* The block's rows at src (row stride ld elements; 0: one row repeated) into
+ * register memory dst, each row padded with zeros to the pitch. */
+static void gather(const fz_run *r, char *dst, const char *src, int64_t ld, const fz_blk *b) {
+    tg__ew_copy_rows(r->dt, dst, b->pitch, src, ld, b->nr, b->nb);
+    for (int64_t j = 0; b->pitch > b->nb && j < b->nr; j++)
+        memset(dst + (size_t)(j * b->pitch + b->nb) * r->es, 0, (size_t)(b->pitch - b->nb) * r->es);
+}
+
+/* Register block src into memory dst (row stride ld; 0: every row into one
+ * row, added in row order): copied, or added when add. */
+static void put(const fz_run *r, char *dst, int64_t ld, const void *src, const fz_blk *b,
+                bool add) {
+    if (packed(b, ld) && add)
+        tg__ew_add(r->dt, dst, src, b->n);
+    else if (packed(b, ld))
+        tg__ew_copy(r->dt, dst, src, b->n);   /* nothing when src is dst (written directly) */
+    else if (add)
+        tg__ew_add_rows(r->dt, dst, ld, src, b->pitch, b->nr, b->nb);
+    else
+        tg__ew_copy_rows(r->dt, dst, ld, src, b->pitch, b->nr, b->nb);
+}
+
+/* A row-constant value's block (compiler: row_constant): TG_VEC lanes per row. */
+static const void *fetch_narrow(const fz_run *r, int i, const char *src, int64_t ld,
+                                const fz_blk *b) {
+    char *dst = reg(r, i);
+    for (int64_t j = 0; j < b->nr; j++)
+        tg__ew_fill(r->dt, dst + (size_t)(j * TG_VEC) * r->es,
+                    element(r, src + (size_t)(j * ld) * r->es), TG_VEC);
+    return dst;
+}
+
+/* Register dst = the narrow block src repeated along each row. */
+static void expand(const fz_run *r, const fz_inst *in, const fz_blk *b) {
+    char *dst = reg(r, in->dst);
+    const char *src = r->rp[in->src[0]];
+    for (int64_t j = 0; j < b->nr; j++)
+        tg__ew_fill(r->dt, dst + (size_t)(j * b->pitch) * r->es,
+                    element(r, src + (size_t)(j * TG_VEC) * r->es), b->pitch);
+    r->rp[in->dst] = dst;
+}
+
+/* The block at src (row stride ld, 0: one row repeated; column stride ac: 1,
+ * or 0 = each row's one element repeated): the memory itself when it is laid
+ * out as a register, else register i filled. */
+static const void *fetch(const fz_run *r, int i, const char *src, int64_t ld, int ac,
+                         const fz_blk *b) {
+    char *dst = reg(r, i);
+    if (!ac && !ld) {
+        tg__ew_fill(r->dt, dst, element(r, src), b->n);
+    } else if (!ac) {
+        for (int64_t j = 0; j < b->nr; j++)
+            tg__ew_fill(r->dt, dst + (size_t)(j * b->pitch) * r->es,
+                        element(r, src + (size_t)(j * ld) * r->es), b->pitch);
+    } else if (packed(b, ld)) {
+        return src;
+    } else {
+        gather(r, dst, src, ld, b);
     }
-    if (nb == npad) return src;
-    tg__ew_copy(r->dt, dst, src, nb);
-    memset((char *)dst + (size_t)nb * r->es, 0, (size_t)(npad - nb) * r->es);
     return dst;
 }
 
@@ -104,62 +179,62 @@ static char *operand_at(const fz_run *r, const fz_operand *o, const void *base, 
     return (char *)base + (size_t)i * r->es;
 }
 
-static void scatter(const fz_run *r, const fz_inst *in, int64_t row, int64_t cb, int64_t nb) {
+static void scatter(const fz_run *r, const fz_inst *in, const fz_blk *b) {
     const fz_operand *o = &r->g->o[in->ref];
-    char *dst = operand_at(r, o, o->t->grad, in->map, row, cb);
+    char *dst = operand_at(r, o, o->t->grad, in->map, b->row, b->cb);
+    int64_t ld = in->map.ar ? o->ld : 0;
     if (r->partial && !in->map.ar) /* threads: this thread's sums */
-        dst = tg__at(r->dt, r->partial, in->slot + (in->map.ac ? cb : 0));
-    const void *src = r->rp[in->dst];
-    if (!in->map.ac) {   /* broadcast along the row: one element gets the block's sum */
-        double s = tg__ew_sum(r->dt, src, nb);
+        dst = tg__at(r->dt, r->partial, in->slot + (in->map.ac ? b->cb : 0));
+    const char *src = r->rp[in->dst];
+    if (in->map.ac) {
+        put(r, dst, ld, src, b, !r->assign[in->ref]);
+        return;
+    }
+    for (int64_t j = 0; j < b->nr; j++) { /* broadcast along the row: one element gets its sum */
+        double s = tg__ew_sum(r->dt, src + (size_t)(j * b->pitch) * r->es, b->nb);
+        char *d = dst + (size_t)(j * ld) * r->es;
         if (r->dt == TG_F64)
-            *(double *)dst += s;
+            *(double *)d += s;
         else
-            *(float *)dst += (float)s;
-    } else if (r->assign[in->ref]) {
-        tg__ew_copy(r->dt, dst, src, nb);
-    } else {
-        tg__ew_add(r->dt, dst, src, nb);
+            *(float *)d += (float)s;
     }
 }
 
 /* The seed gradient of a value into register dst: read in place when
  * nothing is added to it, else copied (or added). */
-static void load_grad(const fz_run *r, const fz_inst *in, int64_t row, int64_t cb, int64_t nb,
-                      int64_t npad) {
+static void load_grad(const fz_run *r, const fz_inst *in, const fz_blk *b) {
     const fz_value *v = &r->g->v[in->ref];
-    const char *src = (const char *)v->t->grad + (size_t)(row * v->cols + cb) * r->es;
+    const char *src = (const char *)v->t->grad + (size_t)(b->row * v->cols + b->cb) * r->es;
+    char *d = reg(r, in->dst);
     if (in->acc) {
-        tg__ew_add(r->dt, reg(r, in->dst), src, nb);
-        r->rp[in->dst] = reg(r, in->dst);
+        tg__ew_add_rows(r->dt, d, b->pitch, src, v->cols, b->nr, b->nb);
+        r->rp[in->dst] = d;
     } else if (in->copy) {
-        void *d = reg(r, in->dst);
-        tg__ew_copy(r->dt, d, src, nb);
-        memset((char *)d + (size_t)nb * r->es, 0, (size_t)(npad - nb) * r->es);
+        gather(r, d, src, v->cols, b);
         r->rp[in->dst] = d;
     } else {
-        r->rp[in->dst] = fetch(r, in->dst, src, 1, nb, npad);
+        r->rp[in->dst] = fetch(r, in->dst, src, v->cols, 1, b);
     }
 }
 
 /* Where the instruction after in will put in's result, when in can write
  * it there itself (a whole block stored, or scattered into a gradient that
  * is written): saves a copy. NULL when not. */
-static void *direct_target(const fz_run *r, const fz_inst *in, const fz_inst *next, int64_t row,
-                           int64_t cb, int64_t nb, int64_t npad) {
-    if (!next || next->dst != in->dst || nb != npad || in->acc) return NULL;
+static void *direct_target(const fz_run *r, const fz_inst *in, const fz_inst *next,
+                           const fz_blk *b) {
+    if (!next || next->dst != in->dst || in->acc) return NULL;
     if (next->kind == FZ_STORE) {
         const fz_value *v = &r->g->v[next->ref];
-        return tg__at(r->dt, v->t->data, row * v->cols + cb);
+        return packed(b, v->cols) ? tg__at(r->dt, v->t->data, b->row * v->cols + b->cb) : NULL;
     }
     if (next->kind == FZ_SCATTER && next->map.ar && next->map.ac && r->assign[next->ref]) {
         const fz_operand *o = &r->g->o[next->ref];
-        return operand_at(r, o, o->t->grad, next->map, row, cb);
+        return packed(b, o->ld) ? operand_at(r, o, o->t->grad, next->map, b->row, b->cb) : NULL;
     }
     return NULL;
 }
 
-static void run_op(const fz_run *r, const fz_inst *in, void *direct, int64_t npad) {
+static void run_op(const fz_run *r, const fz_inst *in, void *direct, int64_t n) {
     const fz_value *v = &r->g->v[in->ref];
     const tg_eltwise *ew = v->op->eltwise;
     const void *xs[TG_ELTWISE_MAX_IN];
@@ -167,33 +242,41 @@ static void run_op(const fz_run *r, const fz_inst *in, void *direct, int64_t npa
     void *d = direct ? direct : reg(r, in->dst);
     int f64 = r->dt == TG_F64;
     if (in->kind == FZ_OP)
-        ew->fwd[f64](npad, xs, d, v->attr);
+        ew->fwd[f64](n, xs, d, v->attr);
     else
-        ew->vjp[f64](in->k, npad, xs, rd(r, in->y), r->rp[in->dy], d, in->acc, v->attr);
+        ew->vjp[f64](in->k, n, xs, rd(r, in->y), r->rp[in->dy], d, in->acc, v->attr);
     r->rp[in->dst] = d;
 }
 
-static void run_block(const fz_run *r, const fz_space *s, int64_t row, int64_t cb, int64_t nb) {
-    int64_t npad = tg_vec_round(nb);
+static void run_block(const fz_run *r, const fz_space *s, const fz_blk *b) {
     int end = s->first + s->count;
     for (int i = s->first; i < end; i++) {
         const fz_inst *in = &r->p->inst[i], *next = i + 1 < end ? in + 1 : NULL;
         switch (in->kind) {
         case FZ_LOAD: {
+            if (in->keep && b->again && (b->short_rows || !in->map.ac))
+                break;   /* the same rows as the block before: still in its register */
             const fz_operand *o = &r->g->o[in->ref];
-            r->rp[in->dst] = fetch(r, in->dst, operand_at(r, o, o->t->data, in->map, row, cb),
-                                   in->map.ac, nb, npad);
+            const char *src = operand_at(r, o, o->t->data, in->map, b->row, b->cb);
+            int64_t ld = in->map.ar ? o->ld : 0;
+            r->rp[in->dst] = in->narrow ? fetch_narrow(r, in->dst, src, ld, b)
+                                        : fetch(r, in->dst, src, ld, in->map.ac, b);
             break;
         }
         case FZ_OP:
-        case FZ_VJP: run_op(r, in, direct_target(r, in, next, row, cb, nb, npad), npad); break;
+        case FZ_VJP: /* one call site: inlined (W4 runs 50K of these a step) */
+            run_op(r, in, in->narrow ? NULL : direct_target(r, in, next, b),
+                   in->narrow ? b->nr * TG_VEC : b->n);
+            break;
+        case FZ_EXPAND: expand(r, in, b); break;
         case FZ_STORE: {
             const fz_value *v = &r->g->v[in->ref];
-            tg__ew_copy(r->dt, tg__at(r->dt, v->t->data, row * v->cols + cb), r->rp[in->dst], nb);
+            put(r, tg__at(r->dt, v->t->data, b->row * v->cols + b->cb), v->cols, r->rp[in->dst], b,
+                false);
             break;
         }
-        case FZ_LOADG: load_grad(r, in, row, cb, nb, npad); break;
-        case FZ_SCATTER: scatter(r, in, row, cb, nb); break;
+        case FZ_LOADG: load_grad(r, in, b); break;
+        case FZ_SCATTER: scatter(r, in, b); break;
         }
     }
 }
@@ -212,14 +295,60 @@ static bool flat(const fz_run *r, const fz_space *s) {
     return true;
 }
 
-/* Blocks [b0, b1) of a space: rows of blocks, or runs of the flat space. */
-static void run_blocks(const fz_run *r, const fz_space *s, bool is_flat, int64_t b0, int64_t b1) {
-    int64_t per_row = (s->cols + TG_BLOCK - 1) / TG_BLOCK, n = s->rows * s->cols;
-    for (int64_t b = b0; b < b1; b++) {
-        int64_t row = is_flat ? 0 : b / per_row;
-        int64_t cb = is_flat ? b * TG_BLOCK : (b % per_row) * TG_BLOCK;
-        int64_t end = is_flat ? n : s->cols;
-        run_block(r, s, row, cb, end - cb < TG_BLOCK ? end - cb : TG_BLOCK);
+/* How a space is cut into blocks: one flat run cut every TG_BLOCK elements;
+ * rows of at most TG_BLOCK / 4 columns several to a block (W3's [32, 64]
+ * gate blocks: 4 rows, a quarter of the instructions dispatched); or each
+ * row cut every TG_BLOCK columns. Two rows of 128 to a block measured no
+ * faster on W4 than one (the strided windows then gathered, where one row
+ * is read in place, cost what half the dispatches save), so from 4 rows. A unit is what threads share: a block
+ * (flat, short rows) or a row's blocks. */
+typedef struct fz_cut {
+    bool flat;
+    int64_t rows_per_block, blocks_per_unit, blocks;
+} fz_cut;
+
+static fz_cut cut_space(const fz_run *r, const fz_space *s) {
+    fz_cut c = {.flat = flat(r, s), .rows_per_block = 1, .blocks_per_unit = 1};
+    if (c.flat) {
+        c.blocks = (s->rows * s->cols + TG_BLOCK - 1) / TG_BLOCK;
+    } else if (s->cols <= TG_BLOCK / 4) {
+        c.rows_per_block = TG_BLOCK / tg_vec_round(s->cols);
+        c.blocks = (s->rows + c.rows_per_block - 1) / c.rows_per_block;
+    } else {
+        c.blocks_per_unit = (s->cols + TG_BLOCK - 1) / TG_BLOCK;
+        c.blocks = s->rows * c.blocks_per_unit;
+    }
+    return c;
+}
+
+/* Block k of a cut space. */
+static fz_blk block_at(const fz_space *s, const fz_cut *c, int64_t k) {
+    fz_blk b = {.nr = 1};
+    int64_t end = s->cols;
+    if (c->flat) {
+        b.cb = k * TG_BLOCK;
+        end = s->rows * s->cols;
+    } else if (c->rows_per_block > 1) {
+        b.row = k * c->rows_per_block;
+        b.nr = s->rows - b.row < c->rows_per_block ? s->rows - b.row : c->rows_per_block;
+    } else {
+        b.row = k / c->blocks_per_unit;
+        b.cb = (k % c->blocks_per_unit) * TG_BLOCK;
+    }
+    b.nb = end - b.cb < TG_BLOCK ? end - b.cb : TG_BLOCK;
+    b.pitch = tg_vec_round(b.nb);
+    b.n = b.nr * b.pitch;
+    b.short_rows = c->rows_per_block > 1;
+    return b;
+}
+
+/* Blocks [k0, k1) of a space. */
+static void run_blocks(const fz_run *r, const fz_space *s, const fz_cut *c, int64_t k0,
+                       int64_t k1) {
+    for (int64_t k = k0; k < k1; k++) {
+        fz_blk b = block_at(s, c, k);
+        b.again = k > k0;   /* the first block is the largest: a kept register covers the rest */
+        run_block(r, s, &b);
     }
 }
 
@@ -257,12 +386,10 @@ static void add_partials(const fz_run *r, const fz_space *s, const fz_run *th, i
 
 static void run_space(const fz_run *r, const fz_space *s) {
     if (s->rows == 0 || s->cols == 0) return;
-    bool is_flat = flat(r, s);
-    int64_t blocks = is_flat ? (s->rows * s->cols + TG_BLOCK - 1) / TG_BLOCK
-                             : s->rows * ((s->cols + TG_BLOCK - 1) / TG_BLOCK);
-    int nt = threads_for(r, s, blocks);
+    fz_cut c = cut_space(r, s);
+    int nt = threads_for(r, s, c.blocks);
     if (nt == 1) {
-        run_blocks(r, s, is_flat, 0, blocks);
+        run_blocks(r, s, &c, 0, c.blocks);
         return;
     }
     fz_run th[FZ_MAX_THREADS];
@@ -270,16 +397,15 @@ static void run_space(const fz_run *r, const fz_space *s) {
         thread_run(r, t, &th[t]);
         if (th[t].partial) memset(th[t].partial, 0, (size_t)r->p->partials * r->es);
     }
-    int64_t per_row = is_flat ? 1 : (s->cols + TG_BLOCK - 1) / TG_BLOCK;
     double own[FZ_MAX_THREADS], t0 = tg__seconds();
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) schedule(static, 1)
 #endif
-    for (int t = 0; t < nt; t++) {   /* whole rows to each thread, in order */
+    for (int t = 0; t < nt; t++) {   /* whole units (rows) to each thread, in order */
         double start = tg__seconds();
-        int64_t units = blocks / per_row;
+        int64_t units = c.blocks / c.blocks_per_unit;
         int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
-        run_blocks(&th[t], s, is_flat, u0 * per_row, u1 * per_row);
+        run_blocks(&th[t], s, &c, u0 * c.blocks_per_unit, u1 * c.blocks_per_unit);
         own[t] = tg__seconds() - start;
     }
     double slowest = 0;

@@ -15,7 +15,8 @@ enum fz_kind {
     FZ_LOADG,    /* dst (=, or += when acc) the gradient block of value ref      */
     FZ_VJP,      /* dst (=, or += when acc) value ref's VJP for input k: src[] its
                     inputs, y its output, dy its adjoint                         */
-    FZ_SCATTER   /* operand ref's gradient, through map, gets dst                */
+    FZ_SCATTER,  /* operand ref's gradient, through map, gets dst                */
+    FZ_EXPAND    /* dst = the row-constant src[0] repeated along each row         */
 };
 
 typedef struct fz_inst {
@@ -23,6 +24,11 @@ typedef struct fz_inst {
     uint8_t k;                        /* FZ_VJP: the input                         */
     uint8_t acc;                      /* FZ_LOADG, FZ_VJP: add into dst            */
     uint8_t copy;                     /* FZ_LOADG: dst must be a private copy      */
+    uint8_t narrow;                   /* FZ_LOAD, FZ_OP of a row-constant value: one
+                                         TG_VEC of lanes per row, not the row      */
+    uint8_t keep;                     /* FZ_LOAD broadcast along the rows (a bias):
+                                         its register lives through the space, so
+                                         blocks after the first may reuse it       */
     int16_t dst;
     int16_t src[TG_ELTWISE_MAX_IN];
     int16_t y, dy;

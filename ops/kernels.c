@@ -13,6 +13,21 @@
     TG_SIMD_CLONES static TG_NOINLINE void fill_##T(T *restrict d, T v, int64_t n) {             \
         for (int64_t i = 0; i < n; i++) d[i] = v;                                                \
     }                                                                                            \
+    /* one call for a block of short rows: cheaper than a memcpy per row (which GCC would   \
+     * make of the inner loop without no-tree-loop-distribute-patterns) */                       \
+    __attribute__((optimize("no-tree-loop-distribute-patterns")))                                 \
+    TG_SIMD_CLONES static TG_NOINLINE void copy_rows_##T(T *restrict d, int64_t dld,               \
+                                                         const T *restrict s, int64_t sld,       \
+                                                         int64_t rows, int64_t n) {              \
+        for (int64_t j = 0; j < rows; j++)                                                       \
+            for (int64_t i = 0; i < n; i++) d[j * dld + i] = s[j * sld + i];                     \
+    }                                                                                            \
+    TG_SIMD_CLONES static TG_NOINLINE void add_rows_##T(T *restrict d, int64_t dld,                \
+                                                        const T *restrict s, int64_t sld,        \
+                                                        int64_t rows, int64_t n) {               \
+        for (int64_t j = 0; j < rows; j++)                                                       \
+            for (int64_t i = 0; i < n; i++) d[j * dld + i] += s[j * sld + i];                    \
+    }                                                                                            \
     /* no memset for part (GCC makes it a `rep stos`, slow to start) */                           \
     __attribute__((optimize("no-tree-loop-distribute-patterns")))                                 \
     static double sum_##T(const T *s, int64_t n) {                                               \
@@ -39,6 +54,16 @@ void tg__ew_fill(tg_dtype dt, void *d, double v, int64_t n) {
         fill_double(d, v, n);
     else
         fill_float(d, (float)v, n);
+}
+
+void tg__ew_copy_rows(tg_dtype dt, void *d, int64_t dld, const void *s, int64_t sld,
+                      int64_t rows, int64_t n) {
+    TG_BY_DTYPE(dt, copy_rows, d, dld, s, sld, rows, n);
+}
+
+void tg__ew_add_rows(tg_dtype dt, void *d, int64_t dld, const void *s, int64_t sld,
+                     int64_t rows, int64_t n) {
+    TG_BY_DTYPE(dt, add_rows, d, dld, s, sld, rows, n);
 }
 
 double tg__ew_sum(tg_dtype dt, const void *s, int64_t n) {

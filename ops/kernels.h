@@ -114,6 +114,14 @@ TG_HIDDEN void tg__ew_fill(tg_dtype dt, void *d, double v, int64_t n);
 /* sum of n elements in TG_VEC double partial sums (vectorisable, and more
  * accurate than one running sum); the same grouping everywhere it is used. */
 TG_HIDDEN double tg__ew_sum(tg_dtype dt, const void *s, int64_t n);
+/* Rows of a matrix (the fusion engine's register blocks): rows x n elements,
+ * row j at d + j*dld and s + j*sld (element strides; sld or dld 0 = one row
+ * used for all). copy: d = s (float dtypes); add: d += s, row after row in
+ * order (so dld = 0 sums the rows into one, as tg__ew_add row by row would). */
+TG_HIDDEN void tg__ew_copy_rows(tg_dtype dt, void *d, int64_t dld, const void *s, int64_t sld,
+                                int64_t rows, int64_t n);
+TG_HIDDEN void tg__ew_add_rows(tg_dtype dt, void *d, int64_t dld, const void *s, int64_t sld,
+                               int64_t rows, int64_t n);
 /* NumPy broadcast shape of the inputs into nd, shape; false if they do not broadcast. */
 TG_HIDDEN bool tg__bcast_shape(int n_in, tg_tensor *const *in, int *nd, int64_t *shape);
 /* Bytes per element of a float dtype, without a call. */

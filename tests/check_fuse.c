@@ -243,6 +243,63 @@ START_TEST(a_plain_chain_gives_the_same_bits) {
 }
 END_TEST
 
+/* An LSTM-like cell on column windows of z [R, 4C]: short rows (C <= 128)
+ * run several to a block, each row padded to a multiple of TG_VEC, the
+ * windows gathered (strided), a [C] row broadcast in, and a [R, 1] column
+ * whose sigmoid runs once per row (narrow) before it is broadcast. Nothing
+ * is summed, so values and gradients are the same bits fused and unfused,
+ * on one thread and split across two. */
+static void gate_cell(tg_tape *tp, tg_tensor *const *in, int64_t C, tg_tensor **h) {
+    tg_tensor *z = in[0], *s[4];
+    for (int k = 0; k < 4; k++) s[k] = tg_slice(tp, z, 1, k * C, (k + 1) * C);
+    tg_tensor *i = tg_sigmoid(tp, s[0]), *f = tg_sigmoid(tp, s[1]);
+    tg_tensor *g = tg_tanh(tp, tg_mul(tp, s[2], tg_sigmoid(tp, in[2])));   /* row-constant */
+    tg_tensor *o = tg_sigmoid(tp, tg_add(tp, s[3], in[3]));
+    tg_tensor *c = tg_add(tp, tg_mul(tp, f, in[1]), tg_mul(tp, i, g));
+    *h = tg_mul(tp, o, tg_tanh(tp, c));
+}
+
+START_TEST(short_strided_rows_give_the_same_bits) {
+    fuse_everything();
+    static const int64_t cols[] = {24, 64, 100};   /* padded rows; exact rows; one row a block */
+    for (int ci = 0; ci < 3; ci++)
+        for (int threads = 1; threads <= 2; threads++) {
+            int64_t R = 13, C = cols[ci];
+            tg_rng rng = tg_rng_seeded(11 + (uint64_t)ci);
+            tg_tensor *src[4] = {leaf_like(TG_F32, 2, TGT_SHAPE(R, 4 * C), &rng),
+                                 leaf_like(TG_F32, 2, TGT_SHAPE(R, C), &rng),
+                                 leaf_like(TG_F32, 2, TGT_SHAPE(R, 1), &rng),
+                                 leaf_like(TG_F32, 1, TGT_SHAPE(C), &rng)};
+            tg_tensor *in[2][4], *h[2];
+            tg_tape *tp[2];
+            for (int f = 0; f < 2; f++) {
+                tp[f] = tg_tape_new();
+                tg_tape_set_fusion(tp[f], f == 1);
+                tg_tape_set_threads(tp[f], threads);
+                for (int k = 0; k < 4; k++) {
+                    in[f][k] = tg_tensor_clone(src[k], TG_F32);
+                    tg_tensor_set_requires_grad(in[f][k], k < 2);
+                }
+                gate_cell(tp[f], in[f], C, &h[f]);
+                ck_assert_int_eq(tg_backward(tp[f], tg_sum(tp[f], h[f])), TG_OK);
+            }
+            for (int64_t e = 0; e < R * C; e++)
+                ck_assert_msg(tg_tensor_get(h[0], e) == tg_tensor_get(h[1], e), "C %lld h[%lld]",
+                              (long long)C, (long long)e);
+            for (int k = 0; k < 2; k++)
+                for (int64_t e = 0; e < tg_tensor_numel(src[k]); e++)
+                    ck_assert_msg(tg_tensor_grad_get(in[0][k], e) == tg_tensor_grad_get(in[1][k], e),
+                                  "C %lld %d threads: gradient of input %d [%lld]", (long long)C,
+                                  threads, k, (long long)e);
+            for (int f = 0; f < 2; f++) {
+                for (int k = 0; k < 4; k++) tg_tensor_free(in[f][k]);
+                tg_tape_free(tp[f]);
+            }
+            for (int k = 0; k < 4; k++) tg_tensor_free(src[k]);
+        }
+}
+END_TEST
+
 /* Eager semantics survive caller writes: y = tanh(x) is pending when x is
  * written, and a group that already closed still holds x. */
 START_TEST(writing_an_input_after_the_op_does_not_change_its_result) {
@@ -448,6 +505,7 @@ Suite *suite_fuse(void) {
     tcase_set_timeout(tc, 300);   /* wall time: 20 s of CPU, a shared machine */
     tcase_add_test(tc, random_programs_give_the_same_values_and_gradients_fused);
     tcase_add_test(tc, a_plain_chain_gives_the_same_bits);
+    tcase_add_test(tc, short_strided_rows_give_the_same_bits);
     tcase_add_test(tc, writing_an_input_after_the_op_does_not_change_its_result);
     tcase_add_test(tc, freeing_an_input_before_its_result_is_read_is_fine);
     tcase_add_test(tc, slices_reshapes_and_backward_from_a_pending_value);
