@@ -43,12 +43,55 @@ static int softmax_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void
  * For one element type T with its exp: the row forward and VJP (last axis), the lane
  * forward and VJP (w <= LANES lines at stride I), and the walkers over all lines. */
 #define ROW_KERNELS(T)                                                                           \
+    /* max_k x[k]: TG_VEC running maxima (a serial compare chain does not vectorise); a NaN  \
+     * is skipped here and turns the line NaN through exp */                                     \
+    TG_SIMD_CLONES static T row_max_##T(const T *x, int64_t L) {                                 \
+        T part[TG_VEC], m = -INFINITY;                                                           \
+        for (int l = 0; l < TG_VEC; l++) part[l] = -INFINITY;                                    \
+        int64_t k = 0, body = tg_vec_body(L);                                                    \
+        for (; k < body; k += TG_VEC) {                                                          \
+            TG_PRAGMA_SIMD                                                                       \
+            for (int l = 0; l < TG_VEC; l++) part[l] = x[k + l] > part[l] ? x[k + l] : part[l];  \
+        }                                                                                        \
+        for (; k < L; k++) m = x[k] > m ? x[k] : m;                                              \
+        for (int l = 0; l < TG_VEC; l++) m = part[l] > m ? part[l] : m;                          \
+        return m;                                                                                \
+    }                                                                                            \
+    /* y[k] = exp(x[k] - m), returning their sum (TG_VEC double partials, as tg__ew_sum): one    \
+     * pass where a separate exp and sum took two */                                             \
+    __attribute__((optimize("no-tree-loop-distribute-patterns")))                                 \
+    TG_SIMD_CLONES static double row_exp_sum_##T(const T *x, T *y, T m, int64_t L) {            \
+        double part[TG_VEC], s = 0;                                                              \
+        for (int l = 0; l < TG_VEC; l++) part[l] = 0;                                            \
+        int64_t k = 0, body = tg_vec_body(L);                                                    \
+        for (; k < body; k += TG_VEC) {                                                          \
+            TG_PRAGMA_SIMD                                                                       \
+            for (int l = 0; l < TG_VEC; l++) {                                                   \
+                T e = exp(x[k + l] - m);                                                         \
+                y[k + l] = e;                                                                    \
+                part[l] += e;                                                                    \
+            }                                                                                    \
+        }                                                                                        \
+        for (; k < L; k++) {                                                                     \
+            y[k] = exp(x[k] - m);                                                                \
+            s += y[k];                                                                           \
+        }                                                                                        \
+        return s + tg__fold_parts(part);                                                         \
+    }                                                                                            \
+    /* sum_k dy[k] y[k] in TG_VEC double partials */                                             \
+    __attribute__((optimize("no-tree-loop-distribute-patterns")))                                 \
+    TG_SIMD_CLONES static double row_dot_##T(const T *dy, const T *y, int64_t L) {              \
+        double part[TG_VEC], s = 0;                                                              \
+        for (int l = 0; l < TG_VEC; l++) part[l] = 0;                                            \
+        int64_t k = 0, body = tg_vec_body(L);                                                    \
+        for (; k < body; k += TG_VEC)                                                            \
+            for (int l = 0; l < TG_VEC; l++) part[l] += (double)dy[k + l] * y[k + l];            \
+        for (; k < L; k++) s += (double)dy[k] * y[k];                                            \
+        return s + tg__fold_parts(part);                                                         \
+    }                                                                                            \
     TG_SIMD_CLONES static void row_fwd_##T(const T *x, T *y, int64_t L, bool log_out) {          \
-        T m = -INFINITY;                                                                         \
-        for (int64_t k = 0; k < L; k++) m = x[k] > m ? x[k] : m;                                 \
-        TG_PRAGMA_SIMD                                                                           \
-        for (int64_t k = 0; k < L; k++) y[k] = exp(x[k] - m);                                    \
-        double s = tg__ew_sum(TG_DTYPE_OF(T), y, L);                                             \
+        T m = row_max_##T(x, L);                                                                 \
+        double s = row_exp_sum_##T(x, y, m, L);                                                  \
         T ls = (T)log(s), r = (T)(1 / s);                                                        \
         if (log_out) {                                                                           \
             TG_PRAGMA_SIMD                                                                       \
@@ -73,7 +116,7 @@ static int softmax_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void
             }                                                                                    \
             return;                                                                              \
         }                                                                                        \
-        for (int64_t k = 0; k < L; k++) s += (double)dy[k] * y[k];                               \
+        s = row_dot_##T(dy, y, L);                                                               \
         if (fresh) {                                                                             \
             TG_PRAGMA_SIMD                                                                       \
             for (int64_t k = 0; k < L; k++) dx[k] = y[k] * (dy[k] - (T)s);                       \
