@@ -76,7 +76,7 @@ static int max_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *at
         for (; i < body; i++) y[i] += s * x[i];                                                  \
         for (; i < n; i++) y[i] += s * x[i];                                                     \
     }                                                                                            \
-    static void sum_fwd_##T(const T *X, T *Y, tg_geom g, double scale, int nt) {                \
+    static void sum_fwd_##T(const T *X, T *Y, tg_geom g, double scale, int nt) {                 \
         (void)nt;                                                                                \
         TG_OMP_FOR_NT                                                                            \
         for (int64_t o = 0; o < g.outer; o++) {                                                  \
@@ -105,8 +105,8 @@ static int max_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *at
         for (; i < body; i++) y[i] = s * x[i];                                                   \
         for (; i < n; i++) y[i] = s * x[i];                                                      \
     }                                                                                            \
-    /* fresh: DX is uninitialised and is written (=), else added into */                        \
-    static void sum_vjp_##T(const T *DY, T *DX, tg_geom g, double scale, bool fresh, int nt) {  \
+    /* fresh: DX is uninitialised and is written (=), else added into */                         \
+    static void sum_vjp_##T(const T *DY, T *DX, tg_geom g, double scale, bool fresh, int nt) {   \
         (void)nt;                                                                                \
         TG_OMP_FOR_NT                                                                            \
         for (int64_t o = 0; o < g.outer; o++) {                                                  \
@@ -126,8 +126,8 @@ static int max_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *at
                     axpy_##T(dxo + k * g.inner, DY + o * g.inner, (T)scale, g.inner);            \
         }                                                                                        \
     }                                                                                            \
-    /* ARG may be NULL (nothing recorded: no gradient will ask for it). */                      \
-    static void max_fwd_##T(const T *X, T *Y, int64_t *ARG, tg_geom g) {                       \
+    /* ARG may be NULL (nothing recorded: no gradient will ask for it). */                       \
+    static void max_fwd_##T(const T *X, T *Y, int64_t *ARG, tg_geom g) {                         \
         for (int64_t o = 0; o < g.outer; o++) {                                                  \
             const T *xo = X + o * g.len * g.inner;                                               \
             T *yo = Y + o * g.inner;                                                             \
@@ -146,7 +146,7 @@ static int max_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *at
                 }                                                                                \
         }                                                                                        \
     }                                                                                            \
-    static void max_vjp_##T(const T *DY, T *DX, const int64_t *ARG, tg_geom g) {               \
+    static void max_vjp_##T(const T *DY, T *DX, const int64_t *ARG, tg_geom g) {                 \
         for (int64_t o = 0; o < g.outer; o++)                                                    \
             for (int64_t i = 0; i < g.inner; i++) {                                              \
                 int64_t at = o * g.inner + i;                                                    \
