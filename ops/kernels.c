@@ -37,8 +37,7 @@
         for (; i < body; i += TG_VEC)                                                            \
             for (int l = 0; l < TG_VEC; l++) part[l] += s[i + l];                                \
         for (; i < n; i++) acc += s[i];                                                          \
-        for (int l = 0; l < TG_VEC; l++) acc += part[l];                                         \
-        return acc;                                                                              \
+        return acc + tg__fold_parts(part);                                                       \
     }
 
 TG_STAMP_FLOAT(HELPERS)

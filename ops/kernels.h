@@ -122,6 +122,16 @@ TG_HIDDEN void tg__ew_copy_rows(tg_dtype dt, void *d, int64_t dld, const void *s
                                 int64_t rows, int64_t n);
 TG_HIDDEN void tg__ew_add_rows(tg_dtype dt, void *d, int64_t dld, const void *s, int64_t sld,
                                int64_t rows, int64_t n);
+/* part[0] + ... + part[TG_VEC-1], added pairwise (halves, then quarters, ...):
+ * four dependent adds instead of a chain of sixteen, in one fixed order.
+ * Overwrites part. */
+static inline double tg__fold_parts(double part[TG_VEC]) {
+    _Static_assert(TG_VEC == 16, "tg__fold_parts folds 16 partial sums");
+    /* constant trip counts, so the compiler unrolls it into registers */
+    for (int l = 0; l < 8; l++) part[l] += part[l + 8];
+    for (int l = 0; l < 4; l++) part[l] += part[l + 4];
+    return (part[0] + part[2]) + (part[1] + part[3]);
+}
 /* NumPy broadcast shape of the inputs into nd, shape; false if they do not broadcast. */
 TG_HIDDEN bool tg__bcast_shape(int n_in, tg_tensor *const *in, int *nd, int64_t *shape);
 /* Bytes per element of a float dtype, without a call. */

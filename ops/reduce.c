@@ -76,7 +76,7 @@ static int max_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *at
         for (; i < body; i++) y[i] += s * x[i];                                                  \
         for (; i < n; i++) y[i] += s * x[i];                                                     \
     }                                                                                            \
-    static void sum_fwd_##T(const T *X, T *Y, tg_geom g, double scale, int nt) {                \
+    static void sum_fwd_##T(const T *X, T *Y, tg_geom g, double scale, int nt) {                 \
         (void)nt;                                                                                \
         TG_OMP_FOR_NT                                                                            \
         for (int64_t o = 0; o < g.outer; o++) {                                                  \
@@ -98,20 +98,36 @@ static int max_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *at
         for (; i < body; i++) y[i] += c;                                                         \
         for (; i < n; i++) y[i] += c;                                                            \
     }                                                                                            \
-    static void sum_vjp_##T(const T *DY, T *DX, tg_geom g, double scale, int nt) {              \
+    /* y[i] = s * x[i] */                                                                        \
+    static __attribute__((noinline)) void scale_to_##T(T *restrict y, const T *x, T s,           \
+                                                       int64_t n) {                              \
+        int64_t i = 0, body = tg_vec_body(n);                                                    \
+        for (; i < body; i++) y[i] = s * x[i];                                                   \
+        for (; i < n; i++) y[i] = s * x[i];                                                      \
+    }                                                                                            \
+    /* fresh: DX is uninitialised and is written (=), else added into */                         \
+    static void sum_vjp_##T(const T *DY, T *DX, tg_geom g, double scale, bool fresh, int nt) {   \
         (void)nt;                                                                                \
         TG_OMP_FOR_NT                                                                            \
         for (int64_t o = 0; o < g.outer; o++) {                                                  \
+            T *dxo = DX + o * g.len * g.inner;                                                   \
             if (g.inner == 1) {                                                                  \
-                add_const_##T(DX + o * g.len, (T)(DY[o] * scale), g.len);                        \
+                T c = (T)(DY[o] * scale);                                                        \
+                if (fresh)                                                                       \
+                    tg__ew_fill(TG_DTYPE_OF(T), dxo, c, g.len);                                  \
+                else                                                                             \
+                    add_const_##T(dxo, c, g.len);                                                \
                 continue;                                                                        \
             }                                                                                    \
             for (int64_t k = 0; k < g.len; k++)                                                  \
-                axpy_##T(DX + (o * g.len + k) * g.inner, DY + o * g.inner, (T)scale, g.inner);   \
+                if (fresh)                                                                       \
+                    scale_to_##T(dxo + k * g.inner, DY + o * g.inner, (T)scale, g.inner);        \
+                else                                                                             \
+                    axpy_##T(dxo + k * g.inner, DY + o * g.inner, (T)scale, g.inner);            \
         }                                                                                        \
     }                                                                                            \
-    /* ARG may be NULL (nothing recorded: no gradient will ask for it). */                      \
-    static void max_fwd_##T(const T *X, T *Y, int64_t *ARG, tg_geom g) {                       \
+    /* ARG may be NULL (nothing recorded: no gradient will ask for it). */                       \
+    static void max_fwd_##T(const T *X, T *Y, int64_t *ARG, tg_geom g) {                         \
         for (int64_t o = 0; o < g.outer; o++) {                                                  \
             const T *xo = X + o * g.len * g.inner;                                               \
             T *yo = Y + o * g.inner;                                                             \
@@ -130,7 +146,7 @@ static int max_infer(tg_tape *tp, int n_in, tg_tensor *const *in, const void *at
                 }                                                                                \
         }                                                                                        \
     }                                                                                            \
-    static void max_vjp_##T(const T *DY, T *DX, const int64_t *ARG, tg_geom g) {               \
+    static void max_vjp_##T(const T *DY, T *DX, const int64_t *ARG, tg_geom g) {                 \
         for (int64_t o = 0; o < g.outer; o++)                                                    \
             for (int64_t i = 0; i < g.inner; i++) {                                              \
                 int64_t at = o * g.inner + i;                                                    \
@@ -152,14 +168,17 @@ static int sum_scaled_forward(tg_node *n, bool mean) {
     return 0;
 }
 
+/* A fresh gradient (nothing accumulated into it yet) is written, not
+ * zero-filled and then added into: one pass over dx instead of two. */
 static int sum_scaled_vjp(tg_node *n, bool mean) {
     tg_tensor *x = n->in[0];
-    void *dx = tg_input_grad(n, 0);
+    bool fresh;
+    void *dx = tg_input_grad_fresh(n, 0, &fresh);
     if (!dx) return 0;
     tg_geom g = geom_of(x, n->attr);
     double scale = mean ? mean_scale(g) : 1.0;
     int nt = g.outer > 1 ? tg_threads_for(n->tape, x->numel) : 1;
-    TG_BY_DTYPE(x->dtype, sum_vjp, tg_output_grad(n), dx, g, scale, nt);
+    TG_BY_DTYPE(x->dtype, sum_vjp, tg_output_grad(n), dx, g, scale, fresh, nt);
     return 0;
 }
 

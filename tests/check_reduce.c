@@ -190,6 +190,56 @@ START_TEST(long_axes_match_naive_loops) {
 }
 END_TEST
 
+/* ---- fresh and accumulated input gradients ----------------------------------------------------
+ * h = 2x is an intermediate, so the reduction's VJP is the first to write
+ * dh (fresh: written, never zero-filled) unless h*c was recorded after it
+ * (its VJP runs first, and the reduction's adds to it). Each case runs twice
+ * on one tape: after the reset, h's gradient lands on the first run's bytes,
+ * so a fresh gradient that were added into would come out doubled.
+ * Lines of 37 (a vector body of 32 and a tail of 5) at the last axis
+ * (x [3,37]) and at the middle one (x [2,37,3]: rows of 3 added elementwise). */
+static void check_fresh_and_accumulated(axis_fn f, bool mean, tg_dtype dt, int nx,
+                                        const int64_t *sx, int axis, bool accumulate) {
+    enum { L = 37 };
+    int64_t O = sx[0], I = nx == 3 ? sx[2] : 1, N = O * L * I;
+    double xv[2 * 37 * 3], dyv[3 * 3], want[2 * 37 * 3];
+    for (int64_t i = 0; i < N; i++) xv[i] = 0.5 * (double)(i % 11) - 2;
+    for (int64_t i = 0; i < O * I; i++) dyv[i] = 1 + (double)i;
+    const double c = 0.75; /* dh from h*c */
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t k = 0; k < L; k++)
+            for (int64_t i = 0; i < I; i++) /* dx = 2 dh */
+                want[(o * L + k) * I + i] = 2 * (dyv[o * I + i] / (mean ? L : 1) + (accumulate ? c : 0));
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *x = tt_make(dt, nx, sx, xv), *dy = tt_make(dt, 1, TGT_SHAPE(O * I), dyv);
+    tg_tensor_set_requires_grad(x, true);
+    for (int run = 0; run < 2; run++) {
+        tg_tape_reset(tp);
+        tg_tensor_zero_grad(x);
+        tg_tensor *h = tg_scale(tp, x, 2);
+        tg_tensor *y = tg_reshape(tp, f(tp, h, axis, false), 1, TGT_SHAPE(O * I));
+        tg_tensor *loss = tg_sum(tp, tg_mul(tp, y, dy));
+        if (accumulate) loss = tg_add(tp, loss, tg_sum(tp, tg_scale(tp, h, c)));
+        ck_assert_msg(loss != NULL, "%s", tg_tape_error(tp));
+        ck_assert_int_eq(tg_backward(tp, loss), TG_OK);
+        ck_assert_grad_near(x, want, N, tol_of(dt));
+    }
+    tg_tensor_free(dy);
+    tg_tensor_free(x);
+    tg_tape_free(tp);
+}
+
+START_TEST(grad_fresh_and_accumulated_lines) {
+    tg_dtype dt = tt_dtype_of(_i);
+    for (int acc = 0; acc < 2; acc++) {
+        check_fresh_and_accumulated(tg_mean_axis, true, dt, 2, TGT_SHAPE(3, 37), -1, acc);
+        check_fresh_and_accumulated(tg_sum_axis, false, dt, 2, TGT_SHAPE(3, 37), 1, acc);
+        check_fresh_and_accumulated(tg_mean_axis, true, dt, 3, TGT_SHAPE(2, 37, 3), 1, acc);
+        check_fresh_and_accumulated(tg_sum_axis, false, dt, 3, TGT_SHAPE(2, 37, 3), -2, acc);
+    }
+}
+END_TEST
+
 /* ---- gradients worked by hand --------------------------------------------------------------------- */
 /* d sum / dx = dy everywhere; d mean / dx = dy / numel. */
 START_TEST(grad_sum_and_mean_of_all) {
@@ -353,6 +403,7 @@ Suite *suite_reduce(void) {
     tcase_add_loop_test(tc, grad_sum_and_mean_axis, 0, 2);
     tcase_add_loop_test(tc, grad_max_goes_to_first_maximum, 0, 2);
     tcase_add_test(tc, grad_accumulates_across_reductions);
+    tcase_add_loop_test(tc, grad_fresh_and_accumulated_lines, 0, 2);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");

@@ -178,6 +178,77 @@ START_TEST(wide_lines_match_a_plain_loop) {
 }
 END_TEST
 
+/* Rows of 37 along the last axis (a vector body of 32 and a tail of 5) with each
+ * row's peak (1000 + r after h = x/2) at a body or a tail position: a maximum the
+ * row kernel missed would overflow exp and turn the row NaN. The VJP is checked
+ * against dx = y (dy - sum dy y) and dx = dy - exp(y) sum dy worked here, with
+ * h's gradient fresh (written by softmax's VJP) and accumulated (h*c recorded
+ * after softmax, so its VJP writes first), each twice on one tape: after the
+ * reset the fresh gradient lands on the first run's bytes, so adding into it
+ * would double it. */
+enum { ODD_R = 4, ODD_L = 37, ODD_N = ODD_R * ODD_L };
+
+static void odd_rows_reference(bool log_out, const double *hv, const double *dyv, double c,
+                               double *y, double *dx) {
+    double sm[ODD_N], lsm[ODD_N];
+    line_reference(hv, ODD_R, ODD_L, 1, sm, lsm);
+    for (int r = 0; r < ODD_R; r++) {
+        const double *yr = sm + r * ODD_L, *dyr = dyv + r * ODD_L;
+        double dot = 0, sum = 0;
+        for (int k = 0; k < ODD_L; k++) {
+            dot += dyr[k] * yr[k];
+            sum += dyr[k];
+        }
+        for (int k = 0; k < ODD_L; k++) {
+            int at = r * ODD_L + k;
+            y[at] = log_out ? lsm[at] : sm[at];
+            double dh = log_out ? dyr[k] - yr[k] * sum : yr[k] * (dyr[k] - dot);
+            dx[at] = 0.5 * (dh + c); /* h = x / 2 */
+        }
+    }
+}
+
+static void check_odd_rows(sm_fn f, bool log_out, tg_dtype dt, bool accumulate) {
+    static const int peak_at[ODD_R] = {3, 35, 31, 32}; /* body, tail, last of body, first of tail */
+    double xv[ODD_N], hv[ODD_N], dyv[ODD_N], want_y[ODD_N], want_dx[ODD_N];
+    for (int i = 0; i < ODD_N; i++) {
+        xv[i] = 3 * sin(0.7 * i);
+        dyv[i] = cos(0.3 * i);
+    }
+    for (int r = 0; r < ODD_R; r++) xv[r * ODD_L + peak_at[r]] = 2000 + 2 * r;
+    for (int i = 0; i < ODD_N; i++) hv[i] = xv[i] / 2;
+    const double c = accumulate ? 0.75 : 0;
+    odd_rows_reference(log_out, hv, dyv, c, want_y, want_dx);
+    tg_tape *tp = tg_tape_new();
+    tg_tensor *x = tt_make(dt, 2, TGT_SHAPE(ODD_R, ODD_L), xv),
+              *dy = tt_make(dt, 2, TGT_SHAPE(ODD_R, ODD_L), dyv);
+    tg_tensor_set_requires_grad(x, true);
+    for (int run = 0; run < 2; run++) {
+        tg_tape_reset(tp);
+        tg_tensor_zero_grad(x);
+        tg_tensor *h = tg_scale(tp, x, 0.5), *y = f(tp, h, -1);
+        tg_tensor *loss = tg_sum(tp, tg_mul(tp, y, dy));
+        if (accumulate) loss = tg_add(tp, loss, tg_sum(tp, tg_scale(tp, h, c)));
+        ck_assert_msg(loss != NULL, "%s", tg_tape_error(tp));
+        for (int i = 0; i < ODD_N; i++) /* relative: log_softmax is about -1000 */
+            ck_assert_near(tg_tensor_get(y, i), want_y[i], tol_of(dt) * (1 + fabs(want_y[i])));
+        ck_assert_int_eq(tg_backward(tp, loss), TG_OK);
+        ck_assert_grad_near(x, want_dx, ODD_N, tol_of(dt));
+    }
+    tg_tensor_free(dy);
+    tg_tensor_free(x);
+    tg_tape_free(tp);
+}
+
+START_TEST(odd_rows_fresh_and_accumulated) {
+    tg_dtype dt = tt_dtype_of(_i);
+    for (int acc = 0; acc < 2; acc++) {
+        check_odd_rows(tg_softmax, false, dt, acc);
+        check_odd_rows(tg_log_softmax, true, dt, acc);
+    }
+}
+END_TEST
+
 /* The lecture's attention case: q . k1 = 112, q . k2 = 96; divided by sqrt(64) = 8 they
  * are 14 and 12, and softmax(14, 12) = (1/(1+e^-2), 1/(1+e^2)) = (0.88, 0.12) to 2 places.
  * q is 64 ones, k1 is 64 times 1.75, k2 is 64 times 1.5. */
@@ -251,6 +322,7 @@ Suite *suite_softmax(void) {
     tcase_add_loop_test(tc, gradients_by_hand, 0, 2);
     tcase_add_loop_test(tc, gradients_accumulate, 0, 2);
     tcase_add_loop_test(tc, wide_lines_match_a_plain_loop, 0, 2);
+    tcase_add_loop_test(tc, odd_rows_fresh_and_accumulated, 0, 2);
     tcase_add_loop_test(tc, attention_weights_from_the_lecture, 0, 2);
     suite_add_tcase(s, tc);
     TCase *te = tcase_create("errors");
