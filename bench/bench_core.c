@@ -5,11 +5,11 @@
  *       over 16 floats (scale, tanh, scale, ...), forward + backward + reset;
  *   (b) sgemm GFLOP/s through tg_matmul against bli_sgemm_ex called directly;
  *   (c) heap allocations per warm training step of a 64 -> 128 -> 10 MLP;
- *   (d) W1's recurrent products: per-step BLIS calls against the engine's
+ *   (d) W1-W3's recurrent products: per-step BLIS calls against the engine's
  *       packed-once path;
  *   (e) BLIS's sup path against its native path at the workloads' shapes;
- * then the 1- vs 2-thread rate of direct BLIS at small shapes, to check the
- * PARALLEL_MIN_FLOPS threshold of ops/gemm_guard.c against measurement.
+ * then the 1- vs 2-thread rate of direct BLIS at small shapes, against a size
+ * rule (ops/gemm_guard.c decides per shape by timing instead).
  *
  * Every figure is timed with CLOCK_MONOTONIC. The machine is shared, so
  * repeats are interleaved (engine, BLIS, engine, ...) and medians reported. */
@@ -269,16 +269,21 @@ static int bench_matmul(const int *threads, int n_threads, tg_rng *rng) {
 }
 
 /* ---- (d) recurrent products: per-step BLIS calls vs the packed-once path ----------
- * W1's per-step products: z = h W_hh^T (forward) and dh = dz W_hh (backward),
- * W_hh [1024, 256], 32 rows, 64 steps per recording. The engine path is
+ * W1-W3's per-step products: z = h W_hh^T (forward) and dh = dz W_hh
+ * (backward), W_hh [G, H], 32 rows, T steps per recording. The engine path is
  * tg_matmul on a recording tape (W requires grad): from the second step on
- * it runs on W packed once per recording (ops/gemm_pack.c). The BLIS path is
+ * it runs on W packed once per recording (ops/gemm_pack.c), its thread count
+ * and split chosen per shape by timing (gemm_guard.c). The BLIS path is
  * bli_sgemm_ex per step, which repacks W at every call. */
-enum { REC_B = 32, REC_H = 256, REC_G = 1024, REC_T = 64 };
+typedef struct rec_shape { const char *what; int64_t B, H, G, T; } rec_shape;
+static const rec_shape rec_shapes[] = {
+    {"W1", 32, 256, 1024, 64}, {"W2", 32, 256, 768, 64}, {"W3", 32, 64, 256, 40},
+};
 
 typedef struct rec_ctx {
     tg_tape *tp;
-    tg_tensor *x, *w;      /* x [32, 256] (forward) or [32, 1024]; w [1024, 256] */
+    const rec_shape *s;
+    tg_tensor *x, *w;      /* x [B, H] (forward) or [B, G]; w [G, H] */
     float *c;
     bool backward;         /* dh = dz W (W as stored) instead of h W^T          */
     int threads, failed;
@@ -288,7 +293,7 @@ typedef struct rec_ctx {
 static void rec_engine(void *p) {
     rec_ctx *r = p;
     tg_matmul_opts o = {.trans_b = !r->backward};
-    for (int t = 0; t < REC_T; t++)
+    for (int64_t t = 0; t < r->s->T; t++)
         if (!tg_matmul_ex(r->tp, r->x, r->w, &o)) r->failed = 1;
     tg_tape_reset(r->tp);
 }
@@ -297,46 +302,56 @@ static void rec_blis(void *p) {
     rec_ctx *r = p;
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
     bli_rntm_set_num_threads(r->threads, &rntm);
-    int64_t n = r->backward ? REC_H : REC_G, k = r->backward ? REC_G : REC_H;
-    for (int t = 0; t < REC_T; t++)
-        blis_sgemm(false, !r->backward, REC_B, n, k, tg_tensor_data(r->x), k,
-                   tg_tensor_data(r->w), REC_H, r->c, &rntm);
+    int64_t n = r->backward ? r->s->H : r->s->G, k = r->backward ? r->s->G : r->s->H;
+    for (int64_t t = 0; t < r->s->T; t++)
+        blis_sgemm(false, !r->backward, r->s->B, n, k, tg_tensor_data(r->x), k,
+                   tg_tensor_data(r->w), r->s->H, r->c, &rntm);
+}
+
+/* One shape, one direction, one thread count: a row of the table. */
+static int rec_row(const rec_shape *s, bool backward, int threads, tg_rng *rng) {
+    rec_ctx r = {.tp = tg_tape_new(), .s = s, .backward = backward, .threads = threads};
+    int64_t k = backward ? s->G : s->H, n = backward ? s->H : s->G;
+    r.x = tg_tensor_new(TG_F32, 2, (int64_t[]){s->B, k});
+    r.w = tg_tensor_new(TG_F32, 2, (int64_t[]){s->G, s->H});
+    r.c = aligned_alloc(64, (size_t)(s->B * s->G) * sizeof(float));
+    if (!r.tp || !r.x || !r.w || !r.c) return die("recurrent setup", r.tp);
+    tg_tape_set_threads(r.tp, threads);
+    fill_uniform(r.x, rng, -1, 1);
+    fill_uniform(r.w, rng, -0.1, 0.1);
+    tg_tensor_set_requires_grad(r.w, true);
+    int64_t ne = calibrate(rec_engine, &r, 0.05), nb = calibrate(rec_blis, &r, 0.05);
+    double se[REPEATS], sb[REPEATS];
+    for (int i = 0; i < REPEATS; i++) {
+        se[i] = time_calls(rec_engine, &r, ne);
+        sb[i] = time_calls(rec_blis, &r, nb);
+    }
+    if (r.failed) return die("recurrent matmul", r.tp);
+    double fl = 2.0 * (double)(s->B * n * k * s->T) * 1e-9;
+    double me = median(se, REPEATS), mb = median(sb, REPEATS);   /* sorts: [0] is best */
+    char what[64];
+    snprintf(what, sizeof what, "%s %s (%lldx%lldx%lld)", s->what,
+             backward ? "dh = dz W_hh " : "z = h W_hh^T", (long long)s->B, (long long)n,
+             (long long)k);
+    printf("    %-33s %7d | %6.1f (%5.1f) | %6.1f (%5.1f) | %.2fx\n", what, threads, fl / mb,
+           fl / sb[0], fl / me, fl / se[0], mb / me);
+    tg_tape_free(r.tp);
+    tg_tensor_free(r.x);
+    tg_tensor_free(r.w);
+    free(r.c);
+    return 0;
 }
 
 static int bench_recurrent(const int *threads, int n_threads, tg_rng *rng) {
-    printf("\n(d) recurrent products at W1's shapes, %d per recording: per-step bli_sgemm_ex vs\n"
-           "    the engine (tg_matmul, W packed once per recording); GFLOP/s, median (best) of %d\n",
-           REC_T, REPEATS);
-    printf("    product                     threads | per-step BLIS  | engine, packed | ratio\n");
-    for (int dir = 0; dir < 2; dir++)
-        for (int ti = 0; ti < n_threads; ti++) {
-            rec_ctx r = {.tp = tg_tape_new(), .backward = dir == 1, .threads = threads[ti]};
-            int64_t k = r.backward ? REC_G : REC_H;
-            r.x = tg_tensor_new(TG_F32, 2, (int64_t[]){REC_B, k});
-            r.w = tg_tensor_new(TG_F32, 2, (int64_t[]){REC_G, REC_H});
-            r.c = aligned_alloc(64, (size_t)REC_B * REC_G * sizeof(float));
-            if (!r.tp || !r.x || !r.w || !r.c) return die("recurrent setup", r.tp);
-            tg_tape_set_threads(r.tp, threads[ti]);
-            fill_uniform(r.x, rng, -1, 1);
-            fill_uniform(r.w, rng, -0.1, 0.1);
-            tg_tensor_set_requires_grad(r.w, true);
-            int64_t ne = calibrate(rec_engine, &r, 0.05), nb = calibrate(rec_blis, &r, 0.05);
-            double se[REPEATS], sb[REPEATS];
-            for (int i = 0; i < REPEATS; i++) {
-                se[i] = time_calls(rec_engine, &r, ne);
-                sb[i] = time_calls(rec_blis, &r, nb);
-            }
-            if (r.failed) return die("recurrent matmul", r.tp);
-            double fl = 2.0 * REC_B * REC_H * REC_G * REC_T * 1e-9;
-            double me = median(se, REPEATS), mb = median(sb, REPEATS);   /* sorts: [0] is best */
-            printf("    %-27s %7d | %6.1f (%5.1f) | %6.1f (%5.1f) | %.2fx\n",
-                   r.backward ? "dh = dz W_hh  (32x1024x256)" : "z = h W_hh^T  (32x256x1024)",
-                   threads[ti], fl / mb, fl / sb[0], fl / me, fl / se[0], mb / me);
-            tg_tape_free(r.tp);
-            tg_tensor_free(r.x);
-            tg_tensor_free(r.w);
-            free(r.c);
-        }
+    printf("\n(d) recurrent products at W1-W3's shapes, T per recording: per-step bli_sgemm_ex\n"
+           "    vs the engine (tg_matmul, W packed once per recording); GFLOP/s, median (best) "
+           "of %d\n", REPEATS);
+    printf("    product                           threads | per-step BLIS  | engine, packed | "
+           "ratio\n");
+    for (size_t i = 0; i < sizeof rec_shapes / sizeof rec_shapes[0]; i++)
+        for (int dir = 0; dir < 2; dir++)
+            for (int ti = 0; ti < n_threads; ti++)
+                if (rec_row(&rec_shapes[i], dir == 1, threads[ti], rng) != 0) return 1;
     return 0;
 }
 
@@ -393,7 +408,10 @@ static int bench_sup(tg_rng *rng) {
 }
 
 /* ---- GEMM thread policy: direct BLIS, 1 vs 2 threads, at small shapes ------------ */
-enum { POLICY_MIN_FLOPS = 8 * 1000 * 1000 };   /* PARALLEL_MIN_FLOPS in ops/gemm_guard.c */
+/* The old size rule (one thread below 8 MFLOP). ops/gemm_guard.c now tries two
+ * threads from 1 MFLOP and keeps, per shape, whichever measures faster: this
+ * table shows where a size rule alone would go wrong for BLIS calls. */
+enum { POLICY_MIN_FLOPS = 8 * 1000 * 1000 };
 
 typedef struct policy_row { int64_t m, k, n; double flops, g1, g2; } policy_row;
 
@@ -407,7 +425,8 @@ static int bench_gemm_policy(tg_rng *rng) {
     enum { N = sizeof shapes / sizeof shapes[0] };
     policy_row rows[N];
     printf("\n    GEMM thread policy: direct bli_sgemm_ex, 1 vs 2 threads (GFLOP/s, median)\n");
-    printf("    ops/gemm_guard.c uses 1 thread below PARALLEL_MIN_FLOPS = %d\n", POLICY_MIN_FLOPS);
+    printf("    a size rule of 1 thread below %d flops against the best (ops/gemm_guard.c\n"
+           "    decides per shape by timing from 1 MFLOP)\n", POLICY_MIN_FLOPS);
     printf("    (m, k, n)         MFLOP | 1 thread | 2 threads | 2T/1T | policy picks | best\n");
     for (int s = 0; s < N; s++) {
         gemm_ctx g1, g2;
@@ -549,8 +568,10 @@ static int bench_heap(const int *threads, int n_threads, tg_rng *rng) {
 }
 
 int main(int argc, char **argv) {
-    if (argc > 1) {
-        printf("usage: %s\n  prints the core engine's benchmark figures (about 30 s)\n", argv[0]);
+    bool only_recurrent = argc > 1 && strcmp(argv[1], "--recurrent") == 0;
+    if (argc > 1 && !only_recurrent) {
+        printf("usage: %s [--recurrent]\n  prints the core engine's benchmark figures (about 30 "
+               "s); --recurrent: only (d)\n", argv[0]);
         return strcmp(argv[1], "--help") == 0 ? 0 : 2;
     }
     tg_init();   /* BLIS picks its sub-configuration here, before any direct call */
@@ -565,6 +586,7 @@ int main(int argc, char **argv) {
 #endif
     );
     double t0 = now_s();
+    if (only_recurrent) return bench_recurrent(threads, 2, &rng);
     if (bench_tape_overhead(threads, 2) || bench_matmul(threads, 2, &rng) ||
         bench_recurrent(threads, 2, &rng) || bench_sup(&rng) || bench_gemm_policy(&rng) ||
         bench_heap(threads, 2, &rng))

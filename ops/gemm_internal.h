@@ -25,8 +25,8 @@ struct tg_gemm_state {
 TG_HIDDEN struct tg_gemm_state *tg__gemm_state(tg_tape *tp);
 
 /* ---- threads (gemm_guard.c) --------------------------------------------------------
- * Calls are timed: multi-threaded ones are weighed against the same shapes on
- * one thread, and when threads waiting for a core someone else holds make two
+ * Calls are timed: a shape runs on one thread while that is faster for it;
+ * multi-threaded calls are weighed against the same shapes on one thread, and when threads waiting for a core someone else holds make two
  * threads lose, GEMMs run on one thread for a while (doubling while it
  * persists) before two are tried again. */
 typedef struct tg__gemm_timing {
@@ -40,8 +40,14 @@ typedef struct tg__gemm_timing {
 TG_HIDDEN int tg__gemm_threads_begin(const tg_tape *tp, tg_dtype dt, int64_t m, int64_t n,
                                      int64_t k, tg__gemm_timing *tm);
 TG_HIDDEN void tg__gemm_threads_end(const tg__gemm_timing *tm);
-/* Below this many flops one thread is faster than two (measured, see gemm_guard.c). */
+/* CLOCK_MONOTONIC in ns. */
+TG_HIDDEN uint64_t tg__gemm_now_ns(void);
+/* Below this many flops a second thread is not tried; above it, each shape
+ * keeps to one thread while that measures faster (gemm_guard.c). */
 TG_HIDDEN double tg__gemm_parallel_min_flops(void);
+/* Tests only: every GEMM runs on `threads` threads, whatever its size or the
+ * tape's setting (0: chosen as above again). */
+TG_HIDDEN void tg__gemm_force_threads(int threads);
 
 /* c = op(A) op(B) + beta c through BLIS's native micro-kernel path only (no
  * small-matrix kernels): rounds exactly as the packed path below does. */

@@ -18,7 +18,9 @@
  * of the two packed operands in the kernel call swap. A is packed the same
  * way into panels of the other width.
  *
- * Threads split the panels of op(B) (OpenMP); every thread reads all of A.
+ * Threads (OpenMP) split a product by op(B)'s panels or by A's, whichever
+ * measured faster for its shape (see "how threads split a product"); they
+ * pack A's panels between them either way.
  *
  * Batches of small products (attention's per-head products) reuse the same
  * packing and panel loop with both operands packed per product
@@ -26,6 +28,7 @@
 #include "gemm_internal.h"
 
 #include <blis.h>
+#include <stdatomic.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -117,14 +120,15 @@ pack_panel(size_t es, char *restrict dst, const char *restrict src, int64_t rs, 
             memcpy(dst + (size_t)(p * R + j) * es, src + (size_t)(p * rs + j * cs) * es, es);
 }
 
+/* Panels [i0, i1) of X's packed form (all blocks), as everywhere below. */
 static inline __attribute__((always_inline)) void
 pack_all(size_t es, const ukr_geom *g, char *dst, const char *src, int64_t rs, int64_t cs,
-         int64_t depth, int64_t width, int64_t R) {
+         int64_t depth, int64_t width, int64_t R, int64_t i0, int64_t i1) {
     for (int64_t pc = 0, kc; pc < depth; pc += kc) {
         kc = block_depth(g, pc, depth);
         size_t pb = panel_bytes(g, kc, R);
         char *blk = dst + block_offset(g, pc, width, R);
-        for (int64_t j0 = 0, i = 0; j0 < width; j0 += R, i++)
+        for (int64_t i = i0, j0 = i0 * R; i < i1; j0 += R, i++)
             pack_panel(es, blk + (size_t)i * pb, src + (size_t)(pc * rs + j0 * cs) * es, rs, cs,
                        kc, width - j0 < R ? width - j0 : R, R);
     }
@@ -134,7 +138,8 @@ pack_all(size_t es, const ukr_geom *g, char *dst, const char *src, int64_t rs, i
  * 2-4x faster than the loops above on the per-head products of attention,
  * whose panels are short rows copied or transposed. */
 static void pack_blis(const ukr_geom *g, packm_ker ker, char *dst, const char *src, int64_t rs,
-                      int64_t cs, int64_t depth, int64_t width, int64_t R) {
+                      int64_t cs, int64_t depth, int64_t width, int64_t R, int64_t i0,
+                      int64_t i1) {
     union { float f; double d; } one;
     if (g->es == sizeof(float)) one.f = 1;
     else one.d = 1;
@@ -143,24 +148,30 @@ static void pack_blis(const ukr_geom *g, packm_ker ker, char *dst, const char *s
         kc = block_depth(g, pc, depth);
         size_t pb = panel_bytes(g, kc, R);
         char *blk = dst + block_offset(g, pc, width, R);
-        for (int64_t j0 = 0, i = 0; j0 < width; j0 += R, i++)
+        for (int64_t i = i0, j0 = i0 * R; i < i1; j0 += R, i++)
             ker(BLIS_NO_CONJUGATE, schema, width - j0 < R ? width - j0 : R, kc, kc, &one,
                 (void *)(src + (size_t)(pc * rs + j0 * cs) * g->es), cs, rs, blk + (size_t)i * pb,
                 R, g->cx);
     }
 }
 
-static void pack(const ukr_geom *g, char *dst, const char *src, int64_t rs, int64_t cs,
-                 int64_t depth, int64_t width, int64_t R) {
+/* Panels [i0, i1) of X's packed form; threads may pack disjoint ranges. */
+static void pack_range(const ukr_geom *g, char *dst, const char *src, int64_t rs, int64_t cs,
+                       int64_t depth, int64_t width, int64_t R, int64_t i0, int64_t i1) {
     void_fp ker = R == g->ra ? g->packm_a : g->packm_b;
     if (ker && g->ra != g->rb) {   /* equal widths: which kernel is which is unclear */
-        pack_blis(g, (packm_ker)ker, dst, src, rs, cs, depth, width, R);
+        pack_blis(g, (packm_ker)ker, dst, src, rs, cs, depth, width, R, i0, i1);
         return;
     }
     if (g->es == sizeof(float))
-        pack_all(sizeof(float), g, dst, src, rs, cs, depth, width, R);
+        pack_all(sizeof(float), g, dst, src, rs, cs, depth, width, R, i0, i1);
     else
-        pack_all(sizeof(double), g, dst, src, rs, cs, depth, width, R);
+        pack_all(sizeof(double), g, dst, src, rs, cs, depth, width, R, i0, i1);
+}
+
+static void pack(const ukr_geom *g, char *dst, const char *src, int64_t rs, int64_t cs,
+                 int64_t depth, int64_t width, int64_t R) {
+    pack_range(g, dst, src, rs, cs, depth, width, R, 0, (width + R - 1) / R);
 }
 
 /* ---- the per-recording cache -------------------------------------------------------------- */
@@ -234,14 +245,13 @@ typedef struct packed_call {
     int64_t ldc;
 } packed_call;
 
-/* Panels [j0, j1) of op(B) against every panel of A, all blocks (one thread). */
-static void run_panels(const packed_call *pc, int64_t j0, int64_t j1) {
+/* Panels [j0, j1) of op(B) against panels [i0, i1) of A, all blocks (one thread). */
+static void run_panels(const packed_call *pc, int64_t j0, int64_t j1, int64_t i0, int64_t i1) {
     const ukr_geom *g = pc->g;
     size_t es = g->es;
     union { float f; double d; } one, beta0, beta1;
     if (es == sizeof(float)) one.f = 1, beta0.f = (float)pc->beta, beta1.f = 1;
     else one.d = 1, beta0.d = pc->beta, beta1.d = 1;
-    int64_t na = (pc->m + g->ra - 1) / g->ra;
     auxinfo_t aux;
     memset(&aux, 0, sizeof aux);
     bli_auxinfo_set_schema_a(BLIS_PACKED_ROW_PANELS, &aux);
@@ -257,13 +267,14 @@ static void run_panels(const packed_call *pc, int64_t j0, int64_t j1) {
         for (int64_t j = j0; j < j1; j++) {
             const char *bp = bblk + (size_t)j * sb;
             int64_t nn = pc->n - j * g->rb < g->rb ? pc->n - j * g->rb : g->rb;
-            for (int64_t i = 0; i < na; i++) {
+            for (int64_t i = i0; i < i1; i++) {
                 const char *ap = ablk + (size_t)i * sa;
                 int64_t mm = pc->m - i * g->ra < g->ra ? pc->m - i * g->ra : g->ra;
                 char *c = pc->c + (size_t)(i * g->ra * pc->ldc + j * g->rb) * es;
                 /* prefetch hints: the next A panel, or the next B panel after the last A */
-                bli_auxinfo_set_next_a((void *)(i + 1 < na ? ap + sa : ablk), &aux);
-                bli_auxinfo_set_next_b((void *)(i + 1 < na ? bp : bp + sb), &aux);
+                bli_auxinfo_set_next_a((void *)(i + 1 < i1 ? ap + sa : ablk + (size_t)i0 * sa),
+                                       &aux);
+                bli_auxinfo_set_next_b((void *)(i + 1 < i1 ? bp : bp + sb), &aux);
                 if (!g->swap)
                     g->ukr(mm, nn, kc, &one, (void *)ap, (void *)bp, beta, c, pc->ldc, 1, &aux,
                            g->cx);
@@ -286,19 +297,103 @@ static void team_slot(int *t, int *nt) {
 #endif
 }
 
-static void run_packed(const packed_call *pc, int threads) {
-    int64_t nb = (pc->n + pc->g->rb - 1) / pc->g->rb;
-    if (threads > nb) threads = (int)nb;
+/* op(A), packed per product into dst (which pc->pa points at):
+ * X(p, i) = op(A)[i, p] at src + p*rs + i*cs elements. */
+typedef struct a_source {
+    const char *src;
+    int64_t rs, cs;
+    char *dst;
+} a_source;
+
+/* ---- how threads split a product ---------------------------------------------------------
+ * By columns: the threads pack A's panels between them, meet at a barrier, and
+ * each runs its share of op(B)'s panels against all of A (each reads half of
+ * op(B)). By rows: each packs and runs its own A panels against all of op(B)
+ * (no barrier, but every thread reads all of op(B)). Which wins depends on
+ * op(B)'s size against a core's cache and on the barrier's cost, so a shape's
+ * first SPLIT_TRIALS multi-threaded products alternate and the faster way
+ * (fastest time of each) is kept for it. Values do not depend on the split:
+ * every C tile is the same kernel calls over the same blocks either way. */
+enum { SPLIT_SLOTS = 64, SPLIT_PROBES = 4, SPLIT_TRIALS = 8 };
+typedef struct split_seen {
+    _Atomic uint64_t key;      /* 0: free */
+    _Atomic uint64_t calls;
+    _Atomic uint64_t ns[2];    /* fastest by columns, by rows; 0: not yet */
+} split_seen;
+static split_seen splits[SPLIT_SLOTS];
+
+static uint64_t split_key(tg_dtype dt, bool trans_b, int64_t m, int64_t n, int64_t k) {
+    uint64_t h = 1469598103934665603ULL;
+    uint64_t parts[] = {(uint64_t)dt, trans_b, (uint64_t)m, (uint64_t)n, (uint64_t)k};
+    for (int i = 0; i < 5; i++) h = (h ^ parts[i]) * 1099511628211ULL;
+    return h | 1;
+}
+
+/* The shape's slot (claiming a free one, else taking over the first probed). */
+static split_seen *split_slot(uint64_t key) {
+    split_seen *free_slot = NULL;
+    for (int i = 0; i < SPLIT_PROBES; i++) {
+        split_seen *s = &splits[(key + (uint64_t)i) % SPLIT_SLOTS];
+        uint64_t at = atomic_load_explicit(&s->key, memory_order_relaxed);
+        if (at == key) return s;
+        if (at == 0 && !free_slot) free_slot = s;
+    }
+    split_seen *s = free_slot ? free_slot : &splits[key % SPLIT_SLOTS];
+    atomic_store_explicit(&s->ns[0], 0, memory_order_relaxed);
+    atomic_store_explicit(&s->ns[1], 0, memory_order_relaxed);
+    atomic_store_explicit(&s->calls, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->key, key, memory_order_relaxed);
+    return s;
+}
+
+/* Whether this product of the shape splits by rows: alternating while on trial. */
+static bool split_by_rows(split_seen *s) {
+    uint64_t calls = atomic_fetch_add_explicit(&s->calls, 1, memory_order_relaxed);
+    if (calls < SPLIT_TRIALS) return calls % 2 == 1;
+    uint64_t cols = atomic_load_explicit(&s->ns[0], memory_order_relaxed);
+    uint64_t rows = atomic_load_explicit(&s->ns[1], memory_order_relaxed);
+    return rows != 0 && rows < cols;
+}
+
+static void split_took(split_seen *s, bool by_rows, uint64_t ns) {
+    uint64_t best = atomic_load_explicit(&s->ns[by_rows], memory_order_relaxed);
+    if (best == 0 || ns < best) atomic_store_explicit(&s->ns[by_rows], ns, memory_order_relaxed);
+}
+
+static void run_packed(const packed_call *pc, const a_source *a, int threads, bool by_rows) {
+    const ukr_geom *g = pc->g;
+    int64_t nb = (pc->n + g->rb - 1) / g->rb, na = (pc->m + g->ra - 1) / g->ra;
     if (threads <= 1) {
-        run_panels(pc, 0, nb);
+        pack_range(g, a->dst, a->src, a->rs, a->cs, pc->k, pc->m, g->ra, 0, na);
+        run_panels(pc, 0, nb, 0, na);
         return;
     }
 #pragma omp parallel num_threads(threads)
     {
         int t, nt;
         team_slot(&t, &nt);
-        run_panels(pc, nb * t / nt, nb * (t + 1) / nt);
+        int64_t i0 = na * t / nt, i1 = na * (t + 1) / nt;
+        pack_range(g, a->dst, a->src, a->rs, a->cs, pc->k, pc->m, g->ra, i0, i1);
+        if (by_rows) {
+            run_panels(pc, 0, nb, i0, i1);
+        } else {
+#pragma omp barrier
+            run_panels(pc, nb * t / nt, nb * (t + 1) / nt, 0, na);
+        }
     }
+}
+
+/* The product on `threads` threads, split as measured fastest for its shape. */
+static void run_timed(const packed_call *pc, const a_source *a, int threads, uint64_t key) {
+    if (threads <= 1) {
+        run_packed(pc, a, 1, false);
+        return;
+    }
+    split_seen *s = split_slot(key);
+    bool by_rows = split_by_rows(s);
+    uint64_t t0 = tg__gemm_now_ns();
+    run_packed(pc, a, threads, by_rows);
+    split_took(s, by_rows, tg__gemm_now_ns() - t0);
 }
 
 bool tg__gemm_packed(tg_tape *tp, bool forward, tg_dtype dt, bool trans_a, bool trans_b,
@@ -321,10 +416,11 @@ bool tg__gemm_packed(tg_tape *tp, bool forward, tg_dtype dt, bool trans_a, bool 
         return true;
     }
     /* op(A)^T as the packed matrix: X(p, i) = op(A)[i, p] */
-    pack(&g, pa, a, trans_a ? lda : 1, trans_a ? 1 : lda, k, m, g.ra);
+    a_source as = {a, trans_a ? lda : 1, trans_a ? 1 : lda, pa};
     packed_call pc = {&g, m, n, k, pa, pb, beta, c, ldc};
     tg__gemm_timing tm;
-    run_packed(&pc, tg__gemm_threads_begin(tp, dt, m, n, k, &tm));
+    run_timed(&pc, &as, tg__gemm_threads_begin(tp, dt, m, n, k, &tm),
+              split_key(dt, trans_b, m, n, k));
     tg__gemm_threads_end(&tm);
     tp->gemm_packed++;
     return true;
@@ -361,7 +457,7 @@ static void run_small(const small_batch *sb, int64_t i0, int64_t i1, char *scrat
         pack(g, pb, b, sb->tb ? 1 : sb->vb->ld, sb->tb ? sb->vb->ld : 1, sb->k, sb->n, g->rb);
         packed_call pc = {g, sb->m, sb->n, sb->k, pa, pb, sb->beta,
                           sb->c + (size_t)tg__mat_at(sb->vc, i) * es, sb->vc->ld};
-        run_panels(&pc, 0, (sb->n + g->rb - 1) / g->rb);
+        run_panels(&pc, 0, (sb->n + g->rb - 1) / g->rb, 0, (sb->m + g->ra - 1) / g->ra);
     }
 }
 

@@ -228,6 +228,74 @@ START_TEST(the_backward_product_uses_the_other_packed_orientation) {
 }
 END_TEST
 
+/* The recurrent products at W1-W3's shapes, and edge tiles in m and n. */
+static const mm_shape split_shapes[] = {
+    {32, 1024, 256, true}, {32, 256, 1024, false}, {32, 768, 256, true}, {32, 256, 768, false},
+    {32, 256, 64, true},   {32, 64, 256, false},   {13, 100, 600, false}, {40, 15, 513, true},
+    {7, 33, 300, true},    {64, 40, 100, true},
+};
+
+/* A W three times on a tape (the first through BLIS on one thread, the others
+ * on W packed once, on `threads` threads); c [3, m, n] gets the products. */
+static void products_on(tg_dtype dt, const mm_shape *s, const tg_tensor *a, const tg_tensor *w,
+                        int threads, char *c) {
+    tg_tape *tp = tg_tape_new();
+    tg_matmul_opts o = {.trans_b = s->tb};
+    size_t bytes = (size_t)(s->m * s->n) * tg_dtype_size(dt);
+    for (int i = 0; i < 3; i++) {
+        /* the packed ones: a busy machine makes each wait for its second thread */
+        tg__gemm_force_threads(i > 0 ? threads : 1);
+        tg_tensor *y = tg_matmul_ex(tp, (tg_tensor *)a, (tg_tensor *)w, &o);
+        ck_assert_msg(y, "%s", tg_tape_error(tp));
+        memcpy(c + (size_t)i * bytes, tg_tensor_data(y), bytes);
+    }
+    tg_tape_stats st;
+    tg_tape_stats_get(tp, &st);
+    ck_assert(s->m < 32 || st.gemm_packed == 2);
+    tg_tape_free(tp);
+    tg__gemm_force_threads(0);
+}
+
+/* The threads split the packed products (and the packing of A) without
+ * changing any sum: one and two threads agree bit for bit, and with BLIS. */
+static void check_split(tg_dtype dt, const mm_shape *s, tg_rng *rng) {
+    tg_tensor *w = s->tb ? rand_tensor(dt, s->n, s->k, rng) : rand_tensor(dt, s->k, s->n, rng);
+    tg_tensor *a = rand_tensor(dt, s->m, s->k, rng);
+    tg_tensor_set_requires_grad(w, true);
+    size_t bytes = (size_t)(s->m * s->n) * tg_dtype_size(dt);
+    char *one = malloc(3 * bytes), *two = malloc(3 * bytes);
+    ck_assert(one && two);
+    products_on(dt, s, a, w, 1, one);
+    products_on(dt, s, a, w, 2, two);
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(memcmp(one + (size_t)i * bytes, two + (size_t)i * bytes, bytes) == 0 &&
+                          memcmp(one, two + (size_t)i * bytes, bytes) == 0,
+                      "%s m %lld n %lld k %lld%s: product %d differs between 1 and 2 threads",
+                      tg_dtype_name(dt), (long long)s->m, (long long)s->n, (long long)s->k,
+                      s->tb ? " (W^T)" : "", i);
+    if (s->m * s->n * s->k <= (1 << 20)) {   /* the large ones: agreeing with 1 thread suffices */
+        tg_tensor *c = tg_tensor_new(dt, 2, TGT_SHAPE(s->m, s->n));
+        memcpy(tg_tensor_data(c), two + 2 * bytes, bytes);
+        double e = product_error(c, a, false, w, s->tb, s->m, s->n, s->k);
+        ck_assert_msg(tgt_within(e, tolerance(dt, s->k)),
+                      "%s m %lld n %lld k %lld: worst error %g", tg_dtype_name(dt),
+                      (long long)s->m, (long long)s->n, (long long)s->k, e);
+        tg_tensor_free(c);
+    }
+    free(one);
+    free(two);
+    tg_tensor_free(a);
+    tg_tensor_free(w);
+}
+
+START_TEST(packed_products_are_bit_identical_on_one_and_two_threads) {
+    tg_rng rng = tg_rng_seeded(14);
+    for (int d = 0; d < 2; d++)
+        for (size_t i = 0; i < sizeof split_shapes / sizeof split_shapes[0]; i++)
+            check_split(d ? TG_F64 : TG_F32, &split_shapes[i], &rng);
+}
+END_TEST
+
 /* The packed copy belongs to one recording: after tg_tape_reset a changed
  * W is seen (the documented rule is only: no change while recording). */
 START_TEST(a_packed_operand_lives_until_tape_reset) {
@@ -592,6 +660,7 @@ Suite *suite_gemm(void) {
     tcase_add_test(tc, a_repeated_right_operand_is_packed_once_and_rounds_like_blis);
     tcase_add_test(tc, the_backward_product_uses_the_other_packed_orientation);
     tcase_add_test(tc, a_packed_operand_lives_until_tape_reset);
+    tcase_add_test(tc, packed_products_are_bit_identical_on_one_and_two_threads);
     tcase_add_test(tc, weight_gradients_of_successive_steps_run_as_one_gemm);
     tcase_add_test(tc, a_deferred_gradient_is_complete_before_its_producer_reads_it);
     tcase_add_test(tc, backward_twice_accumulates_merged_gradients_twice);
