@@ -555,6 +555,51 @@ START_TEST(gathered_rows_are_copied_when_they_arrive) {
 }
 END_TEST
 
+/* A gradient with few columns and many rows (W1's 1024 x 65 over 2048 rows)
+ * is computed transposed into scratch and added back transposed
+ * (gemm_defer.c, turn_pays: from 512 gradient rows, 64-127 columns, 512
+ * rows). Odd sizes, both dtypes, rows in wider buffers (leading dimensions
+ * above P and Q), dst holding values to accumulate into: against a plain sum. */
+static void check_turned(tg_dtype dt, int64_t P, int64_t Q, int64_t rows) {
+    int64_t ldx = P + 3, ldy = Q + 2;
+    tg_rng rng = tg_rng_seeded(31);
+    tg_tensor *x = rand_tensor(dt, rows, ldx, &rng), *y = rand_tensor(dt, rows, ldy, &rng);
+    tg_tensor *dst = rand_tensor(dt, P, Q, &rng);
+    double *want = malloc(sizeof(double) * (size_t)(P * Q));
+    ck_assert(want != NULL);
+    for (int64_t p = 0; p < P; p++)
+        for (int64_t q = 0; q < Q; q++) {
+            double v = tg_tensor_get(dst, p * Q + q);
+            for (int64_t r = 0; r < rows; r++)
+                v += tg_tensor_get(x, r * ldx + p) * tg_tensor_get(y, r * ldy + q);
+            want[p * Q + q] = v;
+        }
+    tg_tape *tp = tg_tape_new();
+    tg_tape_set_fusion(tp, true);
+    ck_assert(tg__gemm_defer_xty(tp, dt, P, Q, rows, tg_tensor_data(x), ldx, tg_tensor_data(y),
+                                 ldy, tg_tensor_data(dst)));
+    tg__flush_deferred(tp, NULL);
+    double worst = 0;
+    for (int64_t i = 0; i < P * Q; i++) tgt_diff_update(&worst, tg_tensor_get(dst, i), want[i]);
+    ck_assert_msg(tgt_within(worst, tolerance(dt, rows)), "%s [%lld, %lld] over %lld rows: worst %g",
+                  tg_dtype_name(dt), (long long)P, (long long)Q, (long long)rows, worst);
+    tg_tape_free(tp);
+    tg_tensor_free(x);
+    tg_tensor_free(y);
+    tg_tensor_free(dst);
+    free(want);
+}
+
+START_TEST(a_gradient_with_few_columns_computed_transposed_sums_right) {
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F64 : TG_F32;
+        check_turned(dt, 517, 67, 515);
+        check_turned(dt, 512, 127, 512);   /* the rule's edges */
+        check_turned(dt, 515, 63, 600);    /* just outside: the plain path */
+    }
+}
+END_TEST
+
 /* tanh(h_t W^T) for every step, concatenated: 20 steps of 16 rows, two chunks. */
 typedef struct chain_ctx {
     tg_tensor *h[20];
@@ -668,6 +713,7 @@ Suite *suite_gemm(void) {
     tcase_add_test(tc, wide_steps_are_not_gathered);
     tcase_add_test(tc, gathered_rows_are_copied_when_they_arrive);
     tcase_add_test(tc, gathered_weight_gradients_pass_gradcheck_with_the_merge_on_and_off);
+    tcase_add_test(tc, a_gradient_with_few_columns_computed_transposed_sums_right);
     tcase_add_test(tc, an_lstm_layer_merges_its_weight_gradients_and_agrees_with_per_step_gemms);
     suite_add_tcase(s, tc);
     return s;
