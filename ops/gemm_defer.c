@@ -72,8 +72,8 @@ struct defer_list {
     int n;
     spare_stage spare[MAX_RUNS];   /* staging buffers of computed runs, to reuse */
     int n_spare;
-    void *turned;                  /* scratch of turned(): dW^T, reused */
-    size_t turned_bytes;
+    void *transposed;                /* scratch of compute_transposed(): dW^T, reused */
+    size_t transposed_bytes;
 };
 
 static struct defer_list *list_of(tg_tape *tp) {
@@ -95,18 +95,18 @@ static struct defer_list *list_of(tg_tape *tp) {
  * is added to dW once instead of once per KC block: results move within
  * rounding, and as the rule is by shape, the same shape always takes the
  * same path. */
-static bool turn_pays(const defer_run *r) {
+static bool transpose_pays(const defer_run *r) {
     return r->P >= 512 && r->Q >= 64 && r->Q < 128 && r->rows >= 512;
 }
 
 /* dst [P, Q] += t^T, t [Q, P]; 16 rows of t at a time keep both in cache. */
-static void add_turned_f32(int64_t P, int64_t Q, const float *t, float *dst) {
+static void add_transposed_f32(int64_t P, int64_t Q, const float *t, float *dst) {
     for (int64_t j0 = 0; j0 < Q; j0 += 16)
         for (int64_t i = 0; i < P; i++)
             for (int64_t j = j0; j < Q && j < j0 + 16; j++) dst[i * Q + j] += t[j * P + i];
 }
 
-static void add_turned_f64(int64_t P, int64_t Q, const double *t, double *dst) {
+static void add_transposed_f64(int64_t P, int64_t Q, const double *t, double *dst) {
     for (int64_t j0 = 0; j0 < Q; j0 += 16)
         for (int64_t i = 0; i < P; i++)
             for (int64_t j = j0; j < Q && j < j0 + 16; j++) dst[i * Q + j] += t[j * P + i];
@@ -114,26 +114,26 @@ static void add_turned_f64(int64_t P, int64_t Q, const double *t, double *dst) {
 
 /* r computed transposed into the list's scratch (made once per recording, in
  * the arena); false when the arena is out of memory. */
-static bool compute_turned(tg_tape *tp, struct defer_list *l, const defer_run *r) {
+static bool compute_transposed(tg_tape *tp, struct defer_list *l, const defer_run *r) {
     size_t bytes = (size_t)(r->P * r->Q) * tg_dtype_size(r->dt);
-    if (l->turned_bytes < bytes) {
+    if (l->transposed_bytes < bytes) {
         void *mem = tg__arena_alloc(tp, bytes, false);
         if (!mem) return false;
-        l->turned = mem;
-        l->turned_bytes = bytes;
+        l->transposed = mem;
+        l->transposed_bytes = bytes;
     }
     tg__gemm_native(tp, r->dt, true, false, r->Q, r->P, r->rows, r->y, r->ldy, r->x, r->ldx,
-                    0.0, l->turned, r->P);
+                    0.0, l->transposed, r->P);
     if (r->dt == TG_F32)
-        add_turned_f32(r->P, r->Q, l->turned, r->dst);
+        add_transposed_f32(r->P, r->Q, l->transposed, r->dst);
     else
-        add_turned_f64(r->P, r->Q, l->turned, r->dst);
+        add_transposed_f64(r->P, r->Q, l->transposed, r->dst);
     return true;
 }
 
 static void compute(tg_tape *tp, const defer_run *r) {
     struct defer_list *l = tp->gemm ? tp->gemm->defer : NULL;
-    if (!(l && turn_pays(r) && compute_turned(tp, l, r)))
+    if (!(l && transpose_pays(r) && compute_transposed(tp, l, r)))
         tg_gemm(tp, r->dt, true, false, r->P, r->Q, r->rows, 1.0, r->x, r->ldx, r->y, r->ldy,
                 1.0, r->dst, r->Q);
     tp->gemm_merged++;
