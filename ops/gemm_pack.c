@@ -16,7 +16,9 @@
  * R is the kernel's NR; a column-preferring kernel (skx, sandybridge) gets
  * the transposed problem C^T = op(B)^T op(A)^T, so there R is MR and the roles
  * of the two packed operands in the kernel call swap. A is packed the same
- * way into panels of the other width.
+ * way into panels of the other width. A row-preferring kernel also runs the
+ * transposed problem when that measured faster for the shape (few rows: see
+ * "which way round"); values are the same either way.
  *
  * Threads (OpenMP) split a product by op(B)'s panels or by A's, whichever
  * measured faster for its shape (see "how threads split a product"); they
@@ -385,7 +387,7 @@ static void split_took(split_seen *s, bool by_rows, uint64_t ns) {
  * W3's 32 rows are 36 on zen's 6x16 kernel (12% of the multiply-adds
  * wasted), while the transposed problem pads W's 64 or 256 columns to 66 or
  * 258 and the 32 rows fit two 16-wide panels exactly. dh = dz W_hh at
- * 32x64x256 ran 1.18x faster turned (docs/performance.md, branch gemm2).
+ * 32x64x256 ran 1.19x faster turned (docs/performance.md, branch gemm2).
  * Which way wins depends on the shape and the kernel, so a shape's first
  * TURN_TRIALS products alternate in pairs (apart from the thread split's
  * alternation) and the faster way (fastest time of each) is kept. Values do
