@@ -377,9 +377,10 @@ static bool split_by_rows(split_seen *s) {
     return rows != 0 && rows < cols;
 }
 
-static void split_took(split_seen *s, bool by_rows, uint64_t ns) {
-    uint64_t best = atomic_load_explicit(&s->ns[by_rows], memory_order_relaxed);
-    if (best == 0 || ns < best) atomic_store_explicit(&s->ns[by_rows], ns, memory_order_relaxed);
+/* *best = ns when faster (0: nothing yet); a lost race only loses a sample. */
+static void keep_fastest(_Atomic uint64_t *best, uint64_t ns) {
+    uint64_t b = atomic_load_explicit(best, memory_order_relaxed);
+    if (b == 0 || ns < b) atomic_store_explicit(best, ns, memory_order_relaxed);
 }
 
 /* ---- which way round ------------------------------------------------------------------------
@@ -407,11 +408,6 @@ static bool turn_pays(split_seen *s) {
     uint64_t plain = atomic_load_explicit(&s->turn_ns[0], memory_order_relaxed);
     uint64_t turn = atomic_load_explicit(&s->turn_ns[1], memory_order_relaxed);
     return turn != 0 && turn < plain;
-}
-
-static void turn_took(split_seen *s, bool turn, uint64_t ns) {
-    uint64_t best = atomic_load_explicit(&s->turn_ns[turn], memory_order_relaxed);
-    if (best == 0 || ns < best) atomic_store_explicit(&s->turn_ns[turn], ns, memory_order_relaxed);
 }
 
 static void run_packed(const packed_call *pc, const a_source *a, int threads, bool by_rows) {
@@ -447,7 +443,7 @@ static void run_timed(const packed_call *pc, const a_source *a, int threads, spl
     bool by_rows = split_by_rows(s);
     uint64_t t0 = tg__gemm_now_ns();
     run_packed(pc, a, threads, by_rows);
-    split_took(s, by_rows, tg__gemm_now_ns() - t0);
+    keep_fastest(&s->ns[by_rows], tg__gemm_now_ns() - t0);
 }
 
 bool tg__gemm_packed(tg_tape *tp, bool forward, tg_dtype dt, bool trans_a, bool trans_b,
@@ -479,7 +475,7 @@ bool tg__gemm_packed(tg_tape *tp, bool forward, tg_dtype dt, bool trans_a, bool 
     uint64_t t0 = tg__gemm_now_ns();
     run_timed(&pc, &as, tg__gemm_threads_begin(tp, dt, m, n, k, &tm), seen);
     tg__gemm_threads_end(&tm);
-    turn_took(seen, turn, tg__gemm_now_ns() - t0);
+    keep_fastest(&seen->turn_ns[turn], tg__gemm_now_ns() - t0);
     tp->gemm_packed++;
     return true;
 }

@@ -749,6 +749,7 @@ END_TEST
 Suite *suite_gemm(void) {
     Suite *s = suite_create("gemm");
     TCase *tc = tcase_create("gemm");
+    tcase_set_timeout(tc, 120);   /* wall time: forced 2-thread products wait on a shared machine */
     tcase_add_test(tc, both_blis_paths_agree_with_the_plain_product_at_their_edges);
     tcase_add_test(tc, a_repeated_right_operand_is_packed_once_and_rounds_like_blis);
     tcase_add_test(tc, the_backward_product_uses_the_other_packed_orientation);
