@@ -458,11 +458,12 @@ bool tg__gemm_packed(tg_tape *tp, bool forward, tg_dtype dt, bool trans_a, bool 
     struct pack_cache *s = cache_of(tp);
     pack_entry *e = s ? entry_for(s, dt, b, trans_b ? n : k, trans_b ? k : n, ldb) : NULL;
     if (e && forward) e->forward_uses++;
-    split_seen *seen = split_slot(split_key(dt, trans_b, m, n, k));
-    bool turn = e && e->forward_uses >= 2 && turn_pays(seen);
-    if (turn) g = turned(&g);
     /* used once so far (nothing to amortise), or no room: BLIS, same rounding */
-    const char *pb = e && e->forward_uses >= 2 ? packed_b(tp, s, e, &g, trans_b, turn) : NULL;
+    split_seen *seen = e && e->forward_uses >= 2 ? split_slot(split_key(dt, trans_b, m, n, k))
+                                                 : NULL;
+    bool turn = seen && turn_pays(seen);
+    if (turn) g = turned(&g);
+    const char *pb = seen ? packed_b(tp, s, e, &g, trans_b, turn) : NULL;
     char *pa = pb ? a_scratch(tp, s, packed_bytes(&g, k, m, g.ra)) : NULL;
     if (!pa) {
         tg__gemm_native(tp, dt, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
