@@ -49,6 +49,10 @@ TG_HIDDEN double tg__gemm_parallel_min_flops(void);
  * tape's setting (0: chosen as above again). */
 TG_HIDDEN void tg__gemm_force_threads(int threads);
 
+/* Tests only: packed products run as stored (0) or transposed (1) whatever
+ * was measured for their shape (-1: by measurement again; gemm_pack.c). */
+TG_HIDDEN void tg__gemm_force_turn(int turn);
+
 /* c = op(A) op(B) + beta c through BLIS's native micro-kernel path only (no
  * small-matrix kernels): rounds exactly as the packed path below does. */
 TG_HIDDEN void tg__gemm_native(const tg_tape *tp, tg_dtype dt, bool trans_a, bool trans_b,

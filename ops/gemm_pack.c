@@ -16,7 +16,9 @@
  * R is the kernel's NR; a column-preferring kernel (skx, sandybridge) gets
  * the transposed problem C^T = op(B)^T op(A)^T, so there R is MR and the roles
  * of the two packed operands in the kernel call swap. A is packed the same
- * way into panels of the other width.
+ * way into panels of the other width. A row-preferring kernel also runs the
+ * transposed problem when that measured faster for the shape (few rows: see
+ * "which way round"); values are the same either way.
  *
  * Threads (OpenMP) split a product by op(B)'s panels or by A's, whichever
  * measured faster for its shape (see "how threads split a product"); they
@@ -73,6 +75,21 @@ static ukr_geom geom_of(tg_dtype dt) {
     g.packm_a = bli_cntx_get_packm_ker_dt(bd, (l1mkr_t)g.ra, cx);
     g.packm_b = bli_cntx_get_packm_ker_dt(bd, (l1mkr_t)g.rb, cx);
     return g;
+}
+
+/* g for the transposed problem C^T = op(B)^T op(A)^T: the operands trade
+ * panel widths. The kernel computes each C element as the same chain of
+ * multiply-adds over the same KC blocks either way (only which tiles are
+ * edges changes), so the values are the same bit for bit; what changes is
+ * how many padding rows the tiles compute (see "which way round"). */
+static ukr_geom turned(const ukr_geom *g) {
+    ukr_geom t = *g;
+    t.swap = !g->swap;
+    t.ra = g->rb;
+    t.rb = g->ra;
+    t.packm_a = g->packm_b;
+    t.packm_b = g->packm_a;
+    return t;
 }
 
 /* ---- packing ------------------------------------------------------------------------------
@@ -180,7 +197,7 @@ typedef struct pack_entry {
     int64_t rows, cols, ld;
     tg_dtype dt;
     int64_t forward_uses;
-    void *packed[2];               /* op(B) = B, op(B) = B^T; NULL until needed */
+    void *packed[2][2];            /* [turned][op(B) = B, B^T]; NULL until needed */
 } pack_entry;
 
 struct pack_cache {
@@ -212,8 +229,8 @@ static pack_entry *entry_for(struct pack_cache *s, tg_dtype dt, const void *b, i
 
 /* op(B) of e packed (once), or NULL when over the budget or out of memory. */
 static const char *packed_b(tg_tape *tp, struct pack_cache *s, pack_entry *e,
-                            const ukr_geom *g, bool trans_b) {
-    if (e->packed[trans_b]) return e->packed[trans_b];
+                            const ukr_geom *g, bool trans_b, bool turn) {
+    if (e->packed[turn][trans_b]) return e->packed[turn][trans_b];
     int64_t k = trans_b ? e->cols : e->rows, n = trans_b ? e->rows : e->cols;
     size_t bytes = packed_bytes(g, k, n, g->rb);
     if (bytes > PACK_MAX_BYTES - s->held) return NULL;
@@ -222,7 +239,7 @@ static const char *packed_b(tg_tape *tp, struct pack_cache *s, pack_entry *e,
     /* op(B)(p, j) = B[p, j] or B[j, p] */
     pack(g, p, e->b, trans_b ? 1 : e->ld, trans_b ? e->ld : 1, k, n, g->rb);
     s->held += bytes;
-    return e->packed[trans_b] = p;
+    return e->packed[turn][trans_b] = p;
 }
 
 static char *a_scratch(tg_tape *tp, struct pack_cache *s, size_t bytes) {
@@ -319,6 +336,8 @@ typedef struct split_seen {
     _Atomic uint64_t key;      /* 0: free */
     _Atomic uint64_t calls;
     _Atomic uint64_t ns[2];    /* fastest by columns, by rows; 0: not yet */
+    _Atomic uint64_t turn_calls;
+    _Atomic uint64_t turn_ns[2];   /* fastest as stored, turned; 0: not yet */
 } split_seen;
 static split_seen splits[SPLIT_SLOTS];
 
@@ -342,6 +361,9 @@ static split_seen *split_slot(uint64_t key) {
     atomic_store_explicit(&s->ns[0], 0, memory_order_relaxed);
     atomic_store_explicit(&s->ns[1], 0, memory_order_relaxed);
     atomic_store_explicit(&s->calls, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->turn_ns[0], 0, memory_order_relaxed);
+    atomic_store_explicit(&s->turn_ns[1], 0, memory_order_relaxed);
+    atomic_store_explicit(&s->turn_calls, 0, memory_order_relaxed);
     atomic_store_explicit(&s->key, key, memory_order_relaxed);
     return s;
 }
@@ -355,9 +377,37 @@ static bool split_by_rows(split_seen *s) {
     return rows != 0 && rows < cols;
 }
 
-static void split_took(split_seen *s, bool by_rows, uint64_t ns) {
-    uint64_t best = atomic_load_explicit(&s->ns[by_rows], memory_order_relaxed);
-    if (best == 0 || ns < best) atomic_store_explicit(&s->ns[by_rows], ns, memory_order_relaxed);
+/* *best = ns when faster (0: nothing yet); a lost race only loses a sample. */
+static void keep_fastest(_Atomic uint64_t *best, uint64_t ns) {
+    uint64_t b = atomic_load_explicit(best, memory_order_relaxed);
+    if (b == 0 || ns < b) atomic_store_explicit(best, ns, memory_order_relaxed);
+}
+
+/* ---- which way round ------------------------------------------------------------------------
+ * With few rows the kernel's tiles pad m up to a multiple of their height:
+ * W3's 32 rows are 36 on zen's 6x16 kernel (12% of the multiply-adds
+ * wasted), while the transposed problem pads W's 64 or 256 columns to 66 or
+ * 258 and the 32 rows fit two 16-wide panels exactly. dh = dz W_hh at
+ * 32x64x256 ran 1.19x faster turned (docs/performance.md, branch gemm2).
+ * Which way wins depends on the shape and the kernel, so a shape's first
+ * TURN_TRIALS products alternate in pairs (apart from the thread split's
+ * alternation) and the faster way (fastest time of each) is kept. Values do
+ * not depend on it (see turned()). Tests may force it (tg__gemm_force_turn). */
+enum { TURN_TRIALS = 8 };
+static _Atomic int forced_turn = -1;
+
+void tg__gemm_force_turn(int turn) {
+    atomic_store_explicit(&forced_turn, turn, memory_order_relaxed);
+}
+
+static bool turn_pays(split_seen *s) {
+    int forced = atomic_load_explicit(&forced_turn, memory_order_relaxed);
+    if (forced >= 0) return forced == 1;
+    uint64_t calls = atomic_fetch_add_explicit(&s->turn_calls, 1, memory_order_relaxed);
+    if (calls < TURN_TRIALS) return calls / 2 % 2 == 1;
+    uint64_t plain = atomic_load_explicit(&s->turn_ns[0], memory_order_relaxed);
+    uint64_t turn = atomic_load_explicit(&s->turn_ns[1], memory_order_relaxed);
+    return turn != 0 && turn < plain;
 }
 
 static void run_packed(const packed_call *pc, const a_source *a, int threads, bool by_rows) {
@@ -383,17 +433,17 @@ static void run_packed(const packed_call *pc, const a_source *a, int threads, bo
     }
 }
 
-/* The product on `threads` threads, split as measured fastest for its shape. */
-static void run_timed(const packed_call *pc, const a_source *a, int threads, uint64_t key) {
+/* The product on `threads` threads, split as measured fastest for its shape
+ * (slot s). */
+static void run_timed(const packed_call *pc, const a_source *a, int threads, split_seen *s) {
     if (threads <= 1) {
         run_packed(pc, a, 1, false);
         return;
     }
-    split_seen *s = split_slot(key);
     bool by_rows = split_by_rows(s);
     uint64_t t0 = tg__gemm_now_ns();
     run_packed(pc, a, threads, by_rows);
-    split_took(s, by_rows, tg__gemm_now_ns() - t0);
+    keep_fastest(&s->ns[by_rows], tg__gemm_now_ns() - t0);
 }
 
 bool tg__gemm_packed(tg_tape *tp, bool forward, tg_dtype dt, bool trans_a, bool trans_b,
@@ -409,7 +459,11 @@ bool tg__gemm_packed(tg_tape *tp, bool forward, tg_dtype dt, bool trans_a, bool 
     pack_entry *e = s ? entry_for(s, dt, b, trans_b ? n : k, trans_b ? k : n, ldb) : NULL;
     if (e && forward) e->forward_uses++;
     /* used once so far (nothing to amortise), or no room: BLIS, same rounding */
-    const char *pb = e && e->forward_uses >= 2 ? packed_b(tp, s, e, &g, trans_b) : NULL;
+    split_seen *seen = e && e->forward_uses >= 2 ? split_slot(split_key(dt, trans_b, m, n, k))
+                                                 : NULL;
+    bool turn = seen && turn_pays(seen);
+    if (turn) g = turned(&g);
+    const char *pb = seen ? packed_b(tp, s, e, &g, trans_b, turn) : NULL;
     char *pa = pb ? a_scratch(tp, s, packed_bytes(&g, k, m, g.ra)) : NULL;
     if (!pa) {
         tg__gemm_native(tp, dt, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
@@ -419,9 +473,10 @@ bool tg__gemm_packed(tg_tape *tp, bool forward, tg_dtype dt, bool trans_a, bool 
     a_source as = {a, trans_a ? lda : 1, trans_a ? 1 : lda, pa};
     packed_call pc = {&g, m, n, k, pa, pb, beta, c, ldc};
     tg__gemm_timing tm;
-    run_timed(&pc, &as, tg__gemm_threads_begin(tp, dt, m, n, k, &tm),
-              split_key(dt, trans_b, m, n, k));
+    uint64_t t0 = tg__gemm_now_ns();
+    run_timed(&pc, &as, tg__gemm_threads_begin(tp, dt, m, n, k, &tm), seen);
     tg__gemm_threads_end(&tm);
+    keep_fastest(&seen->turn_ns[turn], tg__gemm_now_ns() - t0);
     tp->gemm_packed++;
     return true;
 }

@@ -296,6 +296,44 @@ START_TEST(packed_products_are_bit_identical_on_one_and_two_threads) {
 }
 END_TEST
 
+/* A packed product runs as stored or transposed, whichever measured faster
+ * for its shape (gemm_pack.c, "which way round"): as stored, turned, and
+ * turned on two threads, the products agree bit for bit with each other and
+ * with the first (BLIS) one, at W1-W3's recurrent shapes (k over two KC
+ * blocks) and edge tiles, both dtypes. */
+static void check_turn(tg_dtype dt, const mm_shape *s, tg_rng *rng) {
+    tg_tensor *w = s->tb ? rand_tensor(dt, s->n, s->k, rng) : rand_tensor(dt, s->k, s->n, rng);
+    tg_tensor *a = rand_tensor(dt, s->m, s->k, rng);
+    tg_tensor_set_requires_grad(w, true);
+    size_t bytes = (size_t)(s->m * s->n) * tg_dtype_size(dt);
+    char *c = malloc(3 * bytes), *first = malloc(bytes);
+    ck_assert(c && first);
+    for (int way = 0; way < 3; way++) {   /* as stored, turned, turned on 2 threads */
+        tg__gemm_force_turn(way > 0);
+        products_on(dt, s, a, w, way == 2 ? 2 : 1, c);
+        if (way == 0) memcpy(first, c, bytes);
+        for (int i = 0; i < 3; i++)
+            ck_assert_msg(memcmp(first, c + (size_t)i * bytes, bytes) == 0,
+                          "%s m %lld n %lld k %lld%s, %s, %d threads: product %d differs",
+                          tg_dtype_name(dt), (long long)s->m, (long long)s->n, (long long)s->k,
+                          s->tb ? " (W^T)" : "", way > 0 ? "turned" : "as stored",
+                          way == 2 ? 2 : 1, i);
+    }
+    tg__gemm_force_turn(-1);
+    free(c);
+    free(first);
+    tg_tensor_free(a);
+    tg_tensor_free(w);
+}
+
+START_TEST(packed_products_are_bit_identical_turned_or_not) {
+    tg_rng rng = tg_rng_seeded(15);
+    for (int d = 0; d < 2; d++)
+        for (size_t i = 0; i < sizeof split_shapes / sizeof split_shapes[0]; i++)
+            check_turn(d ? TG_F64 : TG_F32, &split_shapes[i], &rng);
+}
+END_TEST
+
 /* The packed copy belongs to one recording: after tg_tape_reset a changed
  * W is seen (the documented rule is only: no change while recording). */
 START_TEST(a_packed_operand_lives_until_tape_reset) {
@@ -555,6 +593,59 @@ START_TEST(gathered_rows_are_copied_when_they_arrive) {
 }
 END_TEST
 
+/* A gradient with few columns and many rows (W1's 1024 x 65 over 2048 rows)
+ * is computed transposed into scratch and added back transposed
+ * (gemm_defer.c, transpose_pays: from 512 gradient rows, 64-127 columns, 512
+ * rows). Odd sizes, both dtypes, rows in wider buffers (leading dimensions
+ * above P and Q), dst holding values to accumulate into: against a plain sum. */
+static void check_turned(tg_dtype dt, int64_t P, int64_t Q, int64_t rows) {
+    int64_t ldx = P + 3, ldy = Q + 2;
+    tg_rng rng = tg_rng_seeded(31);
+    tg_tensor *x = rand_tensor(dt, rows, ldx, &rng), *y = rand_tensor(dt, rows, ldy, &rng);
+    tg_tensor *dst = rand_tensor(dt, P, Q, &rng);
+    /* want = dst + X^T Y in double, over copies of X^T and Y^T (rows contiguous) */
+    double *want = malloc(sizeof(double) * (size_t)(P * Q));
+    double *xt = malloc(sizeof(double) * (size_t)(P * rows));
+    double *yt = malloc(sizeof(double) * (size_t)(Q * rows));
+    ck_assert(want && xt && yt);
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t p = 0; p < P; p++) xt[p * rows + r] = tg_tensor_get(x, r * ldx + p);
+        for (int64_t q = 0; q < Q; q++) yt[q * rows + r] = tg_tensor_get(y, r * ldy + q);
+    }
+    for (int64_t p = 0; p < P; p++)
+        for (int64_t q = 0; q < Q; q++) {
+            double v = tg_tensor_get(dst, p * Q + q);
+            for (int64_t r = 0; r < rows; r++) v += xt[p * rows + r] * yt[q * rows + r];
+            want[p * Q + q] = v;
+        }
+    free(xt);
+    free(yt);
+    tg_tape *tp = tg_tape_new();
+    tg_tape_set_fusion(tp, true);
+    ck_assert(tg__gemm_defer_xty(tp, dt, P, Q, rows, tg_tensor_data(x), ldx, tg_tensor_data(y),
+                                 ldy, tg_tensor_data(dst)));
+    tg__flush_deferred(tp, NULL);
+    double worst = 0;
+    for (int64_t i = 0; i < P * Q; i++) tgt_diff_update(&worst, tg_tensor_get(dst, i), want[i]);
+    ck_assert_msg(tgt_within(worst, tolerance(dt, rows)), "%s [%lld, %lld] over %lld rows: worst %g",
+                  tg_dtype_name(dt), (long long)P, (long long)Q, (long long)rows, worst);
+    tg_tape_free(tp);
+    tg_tensor_free(x);
+    tg_tensor_free(y);
+    tg_tensor_free(dst);
+    free(want);
+}
+
+START_TEST(a_gradient_with_few_columns_computed_transposed_sums_right) {
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F64 : TG_F32;
+        check_turned(dt, 517, 67, 515);
+        check_turned(dt, 512, 64, 512);    /* the rule's edges */
+        check_turned(dt, 515, 63, 520);    /* just outside: the plain path */
+    }
+}
+END_TEST
+
 /* tanh(h_t W^T) for every step, concatenated: 20 steps of 16 rows, two chunks. */
 typedef struct chain_ctx {
     tg_tensor *h[20];
@@ -656,11 +747,13 @@ END_TEST
 Suite *suite_gemm(void) {
     Suite *s = suite_create("gemm");
     TCase *tc = tcase_create("gemm");
+    tcase_set_timeout(tc, 120);   /* wall time: forced 2-thread products wait on a shared machine */
     tcase_add_test(tc, both_blis_paths_agree_with_the_plain_product_at_their_edges);
     tcase_add_test(tc, a_repeated_right_operand_is_packed_once_and_rounds_like_blis);
     tcase_add_test(tc, the_backward_product_uses_the_other_packed_orientation);
     tcase_add_test(tc, a_packed_operand_lives_until_tape_reset);
     tcase_add_test(tc, packed_products_are_bit_identical_on_one_and_two_threads);
+    tcase_add_test(tc, packed_products_are_bit_identical_turned_or_not);
     tcase_add_test(tc, weight_gradients_of_successive_steps_run_as_one_gemm);
     tcase_add_test(tc, a_deferred_gradient_is_complete_before_its_producer_reads_it);
     tcase_add_test(tc, backward_twice_accumulates_merged_gradients_twice);
@@ -668,6 +761,7 @@ Suite *suite_gemm(void) {
     tcase_add_test(tc, wide_steps_are_not_gathered);
     tcase_add_test(tc, gathered_rows_are_copied_when_they_arrive);
     tcase_add_test(tc, gathered_weight_gradients_pass_gradcheck_with_the_merge_on_and_off);
+    tcase_add_test(tc, a_gradient_with_few_columns_computed_transposed_sums_right);
     tcase_add_test(tc, an_lstm_layer_merges_its_weight_gradients_and_agrees_with_per_step_gemms);
     suite_add_tcase(s, tc);
     return s;
