@@ -288,11 +288,16 @@ static void check_split(tg_dtype dt, const mm_shape *s, tg_rng *rng) {
     tg_tensor_free(w);
 }
 
-START_TEST(packed_products_are_bit_identical_on_one_and_two_threads) {
-    tg_rng rng = tg_rng_seeded(14);
+/* check(dtype, shape) for every split shape in both dtypes, from one seed. */
+static void each_split_shape(void (*check)(tg_dtype, const mm_shape *, tg_rng *), uint64_t seed) {
+    tg_rng rng = tg_rng_seeded(seed);
     for (int d = 0; d < 2; d++)
         for (size_t i = 0; i < sizeof split_shapes / sizeof split_shapes[0]; i++)
-            check_split(d ? TG_F64 : TG_F32, &split_shapes[i], &rng);
+            check(d ? TG_F64 : TG_F32, &split_shapes[i], &rng);
+}
+
+START_TEST(packed_products_are_bit_identical_on_one_and_two_threads) {
+    each_split_shape(check_split, 14);
 }
 END_TEST
 
@@ -327,10 +332,7 @@ static void check_turn(tg_dtype dt, const mm_shape *s, tg_rng *rng) {
 }
 
 START_TEST(packed_products_are_bit_identical_turned_or_not) {
-    tg_rng rng = tg_rng_seeded(15);
-    for (int d = 0; d < 2; d++)
-        for (size_t i = 0; i < sizeof split_shapes / sizeof split_shapes[0]; i++)
-            check_turn(d ? TG_F64 : TG_F32, &split_shapes[i], &rng);
+    each_split_shape(check_turn, 15);
 }
 END_TEST
 
